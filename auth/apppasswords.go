@@ -1,0 +1,227 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/appauth/appauth/internal/token"
+)
+
+// Scope names are short lowercase words; an embedding server defines its own.
+const (
+	maxScopes   = 16
+	maxScopeLen = 64
+)
+
+// IssueAppPassword creates an app password for user and returns it with its
+// secret. The secret is shown to the user once and cannot be recovered.
+func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueRequest) (*AppPassword, string, error) {
+	if err := checkUser(user); err != nil {
+		return nil, "", err
+	}
+	name, err := m.checkName(req.Name)
+	if err != nil {
+		return nil, "", err
+	}
+	scopes, err := checkScopes(req.Scopes)
+	if err != nil {
+		return nil, "", err
+	}
+	now := m.now()
+	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
+		return nil, "", fmt.Errorf("%w: expiry must be in the future", ErrInvalidInput)
+	}
+	existing, err := m.store.ListCredentials(ctx, user.ID, KindAppPassword)
+	if err != nil {
+		return nil, "", fmt.Errorf("auth: issue app password: %w", err)
+	}
+	if len(existing) >= m.opts.MaxAppPasswords {
+		return nil, "", fmt.Errorf("%w: at most %d app passwords per user; revoke one first", ErrInvalidInput, m.opts.MaxAppPasswords)
+	}
+	cred := &Credential{
+		Kind: KindAppPassword, UserID: user.ID, Login: user.Login, Name: name, Scopes: scopes,
+		CreatedAt: now, ExpiresAt: req.ExpiresAt.UTC(),
+	}
+	secret, err := m.create(ctx, m.appCodec, cred)
+	if err != nil {
+		return nil, "", fmt.Errorf("auth: issue app password: %w", err)
+	}
+	m.emit(ctx, Event{Type: EventIssued, Time: now, Kind: KindAppPassword, UserID: user.ID, Login: user.Login, CredentialID: cred.ID})
+	return toAppPassword(cred), secret, nil
+}
+
+// create fills in cred's ID, hash and hint from a new secret of codec's
+// format, stores it and returns the secret in display form.
+func (m *Manager) create(ctx context.Context, codec *token.Codec, cred *Credential) (string, error) {
+	secret, err := codec.Generate()
+	if err != nil {
+		return "", err
+	}
+	h := m.hashers.Get().(*hasher)
+	defer m.hashers.Put(h)
+	canonical, err := codec.AppendNormalized(h.buf[:0], secret)
+	if err != nil {
+		return "", err
+	}
+	key := m.mac(h, m.newest(), canonical)
+	cred.ID = newID()
+	cred.Hash = key[:]
+	cred.KeyID = m.opts.Peppers[m.newest()].ID
+	cred.Hint = token.Hint(canonical)
+	if err := m.store.CreateCredential(ctx, cred); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// ListAppPasswords returns userID's app passwords, oldest first.
+func (m *Manager) ListAppPasswords(ctx context.Context, userID string) ([]*AppPassword, error) {
+	creds, err := m.store.ListCredentials(ctx, userID, KindAppPassword)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list app passwords: %w", err)
+	}
+	out := make([]*AppPassword, len(creds))
+	for i, c := range creds {
+		m.withPendingUsage(c)
+		out[i] = toAppPassword(c)
+	}
+	return out, nil
+}
+
+// withPendingUsage shows a use that is queued but not yet written.
+func (m *Manager) withPendingUsage(c *Credential) {
+	if u, ok := m.usage.peek(c.ID); ok && u.At.After(c.LastUsedAt) {
+		c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient = u.At, u.Addr, u.Client
+	}
+}
+
+// RenameAppPassword renames userID's app password id. Another user's or an
+// unknown id is ErrNotFound.
+func (m *Manager) RenameAppPassword(ctx context.Context, userID, id, name string) (*AppPassword, error) {
+	name, err := m.checkName(name)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := m.owned(ctx, userID, id, KindAppPassword)
+	if err != nil {
+		return nil, fmt.Errorf("auth: rename app password: %w", err)
+	}
+	cred.Name = name
+	if err := m.store.UpdateCredential(ctx, cred); err != nil {
+		return nil, fmt.Errorf("auth: rename app password: %w", err)
+	}
+	m.cache.invalidate(userID, id)
+	m.emit(ctx, Event{Type: EventRenamed, Time: m.now(), Kind: KindAppPassword, UserID: userID, Login: cred.Login, CredentialID: id})
+	m.withPendingUsage(cred)
+	return toAppPassword(cred), nil
+}
+
+// RevokeAppPassword deletes userID's app password id. Once it returns, the
+// password no longer works on this Manager. Another user's or an unknown id
+// is ErrNotFound.
+func (m *Manager) RevokeAppPassword(ctx context.Context, userID, id string) error {
+	return m.revoke(ctx, userID, id, KindAppPassword)
+}
+
+// RevokeAllAppPasswords deletes all of userID's app passwords and returns how
+// many there were.
+func (m *Manager) RevokeAllAppPasswords(ctx context.Context, userID string) (int, error) {
+	return m.revokeAll(ctx, userID, KindAppPassword, "")
+}
+
+func (m *Manager) revoke(ctx context.Context, userID, id string, kind Kind) error {
+	cred, err := m.owned(ctx, userID, id, kind)
+	if err != nil {
+		return fmt.Errorf("auth: revoke %s: %w", kind, err)
+	}
+	err = m.store.DeleteCredential(ctx, userID, id)
+	// Invalidate even on error: the delete may have happened before a
+	// connection dropped.
+	m.cache.invalidate(userID, id)
+	if err != nil {
+		return fmt.Errorf("auth: revoke %s: %w", kind, err)
+	}
+	m.emit(ctx, Event{Type: EventRevoked, Time: m.now(), Kind: kind, UserID: userID, Login: cred.Login, CredentialID: id, Count: 1})
+	return nil
+}
+
+func (m *Manager) revokeAll(ctx context.Context, userID string, kind Kind, except string) (int, error) {
+	n, err := m.store.DeleteCredentials(ctx, userID, kind, except)
+	m.cache.invalidate(userID)
+	if err != nil {
+		return n, fmt.Errorf("auth: revoke all %ss: %w", kind, err)
+	}
+	m.emit(ctx, Event{Type: EventRevoked, Time: m.now(), Kind: kind, UserID: userID, Count: n})
+	return n, nil
+}
+
+// owned returns userID's credential id of kind, or ErrNotFound.
+func (m *Manager) owned(ctx context.Context, userID, id string, kind Kind) (*Credential, error) {
+	cred, err := m.store.Credential(ctx, userID, id)
+	if err != nil {
+		return nil, err
+	}
+	if cred.Kind != kind || cred.UserID != userID {
+		return nil, ErrNotFound
+	}
+	return cred, nil
+}
+
+func toAppPassword(c *Credential) *AppPassword {
+	return &AppPassword{
+		ID: c.ID, UserID: c.UserID, Login: c.Login, Name: c.Name, Scopes: c.Scopes, Hint: c.Hint,
+		CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt, LastUsedAddr: c.LastUsedAddr,
+		LastUsedClient: c.LastUsedClient, ExpiresAt: c.ExpiresAt,
+	}
+}
+
+func checkUser(u *User) error {
+	if u == nil || u.ID == "" || u.Login == "" {
+		return fmt.Errorf("%w: user with an ID and a login required", ErrInvalidInput)
+	}
+	if u.Disabled {
+		return fmt.Errorf("auth: user %q is disabled: %w", u.Login, ErrForbidden)
+	}
+	return nil
+}
+
+// checkName trims name and refuses an empty, over-long or unprintable one.
+func (m *Manager) checkName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", fmt.Errorf("%w: name is empty", ErrInvalidInput)
+	case !utf8.ValidString(name):
+		return "", fmt.Errorf("%w: name is not valid UTF-8", ErrInvalidInput)
+	case utf8.RuneCountInString(name) > m.opts.MaxNameLength:
+		return "", fmt.Errorf("%w: name is longer than %d characters", ErrInvalidInput, m.opts.MaxNameLength)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return "", fmt.Errorf("%w: name contains control characters", ErrInvalidInput)
+	}
+	return name, nil
+}
+
+// checkScopes returns scopes sorted and without duplicates, or an error for
+// a malformed one.
+func checkScopes(scopes []string) ([]string, error) {
+	if len(scopes) == 0 {
+		return nil, nil
+	}
+	if len(scopes) > maxScopes {
+		return nil, fmt.Errorf("%w: at most %d scopes", ErrInvalidInput, maxScopes)
+	}
+	for _, s := range scopes {
+		if s == "" || len(s) > maxScopeLen || strings.ContainsFunc(s, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':')
+		}) {
+			return nil, fmt.Errorf("%w: scope %q: want 1-%d characters of [a-z0-9._:-]", ErrInvalidInput, s, maxScopeLen)
+		}
+	}
+	out := slices.Clone(scopes)
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}

@@ -1,0 +1,389 @@
+// Package authtest holds conformance suites that every implementation of the
+// auth interfaces runs from its own test file.
+package authtest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+)
+
+// NewStoreFunc opens a new, empty store for one test, and arranges with
+// t.Cleanup to close it. If the store is persistent, reopen opens the same
+// storage again (as a restarted process would); otherwise it is nil.
+type NewStoreFunc func(t *testing.T) (store auth.Store, reopen func() auth.Store)
+
+// RunStoreTests runs the [auth.Store] conformance suite. Stores must keep
+// times to at least microsecond precision and return them in UTC.
+func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s auth.Store)
+	}{
+		{"CreateAndGet", testCreateAndGet},
+		{"ZeroValues", testZeroValues},
+		{"Duplicates", testDuplicates},
+		{"Missing", testMissing},
+		{"Isolation", testIsolation},
+		{"ListOrderAndKind", testList},
+		{"Update", testUpdate},
+		{"DeleteCredentials", testDeleteCredentials},
+		{"RecordUsage", testRecordUsage},
+		{"ReturnedCopies", testReturnedCopies},
+		{"Concurrency", testConcurrency},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newStore(t)
+			tt.fn(t, s)
+		})
+	}
+	t.Run("PersistenceAcrossReopen", func(t *testing.T) {
+		s, reopen := newStore(t)
+		if reopen == nil {
+			t.Log("store is not persistent")
+			return
+		}
+		c := newCredential("alice", auth.KindAppPassword)
+		mustCreate(t, s, c)
+		if err := s.RecordUsage(t.Context(), []auth.Usage{{UserID: c.UserID, ID: c.ID, At: c.CreatedAt.Add(time.Hour), Addr: "192.0.2.9", Client: "DAVx5"}}); err != nil {
+			t.Fatal(err)
+		}
+		c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient = c.CreatedAt.Add(time.Hour), "192.0.2.9", "DAVx5"
+		got, err := reopen().CredentialByHash(t.Context(), c.Hash)
+		if err != nil {
+			t.Fatalf("after reopen: %v", err)
+		}
+		assertEqual(t, got, c)
+	})
+}
+
+var base = time.Date(2026, 3, 29, 1, 30, 0, 123456000, time.FixedZone("CEST", 2*3600))
+
+var seq struct {
+	sync.Mutex
+	n int
+}
+
+// newCredential returns a credential with every field set, times in a
+// non-UTC zone at microsecond precision.
+func newCredential(userID string, kind auth.Kind) *auth.Credential {
+	seq.Lock()
+	seq.n++
+	n := seq.n
+	seq.Unlock()
+	hash := make([]byte, 32)
+	rand.Read(hash)
+	created := base.Add(time.Duration(n) * time.Second)
+	return &auth.Credential{
+		ID:              fmt.Sprintf("id-%d-%s", n, hex.EncodeToString(hash[:4])),
+		Kind:            kind,
+		UserID:          userID,
+		Login:           "login-" + userID,
+		Name:            fmt.Sprintf("Ďevice “%d” 📱", n),
+		Scopes:          []string{"calendars", "contacts"},
+		Hash:            hash,
+		KeyID:           "k1",
+		Hint:            "wxyz",
+		CreatedAt:       created,
+		ExpiresAt:       created.Add(90 * 24 * time.Hour),
+		AuthenticatedAt: created.Add(time.Minute),
+	}
+}
+
+func mustCreate(t *testing.T, s auth.Store, cs ...*auth.Credential) {
+	t.Helper()
+	for _, c := range cs {
+		if err := s.CreateCredential(t.Context(), c); err != nil {
+			t.Fatalf("CreateCredential(%s): %v", c.ID, err)
+		}
+	}
+}
+
+func mustGet(t *testing.T, s auth.Store, userID, id string) *auth.Credential {
+	t.Helper()
+	c, err := s.Credential(t.Context(), userID, id)
+	if err != nil {
+		t.Fatalf("Credential(%s, %s): %v", userID, id, err)
+	}
+	return c
+}
+
+// assertEqual compares got with want, requiring UTC times equal to want's.
+func assertEqual(t *testing.T, got, want *auth.Credential) {
+	t.Helper()
+	for name, tm := range map[string]time.Time{
+		"CreatedAt": got.CreatedAt, "ExpiresAt": got.ExpiresAt,
+		"AuthenticatedAt": got.AuthenticatedAt, "LastUsedAt": got.LastUsedAt,
+	} {
+		if !tm.IsZero() && tm.Location() != time.UTC {
+			t.Errorf("%s is in %v, want UTC", name, tm.Location())
+		}
+	}
+	times := func(c *auth.Credential) [4]time.Time {
+		return [4]time.Time{c.CreatedAt, c.ExpiresAt, c.AuthenticatedAt, c.LastUsedAt}
+	}
+	gt, wt := times(got), times(want)
+	for i := range gt {
+		if !gt[i].Equal(wt[i]) {
+			t.Errorf("time %d = %v, want %v", i, gt[i], wt[i])
+		}
+	}
+	if got.ID != want.ID || got.Kind != want.Kind || got.UserID != want.UserID || got.Login != want.Login ||
+		got.Name != want.Name || !slices.Equal(got.Scopes, want.Scopes) || string(got.Hash) != string(want.Hash) ||
+		got.KeyID != want.KeyID || got.Hint != want.Hint || got.LastUsedAddr != want.LastUsedAddr ||
+		got.LastUsedClient != want.LastUsedClient {
+		t.Errorf("got  %+v\nwant %+v", *got, *want)
+	}
+}
+
+func testCreateAndGet(t *testing.T, s auth.Store) {
+	for _, kind := range []auth.Kind{auth.KindAppPassword, auth.KindSession} {
+		c := newCredential("alice", kind)
+		mustCreate(t, s, c)
+		assertEqual(t, mustGet(t, s, "alice", c.ID), c)
+		got, err := s.CredentialByHash(t.Context(), c.Hash)
+		if err != nil {
+			t.Fatalf("CredentialByHash: %v", err)
+		}
+		assertEqual(t, got, c)
+	}
+}
+
+func testZeroValues(t *testing.T, s auth.Store) {
+	c := newCredential("alice", auth.KindAppPassword)
+	c.Scopes, c.ExpiresAt, c.AuthenticatedAt = nil, time.Time{}, time.Time{}
+	mustCreate(t, s, c)
+	got := mustGet(t, s, "alice", c.ID)
+	if len(got.Scopes) != 0 || !got.ExpiresAt.IsZero() || !got.AuthenticatedAt.IsZero() || !got.LastUsedAt.IsZero() {
+		t.Errorf("zero values did not round-trip: %+v", got)
+	}
+}
+
+func testDuplicates(t *testing.T, s auth.Store) {
+	c := newCredential("alice", auth.KindAppPassword)
+	mustCreate(t, s, c)
+	sameHash := newCredential("bob", auth.KindAppPassword)
+	sameHash.Hash = c.Hash
+	if err := s.CreateCredential(t.Context(), sameHash); !errors.Is(err, auth.ErrAlreadyExists) {
+		t.Errorf("duplicate hash: got %v, want ErrAlreadyExists", err)
+	}
+	sameID := newCredential("alice", auth.KindAppPassword)
+	sameID.ID = c.ID
+	if err := s.CreateCredential(t.Context(), sameID); !errors.Is(err, auth.ErrAlreadyExists) {
+		t.Errorf("duplicate ID: got %v, want ErrAlreadyExists", err)
+	}
+	if _, err := s.Credential(t.Context(), "bob", sameHash.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("a refused create left a record behind: %v", err)
+	}
+	assertEqual(t, mustGet(t, s, "alice", c.ID), c)
+}
+
+func testMissing(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	ghost := newCredential("alice", auth.KindAppPassword)
+	checks := map[string]error{
+		"Credential":       func() error { _, err := s.Credential(ctx, "alice", "nope"); return err }(),
+		"CredentialByHash": func() error { _, err := s.CredentialByHash(ctx, ghost.Hash); return err }(),
+		"UpdateCredential": s.UpdateCredential(ctx, ghost),
+		"DeleteCredential": s.DeleteCredential(ctx, "alice", "nope"),
+	}
+	for name, err := range checks {
+		if !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("%s of a missing credential: got %v, want ErrNotFound", name, err)
+		}
+	}
+	if list, err := s.ListCredentials(ctx, "nobody", auth.KindAppPassword); err != nil || len(list) != 0 {
+		t.Errorf("ListCredentials of an unknown user = %v, %v; want empty, nil", list, err)
+	}
+	if n, err := s.DeleteCredentials(ctx, "nobody", auth.KindAppPassword, ""); err != nil || n != 0 {
+		t.Errorf("DeleteCredentials of an unknown user = %d, %v; want 0, nil", n, err)
+	}
+	if err := s.RecordUsage(ctx, []auth.Usage{{UserID: "alice", ID: "nope", At: base}}); err != nil {
+		t.Errorf("RecordUsage for a missing credential: %v, want nil", err)
+	}
+	if err := s.RecordUsage(ctx, nil); err != nil {
+		t.Errorf("RecordUsage(nil): %v", err)
+	}
+}
+
+func testIsolation(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	a := newCredential("alice", auth.KindAppPassword)
+	mustCreate(t, s, a)
+	if _, err := s.Credential(ctx, "bob", a.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("bob reads alice's credential: %v, want ErrNotFound", err)
+	}
+	stolen := *a
+	stolen.UserID, stolen.Name = "bob", "renamed by bob"
+	if err := s.UpdateCredential(ctx, &stolen); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("bob renames alice's credential: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteCredential(ctx, "bob", a.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("bob deletes alice's credential: %v, want ErrNotFound", err)
+	}
+	if n, err := s.DeleteCredentials(ctx, "bob", auth.KindAppPassword, ""); err != nil || n != 0 {
+		t.Errorf("bob's DeleteCredentials = %d, %v; want 0, nil", n, err)
+	}
+	if err := s.RecordUsage(ctx, []auth.Usage{{UserID: "bob", ID: a.ID, At: base.Add(time.Hour), Addr: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.ListCredentials(ctx, "bob", auth.KindAppPassword); len(list) != 0 {
+		t.Errorf("bob's list holds %d of alice's credentials", len(list))
+	}
+	assertEqual(t, mustGet(t, s, "alice", a.ID), a)
+}
+
+func testList(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	// Created out of order, to check the store sorts by CreatedAt.
+	c1, c2, c3 := newCredential("alice", auth.KindAppPassword), newCredential("alice", auth.KindAppPassword), newCredential("alice", auth.KindAppPassword)
+	sess := newCredential("alice", auth.KindSession)
+	mustCreate(t, s, c3, c1, sess, c2, newCredential("bob", auth.KindAppPassword))
+	list, err := s.ListCredentials(ctx, "alice", auth.KindAppPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 {
+		t.Fatalf("listed %d app passwords, want 3", len(list))
+	}
+	for i, want := range []*auth.Credential{c1, c2, c3} {
+		assertEqual(t, list[i], want)
+	}
+	sessions, err := s.ListCredentials(ctx, "alice", auth.KindSession)
+	if err != nil || len(sessions) != 1 || sessions[0].ID != sess.ID {
+		t.Errorf("sessions = %v, %v; want just %s", sessions, err, sess.ID)
+	}
+}
+
+func testUpdate(t *testing.T, s auth.Store) {
+	c := newCredential("alice", auth.KindSession)
+	mustCreate(t, s, c)
+	upd := *c
+	upd.Name, upd.Scopes = "renamed", []string{"files"}
+	upd.ExpiresAt, upd.AuthenticatedAt = base.Add(48*time.Hour), base.Add(2*time.Hour)
+	// Fields that UpdateCredential must leave alone.
+	upd.Hash, upd.Login, upd.Hint, upd.CreatedAt = []byte("other"), "other", "zzzz", base.Add(time.Hour)
+	if err := s.UpdateCredential(t.Context(), &upd); err != nil {
+		t.Fatal(err)
+	}
+	want := *c
+	want.Name, want.Scopes, want.ExpiresAt, want.AuthenticatedAt = upd.Name, upd.Scopes, upd.ExpiresAt, upd.AuthenticatedAt
+	assertEqual(t, mustGet(t, s, "alice", c.ID), &want)
+}
+
+func testDeleteCredentials(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	s1, s2, s3 := newCredential("alice", auth.KindSession), newCredential("alice", auth.KindSession), newCredential("alice", auth.KindSession)
+	app := newCredential("alice", auth.KindAppPassword)
+	bobs := newCredential("bob", auth.KindSession)
+	mustCreate(t, s, s1, s2, s3, app, bobs)
+	if err := s.DeleteCredential(ctx, "alice", s3.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CredentialByHash(ctx, s3.Hash); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("deleted credential still found by hash: %v", err)
+	}
+	n, err := s.DeleteCredentials(ctx, "alice", auth.KindSession, s1.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteCredentials = %d, %v; want 1, nil", n, err)
+	}
+	mustGet(t, s, "alice", s1.ID)
+	mustGet(t, s, "alice", app.ID)
+	mustGet(t, s, "bob", bobs.ID)
+	if _, err := s.Credential(ctx, "alice", s2.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("s2 survived DeleteCredentials: %v", err)
+	}
+	if n, err := s.DeleteCredentials(ctx, "alice", auth.KindAppPassword, ""); err != nil || n != 1 {
+		t.Errorf("DeleteCredentials(app passwords) = %d, %v; want 1, nil", n, err)
+	}
+}
+
+func testRecordUsage(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	a, b := newCredential("alice", auth.KindAppPassword), newCredential("alice", auth.KindAppPassword)
+	mustCreate(t, s, a, b)
+	t1, t2 := base.Add(time.Hour), base.Add(2*time.Hour)
+	err := s.RecordUsage(ctx, []auth.Usage{
+		{UserID: "alice", ID: a.ID, At: t2, Addr: "2001:db8::1", Client: "iOS/17 (dataaccessd)"},
+		{UserID: "alice", ID: b.ID, At: t1, Addr: "192.0.2.1", Client: "DAVx5/4.4"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An older update must not move the time backwards.
+	if err := s.RecordUsage(ctx, []auth.Usage{{UserID: "alice", ID: a.ID, At: t1, Addr: "old", Client: "old"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.LastUsedAt, a.LastUsedAddr, a.LastUsedClient = t2, "2001:db8::1", "iOS/17 (dataaccessd)"
+	b.LastUsedAt, b.LastUsedAddr, b.LastUsedClient = t1, "192.0.2.1", "DAVx5/4.4"
+	assertEqual(t, mustGet(t, s, "alice", a.ID), a)
+	assertEqual(t, mustGet(t, s, "alice", b.ID), b)
+}
+
+func testReturnedCopies(t *testing.T, s auth.Store) {
+	c := newCredential("alice", auth.KindAppPassword)
+	mustCreate(t, s, c)
+	want := *c
+	want.Scopes, want.Hash = slices.Clone(c.Scopes), slices.Clone(c.Hash)
+	c.Scopes[0], c.Hash[0], c.Name = "mutated", c.Hash[0]^1, "mutated"
+	got := mustGet(t, s, "alice", c.ID)
+	assertEqual(t, got, &want)
+	got.Scopes[0] = "mutated"
+	assertEqual(t, mustGet(t, s, "alice", c.ID), &want)
+}
+
+func testConcurrency(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("user%d", w%2)
+			for i := range each {
+				c := newCredential(user, auth.KindAppPassword)
+				if err := s.CreateCredential(ctx, c); err != nil {
+					errs <- err
+					continue
+				}
+				if _, err := s.CredentialByHash(ctx, c.Hash); err != nil {
+					errs <- err
+				}
+				if err := s.RecordUsage(ctx, []auth.Usage{{UserID: user, ID: c.ID, At: base.Add(time.Duration(i) * time.Minute)}}); err != nil {
+					errs <- err
+				}
+				if i%2 == 0 {
+					if err := s.DeleteCredential(ctx, user, c.ID); err != nil {
+						errs <- err
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	total := 0
+	for _, user := range []string{"user0", "user1"} {
+		list, err := s.ListCredentials(ctx, user, auth.KindAppPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(list)
+	}
+	if want := workers * (each / 2); total != want {
+		t.Errorf("%d credentials left, want %d", total, want)
+	}
+}

@@ -1,0 +1,345 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/appauth/appauth/internal/token"
+)
+
+// Token prefixes: identifiable by secret scanners, and never confused with
+// each other (a session cookie is not an app password).
+const (
+	appPasswordPrefix = "aap"
+	sessionPrefix     = "aas"
+)
+
+// maxLoginLen bounds a presented username; longer ones are refused unread.
+const maxLoginLen = 256
+
+// Manager issues, verifies and revokes app passwords and browser sessions.
+// It implements [Authenticator]. Create it with [NewManager] and stop it with
+// [Manager.Close]. It is safe for concurrent use.
+type Manager struct {
+	store Store
+	dir   Directory
+	opts  Options
+	log   *slog.Logger
+
+	appCodec, sessionCodec *token.Codec
+	hashers                sync.Pool // *hasher
+
+	cache  *credCache
+	users  *userCache
+	usage  usageQueue
+	stop   chan struct{}
+	done   chan struct{}
+	closed sync.Once
+	err    error
+}
+
+var _ Authenticator = (*Manager)(nil)
+
+// NewManager returns a Manager over store and directory. opts.Peppers is
+// required; see [Options] for the rest.
+func NewManager(store Store, directory Directory, opts *Options) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("auth: NewManager: nil Store")
+	}
+	if directory == nil {
+		return nil, errors.New("auth: NewManager: nil Directory")
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.Peppers = cloneAll(o.Peppers)
+	appCodec, err := token.New(appPasswordPrefix)
+	if err != nil {
+		return nil, err
+	}
+	sessionCodec, err := token.New(sessionPrefix)
+	if err != nil {
+		return nil, err
+	}
+	userCacheSize := max(o.CacheSize, 10_000)
+	m := &Manager{
+		store:        store,
+		dir:          directory,
+		opts:         o,
+		log:          o.Logger,
+		appCodec:     appCodec,
+		sessionCodec: sessionCodec,
+		cache:        newCredCache(o.CacheSize, o.CacheTTL, o.NegativeCacheTTL),
+		users:        &userCache{max: userCacheSize, entries: map[string]*userEntry{}},
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
+	go m.flushLoop()
+	return m, nil
+}
+
+func cloneAll(ps []Pepper) []Pepper {
+	out := make([]Pepper, len(ps))
+	for i, p := range ps {
+		out[i] = Pepper{ID: p.ID, Key: append([]byte(nil), p.Key...)}
+	}
+	return out
+}
+
+// Close writes pending last-used updates and stops the background writer.
+// It returns the error of the final write, if any. The Manager must not be
+// used after Close.
+func (m *Manager) Close() error {
+	m.closed.Do(func() {
+		close(m.stop)
+		<-m.done
+	})
+	return m.err
+}
+
+func (m *Manager) flushLoop() {
+	defer close(m.done)
+	every := min(m.opts.LastUsedInterval, 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			if err := m.usage.flush(ctx, m.store); err != nil {
+				m.log.Warn("auth: write last-used times", "error", err)
+			}
+			cancel()
+		case <-m.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m.err = m.usage.flush(ctx, m.store)
+			cancel()
+			if m.err != nil {
+				m.err = fmt.Errorf("auth: close: write last-used times: %w", m.err)
+			}
+			return
+		}
+	}
+}
+
+// hasher is per-goroutine scratch space, pooled so that a verify does not
+// allocate: one HMAC state per pepper and a buffer for the canonical token.
+type hasher struct {
+	macs []hash.Hash
+	buf  [64]byte
+	sum  [sha256.Size]byte
+}
+
+// mac returns HMAC-SHA256 of canonical under pepper i.
+func (m *Manager) mac(h *hasher, i int, canonical []byte) hashKey {
+	if h.macs[i] == nil {
+		h.macs[i] = hmac.New(sha256.New, m.opts.Peppers[i].Key)
+	}
+	mac := h.macs[i]
+	mac.Reset()
+	mac.Write(canonical)
+	return hashKey(mac.Sum(h.sum[:0]))
+}
+
+func (m *Manager) newest() int { return len(m.opts.Peppers) - 1 }
+
+// now is the clock in UTC at microsecond precision, the finest that every
+// store keeps, so a record reads back as it was written.
+func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// Authenticate verifies an app password presented with its owner's username.
+// It returns ErrInvalidCredentials for anything that is not a valid app
+// password of that user, ErrThrottled from the Limiter, and ErrUnavailable
+// when the store or directory cannot answer.
+func (m *Manager) Authenticate(ctx context.Context, c Credentials) (*Principal, error) {
+	p, err := m.authenticate(ctx, c)
+	// Only a refusal counts against the client; an outage is not its fault.
+	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
+		l.Done(c, err == nil)
+	}
+	return p, err
+}
+
+func (m *Manager) authenticate(ctx context.Context, c Credentials) (*Principal, error) {
+	fail := Event{Type: EventFailed, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	if c.Username == "" || len(c.Username) > maxLoginLen {
+		return nil, m.deny(ctx, fail, "malformed")
+	}
+	e, err := m.verify(ctx, KindAppPassword, c, &fail)
+	if err != nil {
+		return nil, err
+	}
+	cred := e.cred
+	if !strings.EqualFold(cred.Login, c.Username) {
+		return nil, m.deny(ctx, fail, "wrong_user")
+	}
+	user, err := m.owner(ctx, cred, fail)
+	if err != nil {
+		return nil, err
+	}
+	m.touch(e, c)
+	m.emit(ctx, Event{Type: EventAuthenticated, Time: m.now(), Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
+		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
+	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, nil
+}
+
+// verify runs the part of the verify path that app passwords and sessions
+// share: format and checksum, throttle (app passwords), HMAC, cache, store,
+// expiry. It fills fail with what it learned, for the caller's failure events.
+func (m *Manager) verify(ctx context.Context, kind Kind, c Credentials, fail *Event) (*cacheEntry, error) {
+	codec := m.appCodec
+	if kind == KindSession {
+		codec = m.sessionCodec
+	}
+	h := m.hashers.Get().(*hasher)
+	defer m.hashers.Put(h)
+	canonical, err := codec.AppendNormalized(h.buf[:0], c.Password)
+	if err != nil {
+		return nil, m.deny(ctx, *fail, "malformed")
+	}
+	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
+		if err := l.Allow(ctx, c); err != nil {
+			ev := *fail
+			ev.Type, ev.Time, ev.Err = EventThrottled, m.now(), err
+			if !errors.Is(err, ErrThrottled) {
+				ev.Type, err = EventUnavailable, fmt.Errorf("%w: limiter: %w", ErrUnavailable, err)
+			}
+			m.emit(ctx, ev)
+			return nil, err
+		}
+	}
+	now := m.now()
+	key := m.mac(h, m.newest(), canonical)
+	e, unknown := m.cache.get(key, now.UnixNano())
+	if unknown {
+		return nil, m.deny(ctx, *fail, "unknown")
+	}
+	if e == nil {
+		gen := m.cache.generation()
+		cred, err := m.lookup(ctx, h, canonical, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			m.cache.putUnknown(key, now.UnixNano(), gen)
+			return nil, m.deny(ctx, *fail, "unknown")
+		case err != nil:
+			return nil, m.unavailable(ctx, *fail, err)
+		}
+		e = m.cache.put(key, cred, now.UnixNano(), gen)
+	}
+	cred := e.cred
+	fail.UserID, fail.CredentialID = cred.UserID, cred.ID
+	if cred.Kind != kind {
+		return nil, m.deny(ctx, *fail, "wrong_kind")
+	}
+	if !cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt) {
+		return nil, m.deny(ctx, *fail, "expired")
+	}
+	if kind == KindSession {
+		idleSince := time.Unix(0, max(e.lastUsed.Load(), cred.CreatedAt.UnixNano()))
+		if now.Sub(idleSince) >= m.opts.SessionIdleTimeout {
+			return nil, m.deny(ctx, *fail, "idle")
+		}
+	}
+	return e, nil
+}
+
+// lookup finds the credential for canonical, trying every pepper (newest
+// first, whose hash is already in key) and checking the stored hash in
+// constant time.
+func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key hashKey) (*Credential, error) {
+	for i := m.newest(); i >= 0; i-- {
+		k := key
+		if i != m.newest() {
+			k = m.mac(h, i, canonical)
+		}
+		cred, err := m.store.CredentialByHash(ctx, k[:])
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !hmac.Equal(cred.Hash, k[:]) || cred.KeyID != m.opts.Peppers[i].ID {
+			return nil, fmt.Errorf("auth: store returned a credential that does not match the hash")
+		}
+		return cred, nil
+	}
+	return nil, ErrNotFound
+}
+
+// owner returns the credential's owner as the directory last described it,
+// looking them up again when the answer is older than OwnerCheckInterval.
+func (m *Manager) owner(ctx context.Context, cred *Credential, fail Event) (*User, error) {
+	now := m.now().UnixNano()
+	e := m.users.get(cred.Login)
+	if e == nil || now-e.checked >= int64(m.opts.OwnerCheckInterval) {
+		u, err := m.dir.LookupUser(ctx, cred.Login)
+		switch {
+		case err == nil:
+			e = &userEntry{user: u, checked: now, lastGood: now}
+			m.users.put(cred.Login, e)
+		case errors.Is(err, ErrNotFound):
+			e = &userEntry{checked: now}
+			m.users.put(cred.Login, e)
+		case e != nil && e.user != nil && now-e.lastGood < int64(m.opts.OwnerGracePeriod):
+			// The directory is down: serve the last good answer for a while.
+			m.log.WarnContext(ctx, "auth: directory unavailable, using last known owner", "login", escapeControl(cred.Login), "error", err)
+		default:
+			return nil, m.unavailable(ctx, fail, fmt.Errorf("directory: %w", err))
+		}
+	}
+	if e.user == nil || e.user.Disabled || e.user.ID != cred.UserID {
+		return nil, m.deny(ctx, fail, "owner_invalid")
+	}
+	return e.user, nil
+}
+
+// touch queues a last-used update unless one was queued for this credential
+// within LastUsedInterval.
+func (m *Manager) touch(e *cacheEntry, c Credentials) {
+	now := m.now()
+	last := e.lastUsed.Load()
+	if now.UnixNano()-last < int64(m.opts.LastUsedInterval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now, Addr: c.RemoteAddr, Client: c.UserAgent})
+}
+
+// deny records a refusal and returns ErrInvalidCredentials: the one answer
+// for every reason, so a client cannot tell them apart.
+func (m *Manager) deny(ctx context.Context, ev Event, reason string) error {
+	ev.Time, ev.Reason = m.now(), reason
+	m.emit(ctx, ev)
+	return ErrInvalidCredentials
+}
+
+// unavailable records an outage and returns it as ErrUnavailable.
+func (m *Manager) unavailable(ctx context.Context, ev Event, err error) error {
+	if !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	ev.Type, ev.Time, ev.Err = EventUnavailable, m.now(), err
+	m.emit(ctx, ev)
+	return err
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,159 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Pepper is a secret HMAC key for credential hashes. Keep it outside the
+// database: with it, a stolen database cannot even be brute-forced offline.
+type Pepper struct {
+	// ID names the key in stored records, so keys can be rotated. 1-32
+	// characters of [A-Za-z0-9._-].
+	ID string
+	// Key is at least 32 bytes from a cryptographic random source.
+	Key []byte
+}
+
+// MinPepperLen is the shortest [Pepper] key accepted.
+const MinPepperLen = 32
+
+// Options configure a [Manager]. Only Peppers is required; every zero field
+// takes the default given on it.
+type Options struct {
+	// Peppers are the HMAC keys. The last one issues new credentials; all of
+	// them verify. Required.
+	Peppers []Pepper
+
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger receives audit lines (issued, used, failed, revoked) and errors,
+	// never a secret. Default: discard.
+	Logger *slog.Logger
+	// OnEvent, if set, is called synchronously for every event. It must be
+	// fast and must not call back into the Manager.
+	OnEvent func(Event)
+	// Limiter, if set, throttles authentication attempts.
+	Limiter Limiter
+
+	// CacheSize bounds the cache of verified credentials (and, separately, of
+	// directory answers). Default 10,000; negative disables caching.
+	CacheSize int
+	// CacheTTL is how long a cached credential is trusted before it is read
+	// from the store again. It bounds how late a revocation made on another
+	// server is noticed. Default 30s.
+	CacheTTL time.Duration
+	// NegativeCacheTTL is how long an unknown secret is remembered, so a
+	// client retrying a stale password costs no store query. Default 5s.
+	NegativeCacheTTL time.Duration
+	// LastUsedInterval is the most often one credential's last-used time is
+	// written to the store. Default 60s.
+	LastUsedInterval time.Duration
+	// OwnerCheckInterval is how often an owner is looked up in the directory
+	// again; a deleted or disabled user loses access at the next check.
+	// Default 5m.
+	OwnerCheckInterval time.Duration
+	// OwnerGracePeriod is how long the last good directory answer is used
+	// while the directory is unreachable. After it, requests fail with
+	// ErrUnavailable; nothing is revoked. Default 1h.
+	OwnerGracePeriod time.Duration
+
+	// MaxAppPasswords is the most app passwords one user may hold. Default 100.
+	MaxAppPasswords int
+	// MaxNameLength bounds an app password's name, in characters. Default 100.
+	MaxNameLength int
+
+	// SessionIdleTimeout ends a browser session unused for this long.
+	// Default 24h.
+	SessionIdleTimeout time.Duration
+	// SessionLifetime ends a browser session this long after sign-in,
+	// however active. Default 14 days.
+	SessionLifetime time.Duration
+}
+
+// Limiter throttles authentication attempts (see package httpauth for one).
+// Allow is called before a credential is looked up and returns nil, an error
+// matching [ErrThrottled] (typically a [*ThrottleError]), or [ErrUnavailable]
+// when it cannot decide (it must fail closed). Done reports the outcome.
+type Limiter interface {
+	Allow(ctx context.Context, c Credentials) error
+	Done(c Credentials, success bool)
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 10_000
+	}
+	def(&o.CacheTTL, 30*time.Second)
+	def(&o.NegativeCacheTTL, 5*time.Second)
+	def(&o.LastUsedInterval, time.Minute)
+	def(&o.OwnerCheckInterval, 5*time.Minute)
+	def(&o.OwnerGracePeriod, time.Hour)
+	def(&o.SessionIdleTimeout, 24*time.Hour)
+	def(&o.SessionLifetime, 14*24*time.Hour)
+	if o.MaxAppPasswords == 0 {
+		o.MaxAppPasswords = 100
+	}
+	if o.MaxNameLength == 0 {
+		o.MaxNameLength = 100
+	}
+	return o
+}
+
+func (o *Options) validate() error {
+	if len(o.Peppers) == 0 {
+		return fmt.Errorf("auth: missing required option \"Peppers\"")
+	}
+	seen := map[string]bool{}
+	for i, p := range o.Peppers {
+		if !validKeyID(p.ID) {
+			return fmt.Errorf("auth: Peppers[%d]: ID must be 1-32 characters of [A-Za-z0-9._-]", i)
+		}
+		if seen[p.ID] {
+			return fmt.Errorf("auth: Peppers[%d]: duplicate ID %q", i, p.ID)
+		}
+		seen[p.ID] = true
+		if len(p.Key) < MinPepperLen {
+			return fmt.Errorf("auth: Peppers[%d] (%s): key is %d bytes, need at least %d", i, p.ID, len(p.Key), MinPepperLen)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"CacheTTL": o.CacheTTL, "NegativeCacheTTL": o.NegativeCacheTTL,
+		"LastUsedInterval": o.LastUsedInterval, "OwnerCheckInterval": o.OwnerCheckInterval,
+		"OwnerGracePeriod": o.OwnerGracePeriod, "SessionIdleTimeout": o.SessionIdleTimeout,
+		"SessionLifetime": o.SessionLifetime,
+	} {
+		if d < 0 {
+			return fmt.Errorf("auth: option %q must not be negative", name)
+		}
+	}
+	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 {
+		return fmt.Errorf("auth: MaxAppPasswords and MaxNameLength must not be negative")
+	}
+	return nil
+}
+
+func validKeyID(id string) bool {
+	if len(id) == 0 || len(id) > 32 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,107 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+)
+
+// CreateSession starts a browser session for user, who has just entered the
+// account password (the caller checked it with a [PasswordVerifier]). It
+// returns the session and its secret, for a cookie.
+func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, userAgent string) (*Session, string, error) {
+	if err := checkUser(user); err != nil {
+		return nil, "", err
+	}
+	now := m.now()
+	cred := &Credential{
+		Kind: KindSession, UserID: user.ID, Login: user.Login, Name: truncate(userAgent, 200),
+		CreatedAt: now, AuthenticatedAt: now, ExpiresAt: now.Add(m.opts.SessionLifetime),
+		LastUsedAt: now, LastUsedAddr: remoteAddr, LastUsedClient: truncate(userAgent, 200),
+	}
+	secret, err := m.create(ctx, m.sessionCodec, cred)
+	if err != nil {
+		return nil, "", fmt.Errorf("auth: create session: %w", err)
+	}
+	m.emit(ctx, Event{Type: EventIssued, Time: now, Kind: KindSession, UserID: user.ID, Login: user.Login,
+		CredentialID: cred.ID, RemoteAddr: remoteAddr, UserAgent: userAgent})
+	return toSession(cred), secret, nil
+}
+
+// AuthenticateSession verifies a session secret from a cookie. It returns
+// ErrInvalidCredentials for an unknown, revoked, expired or idle session or a
+// disabled owner, and ErrUnavailable when the store or directory cannot answer.
+func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
+	c := Credentials{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	fail := Event{Type: EventFailed, Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	e, err := m.verify(ctx, KindSession, c, &fail)
+	if err != nil {
+		return nil, err
+	}
+	cred := e.cred
+	fail.Login = cred.Login
+	user, err := m.owner(ctx, cred, fail)
+	if err != nil {
+		return nil, err
+	}
+	m.touch(e, c)
+	return &Principal{User: *user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt}, nil
+}
+
+// ReauthenticateSession records that the owner of session id has just
+// entered the account password again (for actions that need a recent sign-in).
+func (m *Manager) ReauthenticateSession(ctx context.Context, userID, id string) error {
+	cred, err := m.owned(ctx, userID, id, KindSession)
+	if err != nil {
+		return fmt.Errorf("auth: reauthenticate session: %w", err)
+	}
+	cred.AuthenticatedAt = m.now()
+	if err := m.store.UpdateCredential(ctx, cred); err != nil {
+		return fmt.Errorf("auth: reauthenticate session: %w", err)
+	}
+	m.cache.invalidate(userID, id)
+	return nil
+}
+
+// ListSessions returns userID's browser sessions, oldest first.
+func (m *Manager) ListSessions(ctx context.Context, userID string) ([]*Session, error) {
+	creds, err := m.store.ListCredentials(ctx, userID, KindSession)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list sessions: %w", err)
+	}
+	out := make([]*Session, len(creds))
+	for i, c := range creds {
+		m.withPendingUsage(c)
+		out[i] = toSession(c)
+	}
+	return out, nil
+}
+
+// RevokeSession ends userID's session id (signs it out). Another user's or
+// an unknown id is ErrNotFound.
+func (m *Manager) RevokeSession(ctx context.Context, userID, id string) error {
+	return m.revoke(ctx, userID, id, KindSession)
+}
+
+// RevokeOtherSessions ends all of userID's sessions except keepID and returns
+// how many it ended.
+func (m *Manager) RevokeOtherSessions(ctx context.Context, userID, keepID string) (int, error) {
+	return m.revokeAll(ctx, userID, KindSession, keepID)
+}
+
+func toSession(c *Credential) *Session {
+	return &Session{
+		ID: c.ID, UserID: c.UserID, Login: c.Login, CreatedAt: c.CreatedAt, AuthenticatedAt: c.AuthenticatedAt,
+		LastUsedAt: c.LastUsedAt, LastUsedAddr: c.LastUsedAddr, LastUsedClient: c.LastUsedClient, ExpiresAt: c.ExpiresAt,
+	}
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,79 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// Kind tells the two kinds of stored credential apart.
+type Kind string
+
+// Credential kinds.
+const (
+	KindAppPassword Kind = "app_password"
+	KindSession     Kind = "session"
+)
+
+// Credential is the stored form of an app password or a browser session. It
+// holds a keyed hash of the secret, never the secret. Stores persist it as
+// given; the [Manager] fills every field.
+type Credential struct {
+	ID     string
+	Kind   Kind
+	UserID string // owner's stable ID
+	Login  string // owner's login; a presented username must match it
+	Name   string // app passwords: the app name; sessions: the browser
+	Scopes []string
+	// Hash is HMAC-SHA256(pepper[KeyID], canonical secret); unique across all
+	// credentials.
+	Hash            []byte
+	KeyID           string
+	Hint            string
+	CreatedAt       time.Time
+	ExpiresAt       time.Time // zero: never
+	AuthenticatedAt time.Time // sessions: last account-password entry
+	LastUsedAt      time.Time // zero: never
+	LastUsedAddr    string
+	LastUsedClient  string
+}
+
+// Usage is a coalesced last-used update for one credential.
+type Usage struct {
+	UserID string
+	ID     string
+	At     time.Time
+	Addr   string
+	Client string
+}
+
+// Store persists credentials by keyed hash. Users call the [Manager], never the
+// Store directly.
+//
+// Every method that names a credential also names its owner, and a credential
+// of another owner is ErrNotFound. Times are returned in UTC. Errors wrap the
+// sentinels: ErrNotFound, ErrAlreadyExists (duplicate ID or hash), and
+// ErrUnavailable when the backend cannot answer (a dropped connection, a
+// timeout). Implementations must be safe for concurrent use; the conformance
+// suite in package authtest checks all of this.
+type Store interface {
+	// CreateCredential inserts c.
+	CreateCredential(ctx context.Context, c *Credential) error
+	// CredentialByHash returns the credential whose Hash equals hash.
+	CredentialByHash(ctx context.Context, hash []byte) (*Credential, error)
+	// Credential returns the credential id owned by userID.
+	Credential(ctx context.Context, userID, id string) (*Credential, error)
+	// ListCredentials returns userID's credentials of one kind, oldest first.
+	ListCredentials(ctx context.Context, userID string, kind Kind) ([]*Credential, error)
+	// UpdateCredential writes the mutable fields of c (Name, Scopes, ExpiresAt,
+	// AuthenticatedAt) to the credential c.ID owned by c.UserID.
+	UpdateCredential(ctx context.Context, c *Credential) error
+	// DeleteCredential removes the credential id owned by userID.
+	DeleteCredential(ctx context.Context, userID, id string) error
+	// DeleteCredentials removes all of userID's credentials of one kind except
+	// the one with ID except (if not empty) and returns how many it removed.
+	DeleteCredentials(ctx context.Context, userID string, kind Kind, except string) (int, error)
+	// RecordUsage writes last-used times, addresses and clients in one batch.
+	// An update for a credential that no longer exists is ignored; an update
+	// never moves LastUsedAt backwards.
+	RecordUsage(ctx context.Context, usage []Usage) error
+}

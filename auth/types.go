@@ -1,0 +1,129 @@
+package auth
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// User is an identity from a [Directory].
+type User struct {
+	// ID is stable for the life of the account (LDAP entryUUID, AD objectGUID).
+	// Credentials are owned by ID, so a deleted account recreated with the same
+	// login does not inherit them.
+	ID string
+	// Login is the name the person signs in with.
+	Login       string
+	DisplayName string
+	Email       string
+	Groups      []string
+	Disabled    bool
+}
+
+// Method says how a [Principal] authenticated.
+type Method string
+
+// Authentication methods.
+const (
+	MethodAppPassword     Method = "app_password"
+	MethodSession         Method = "session"
+	MethodAccountPassword Method = "account_password"
+)
+
+// Principal is an authenticated request's identity.
+type Principal struct {
+	User   User
+	Method Method
+	// CredentialID is the app password's or session's ID; empty for the
+	// account password.
+	CredentialID string
+	// Scopes limit what the credential may do; empty means unrestricted.
+	// The slice is shared and must not be modified.
+	Scopes []string
+	// AuthTime is when the account password was last entered: set for
+	// sessions (for "recent sign-in" checks) and the account password.
+	AuthTime time.Time
+}
+
+// HasScope reports whether the principal may act within scope: true when the
+// credential is unrestricted or lists scope.
+func (p *Principal) HasScope(scope string) bool {
+	return len(p.Scopes) == 0 || slices.Contains(p.Scopes, scope)
+}
+
+// Well-known scopes. An embedding server maps its requests to these (or its own).
+const (
+	ScopeCalendars = "calendars"
+	ScopeContacts  = "contacts"
+	ScopeFiles     = "files"
+	// ScopeReadOnly marks a credential that may only read.
+	ScopeReadOnly = "read-only"
+)
+
+// Credentials are what a client presented.
+type Credentials struct {
+	Username   string
+	Password   string
+	RemoteAddr string
+	UserAgent  string
+}
+
+// AppPassword is an app password as its owner sees it. It never holds the secret.
+type AppPassword struct {
+	ID     string
+	UserID string
+	Login  string
+	Name   string
+	Scopes []string
+	// Hint is the last four characters of the secret, to tell passwords apart.
+	Hint           string
+	CreatedAt      time.Time
+	LastUsedAt     time.Time // zero if never used
+	LastUsedAddr   string
+	LastUsedClient string
+	ExpiresAt      time.Time // zero if it never expires
+}
+
+// Session is a browser session as its owner sees it.
+type Session struct {
+	ID              string
+	UserID          string
+	Login           string
+	CreatedAt       time.Time
+	AuthenticatedAt time.Time // last time the account password was entered
+	LastUsedAt      time.Time
+	LastUsedAddr    string
+	LastUsedClient  string
+	ExpiresAt       time.Time // absolute lifetime
+}
+
+// IssueRequest describes a new app password.
+type IssueRequest struct {
+	Name      string
+	Scopes    []string
+	ExpiresAt time.Time // zero: never
+}
+
+// Authenticator decides whether credentials grant access. Every non-nil error
+// denies access; check it with errors.Is against the sentinels to pick a status.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c Credentials) (*Principal, error)
+}
+
+// Directory looks up identities.
+//
+// LookupUser returns ErrNotFound for an unknown login and ErrUnavailable (wrapped)
+// when the directory cannot answer. A disabled user is returned with Disabled set.
+// Implementations must be safe for concurrent use.
+type Directory interface {
+	LookupUser(ctx context.Context, login string) (*User, error)
+}
+
+// PasswordVerifier checks an account (primary) password, for the web sign-in.
+//
+// VerifyPassword returns ErrInvalidCredentials for an unknown login, a wrong or
+// empty password or a disabled user, and ErrUnavailable when it cannot tell.
+// Implementations must be safe for concurrent use.
+type PasswordVerifier interface {
+	VerifyPassword(ctx context.Context, login, password string) (*User, error)
+}

@@ -1,0 +1,155 @@
+// Package memory implements [auth.Store], [auth.Directory] and
+// [auth.PasswordVerifier] in memory: the reference implementation, and a
+// directory of users added in code for tests, examples and documentation.
+package memory
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/appauth/appauth/auth"
+)
+
+// Store is an [auth.Store] that keeps credentials in memory. Its zero value
+// is not usable; call [NewStore].
+type Store struct {
+	mu     sync.RWMutex
+	byID   map[string]*auth.Credential
+	byHash map[string]string // hash -> ID
+}
+
+var _ auth.Store = (*Store)(nil)
+
+// NewStore returns an empty Store.
+func NewStore() *Store {
+	return &Store{byID: map[string]*auth.Credential{}, byHash: map[string]string{}}
+}
+
+// CreateCredential implements [auth.Store].
+func (s *Store) CreateCredential(ctx context.Context, c *auth.Credential) error {
+	if c.ID == "" || len(c.Hash) == 0 || c.UserID == "" {
+		return fmt.Errorf("memory: create credential: %w: ID, Hash and UserID are required", auth.ErrInvalidInput)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[c.ID]; ok {
+		return fmt.Errorf("memory: create credential: %w", auth.ErrAlreadyExists)
+	}
+	if _, ok := s.byHash[string(c.Hash)]; ok {
+		return fmt.Errorf("memory: create credential: %w", auth.ErrAlreadyExists)
+	}
+	s.byID[c.ID] = clone(c)
+	s.byHash[string(c.Hash)] = c.ID
+	return nil
+}
+
+// CredentialByHash implements [auth.Store].
+func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Credential, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.byHash[string(hash)]
+	if !ok {
+		return nil, fmt.Errorf("memory: credential by hash: %w", auth.ErrNotFound)
+	}
+	return clone(s.byID[id]), nil
+}
+
+// Credential implements [auth.Store].
+func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Credential, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.byID[id]
+	if !ok || c.UserID != userID {
+		return nil, fmt.Errorf("memory: credential: %w", auth.ErrNotFound)
+	}
+	return clone(c), nil
+}
+
+// ListCredentials implements [auth.Store].
+func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.Credential, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*auth.Credential
+	for _, c := range s.byID {
+		if c.UserID == userID && c.Kind == kind {
+			out = append(out, clone(c))
+		}
+	}
+	slices.SortFunc(out, func(a, b *auth.Credential) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// UpdateCredential implements [auth.Store].
+func (s *Store) UpdateCredential(ctx context.Context, c *auth.Credential) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.byID[c.ID]
+	if !ok || old.UserID != c.UserID {
+		return fmt.Errorf("memory: update credential: %w", auth.ErrNotFound)
+	}
+	old.Name = c.Name
+	old.Scopes = slices.Clone(c.Scopes)
+	old.ExpiresAt = c.ExpiresAt.UTC()
+	old.AuthenticatedAt = c.AuthenticatedAt.UTC()
+	return nil
+}
+
+// DeleteCredential implements [auth.Store].
+func (s *Store) DeleteCredential(ctx context.Context, userID, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.byID[id]
+	if !ok || c.UserID != userID {
+		return fmt.Errorf("memory: delete credential: %w", auth.ErrNotFound)
+	}
+	delete(s.byID, id)
+	delete(s.byHash, string(c.Hash))
+	return nil
+}
+
+// DeleteCredentials implements [auth.Store].
+func (s *Store) DeleteCredentials(ctx context.Context, userID string, kind auth.Kind, except string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, c := range s.byID {
+		if c.UserID == userID && c.Kind == kind && id != except {
+			delete(s.byID, id)
+			delete(s.byHash, string(c.Hash))
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RecordUsage implements [auth.Store].
+func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range usage {
+		c, ok := s.byID[u.ID]
+		if !ok || c.UserID != u.UserID || !u.At.After(c.LastUsedAt) {
+			continue
+		}
+		c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient = u.At.UTC(), u.Addr, u.Client
+	}
+	return nil
+}
+
+// clone returns a deep copy in UTC, so callers never share the stored record.
+func clone(c *auth.Credential) *auth.Credential {
+	out := *c
+	out.Scopes = slices.Clone(c.Scopes)
+	out.Hash = bytes.Clone(c.Hash)
+	out.CreatedAt = c.CreatedAt.UTC()
+	out.ExpiresAt = c.ExpiresAt.UTC()
+	out.AuthenticatedAt = c.AuthenticatedAt.UTC()
+	out.LastUsedAt = c.LastUsedAt.UTC()
+	return &out
+}
