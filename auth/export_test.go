@@ -1,0 +1,6 @@
+package auth
+
+import "context"
+
+// Flush writes pending last-used updates now, for tests that count writes.
+func (m *Manager) Flush(ctx context.Context) error { return m.usage.flush(ctx, m.store) }

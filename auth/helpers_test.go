@@ -1,0 +1,178 @@
+package auth_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/memory"
+)
+
+// clock is a settable clock for tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// countingStore wraps a Store, counting calls and failing on demand.
+type countingStore struct {
+	auth.Store
+	byHash, usageWrites, usageRows atomic.Int64
+	fail                           atomic.Pointer[error]
+}
+
+func (s *countingStore) err() error {
+	if e := s.fail.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (s *countingStore) setFail(err error) {
+	if err == nil {
+		s.fail.Store(nil)
+		return
+	}
+	s.fail.Store(&err)
+}
+
+func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.Credential, error) {
+	s.byHash.Add(1)
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.CredentialByHash(ctx, h)
+}
+
+func (s *countingStore) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.Credential, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.ListCredentials(ctx, userID, kind)
+}
+
+func (s *countingStore) DeleteCredential(ctx context.Context, userID, id string) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.Store.DeleteCredential(ctx, userID, id)
+}
+
+func (s *countingStore) RecordUsage(ctx context.Context, u []auth.Usage) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	s.usageWrites.Add(1)
+	s.usageRows.Add(int64(len(u)))
+	return s.Store.RecordUsage(ctx, u)
+}
+
+// countingDirectory wraps a Directory, counting lookups and failing on demand.
+type countingDirectory struct {
+	*memory.Directory
+	lookups atomic.Int64
+	down    atomic.Bool
+}
+
+func (d *countingDirectory) LookupUser(ctx context.Context, login string) (*auth.User, error) {
+	d.lookups.Add(1)
+	if d.down.Load() {
+		return nil, auth.ErrUnavailable
+	}
+	return d.Directory.LookupUser(ctx, login)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+type env struct {
+	m     *auth.Manager
+	store *countingStore
+	dir   *countingDirectory
+	clock *clock
+	logs  *syncBuffer
+	alice *auth.User
+	bob   *auth.User
+}
+
+var testPepper = auth.Pepper{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}
+
+// newEnv returns a Manager on a memory store and directory with users alice
+// and bob, a settable clock and a captured debug log. edit may change options.
+func newEnv(t *testing.T, edit func(*auth.Options)) *env {
+	t.Helper()
+	e := &env{
+		store: &countingStore{Store: memory.NewStore()},
+		dir:   &countingDirectory{Directory: memory.NewDirectory()},
+		clock: &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)},
+		logs:  &syncBuffer{},
+		alice: &auth.User{ID: "u-alice", Login: "alice", DisplayName: "Alice", Groups: []string{"staff"}},
+		bob:   &auth.User{ID: "u-bob", Login: "bob"},
+	}
+	for _, u := range []*auth.User{e.alice, e.bob} {
+		if err := e.dir.AddUser(*u, "account-password-of-"+u.Login); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := &auth.Options{
+		Peppers: []auth.Pepper{testPepper},
+		Now:     e.clock.Now,
+		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if edit != nil {
+		edit(opts)
+	}
+	m, err := auth.NewManager(e.store, e.dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	e.m = m
+	return e
+}
+
+func (e *env) issue(t *testing.T, u *auth.User, name string) (*auth.AppPassword, string) {
+	t.Helper()
+	ap, secret, err := e.m.IssueAppPassword(t.Context(), u, auth.IssueRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap, secret
+}
+
+func (e *env) auth(t *testing.T, login, password string) (*auth.Principal, error) {
+	t.Helper()
+	return e.m.Authenticate(t.Context(), auth.Credentials{Username: login, Password: password, RemoteAddr: "192.0.2.7", UserAgent: "DAVx5/4.4"})
+}

@@ -1,0 +1,237 @@
+package auth_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/memory"
+)
+
+func TestIssueValidation(t *testing.T) {
+	e := newEnv(t, func(o *auth.Options) { o.MaxAppPasswords = 3; o.MaxNameLength = 10 })
+	ctx := t.Context()
+	bad := map[string]struct {
+		user *auth.User
+		req  auth.IssueRequest
+		want error
+	}{
+		"empty name":     {e.alice, auth.IssueRequest{Name: "  "}, auth.ErrInvalidInput},
+		"long name":      {e.alice, auth.IssueRequest{Name: strings.Repeat("é", 11)}, auth.ErrInvalidInput},
+		"control char":   {e.alice, auth.IssueRequest{Name: "a\nb"}, auth.ErrInvalidInput},
+		"non-UTF-8 name": {e.alice, auth.IssueRequest{Name: "\xff"}, auth.ErrInvalidInput},
+		"bad scope":      {e.alice, auth.IssueRequest{Name: "x", Scopes: []string{"Files"}}, auth.ErrInvalidInput},
+		"past expiry":    {e.alice, auth.IssueRequest{Name: "x", ExpiresAt: e.clock.Now()}, auth.ErrInvalidInput},
+		"nil user":       {nil, auth.IssueRequest{Name: "x"}, auth.ErrInvalidInput},
+		"no user ID":     {&auth.User{Login: "x"}, auth.IssueRequest{Name: "x"}, auth.ErrInvalidInput},
+		"disabled user":  {&auth.User{ID: "x", Login: "x", Disabled: true}, auth.IssueRequest{Name: "x"}, auth.ErrForbidden},
+	}
+	for name, tc := range bad {
+		if _, secret, err := e.m.IssueAppPassword(ctx, tc.user, tc.req); !errors.Is(err, tc.want) || secret != "" {
+			t.Errorf("%s: got %q, %v; want %v", name, secret, err, tc.want)
+		}
+	}
+	if list, _ := e.m.ListAppPasswords(ctx, "u-alice"); len(list) != 0 {
+		t.Errorf("refused requests stored %d app passwords", len(list))
+	}
+	ap, _, err := e.m.IssueAppPassword(ctx, e.alice, auth.IssueRequest{Name: strings.Repeat("é", 10), Scopes: []string{"files", "calendars", "files"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ap.Scopes, []string{"calendars", "files"}) {
+		t.Errorf("scopes %v, want sorted without duplicates", ap.Scopes)
+	}
+	e.issue(t, e.alice, "2")
+	e.issue(t, e.alice, "3")
+	if _, _, err := e.m.IssueAppPassword(ctx, e.alice, auth.IssueRequest{Name: "4"}); !errors.Is(err, auth.ErrInvalidInput) {
+		t.Errorf("fourth app password with a limit of 3: %v", err)
+	}
+	e.issue(t, e.bob, "bob") // the limit is per user
+}
+
+func TestScopesAndExpiry(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	_, secret, err := e.m.IssueAppPassword(ctx, e.alice, auth.IssueRequest{
+		Name: "calendar app", Scopes: []string{auth.ScopeCalendars}, ExpiresAt: e.clock.Now().Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.auth(t, "alice", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.HasScope(auth.ScopeCalendars) || p.HasScope(auth.ScopeFiles) {
+		t.Errorf("scopes %v", p.Scopes)
+	}
+	e.clock.Add(time.Hour)
+	if _, err := e.auth(t, "alice", secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("expired (cached) password: %v", err)
+	}
+}
+
+func TestRename(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	ap, secret := e.issue(t, e.alice, "phone")
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.m.RenameAppPassword(ctx, "u-alice", ap.ID, " My iPhone ")
+	if err != nil || got.Name != "My iPhone" || got.Hint != ap.Hint {
+		t.Fatalf("Rename = %+v, %v", got, err)
+	}
+	if _, err := e.m.RenameAppPassword(ctx, "u-alice", ap.ID, ""); !errors.Is(err, auth.ErrInvalidInput) {
+		t.Errorf("empty name: %v", err)
+	}
+	if _, err := e.m.RenameAppPassword(ctx, "u-alice", "nope", "x"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
+	}
+	list, _ := e.m.ListAppPasswords(ctx, "u-alice")
+	if len(list) != 1 || list[0].Name != "My iPhone" {
+		t.Errorf("listed %+v", list)
+	}
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Errorf("renamed password: %v", err)
+	}
+}
+
+func TestPepperRotation(t *testing.T) {
+	store, dir := memory.NewStore(), memory.NewDirectory()
+	alice := &auth.User{ID: "u-alice", Login: "alice"}
+	dir.AddUser(*alice, "")
+	k1 := auth.Pepper{ID: "k1", Key: bytes.Repeat([]byte{1}, 32)}
+	k2 := auth.Pepper{ID: "k2", Key: bytes.Repeat([]byte{2}, 32)}
+	old, err := auth.NewManager(store, dir, &auth.Options{Peppers: []auth.Pepper{k1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, oldSecret, _ := old.IssueAppPassword(t.Context(), alice, auth.IssueRequest{Name: "old"})
+	old.Close()
+
+	m, err := auth.NewManager(store, dir, &auth.Options{Peppers: []auth.Pepper{k1, k2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ap, newSecret, _ := m.IssueAppPassword(t.Context(), alice, auth.IssueRequest{Name: "new"})
+	if c, _ := store.Credential(t.Context(), "u-alice", ap.ID); c.KeyID != "k2" {
+		t.Errorf("new password hashed under %q, want the newest key k2", c.KeyID)
+	}
+	for _, s := range []string{oldSecret, newSecret, oldSecret} { // twice: cached too
+		if _, err := m.Authenticate(t.Context(), auth.Credentials{Username: "alice", Password: s}); err != nil {
+			t.Errorf("after rotation: %v", err)
+		}
+	}
+	only2, _ := auth.NewManager(store, dir, &auth.Options{Peppers: []auth.Pepper{k2}})
+	defer only2.Close()
+	if _, err := only2.Authenticate(t.Context(), auth.Credentials{Username: "alice", Password: oldSecret}); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("retired key still verifies: %v", err)
+	}
+}
+
+type fakeLimiter struct {
+	mu      sync.Mutex
+	block   error
+	results []bool
+}
+
+func (l *fakeLimiter) Allow(ctx context.Context, c auth.Credentials) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.block
+}
+
+func (l *fakeLimiter) Done(c auth.Credentials, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.results = append(l.results, ok)
+}
+
+func TestLimiter(t *testing.T) {
+	l := &fakeLimiter{}
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = l; o.CacheSize = -1 })
+	_, secret := e.issue(t, e.alice, "phone")
+	e.auth(t, "alice", secret)
+	e.auth(t, "mallory", secret)
+	e.store.setFail(auth.ErrUnavailable)
+	e.auth(t, "alice", secret) // an outage is not the client's failure
+	e.store.setFail(nil)
+	if want := []bool{true, false}; !slices.Equal(l.results, want) {
+		t.Errorf("Done calls %v, want %v", l.results, want)
+	}
+	l.block = &auth.ThrottleError{RetryAfter: 30 * time.Second}
+	before := e.store.byHash.Load()
+	_, err := e.auth(t, "alice", secret)
+	var te *auth.ThrottleError
+	if !errors.Is(err, auth.ErrThrottled) || !errors.As(err, &te) || te.RetryAfter != 30*time.Second {
+		t.Errorf("throttled: %v", err)
+	}
+	if e.store.byHash.Load() != before {
+		t.Error("a throttled attempt reached the store")
+	}
+	l.block = errors.New("limiter storage down")
+	if _, err := e.auth(t, "alice", secret); !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("limiter failure: %v, want ErrUnavailable (fail closed)", err)
+	}
+}
+
+// TestNoSecretInLogs runs every operation with debug logging and an event
+// hook and checks that no secret, in any form, appears in either.
+func TestNoSecretInLogs(t *testing.T) {
+	var events []auth.Event
+	var mu sync.Mutex
+	e := newEnv(t, func(o *auth.Options) {
+		o.OnEvent = func(ev auth.Event) { mu.Lock(); events = append(events, ev); mu.Unlock() }
+	})
+	ctx := t.Context()
+	ap, secret := e.issue(t, e.alice, "phone")
+	_, sess, _ := e.m.CreateSession(ctx, e.alice, "192.0.2.1", "Firefox")
+	e.auth(t, "alice", secret)
+	e.auth(t, "bob", secret)
+	e.auth(t, "alice", strings.ToUpper(secret))
+	e.auth(t, "alice", secret[:len(secret)-1]+"x")
+	e.auth(t, "alice\x1b[31m\nfake=line", "account-password-of-alice")
+	e.m.AuthenticateSession(ctx, sess, "", "")
+	_, uncached := e.issue(t, e.alice, "tablet")
+	e.store.setFail(errors.New("connection refused"))
+	e.m.CreateSession(ctx, e.alice, "", "")
+	e.auth(t, "alice", uncached)
+	e.store.setFail(nil)
+	e.m.RenameAppPassword(ctx, "u-alice", ap.ID, "x")
+	e.m.RevokeAppPassword(ctx, "u-alice", ap.ID)
+	e.m.Close()
+
+	logs := e.logs.String()
+	if strings.Contains(logs, "\x1b") || regexp.MustCompile(`\n\s*fake=line`).MatchString(logs) {
+		t.Error("control characters from a username reached the log unescaped")
+	}
+	mu.Lock()
+	for _, ev := range events {
+		logs += ev.Login + ev.Reason + ev.UserAgent + ev.RemoteAddr + ev.CredentialID
+		if ev.Err != nil {
+			logs += ev.Err.Error()
+		}
+	}
+	mu.Unlock()
+	for _, s := range []string{secret, uncached, sess, "account-password-of-alice"} {
+		for _, form := range []string{s, strings.ReplaceAll(s, "-", ""), s[len(s)-12:]} {
+			if strings.Contains(strings.ToLower(logs), strings.ToLower(form)) {
+				t.Errorf("log output contains a secret (%q)", form)
+			}
+		}
+	}
+	for _, want := range []string{`"event":"issued"`, `"event":"authenticated"`, `"reason":"wrong_user"`, `"reason":"malformed"`, `"event":"revoked"`, `"event":"unavailable"`, `"credential_id":"` + ap.ID} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("audit log lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package auth_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+)
+
+func TestSessions(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	s1, secret1, err := e.m.CreateSession(ctx, e.alice, "192.0.2.1", "Firefox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, secret2, err := e.m.CreateSession(ctx, e.alice, "192.0.2.2", "Safari")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(secret1, "aas-") || s1.ID == s2.ID {
+		t.Fatalf("sessions %+v %+v, secret %q", s1, s2, secret1)
+	}
+	p, err := e.m.AuthenticateSession(ctx, secret1, "192.0.2.1", "Firefox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Method != auth.MethodSession || p.CredentialID != s1.ID || p.User.ID != "u-alice" || !p.AuthTime.Equal(e.clock.Now()) {
+		t.Errorf("principal %+v", p)
+	}
+	// A session secret is not an app password, and the other way round.
+	if _, err := e.auth(t, "alice", secret1); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("session secret as app password: %v", err)
+	}
+	_, app := e.issue(t, e.alice, "phone")
+	if _, err := e.m.AuthenticateSession(ctx, app, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("app password as session: %v", err)
+	}
+	// Sessions and app passwords are listed apart.
+	list, err := e.m.ListSessions(ctx, "u-alice")
+	if err != nil || len(list) != 2 || list[0].ID == list[1].ID || list[0].LastUsedClient == "" {
+		t.Fatalf("ListSessions = %+v, %v", list, err)
+	}
+	if aps, _ := e.m.ListAppPasswords(ctx, "u-alice"); len(aps) != 1 {
+		t.Errorf("%d app passwords listed, want 1", len(aps))
+	}
+
+	// Recent sign-in: re-entering the password moves AuthTime.
+	e.clock.Add(30 * time.Minute)
+	if err := e.m.ReauthenticateSession(ctx, "u-alice", s1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := e.m.AuthenticateSession(ctx, secret1, "", ""); err != nil || !p.AuthTime.Equal(e.clock.Now()) {
+		t.Errorf("after reauthentication: %+v, %v", p, err)
+	}
+	if err := e.m.ReauthenticateSession(ctx, "u-bob", s1.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("bob reauthenticating alice's session: %v", err)
+	}
+
+	// Revoke the others, keeping this one.
+	if err := e.m.RevokeSession(ctx, "u-bob", s2.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("bob revoking alice's session: %v", err)
+	}
+	if err := e.m.RevokeAppPassword(ctx, "u-alice", s2.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("a session revoked as an app password: %v", err)
+	}
+	if _, err := e.m.AuthenticateSession(ctx, secret2, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.m.RevokeOtherSessions(ctx, "u-alice", s1.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("RevokeOtherSessions = %d, %v", n, err)
+	}
+	if _, err := e.m.AuthenticateSession(ctx, secret2, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("revoked session: %v", err)
+	}
+	if _, err := e.m.AuthenticateSession(ctx, secret1, "", ""); err != nil {
+		t.Errorf("kept session: %v", err)
+	}
+	if _, err := e.auth(t, "alice", app); err != nil {
+		t.Errorf("revoking sessions broke an app password: %v", err)
+	}
+	if err := e.m.RevokeSession(ctx, "u-alice", s1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.AuthenticateSession(ctx, secret1, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("signed-out session: %v", err)
+	}
+}
+
+func TestSessionLifetimes(t *testing.T) {
+	e := newEnv(t, func(o *auth.Options) {
+		o.SessionIdleTimeout = time.Hour
+		o.SessionLifetime = 5 * time.Hour
+		o.LastUsedInterval = time.Minute
+	})
+	ctx := t.Context()
+	_, idle, _ := e.m.CreateSession(ctx, e.alice, "", "")
+	_, busy, _ := e.m.CreateSession(ctx, e.alice, "", "")
+	for range 5 { // 5 × 50 min = 250 min
+		e.clock.Add(50 * time.Minute)
+		if _, err := e.m.AuthenticateSession(ctx, busy, "", ""); err != nil {
+			t.Fatalf("active session refused at %v: %v", e.clock.Now(), err)
+		}
+	}
+	if _, err := e.m.AuthenticateSession(ctx, idle, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("idle session: %v", err)
+	}
+	e.clock.Add(time.Hour) // 310 min > 5 h
+	if _, err := e.m.AuthenticateSession(ctx, busy, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("session past its absolute lifetime: %v", err)
+	}
+}
+
+func TestSessionOwnerDisabled(t *testing.T) {
+	e := newEnv(t, nil)
+	_, secret, _ := e.m.CreateSession(t.Context(), e.alice, "", "")
+	e.dir.SetDisabled("alice", true)
+	e.clock.Add(5 * time.Minute)
+	if _, err := e.m.AuthenticateSession(t.Context(), secret, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("disabled owner's session: %v", err)
+	}
+	if _, _, err := e.m.CreateSession(t.Context(), &auth.User{ID: "x", Login: "x", Disabled: true}, "", ""); !errors.Is(err, auth.ErrForbidden) {
+		t.Errorf("session for a disabled user: %v", err)
+	}
+}
