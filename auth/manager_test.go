@@ -91,17 +91,17 @@ func TestRefusedBeforeAnyLookup(t *testing.T) {
 	swapped := []byte(secret)
 	swapped[4], swapped[5] = swapped[5], swapped[4]
 	cases := map[string]auth.Credentials{
-		"empty password":    {Username: "alice"},
-		"empty both":        {},
-		"empty username":    {Password: secret},
-		"1 MiB password":    {Username: "alice", Password: strings.Repeat("a", 1<<20)},
-		"1 MiB username":    {Username: strings.Repeat("a", 1<<20), Password: secret},
-		"non-UTF-8":         {Username: "alice", Password: "aap-\xff\xfe" + secret[6:]},
-		"checksum typo":     {Username: "alice", Password: string(broken)},
-		"transposition":     {Username: "alice", Password: string(swapped)},
-		"account password":  {Username: "alice", Password: "account-password-of-alice"},
-		"NUL in password":   {Username: "alice", Password: secret + "\x00"},
-		"truncated secret":  {Username: "alice", Password: secret[:len(secret)-1]},
+		"empty password":     {Username: "alice"},
+		"empty both":         {},
+		"empty username":     {Password: secret},
+		"1 MiB password":     {Username: "alice", Password: strings.Repeat("a", 1<<20)},
+		"1 MiB username":     {Username: strings.Repeat("a", 1<<20), Password: secret},
+		"non-UTF-8":          {Username: "alice", Password: "aap-\xff\xfe" + secret[6:]},
+		"checksum typo":      {Username: "alice", Password: string(broken)},
+		"transposition":      {Username: "alice", Password: string(swapped)},
+		"account password":   {Username: "alice", Password: "account-password-of-alice"},
+		"NUL in password":    {Username: "alice", Password: secret + "\x00"},
+		"truncated secret":   {Username: "alice", Password: secret[:len(secret)-1]},
 		"other prefix (aas)": {Username: "alice", Password: "aas" + secret[3:]},
 	}
 	for name, c := range cases {
