@@ -131,7 +131,7 @@ var testPepper = auth.Pepper{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}
 
 // newEnv returns a Manager on a memory store and directory with users alice
 // and bob, a settable clock and a captured debug log. edit may change options.
-func newEnv(t *testing.T, edit func(*auth.Options)) *env {
+func newEnv(t testing.TB, edit func(*auth.Options)) *env {
 	t.Helper()
 	e := &env{
 		store: &countingStore{Store: memory.NewStore()},
