@@ -1,0 +1,254 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/appauth/appauth/auth"
+)
+
+// This file holds every difference between PostgreSQL and SQLite: driver
+// names, placeholders, the time representation, how the migration
+// transaction is locked, and which driver errors mean what. The rest of the
+// package is dialect-free.
+
+// dialect describes one SQL database flavour.
+type dialect struct {
+	name     string // "postgres" or "sqlite", also the driver name
+	bindType int    // sqlx bind type for Rebind
+	timeType string // SQL type of a time column
+	// timeArg encodes a non-zero time as a query argument.
+	timeArg func(t time.Time) any
+}
+
+var (
+	postgresDialect = &dialect{
+		name:     "postgres",
+		bindType: sqlx.DOLLAR,
+		timeType: "TIMESTAMPTZ",
+		// TIMESTAMPTZ keeps microseconds; truncate here so both dialects
+		// agree on what is stored.
+		timeArg: func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
+	}
+	sqliteDialect = &dialect{
+		name:     "sqlite",
+		bindType: sqlx.QUESTION,
+		timeType: "INTEGER",
+		// INTEGER microseconds since the epoch: sorts, compares and
+		// round-trips exactly, with no text format to agree on.
+		timeArg: func(t time.Time) any { return t.UnixMicro() },
+	}
+)
+
+// dialectFor returns the dialect of a driver name.
+func dialectFor(driverName string) (*dialect, error) {
+	switch driverName {
+	case "postgres":
+		return postgresDialect, nil
+	case "sqlite":
+		return sqliteDialect, nil
+	}
+	return nil, fmt.Errorf("sqlstore: unsupported driver %q (want %q for github.com/lib/pq or %q for modernc.org/sqlite)",
+		driverName, "postgres", "sqlite")
+}
+
+// nullTime encodes t for a nullable column: the zero time is NULL.
+func (d *dialect) nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return d.timeArg(t)
+}
+
+// dbTime scans a time column of either dialect: NULL is the zero time,
+// TIMESTAMPTZ (time.Time) and INTEGER microseconds are returned in UTC.
+type dbTime struct{ t time.Time }
+
+// Scan implements [sql.Scanner].
+func (d *dbTime) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		d.t = time.Time{}
+	case time.Time:
+		d.t = v.UTC()
+	case int64:
+		d.t = time.UnixMicro(v).UTC()
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T into a time", v)
+	}
+	return nil
+}
+
+// queries are the statements of one Store, built once at open: table name
+// and placeholders filled in.
+type queries struct {
+	insert, byHash, byID, list, update, del, delAll, usage string
+}
+
+// credentialColumns lists the columns in the order of [row].
+const credentialColumns = "id, kind, user_id, login, name, scopes, hash, key_id, hint, " +
+	"created_at, expires_at, authenticated_at, last_used_at, last_used_addr, last_used_client"
+
+func (d *dialect) queries(table string) queries {
+	q := func(s string) string { return sqlx.Rebind(d.bindType, strings.ReplaceAll(s, "{t}", table)) }
+	return queries{
+		insert: q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		byHash: q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
+		byID:   q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
+		list:   q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
+		update: q("UPDATE {t} SET name = ?, scopes = ?, expires_at = ?, authenticated_at = ? WHERE id = ? AND user_id = ?"),
+		del:    q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),
+		delAll: q("DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"),
+		usage: q("UPDATE {t} SET last_used_at = ?, last_used_addr = ?, last_used_client = ? " +
+			"WHERE id = ? AND user_id = ? AND (last_used_at IS NULL OR last_used_at < ?)"),
+	}
+}
+
+// execQuerier is what a migration runs on: a *sql.Tx or a *sql.Conn.
+type execQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// beginMigration starts the migration transaction and takes the lock that
+// keeps two processes from migrating at once. The caller must call end
+// exactly once, with commit true to commit.
+func (d *dialect) beginMigration(ctx context.Context, db *sqlx.DB, prefix string) (tx execQuerier, end func(commit bool) error, err error) {
+	if d == postgresDialect {
+		// A transaction-scoped advisory lock, taken before the version is
+		// read: a second process waits here and then finds the schema
+		// current. It is released by COMMIT or ROLLBACK.
+		t, err := db.BeginTxx(ctx, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		h := fnv.New64a()
+		h.Write([]byte("github.com/appauth/appauth/backends/sqlstore:" + prefix))
+		if _, err := t.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+			t.Rollback()
+			return nil, nil, err
+		}
+		return t, func(commit bool) error {
+			if commit {
+				return t.Commit()
+			}
+			return t.Rollback()
+		}, nil
+	}
+
+	// SQLite: BEGIN IMMEDIATE takes the database's write lock before the
+	// version is read, so a second process waits (busy_timeout) and then
+	// finds the schema current. It is issued by hand on one connection so
+	// this holds whatever _txlock a DB given to New was opened with.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, func(commit bool) error {
+		defer conn.Close()
+		if !commit {
+			rollback(conn)
+			return nil
+		}
+		_, err := conn.ExecContext(ctx, "COMMIT")
+		if err != nil {
+			rollback(conn)
+		}
+		return err
+	}, nil
+}
+
+// rollback ends a hand-made SQLite transaction; if that fails, the
+// connection is discarded rather than returned to the pool mid-transaction.
+func rollback(conn *sql.Conn) {
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// errDBClosed and errStmtClosed are the texts of database/sql's unexported
+// errors for a closed *sql.DB or *sql.Stmt: the store cannot answer.
+const (
+	errDBClosed   = "sql: database is closed"
+	errStmtClosed = "sql: statement is closed"
+)
+
+// translate maps a driver error to the auth sentinels, wrapped with the
+// package prefix and op: sql.ErrNoRows is auth.ErrNotFound, a unique
+// violation auth.ErrAlreadyExists, and anything that means "cannot answer
+// now" auth.ErrUnavailable. Other errors are wrapped as they are.
+func translate(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlstore: %s: %w", op, auth.ErrNotFound)
+	case isUniqueViolation(err):
+		return fmt.Errorf("sqlstore: %s: %w (%w)", op, auth.ErrAlreadyExists, err)
+	case isUnavailable(err):
+		return fmt.Errorf("sqlstore: %s: %w: %w", op, auth.ErrUnavailable, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+func isUniqueViolation(err error) bool {
+	if e := pq.As(err); e != nil {
+		return e.Code == "23505" // unique_violation
+	}
+	if e, ok := errors.AsType[*sqlite.Error](err); ok {
+		code := e.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+func isUnavailable(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return true
+	}
+	if e := pq.As(err); e != nil {
+		switch code := string(e.Code); {
+		case strings.HasPrefix(code, "08"), // connection exception
+			strings.HasPrefix(code, "40"),  // transaction rollback (serialization failure, deadlock): retry
+			strings.HasPrefix(code, "53"),  // insufficient resources (too many connections, ...)
+			strings.HasPrefix(code, "57P"), // admin/crash shutdown, cannot connect now
+			code == "57014":                // query canceled (statement_timeout, cancel)
+			return true
+		}
+		return false
+	}
+	if e, ok := errors.AsType[*sqlite.Error](err); ok {
+		switch e.Code() & 0xff { // primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return true
+		}
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, errDBClosed) || strings.Contains(msg, errStmtClosed)
+}

@@ -1,0 +1,374 @@
+// Package sqlstore implements [auth.Store] on PostgreSQL (github.com/lib/pq)
+// and SQLite (modernc.org/sqlite, pure Go) through github.com/jmoiron/sqlx.
+//
+// Open a store with [OpenPostgres] or [OpenSQLite], or wrap a *sqlx.DB you
+// already have with [New]. Each applies the embedded, versioned schema
+// migrations in one transaction before it returns, so several processes may
+// open the same database at once. The schema is described in the package's
+// README.md.
+//
+// Driver errors are translated at this boundary: a missing row is
+// [auth.ErrNotFound], a duplicate ID or hash [auth.ErrAlreadyExists], and a
+// dropped connection, a timeout or a locked database [auth.ErrUnavailable].
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"  // registers the "postgres" driver
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/appauth/appauth/auth"
+)
+
+// DefaultTablePrefix is the table-name prefix used when [Options.TablePrefix]
+// is empty.
+const DefaultTablePrefix = "appauth_"
+
+// Options configures a [Store]. The zero value (or a nil *Options) means
+// defaults.
+type Options struct {
+	// TablePrefix is prepended to the name of every table and index the
+	// store creates ("credentials", "schema_migrations"). It must match
+	// [a-z_][a-z0-9_]* and be at most 32 characters. Empty means
+	// [DefaultTablePrefix].
+	TablePrefix string
+	// Logger receives schema migration and warning messages. It never
+	// receives a secret, a hash or a DSN. Nil discards them.
+	Logger *slog.Logger
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// maxPrefixLen keeps the longest derived name
+// (PREFIX + "credentials_user_kind_created_idx") under PostgreSQL's 63-byte
+// identifier limit.
+const maxPrefixLen = 32
+
+// Store is an [auth.Store] on PostgreSQL or SQLite. It is safe for
+// concurrent use. Create it with [OpenPostgres], [OpenSQLite] or [New].
+type Store struct {
+	db      *sqlx.DB
+	ownDB   bool // Close closes db
+	dialect *dialect
+	prefix  string
+	q       queries
+	byHash  *sqlx.Stmt // the hot path, prepared once
+	logger  *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ auth.Store = (*Store)(nil)
+
+// OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
+// URL or key=value string), applies the schema migrations and returns the
+// Store, which owns the connection pool. Errors never contain the DSN's
+// password. For pool settings, open the *sqlx.DB yourself and call [New].
+func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, redactDSN(fmt.Errorf("sqlstore: open postgres: %w", err), dsn)
+	}
+	s, err := newStore(ctx, db, true, opts)
+	if err != nil {
+		db.Close()
+		return nil, redactDSN(err, dsn)
+	}
+	return s, nil
+}
+
+// OpenSQLite opens (creating it if needed) the SQLite database in the file
+// at path, applies the schema migrations and returns the Store, which owns
+// the connection pool. path must be a file name, not ":memory:" or a
+// "file:" URI: every pooled connection must see the same database.
+//
+// The database is put in WAL journal mode with synchronous=FULL (a
+// committed revocation survives a power loss) and foreign keys on.
+func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlstore: open sqlite: %q is not a plain file path", path)
+	}
+	// Concurrency: WAL lets any number of readers run beside the one writer,
+	// so the pool stays unlimited and CredentialByHash never queues behind a
+	// write (SetMaxOpenConns(1) would serialize reads too). Writers take
+	// turns on the database's write lock:
+	//   - _busy_timeout makes a writer wait for the lock (up to 10 s, far
+	//     longer than any of our transactions) instead of failing at once;
+	//   - _txlock=immediate makes every read-write transaction take the
+	//     write lock at BEGIN. A deferred transaction that reads and then
+	//     writes must upgrade its lock, and SQLite answers a contended
+	//     upgrade with SQLITE_BUSY immediately, without waiting, to avoid a
+	//     deadlock; immediate transactions never upgrade. Single statements
+	//     outside a transaction wait under busy_timeout by themselves.
+	dsn := path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
+	db, err := sqlx.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
+	s, err := newStore(ctx, db, true, opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns a Store on db, whose DriverName must be "postgres"
+// (github.com/lib/pq) or "sqlite" (modernc.org/sqlite), after applying the
+// schema migrations. The caller keeps ownership of db: [Store.Close] does
+// not close it. A SQLite db should be opened like [OpenSQLite] does (a file,
+// WAL, _busy_timeout and _txlock=immediate).
+func New(ctx context.Context, db *sqlx.DB, opts *Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("sqlstore: New: nil *sqlx.DB")
+	}
+	return newStore(ctx, db, false, opts)
+}
+
+func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	prefix := opts.TablePrefix
+	if prefix == "" {
+		prefix = DefaultTablePrefix
+	}
+	if len(prefix) > maxPrefixLen || !prefixRE.MatchString(prefix) {
+		return nil, fmt.Errorf("sqlstore: invalid TablePrefix %q: want [a-z_][a-z0-9_]*, at most %d characters", prefix, maxPrefixLen)
+	}
+	d, err := dialectFor(db.DriverName())
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		db:      db,
+		ownDB:   own,
+		dialect: d,
+		prefix:  prefix,
+		q:       d.queries(prefix + "credentials"),
+		logger:  logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if s.byHash, err = db.PreparexContext(ctx, s.q.byHash); err != nil {
+		return nil, translate("prepare credential by hash", err)
+	}
+	return s, nil
+}
+
+// rebind turns ? placeholders into the dialect's.
+func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType, q) }
+
+// Close releases the prepared statements and, if the Store opened the
+// database itself ([OpenPostgres], [OpenSQLite]), closes it. A Store made
+// by [New] leaves its *sqlx.DB open. Further calls return the same result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		err := s.byHash.Close()
+		if s.ownDB {
+			err = errors.Join(err, s.db.Close())
+		}
+		if err != nil {
+			s.closeErr = fmt.Errorf("sqlstore: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// row is a credentials row as scanned.
+type row struct {
+	ID              string `db:"id"`
+	Kind            string `db:"kind"`
+	UserID          string `db:"user_id"`
+	Login           string `db:"login"`
+	Name            string `db:"name"`
+	Scopes          string `db:"scopes"`
+	Hash            []byte `db:"hash"`
+	KeyID           string `db:"key_id"`
+	Hint            string `db:"hint"`
+	CreatedAt       dbTime `db:"created_at"`
+	ExpiresAt       dbTime `db:"expires_at"`
+	AuthenticatedAt dbTime `db:"authenticated_at"`
+	LastUsedAt      dbTime `db:"last_used_at"`
+	LastUsedAddr    string `db:"last_used_addr"`
+	LastUsedClient  string `db:"last_used_client"`
+}
+
+func (r *row) credential() *auth.Credential {
+	return &auth.Credential{
+		ID:              r.ID,
+		Kind:            auth.Kind(r.Kind),
+		UserID:          r.UserID,
+		Login:           r.Login,
+		Name:            r.Name,
+		Scopes:          decodeScopes(r.Scopes),
+		Hash:            r.Hash,
+		KeyID:           r.KeyID,
+		Hint:            r.Hint,
+		CreatedAt:       r.CreatedAt.t,
+		ExpiresAt:       r.ExpiresAt.t,
+		AuthenticatedAt: r.AuthenticatedAt.t,
+		LastUsedAt:      r.LastUsedAt.t,
+		LastUsedAddr:    r.LastUsedAddr,
+		LastUsedClient:  r.LastUsedClient,
+	}
+}
+
+// encodeScopes joins scopes with spaces; a scope must be non-empty and hold
+// no whitespace, or it would not split back the same.
+func encodeScopes(scopes []string) (string, error) {
+	for _, sc := range scopes {
+		if sc == "" || strings.ContainsFunc(sc, unicode.IsSpace) {
+			return "", fmt.Errorf("%w: scope %q is empty or contains whitespace", auth.ErrInvalidInput, sc)
+		}
+	}
+	return strings.Join(scopes, " "), nil
+}
+
+func decodeScopes(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Fields(s)
+}
+
+// CreateCredential implements [auth.Store]. ID, Hash, UserID and CreatedAt
+// are required.
+func (s *Store) CreateCredential(ctx context.Context, c *auth.Credential) error {
+	if c.ID == "" || len(c.Hash) == 0 || c.UserID == "" || c.CreatedAt.IsZero() {
+		return fmt.Errorf("sqlstore: create credential: %w: ID, Hash, UserID and CreatedAt are required", auth.ErrInvalidInput)
+	}
+	scopes, err := encodeScopes(c.Scopes)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create credential: %w", err)
+	}
+	d := s.dialect
+	_, err = s.db.ExecContext(ctx, s.q.insert,
+		c.ID, string(c.Kind), c.UserID, c.Login, c.Name, scopes, c.Hash, c.KeyID, c.Hint,
+		d.timeArg(c.CreatedAt), d.nullTime(c.ExpiresAt), d.nullTime(c.AuthenticatedAt), d.nullTime(c.LastUsedAt),
+		c.LastUsedAddr, c.LastUsedClient)
+	return translate("create credential", err)
+}
+
+// CredentialByHash implements [auth.Store] with a statement prepared at open.
+func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Credential, error) {
+	var r row
+	if err := s.byHash.GetContext(ctx, &r, hash); err != nil {
+		return nil, translate("credential by hash", err)
+	}
+	return r.credential(), nil
+}
+
+// Credential implements [auth.Store].
+func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Credential, error) {
+	var r row
+	if err := s.db.GetContext(ctx, &r, s.q.byID, id, userID); err != nil {
+		return nil, translate("credential", err)
+	}
+	return r.credential(), nil
+}
+
+// ListCredentials implements [auth.Store].
+func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.Credential, error) {
+	var rows []row
+	if err := s.db.SelectContext(ctx, &rows, s.q.list, userID, string(kind)); err != nil {
+		return nil, translate("list credentials", err)
+	}
+	out := make([]*auth.Credential, len(rows))
+	for i := range rows {
+		out[i] = rows[i].credential()
+	}
+	return out, nil
+}
+
+// UpdateCredential implements [auth.Store].
+func (s *Store) UpdateCredential(ctx context.Context, c *auth.Credential) error {
+	scopes, err := encodeScopes(c.Scopes)
+	if err != nil {
+		return fmt.Errorf("sqlstore: update credential: %w", err)
+	}
+	res, err := s.db.ExecContext(ctx, s.q.update,
+		c.Name, scopes, s.dialect.nullTime(c.ExpiresAt), s.dialect.nullTime(c.AuthenticatedAt), c.ID, c.UserID)
+	return oneRow("update credential", res, err)
+}
+
+// DeleteCredential implements [auth.Store].
+func (s *Store) DeleteCredential(ctx context.Context, userID, id string) error {
+	res, err := s.db.ExecContext(ctx, s.q.del, id, userID)
+	return oneRow("delete credential", res, err)
+}
+
+// oneRow checks that a statement naming one credential found it.
+func oneRow(op string, res interface{ RowsAffected() (int64, error) }, err error) error {
+	if err != nil {
+		return translate(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return translate(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: %w", op, auth.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteCredentials implements [auth.Store].
+func (s *Store) DeleteCredentials(ctx context.Context, userID string, kind auth.Kind, except string) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.q.delAll, userID, string(kind), except)
+	if err != nil {
+		return 0, translate("delete credentials", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, translate("delete credentials", err)
+	}
+	return int(n), nil
+}
+
+// RecordUsage implements [auth.Store]: one conditional UPDATE per usage, all
+// in one transaction. The condition on last_used_at keeps the time from
+// moving backwards, also against a concurrent batch; updates for missing
+// credentials or another owner match no row and are ignored.
+func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
+	us := make([]auth.Usage, 0, len(usage))
+	for _, u := range usage {
+		if !u.At.IsZero() && u.ID != "" {
+			us = append(us, u)
+		}
+	}
+	if len(us) == 0 {
+		return nil
+	}
+	// Lock rows in one order, so two concurrent batches cannot deadlock.
+	slices.SortFunc(us, func(a, b auth.Usage) int { return strings.Compare(a.ID, b.ID) })
+
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return translate("record usage: begin", err)
+	}
+	defer tx.Rollback()
+	for _, u := range us {
+		at := s.dialect.timeArg(u.At)
+		if _, err := tx.ExecContext(ctx, s.q.usage, at, u.Addr, u.Client, u.ID, u.UserID, at); err != nil {
+			return translate("record usage", err)
+		}
+	}
+	return translate("record usage: commit", tx.Commit())
+}
