@@ -62,6 +62,9 @@ func (c *credCache) get(k hashKey, now int64) (e *cacheEntry, unknown bool) {
 }
 
 func (c *credCache) generation() uint64 {
+	if c.max <= 0 {
+		return 0
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.gen

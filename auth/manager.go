@@ -176,7 +176,7 @@ func (m *Manager) Authenticate(ctx context.Context, c Credentials) (*Principal, 
 }
 
 func (m *Manager) authenticate(ctx context.Context, c Credentials) (*Principal, error) {
-	fail := Event{Type: EventFailed, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
 	if c.Username == "" || len(c.Username) > maxLoginLen {
 		return nil, m.deny(ctx, fail, "malformed")
 	}
@@ -192,15 +192,16 @@ func (m *Manager) authenticate(ctx context.Context, c Credentials) (*Principal, 
 	if err != nil {
 		return nil, err
 	}
-	m.touch(e, c)
-	m.emit(ctx, Event{Type: EventAuthenticated, Time: m.now(), Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
+	m.touch(e, c, fail.Time)
+	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
 		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
 	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, nil
 }
 
 // verify runs the part of the verify path that app passwords and sessions
 // share: format and checksum, throttle (app passwords), HMAC, cache, store,
-// expiry. It fills fail with what it learned, for the caller's failure events.
+// expiry. fail is the failure event to emit, stamped with the attempt's
+// time; verify adds what it learns to it.
 func (m *Manager) verify(ctx context.Context, kind Kind, c Credentials, fail *Event) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
@@ -215,7 +216,7 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Credentials, fail *Ev
 	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
 		if err := l.Allow(ctx, c); err != nil {
 			ev := *fail
-			ev.Type, ev.Time, ev.Err = EventThrottled, m.now(), err
+			ev.Type, ev.Err = EventThrottled, err
 			if !errors.Is(err, ErrThrottled) {
 				ev.Type, err = EventUnavailable, fmt.Errorf("%w: limiter: %w", ErrUnavailable, err)
 			}
@@ -223,7 +224,7 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Credentials, fail *Ev
 			return nil, err
 		}
 	}
-	now := m.now()
+	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)
 	e, unknown := m.cache.get(key, now.UnixNano())
 	if unknown {
@@ -285,7 +286,7 @@ func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key h
 // owner returns the credential's owner as the directory last described it,
 // looking them up again when the answer is older than OwnerCheckInterval.
 func (m *Manager) owner(ctx context.Context, cred *Credential, fail Event) (*User, error) {
-	now := m.now().UnixNano()
+	now := fail.Time.UnixNano()
 	e := m.users.get(cred.Login)
 	if e == nil || now-e.checked >= int64(m.opts.OwnerCheckInterval) {
 		u, err := m.dir.LookupUser(ctx, cred.Login)
@@ -311,19 +312,18 @@ func (m *Manager) owner(ctx context.Context, cred *Credential, fail Event) (*Use
 
 // touch queues a last-used update unless one was queued for this credential
 // within LastUsedInterval.
-func (m *Manager) touch(e *cacheEntry, c Credentials) {
-	now := m.now()
+func (m *Manager) touch(e *cacheEntry, c Credentials, now time.Time) {
 	last := e.lastUsed.Load()
 	if now.UnixNano()-last < int64(m.opts.LastUsedInterval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now, Addr: c.RemoteAddr, Client: c.UserAgent})
+	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now, Addr: c.RemoteAddr, Client: c.UserAgent}, m.opts.LastUsedInterval)
 }
 
 // deny records a refusal and returns ErrInvalidCredentials: the one answer
 // for every reason, so a client cannot tell them apart.
 func (m *Manager) deny(ctx context.Context, ev Event, reason string) error {
-	ev.Time, ev.Reason = m.now(), reason
+	ev.Reason = reason
 	m.emit(ctx, ev)
 	return ErrInvalidCredentials
 }
@@ -333,7 +333,7 @@ func (m *Manager) unavailable(ctx context.Context, ev Event, err error) error {
 	if !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	ev.Type, ev.Time, ev.Err = EventUnavailable, m.now(), err
+	ev.Type, ev.Err = EventUnavailable, err
 	m.emit(ctx, ev)
 	return err
 }

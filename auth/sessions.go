@@ -32,7 +32,7 @@ func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, use
 // disabled owner, and ErrUnavailable when the store or directory cannot answer.
 func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
 	c := Credentials{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
-	fail := Event{Type: EventFailed, Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent}
 	e, err := m.verify(ctx, KindSession, c, &fail)
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	if err != nil {
 		return nil, err
 	}
-	m.touch(e, c)
+	m.touch(e, c, fail.Time)
 	return &Principal{User: *user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt}, nil
 }
 

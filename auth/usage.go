@@ -3,51 +3,59 @@ package auth
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // usageQueue holds coalesced last-used updates until the background flusher
-// writes them: at most one pending update per credential, the newest.
+// writes them: at most one pending update per credential. A sync.Map keeps
+// the common case (an update for this credential is already queued) free of
+// locks, which matters when verifies run in parallel without a cache.
 type usageQueue struct {
-	mu      sync.Mutex
-	pending map[string]Usage // by credential ID
+	pending sync.Map // credential ID -> *Usage
 }
 
-func (q *usageQueue) add(u Usage) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.pending == nil {
-		q.pending = map[string]Usage{}
-	}
-	if old, ok := q.pending[u.ID]; !ok || u.At.After(old.At) {
-		q.pending[u.ID] = u
+// add queues u unless an update for the same credential, less than
+// interval older, is already queued.
+func (q *usageQueue) add(u Usage, interval time.Duration) {
+	for {
+		old, loaded := q.pending.LoadOrStore(u.ID, &u)
+		if !loaded {
+			return
+		}
+		if u.At.Sub(old.(*Usage).At) < interval {
+			return
+		}
+		if q.pending.CompareAndSwap(u.ID, old, &u) {
+			return
+		}
 	}
 }
 
 // peek returns the pending update for id, if any.
 func (q *usageQueue) peek(id string) (Usage, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	u, ok := q.pending[id]
-	return u, ok
+	if v, ok := q.pending.Load(id); ok {
+		return *v.(*Usage), true
+	}
+	return Usage{}, false
 }
 
 // flush writes everything pending in one batch. On failure the batch is put
 // back (newer updates that arrived meanwhile win) for the next attempt.
 func (q *usageQueue) flush(ctx context.Context, s Store) error {
-	q.mu.Lock()
-	batch := make([]Usage, 0, len(q.pending))
-	for _, u := range q.pending {
-		batch = append(batch, u)
-	}
-	q.pending = nil
-	q.mu.Unlock()
+	var batch []Usage
+	q.pending.Range(func(id, v any) bool {
+		if q.pending.CompareAndDelete(id, v) {
+			batch = append(batch, *v.(*Usage))
+		}
+		return true
+	})
 	if len(batch) == 0 {
 		return nil
 	}
 	err := s.RecordUsage(ctx, batch)
 	if err != nil {
 		for _, u := range batch {
-			q.add(u)
+			q.pending.LoadOrStore(u.ID, &u)
 		}
 	}
 	return err

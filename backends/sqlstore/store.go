@@ -210,6 +210,13 @@ type row struct {
 	LastUsedClient  string `db:"last_used_client"`
 }
 
+// dest returns pointers to r's fields in the order of credentialColumns, for
+// a plain Scan: the verify path avoids sqlx's reflection.
+func (r *row) dest() []any {
+	return []any{&r.ID, &r.Kind, &r.UserID, &r.Login, &r.Name, &r.Scopes, &r.Hash, &r.KeyID, &r.Hint,
+		&r.CreatedAt, &r.ExpiresAt, &r.AuthenticatedAt, &r.LastUsedAt, &r.LastUsedAddr, &r.LastUsedClient}
+}
+
 func (r *row) credential() *auth.Credential {
 	return &auth.Credential{
 		ID:              r.ID,
@@ -269,7 +276,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.Credential) error 
 // CredentialByHash implements [auth.Store] with a statement prepared at open.
 func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Credential, error) {
 	var r row
-	if err := s.byHash.GetContext(ctx, &r, hash); err != nil {
+	if err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); err != nil {
 		return nil, translate("credential by hash", err)
 	}
 	return r.credential(), nil
