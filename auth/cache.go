@@ -139,6 +139,16 @@ func (c *credCache) invalidate(userID string, ids ...string) {
 	}
 }
 
+// clear drops every cached credential, known or unknown.
+func (c *credCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.entries)
+	clear(c.byID)
+	clear(c.neg)
+}
+
 // userEntry is the last directory answer for one login.
 type userEntry struct {
 	user     *User // nil: the login was not found

@@ -46,6 +46,9 @@ type Manager struct {
 	done   chan struct{}
 	closed sync.Once
 	err    error
+	// stopWatch ends the store's change notification, if it has one.
+	stopWatch context.CancelFunc
+	watching  sync.WaitGroup
 }
 
 var _ Authenticator = (*Manager)(nil)
@@ -90,7 +93,43 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 	}
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
+	if w, ok := store.(ChangeWatcher); ok && m.opts.CacheSize > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.stopWatch = cancel
+		m.watching.Go(func() { m.watchLoop(ctx, w) })
+	}
 	return m, nil
+}
+
+// watchLoop drops from the cache what other processes revoke or change,
+// reconnecting after a failure. While it cannot watch, CacheTTL bounds how
+// stale the cache can be.
+func (m *Manager) watchLoop(ctx context.Context, w ChangeWatcher) {
+	changed := func(userID, id string) {
+		switch {
+		case userID == "":
+			m.cache.clear()
+		case id == "":
+			m.cache.invalidate(userID)
+		default:
+			m.cache.invalidate(userID, id)
+		}
+	}
+	for ctx.Err() == nil {
+		err := w.WatchChanges(ctx, changed)
+		if errors.Is(err, errors.ErrUnsupported) {
+			m.log.Debug("auth: store cannot report changes; the cache relies on CacheTTL", "error", err)
+			return
+		}
+		if err != nil {
+			m.log.Warn("auth: watch store changes", "error", err)
+			m.cache.clear() // changes may be missed until the next watch
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func cloneAll(ps []Pepper) []Pepper {
@@ -106,6 +145,10 @@ func cloneAll(ps []Pepper) []Pepper {
 // used after Close.
 func (m *Manager) Close() error {
 	m.closed.Do(func() {
+		if m.stopWatch != nil {
+			m.stopWatch()
+			m.watching.Wait()
+		}
 		close(m.stop)
 		<-m.done
 	})

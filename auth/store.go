@@ -77,3 +77,17 @@ type Store interface {
 	// never moves LastUsedAt backwards.
 	RecordUsage(ctx context.Context, usage []Usage) error
 }
+
+// ChangeWatcher is an optional [Store] capability: it reports credentials
+// revoked or changed by any process, so that every [Manager] sharing the
+// store drops them from its cache at once rather than after
+// [Options.CacheTTL]. The PostgreSQL store implements it with LISTEN/NOTIFY.
+type ChangeWatcher interface {
+	// WatchChanges calls changed with the owner and ID of each credential
+	// that is deleted or updated, until ctx is done; then it returns nil.
+	// When notifications may have been lost (a reconnect), it calls
+	// changed("", ""): forget everything. It returns an error when it cannot
+	// watch at all; an error matching errors.ErrUnsupported means it never
+	// will.
+	WatchChanges(ctx context.Context, changed func(userID, id string)) error
+}

@@ -244,3 +244,50 @@ func BenchmarkIssueRevoke(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "issue+revoke/s")
 	})
 }
+
+// TestRevocationReachesOtherServers runs two Managers (two servers) on one
+// PostgreSQL database with a cache TTL of an hour: a revoke on one is
+// refused by the other within a second, through LISTEN/NOTIFY, also after
+// PostgreSQL restarted under the listener.
+func TestRevocationReachesOtherServers(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	hour := func(o *auth.Options) { o.CacheTTL = time.Hour }
+	a := newManager(t, mustOpen(t, sqlstore.OpenPostgres, dsn), hour)
+	b := newManager(t, mustOpen(t, sqlstore.OpenPostgres, dsn), hour)
+	ctx := t.Context()
+	creds := func(secret string) auth.Credentials { return auth.Credentials{Username: "alice", Password: secret} }
+	refusedWithin := func(m *auth.Manager, secret string, d time.Duration) bool {
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := m.Authenticate(ctx, creds(secret)); errors.Is(err, auth.ErrInvalidCredentials) {
+				return true
+			}
+		}
+		return false
+	}
+	for round, restart := range []bool{false, true} {
+		ap, secret, err := a.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: fmt.Sprint("phone ", round)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Authenticate(ctx, creds(secret)); err != nil { // cached on b now
+			t.Fatal(err)
+		}
+		if restart {
+			testenv.StopPostgres(t)
+			testenv.StartPostgres(t)
+			// Wait until the store answers again, then until b's listener is back.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if _, err := a.ListAppPasswords(ctx, alice.ID); err == nil {
+					break
+				}
+			}
+			time.Sleep(2500 * time.Millisecond) // the listener reconnects within its 2 s backoff
+		}
+		if err := a.RevokeAppPassword(ctx, alice.ID, ap.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !refusedWithin(b, secret, time.Second) {
+			t.Fatalf("round %d (restart=%v): the other server still accepts a revoked password after 1s", round, restart)
+		}
+	}
+}

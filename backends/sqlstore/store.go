@@ -45,6 +45,10 @@ type Options struct {
 	// Logger receives schema migration and warning messages. It never
 	// receives a secret, a hash or a DSN. Nil discards them.
 	Logger *slog.Logger
+	// ListenDSN is the PostgreSQL DSN that [Store.WatchChanges] connects
+	// to. [OpenPostgres] sets it from its own DSN; set it for a Store made
+	// with [New] so that revocations reach every server at once.
+	ListenDSN string
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -64,6 +68,8 @@ type Store struct {
 	q       queries
 	byHash  *sqlx.Stmt // the hot path, prepared once
 	logger  *slog.Logger
+	// listenDSN is where WatchChanges connects; empty: it cannot.
+	listenDSN string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -80,7 +86,14 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error
 	if err != nil {
 		return nil, redactDSN(fmt.Errorf("sqlstore: open postgres: %w", err), dsn)
 	}
-	s, err := newStore(ctx, db, true, opts)
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.ListenDSN == "" {
+		o.ListenDSN = dsn
+	}
+	s, err := newStore(ctx, db, true, &o)
 	if err != nil {
 		db.Close()
 		return nil, redactDSN(err, dsn)
@@ -156,12 +169,13 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		db:      db,
-		ownDB:   own,
-		dialect: d,
-		prefix:  prefix,
-		q:       d.queries(prefix + "credentials"),
-		logger:  logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
+		db:        db,
+		ownDB:     own,
+		dialect:   d,
+		prefix:    prefix,
+		q:         d.queries(prefix + "credentials"),
+		logger:    logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
+		listenDSN: opts.ListenDSN,
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
