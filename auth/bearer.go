@@ -1,0 +1,55 @@
+package auth
+
+import (
+	"context"
+	"errors"
+
+	"github.com/appauth/appauth/internal/token"
+)
+
+// appPasswordShape tells app passwords from account passwords; it only
+// parses, so it needs no random source.
+var appPasswordShape, _ = token.New(appPasswordPrefix)
+
+// LooksLikeAppPassword reports whether s has the shape of an app password
+// (its prefix and length, ignoring case and separators), without checking
+// the check character or asking any store. Middleware uses it to send an
+// account password to a [PasswordVerifier] instead, when that is allowed.
+// A mistyped app password still looks like one.
+func LooksLikeAppPassword(s string) bool { return appPasswordShape.Looks(s) }
+
+// AuthenticateToken verifies an app password presented alone, without a
+// username (an HTTP "Authorization: Bearer" header): the principal is the
+// credential's owner. It runs the same verify path as [Manager.Authenticate]
+// (format, Limiter, hash, cache, store, expiry, owner) and returns the same
+// errors. The Limiter sees the attempt with an empty Username, then, on
+// success, Done with the owner's login.
+func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
+	c := Credentials{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	p, err := m.authenticateToken(ctx, c)
+	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
+		if err == nil {
+			c.Username = p.User.Login
+		}
+		l.Done(c, err == nil)
+	}
+	return p, err
+}
+
+func (m *Manager) authenticateToken(ctx context.Context, c Credentials) (*Principal, error) {
+	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	e, err := m.verify(ctx, KindAppPassword, c, &fail)
+	if err != nil {
+		return nil, err
+	}
+	cred := e.cred
+	fail.Login = cred.Login
+	user, err := m.owner(ctx, cred, fail)
+	if err != nil {
+		return nil, err
+	}
+	m.touch(e, c, fail.Time)
+	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
+		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
+	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, nil
+}
