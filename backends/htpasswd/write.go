@@ -1,0 +1,116 @@
+package htpasswd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// SetPassword sets login's password in the htpasswd file at path, adding
+// the user if the file has no entry for login (matched case-insensitively,
+// keeping the file's spelling), and creating the file if it does not exist.
+// The password is hashed with bcrypt at cost (bcrypt.DefaultCost if 0); a
+// disabled entry ("!") stays disabled. Other lines are kept as they are.
+//
+// The file is replaced atomically (a temporary file in the same directory,
+// synced, then renamed over it) with mode 0600, so a running [Directory]
+// never reads half of it. Concurrent calls for the same file are not
+// serialized: the last rename wins.
+func SetPassword(path, login, password string, cost int) error {
+	if err := checkLogin(login); err != nil {
+		return fmt.Errorf("htpasswd: set password: %w", err)
+	}
+	if password == "" {
+		return errors.New("htpasswd: set password: empty password")
+	}
+	if len(password) > 72 {
+		return errors.New("htpasswd: set password: bcrypt takes at most 72 bytes of password")
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		return fmt.Errorf("htpasswd: set password: %w", err)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("htpasswd: set password: %w", err)
+	}
+
+	var out bytes.Buffer
+	found := false
+	lines := strings.SplitAfter(string(old), "\n")
+	for _, line := range lines {
+		if line == "" {
+			continue
+		}
+		body := strings.TrimRight(line, "\r\n")
+		name, h, ok := strings.Cut(body, ":")
+		if ok && !strings.HasPrefix(body, "#") && fold(name) == fold(login) {
+			if found {
+				continue // a duplicate, which Open refuses: drop it
+			}
+			found = true
+			prefix := ""
+			if strings.HasPrefix(h, "!") {
+				prefix = "!"
+			}
+			out.WriteString(name + ":" + prefix + string(hash) + "\n")
+			continue
+		}
+		out.WriteString(line)
+		if !strings.HasSuffix(line, "\n") {
+			out.WriteString("\n")
+		}
+	}
+	if !found {
+		out.WriteString(login + ":" + string(hash) + "\n")
+	}
+	if _, err := parse(out.Bytes()); err != nil {
+		return fmt.Errorf("htpasswd: set password: %s would not be valid: %w", path, err)
+	}
+	if err := writeAtomic(path, out.Bytes()); err != nil {
+		return fmt.Errorf("htpasswd: set password: %w", err)
+	}
+	return nil
+}
+
+// writeAtomic replaces path with data, mode 0600.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // fails harmlessly after the rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
