@@ -1,0 +1,302 @@
+package settings
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+)
+
+// session is the signed-in person of a request.
+type session struct {
+	p      *auth.Principal // p.CredentialID is the session's ID
+	secret string          // the cookie value
+	csrf   string
+}
+
+func (s *session) id() string     { return s.p.CredentialID }
+func (s *session) userID() string { return s.p.User.ID }
+
+// errNoSession means the request carries no valid session cookie.
+var errNoSession = errors.New("settings: not signed in")
+
+// currentSession authenticates the session cookie. It returns errNoSession
+// when there is none or it is not valid (any more), and an error matching
+// auth.ErrUnavailable when the store or directory cannot tell.
+func (h *Handler) currentSession(r *http.Request) (*session, error) {
+	c, err := r.Cookie(h.opts.CookieName)
+	if err != nil || c.Value == "" || len(c.Value) > maxSecretBytes {
+		return nil, errNoSession
+	}
+	p, err := h.m.AuthenticateSession(r.Context(), c.Value, h.clientAddr(r), r.UserAgent())
+	switch {
+	case errors.Is(err, auth.ErrUnavailable):
+		return nil, err
+	case err != nil:
+		return nil, errNoSession
+	}
+	return &session{p: p, secret: c.Value, csrf: csrfToken(c.Value)}, nil
+}
+
+// csrfToken derives the session's CSRF token from its secret: a keyed hash,
+// so it reveals nothing about the secret, needs no storage, and holds on
+// every server that shares the session store.
+func csrfToken(secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("appauth/settings csrf v1"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// validCSRF compares a presented token with the session's in constant time.
+func (s *session) validCSRF(token string) bool {
+	return token != "" && hmac.Equal([]byte(token), []byte(s.csrf))
+}
+
+// recent reports whether the account password was entered within RecentAuth.
+func (h *Handler) recent(s *session) bool {
+	return h.opts.Now().Sub(s.p.AuthTime) < h.opts.RecentAuth
+}
+
+// Errors of a password check, besides the auth sentinels.
+var (
+	errEmptyCredentials = errors.New("enter your username and password")
+	errWrongUser        = fmt.Errorf("settings: password of another user: %w", auth.ErrInvalidCredentials)
+)
+
+// checkPassword verifies login's account password through the Limiter and
+// the PasswordVerifier. Errors match auth.ErrInvalidCredentials,
+// auth.ErrThrottled (a *auth.ThrottleError when the Limiter gives a delay),
+// auth.ErrUnavailable or errEmptyCredentials.
+func (h *Handler) checkPassword(r *http.Request, login, password string) (*auth.User, error) {
+	if login == "" || password == "" {
+		return nil, errEmptyCredentials
+	}
+	if len(login) > maxLoginBytes || len(password) > maxSecretBytes {
+		return nil, auth.ErrInvalidCredentials
+	}
+	ctx := r.Context()
+	c := auth.Credentials{Username: login, Password: password, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()}
+	if l := h.opts.Limiter; l != nil {
+		if err := l.Allow(ctx, c); err != nil {
+			if errors.Is(err, auth.ErrThrottled) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: limiter: %w", auth.ErrUnavailable, err)
+		}
+	}
+	u, err := h.verifier.VerifyPassword(ctx, login, password)
+	if err == nil && (u == nil || u.ID == "" || u.Login == "" || u.Disabled) {
+		err = fmt.Errorf("settings: verifier returned no usable user: %w", auth.ErrInvalidCredentials)
+	}
+	if l := h.opts.Limiter; l != nil && (err == nil || errors.Is(err, auth.ErrInvalidCredentials)) {
+		l.Done(c, err == nil)
+	}
+	switch {
+	case err == nil:
+		return u, nil
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		return nil, err
+	case errors.Is(err, auth.ErrUnavailable):
+		return nil, err
+	default:
+		// An unexpected error from the verifier: fail closed, as an outage.
+		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+	}
+}
+
+// signIn checks the account password and starts a session, setting its
+// cookie. If the request already carries a session of the same user, that
+// session is re-authenticated instead; a session of another user is ended.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, login, password string) (*auth.User, *session, error) {
+	u, err := h.checkPassword(r, login, password)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx := r.Context()
+	cur, err := h.currentSession(r)
+	if err != nil && !errors.Is(err, errNoSession) {
+		return nil, nil, err
+	}
+	if cur != nil && cur.userID() == u.ID {
+		if err := h.m.ReauthenticateSession(ctx, u.ID, cur.id()); err != nil {
+			return nil, nil, err
+		}
+		cur.p.AuthTime = h.opts.Now()
+		return u, cur, nil
+	}
+	if cur != nil {
+		if err := h.m.RevokeSession(ctx, cur.userID(), cur.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
+			h.log.WarnContext(ctx, "end the previous session of another user", "error", err)
+		}
+	}
+	sess, secret, err := h.m.CreateSession(ctx, u, h.clientAddr(r), r.UserAgent())
+	if err != nil {
+		return nil, nil, err
+	}
+	h.setCookie(w, r, secret, sess.ExpiresAt)
+	p := &auth.Principal{User: *u, Method: auth.MethodSession, CredentialID: sess.ID, AuthTime: sess.AuthenticatedAt}
+	return u, &session{p: p, secret: secret, csrf: csrfToken(secret)}, nil
+}
+
+// reauthenticate checks the signed-in person's account password again and
+// records it on the session, for actions that need a recent sign-in.
+func (h *Handler) reauthenticate(r *http.Request, s *session, password string) error {
+	u, err := h.checkPassword(r, s.p.User.Login, password)
+	if err != nil {
+		return err
+	}
+	if u.ID != s.userID() {
+		return errWrongUser
+	}
+	if err := h.m.ReauthenticateSession(r.Context(), s.userID(), s.id()); err != nil {
+		return err
+	}
+	s.p.AuthTime = h.opts.Now()
+	return nil
+}
+
+// signOut ends the session on the server and clears its cookie.
+func (h *Handler) signOut(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session) error {
+	h.clearCookie(w, r)
+	err := h.m.RevokeSession(ctx, s.userID(), s.id())
+	if errors.Is(err, auth.ErrNotFound) {
+		return nil // already ended elsewhere
+	}
+	return err
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: h.opts.CookieName, Value: secret, Path: h.opts.Prefix, Expires: expires,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: h.secure(r),
+	})
+}
+
+func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: h.opts.CookieName, Value: "", Path: h.opts.Prefix, MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: h.secure(r),
+	})
+}
+
+// secure reports whether the session cookie gets the Secure attribute.
+func (h *Handler) secure(r *http.Request) bool {
+	if h.opts.Secure != nil {
+		return *h.opts.Secure
+	}
+	if r.TLS != nil {
+		return true
+	}
+	if !h.trusted(peerAddr(r)) {
+		return false
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		p, _, _ = strings.Cut(p, ",")
+		return strings.EqualFold(strings.TrimSpace(p), "https")
+	}
+	if v := forwardedParams(r, "proto"); len(v) > 0 {
+		return strings.EqualFold(v[0], "https")
+	}
+	return false
+}
+
+// clientAddr returns the address of the client: Options.ClientAddr's answer,
+// else the connection's peer, or, when the peer is a trusted proxy, the
+// nearest address in X-Forwarded-For (or Forwarded) that is not one.
+func (h *Handler) clientAddr(r *http.Request) string {
+	if h.opts.ClientAddr != nil {
+		return h.opts.ClientAddr(r)
+	}
+	peer := peerAddr(r)
+	if !peer.IsValid() {
+		return r.RemoteAddr
+	}
+	if !h.trusted(peer) {
+		return peer.String()
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for hop := range strings.SplitSeq(v, ",") {
+			hops = append(hops, strings.TrimSpace(hop))
+		}
+	}
+	if len(hops) == 0 {
+		hops = forwardedParams(r, "for")
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := parseHop(hops[i])
+		if !ok {
+			break
+		}
+		client = a
+		if !h.trusted(a) {
+			break
+		}
+	}
+	return client.String()
+}
+
+func (h *Handler) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range h.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap().WithZone("")
+}
+
+// parseHop parses one address of X-Forwarded-For or Forwarded: "192.0.2.1",
+// "192.0.2.1:4711", "[2001:db8::1]:4711" or "2001:db8::1".
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.Trim(s, "\"")
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}
+
+// forwardedParams returns the values of key in the Forwarded headers
+// (RFC 7239), in order.
+func forwardedParams(r *http.Request, key string) []string {
+	var out []string
+	for _, v := range r.Header.Values("Forwarded") {
+		for elem := range strings.SplitSeq(v, ",") {
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(k, key) {
+					out = append(out, strings.Trim(val, "\""))
+				}
+			}
+		}
+	}
+	return out
+}
