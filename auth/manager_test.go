@@ -126,8 +126,12 @@ func TestRefusedBeforeAnyLookup(t *testing.T) {
 	}
 }
 
+// TestSameErrorForEveryRefusal checks that every kind of refusal returns the
+// same error after the same work (one store lookup, no directory call), so
+// neither the answer nor the time it takes tells them apart. Only the audit
+// log says why.
 func TestSameErrorForEveryRefusal(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(o *auth.Options) { o.CacheSize = -1 })
 	_, expSecret, err := e.m.IssueAppPassword(t.Context(), e.alice, auth.IssueRequest{Name: "short-lived", ExpiresAt: e.clock.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -151,9 +155,18 @@ func TestSameErrorForEveryRefusal(t *testing.T) {
 		"another user's app password": {Username: "alice", Password: bobs},
 	}
 	for name, c := range cases {
+		before := e.store.byHash.Load()
 		p, err := e.m.Authenticate(t.Context(), c)
 		if err != auth.ErrInvalidCredentials || p != nil {
 			t.Errorf("%s: got %v, %v; want exactly ErrInvalidCredentials", name, p, err)
+		}
+		if n := e.store.byHash.Load() - before; n != 1 {
+			t.Errorf("%s: %d store lookups, want 1 like every other refusal", name, n)
+		}
+	}
+	for _, reason := range []string{"unknown", "wrong_user", "expired"} {
+		if !strings.Contains(e.logs.String(), `"reason":"`+reason+`"`) {
+			t.Errorf("the audit log does not say %q", reason)
 		}
 	}
 	if e.dir.lookups.Load() != 0 {
