@@ -1,0 +1,208 @@
+package davstore
+
+import (
+	"encoding/xml"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	gowebdav "github.com/emersion/go-webdav"
+	"github.com/emersion/go-webdav/caldav"
+	"github.com/emersion/go-webdav/carddav"
+	"golang.org/x/net/webdav"
+)
+
+// maxMkcalendarBody bounds a MKCALENDAR request body.
+const maxMkcalendarBody = 64 << 10
+
+// ServeHTTP serves every DAV request under the prefix for the user that
+// the [UserFunc] returns: 401 without one, 403 for another user's URL, 400
+// for a path with "." or ".." segments or a NUL byte.
+func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	user, err := s.currentUser(r.Context())
+	if err != nil {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	rest, ok := s.trim(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if badPath(rest) {
+		http.Error(w, "Bad Request: path with dot segments", http.StatusBadRequest)
+		return
+	}
+	segs := strings.SplitN(strings.TrimPrefix(rest, "/"), "/", 3)
+	area, owner := segs[0], ""
+	if len(segs) > 1 {
+		owner = segs[1]
+	}
+	switch area {
+	case "":
+		s.serveRoot(w, r)
+		return
+	case "principals", "calendars", "contacts", "files":
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if owner == "" {
+		// The collections above the users' homes are not browsable.
+		http.Error(w, "Forbidden", http.StatusForbidden)
+		return
+	}
+	if owner != user {
+		http.Error(w, "Forbidden: another user's data", http.StatusForbidden)
+		return
+	}
+	switch area {
+	case "principals":
+		if len(segs) > 2 && segs[2] != "" {
+			http.NotFound(w, r)
+			return
+		}
+		gowebdav.ServePrincipal(w, r, &gowebdav.ServePrincipalOptions{
+			CurrentUserPrincipalPath: s.PrincipalPath(user),
+			HomeSets: []gowebdav.BackendSuppliedHomeSet{
+				caldav.NewCalendarHomeSet(s.CalendarHomePath(user)),
+				carddav.NewAddressBookHomeSet(s.AddressBookHomePath(user)),
+			},
+			Capabilities: []gowebdav.Capability{caldav.CapabilityCalendar, carddav.CapabilityAddressBook},
+		})
+	case "calendars":
+		if r.Method == "MKCALENDAR" {
+			s.serveMkcalendar(w, r)
+			return
+		}
+		(&caldav.Handler{Backend: s, Prefix: s.prefix}).ServeHTTP(w, r)
+	case "contacts":
+		(&carddav.Handler{Backend: s, Prefix: s.prefix}).ServeHTTP(w, r)
+	case "files":
+		h, err := s.filesHandler(user)
+		if err != nil {
+			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}
+}
+
+// badPath reports whether p has a ".", ".." or empty segment inside it, or a
+// NUL or backslash: clients never send those, and refusing them keeps every
+// later check simple.
+func badPath(p string) bool {
+	if strings.ContainsAny(p, "\x00\\") {
+		return true
+	}
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, seg := range segs {
+		if seg == "." || seg == ".." || seg == "" && i != len(segs)-1 {
+			return true
+		}
+	}
+	return false
+}
+
+// serveRoot answers discovery at the prefix itself: OPTIONS with both DAV
+// capabilities, PROPFIND with the current-user-principal.
+func (s *Store) serveRoot(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodOptions:
+		w.Header().Set("DAV", "1, 3, calendar-access, addressbook")
+		w.Header().Set("Allow", "OPTIONS, PROPFIND")
+		w.WriteHeader(http.StatusNoContent)
+	case "PROPFIND":
+		(&caldav.Handler{Backend: s, Prefix: s.prefix}).ServeHTTP(w, r)
+	case http.MethodGet, http.MethodHead:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "This is a CalDAV, CardDAV and WebDAV server. Point your client at this address.\n")
+	default:
+		w.Header().Set("Allow", "OPTIONS, PROPFIND, GET, HEAD")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// mkcalendar is the body of a MKCALENDAR request (RFC 4791, 5.3.1).
+type mkcalendar struct {
+	XMLName xml.Name `xml:"urn:ietf:params:xml:ns:caldav mkcalendar"`
+	Set     struct {
+		Prop struct {
+			DisplayName  string `xml:"DAV: displayname"`
+			Description  string `xml:"urn:ietf:params:xml:ns:caldav calendar-description"`
+			ComponentSet *struct {
+				Comps []struct {
+					Name string `xml:"name,attr"`
+				} `xml:"urn:ietf:params:xml:ns:caldav comp"`
+			} `xml:"urn:ietf:params:xml:ns:caldav supported-calendar-component-set"`
+		} `xml:"DAV: prop"`
+	} `xml:"DAV: set"`
+}
+
+// serveMkcalendar creates a calendar. go-webdav v0.6.0 only knows the
+// extended MKCOL; clients such as python-caldav, Thunderbird and Apple
+// Calendar send MKCALENDAR.
+func (s *Store) serveMkcalendar(w http.ResponseWriter, r *http.Request) {
+	cal := caldav.Calendar{Path: r.URL.Path}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMkcalendarBody))
+	if err != nil {
+		http.Error(w, "Bad Request: body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		var m mkcalendar
+		if err := xml.Unmarshal(body, &m); err != nil {
+			http.Error(w, "Bad Request: malformed MKCALENDAR body", http.StatusBadRequest)
+			return
+		}
+		cal.Name = m.Set.Prop.DisplayName
+		cal.Description = m.Set.Prop.Description
+		if cs := m.Set.Prop.ComponentSet; cs != nil {
+			for _, c := range cs.Comps {
+				cal.SupportedComponentSet = append(cal.SupportedComponentSet, c.Name)
+			}
+		}
+	}
+	if !strings.HasSuffix(cal.Path, "/") {
+		cal.Path += "/"
+	}
+	if err := s.CreateCalendar(r.Context(), &cal); err != nil {
+		serveError(w, err)
+		return
+	}
+	w.Header().Set("Location", cal.Path)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// serveError writes err's status without internal details.
+func serveError(w http.ResponseWriter, err error) {
+	code := statusOf(err)
+	http.Error(w, http.StatusText(code), code)
+}
+
+// filesHandler returns user's WebDAV handler, creating the folder and the
+// handler (with its lock system, which must outlive one request) on first use.
+func (s *Store) filesHandler(user string) (*webdav.Handler, error) {
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	if h, ok := s.files[user]; ok {
+		return h, nil
+	}
+	udir, err := s.userDir(user)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(udir, "files")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	h := &webdav.Handler{
+		Prefix:     strings.TrimSuffix(s.FilesPath(user), "/"),
+		FileSystem: webdav.Dir(dir),
+		LockSystem: webdav.NewMemLS(),
+	}
+	s.files[user] = h
+	return h, nil
+}
