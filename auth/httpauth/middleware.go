@@ -1,0 +1,278 @@
+package httpauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/appauth/appauth/auth"
+)
+
+// Options configure a [Middleware]. Every zero field takes the default
+// given on it.
+type Options struct {
+	// Realm names the protected space in the WWW-Authenticate challenge;
+	// clients show it in password prompts. Printable text without '"' or
+	// '\'. Default "appauth".
+	Realm string
+
+	// AccountPasswords, if set, lets clients sign in with the account
+	// (directory) password: a Basic password that does not look like an app
+	// password ([auth.LooksLikeAppPassword]) is checked with it, and the
+	// principal's Method is [auth.MethodAccountPassword]. It is meant for
+	// migrations; by default the account password is refused (401), so it
+	// stays off devices. Setting it requires Throttle.
+	AccountPasswords auth.PasswordVerifier
+
+	// Throttle limits guessing of account passwords. Pass the same Throttle
+	// as the Manager's [auth.Options].Limiter, which throttles app
+	// passwords, so that both kinds of guess count together.
+	Throttle *Throttle
+
+	// TrustedProxies are the reverse proxies whose Forwarded or
+	// X-Forwarded-For header names the client. From any other peer those
+	// headers are ignored. Default: none, the connection's peer is the client.
+	TrustedProxies []netip.Prefix
+
+	// ChallengeOptions makes OPTIONS requests without credentials get a 401
+	// like any other. By default they reach the handler unauthenticated
+	// (with no principal in the context), because DAV clients probe a server
+	// with OPTIONS before they send credentials.
+	ChallengeOptions bool
+
+	// UnavailableRetryAfter is the Retry-After sent with a 503 when the
+	// store or directory cannot answer. Default 10s.
+	UnavailableRetryAfter time.Duration
+
+	// Logger receives the middleware's own decisions (malformed headers,
+	// account passwords, errors), never a secret or an Authorization header.
+	// App-password decisions are logged by the Manager. Default: discard.
+	Logger *slog.Logger
+}
+
+// TokenAuthenticator is the optional interface of an [auth.Authenticator]
+// that accepts an app password without a username, as
+// "Authorization: Bearer <app password>": the principal is the credential's
+// owner. [*auth.Manager] implements it. With an Authenticator that does
+// not, Bearer requests get 401.
+type TokenAuthenticator interface {
+	AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*auth.Principal, error)
+}
+
+// Middleware authenticates HTTP requests with HTTP Basic or Bearer
+// credentials. Create it with [New] and protect a handler with
+// [Middleware.Wrap]. It is safe for concurrent use.
+type Middleware struct {
+	auth      auth.Authenticator
+	tokens    TokenAuthenticator // nil if auth does not implement it
+	opts      Options
+	log       *slog.Logger
+	challenge []string // the WWW-Authenticate header value
+	retry503  []string
+}
+
+// maxUserAgentLen bounds the user agent passed on (and stored as a
+// credential's last client).
+const maxUserAgentLen = 256
+
+// New returns a Middleware that authenticates with a, typically an
+// [*auth.Manager]. opts may be nil for the defaults.
+func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
+	if a == nil {
+		return nil, errors.New("httpauth: New: nil Authenticator")
+	}
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.Realm == "" {
+		o.Realm = "appauth"
+	}
+	if strings.ContainsFunc(o.Realm, func(r rune) bool { return r == '"' || r == '\\' || !unicode.IsPrint(r) }) {
+		return nil, fmt.Errorf("httpauth: Options.Realm %q: want printable text without '\"' or '\\'", o.Realm)
+	}
+	if o.AccountPasswords != nil && o.Throttle == nil {
+		return nil, errors.New("httpauth: Options.AccountPasswords needs Options.Throttle: account passwords must be throttled")
+	}
+	if o.UnavailableRetryAfter < 0 {
+		return nil, errors.New("httpauth: Options.UnavailableRetryAfter must not be negative")
+	}
+	if o.UnavailableRetryAfter == 0 {
+		o.UnavailableRetryAfter = 10 * time.Second
+	}
+	o.TrustedProxies = slices.Clone(o.TrustedProxies)
+	for i, p := range o.TrustedProxies {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("httpauth: Options.TrustedProxies[%d] is not a valid prefix", i)
+		}
+		o.TrustedProxies[i] = p.Masked()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Middleware{
+		auth:      a,
+		opts:      o,
+		log:       o.Logger.With("component", "httpauth"),
+		challenge: []string{`Basic realm="` + o.Realm + `", charset="UTF-8"`},
+		retry503:  []string{retryAfter(o.UnavailableRetryAfter)},
+	}
+	m.tokens, _ = a.(TokenAuthenticator)
+	return m, nil
+}
+
+// Wrap returns a handler that authenticates each request and calls next
+// with the [auth.Principal] in the request's context ([PrincipalFromContext]),
+// or answers itself:
+//
+//   - 401 with a WWW-Authenticate Basic challenge: no, malformed or wrong
+//     credentials (one answer for every reason);
+//   - 403: a credential limited to [auth.ScopeReadOnly] used for a request
+//     that is not a read ([IsReadRequest]), or [auth.ErrForbidden];
+//   - 429 with Retry-After: [auth.ErrThrottled];
+//   - 503 with Retry-After: [auth.ErrUnavailable] or any other error, never
+//     401, so that clients keep their credentials through an outage.
+//
+// OPTIONS requests without credentials pass unauthenticated unless
+// [Options].ChallengeOptions is set.
+func (m *Middleware) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values := r.Header["Authorization"]
+		if len(values) == 0 {
+			if r.Method == http.MethodOptions && !m.opts.ChallengeOptions {
+				next.ServeHTTP(w, r)
+				return
+			}
+			m.refuse(w, r, auth.ErrInvalidCredentials)
+			return
+		}
+		p, err := m.authenticate(r, values)
+		if err != nil {
+			m.refuse(w, r, err)
+			return
+		}
+		if !IsReadRequest(r) && slices.Contains(p.Scopes, auth.ScopeReadOnly) {
+			m.refuse(w, r, auth.ErrForbidden)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
+	})
+}
+
+func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Principal, error) {
+	ctx := r.Context()
+	if len(values) != 1 || len(values[0]) > MaxAuthorizationLen {
+		m.log.DebugContext(ctx, "refused Authorization header", "reason", "oversized_or_repeated", "remote_addr", escape(r.RemoteAddr))
+		return nil, auth.ErrInvalidCredentials
+	}
+	s, username, password, err := parseAuthorization(values[0])
+	if err != nil {
+		m.log.DebugContext(ctx, "refused Authorization header", "reason", "malformed", "remote_addr", escape(r.RemoteAddr))
+		return nil, auth.ErrInvalidCredentials
+	}
+	addr := m.clientAddr(r)
+	ua := truncate(r.UserAgent(), maxUserAgentLen)
+	if s == schemeBearer {
+		if m.tokens == nil {
+			m.log.DebugContext(ctx, "refused Authorization header", "reason", "bearer_unsupported", "remote_addr", escape(addr))
+			return nil, auth.ErrInvalidCredentials
+		}
+		return m.tokens.AuthenticateToken(ctx, password, addr, ua)
+	}
+	c := auth.Credentials{Username: username, Password: password, RemoteAddr: addr, UserAgent: ua}
+	if m.opts.AccountPasswords != nil && !auth.LooksLikeAppPassword(password) {
+		return m.accountPassword(ctx, c)
+	}
+	return m.auth.Authenticate(ctx, c)
+}
+
+// accountPassword checks c with the PasswordVerifier, through the Throttle.
+func (m *Middleware) accountPassword(ctx context.Context, c auth.Credentials) (*auth.Principal, error) {
+	attrs := []any{"method", auth.MethodAccountPassword, "login", escape(c.Username), "remote_addr", escape(c.RemoteAddr), "user_agent", escape(c.UserAgent)}
+	t := m.opts.Throttle
+	if err := t.Allow(ctx, c); err != nil {
+		m.log.WarnContext(ctx, "auth throttled", append(attrs, "error", err)...)
+		return nil, err
+	}
+	u, err := m.opts.AccountPasswords.VerifyPassword(ctx, c.Username, c.Password)
+	switch {
+	case err == nil && u != nil:
+		t.Done(c, true)
+		m.log.InfoContext(ctx, "auth authenticated", append(attrs, "user_id", u.ID)...)
+		return &auth.Principal{User: *u, Method: auth.MethodAccountPassword, AuthTime: time.Now().UTC()}, nil
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		t.Done(c, false)
+		m.log.WarnContext(ctx, "auth failed", attrs...)
+		return nil, auth.ErrInvalidCredentials
+	case err == nil:
+		err = errors.New("PasswordVerifier returned no user and no error")
+	}
+	m.log.ErrorContext(ctx, "auth unavailable", append(attrs, "error", err)...)
+	return nil, fmt.Errorf("httpauth: verify account password: %w", err)
+}
+
+// refuse answers a request that may not proceed. The body is the status
+// text only: it never says which part of the credentials was wrong.
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	h := w.Header()
+	var te *auth.ThrottleError
+	switch {
+	case errors.As(err, &te):
+		h["Retry-After"] = []string{retryAfter(te.RetryAfter)}
+		writeStatus(w, http.StatusTooManyRequests)
+	case errors.Is(err, auth.ErrThrottled):
+		h["Retry-After"] = []string{"1"}
+		writeStatus(w, http.StatusTooManyRequests)
+	case errors.Is(err, auth.ErrUnavailable):
+		h["Retry-After"] = m.retry503
+		writeStatus(w, http.StatusServiceUnavailable)
+	case errors.Is(err, auth.ErrForbidden):
+		writeStatus(w, http.StatusForbidden)
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		h["Www-Authenticate"] = m.challenge
+		writeStatus(w, http.StatusUnauthorized)
+	default:
+		m.log.ErrorContext(r.Context(), "authentication failed with an unexpected error", "error", err, "remote_addr", escape(r.RemoteAddr))
+		h["Retry-After"] = m.retry503
+		writeStatus(w, http.StatusServiceUnavailable)
+	}
+}
+
+func writeStatus(w http.ResponseWriter, code int) {
+	http.Error(w, http.StatusText(code), code)
+}
+
+// retryAfter formats d as whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	s := (d + time.Second - 1) / time.Second
+	return strconv.FormatInt(int64(max(s, 1)), 10)
+}
+
+// escape quotes text from the client that holds control characters or
+// invalid UTF-8, so it cannot forge log lines whatever the slog handler.
+func escape(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar }) {
+		return s
+	}
+	q := strconv.QuoteToASCII(s)
+	return q[1 : len(q)-1]
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
