@@ -1,0 +1,245 @@
+package httpauth_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/backends/memory"
+)
+
+// clock is a settable clock, so no test waits.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// countingStore wraps a Store, counting lookups and failing on demand.
+type countingStore struct {
+	auth.Store
+	lookups atomic.Int64
+	down    atomic.Bool
+}
+
+func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.Credential, error) {
+	s.lookups.Add(1)
+	if s.down.Load() {
+		return nil, fmt.Errorf("test store: connection refused: %w", auth.ErrUnavailable)
+	}
+	return s.Store.CredentialByHash(ctx, h)
+}
+
+// countingVerifier wraps a PasswordVerifier, counting calls and failing
+// with err when it is set.
+type countingVerifier struct {
+	auth.PasswordVerifier
+	calls atomic.Int64
+	err   atomic.Pointer[error]
+}
+
+func (v *countingVerifier) VerifyPassword(ctx context.Context, login, password string) (*auth.User, error) {
+	v.calls.Add(1)
+	if e := v.err.Load(); e != nil {
+		return nil, *e
+	}
+	return v.PasswordVerifier.VerifyPassword(ctx, login, password)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+const (
+	aliceAccountPassword = "correct horse battery staple"
+	attacker             = "198.51.100.66:40000"
+	home                 = "203.0.113.9:50000"
+)
+
+type env struct {
+	m        *auth.Manager
+	mw       *httpauth.Middleware
+	throttle *httpauth.Throttle
+	clock    *clock
+	store    *countingStore
+	verifier *countingVerifier
+	logs     *syncBuffer
+	alice    *auth.User
+	bob      *auth.User
+	handler  http.Handler // mw.Wrap(whoami)
+}
+
+// newEnv returns a Manager on a memory store and directory, with a Throttle
+// as its Limiter, and the middleware around whoami. edit may change the
+// middleware's options (Throttle and Logger are preset).
+func newEnv(t testing.TB, edit func(*env, *httpauth.Options)) *env {
+	t.Helper()
+	e := &env{
+		clock: &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)},
+		store: &countingStore{Store: memory.NewStore()},
+		logs:  &syncBuffer{},
+		alice: &auth.User{ID: "u-alice", Login: "alice"},
+		bob:   &auth.User{ID: "u-bob", Login: "bob"},
+	}
+	dir := memory.NewDirectory()
+	if err := dir.AddUser(*e.alice, aliceAccountPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.AddUser(*e.bob, "bob's account password"); err != nil {
+		t.Fatal(err)
+	}
+	e.verifier = &countingVerifier{PasswordVerifier: dir}
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var err error
+	e.throttle, err = httpauth.NewThrottle(&httpauth.ThrottleOptions{Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m, err = auth.NewManager(e.store, dir, &auth.Options{
+		Peppers: []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
+		Now:     e.clock.Now,
+		Logger:  logger,
+		Limiter: e.throttle,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.m.Close() })
+	opts := &httpauth.Options{Throttle: e.throttle, Logger: logger}
+	if edit != nil {
+		edit(e, opts)
+	}
+	e.mw, err = httpauth.New(e.m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.handler = e.mw.Wrap(http.HandlerFunc(whoami))
+	return e
+}
+
+// whoami answers 200 with the principal's login, method and scopes, or
+// "anonymous".
+func whoami(w http.ResponseWriter, r *http.Request) {
+	p, ok := httpauth.PrincipalFromContext(r.Context())
+	if !ok {
+		fmt.Fprint(w, "anonymous")
+		return
+	}
+	fmt.Fprintf(w, "%s %s %s", p.User.Login, p.Method, strings.Join(p.Scopes, ","))
+}
+
+func (e *env) issue(t testing.TB, u *auth.User, scopes ...string) string {
+	t.Helper()
+	_, secret, err := e.m.IssueAppPassword(t.Context(), u, auth.IssueRequest{Name: "device", Scopes: scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// request is one request to a handler.
+type request struct {
+	method string // default GET
+	authz  string // Authorization header, if not empty
+	remote string // RemoteAddr, default home
+	header http.Header
+}
+
+func serve(h http.Handler, req request) *httptest.ResponseRecorder {
+	method := req.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	r := httptest.NewRequest(method, "/dav/", nil)
+	r.RemoteAddr = home
+	if req.remote != "" {
+		r.RemoteAddr = req.remote
+	}
+	if req.authz != "" {
+		r.Header.Set("Authorization", req.authz)
+	}
+	for k, v := range req.header {
+		r.Header[k] = v
+	}
+	r.Header.Set("User-Agent", "DAVx5/4.4")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func (e *env) do(req request) *httptest.ResponseRecorder { return serve(e.handler, req) }
+
+func basic(user, password string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
+
+const wantChallenge = `Basic realm="appauth", charset="UTF-8"`
+
+// check asserts a response's status and body, and the headers every
+// refusal must (and must not) carry.
+func check(t *testing.T, name string, w *httptest.ResponseRecorder, status int, body string) {
+	t.Helper()
+	if w.Code != status {
+		t.Errorf("%s: status %d, want %d (body %q)", name, w.Code, status, w.Body.String())
+		return
+	}
+	if body != "" && w.Body.String() != body {
+		t.Errorf("%s: body %q, want %q", name, w.Body.String(), body)
+	}
+	challenge := w.Header().Get("WWW-Authenticate")
+	retry := w.Header().Get("Retry-After")
+	switch status {
+	case http.StatusUnauthorized:
+		if challenge != wantChallenge {
+			t.Errorf("%s: WWW-Authenticate %q, want %q", name, challenge, wantChallenge)
+		}
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		if retry == "" {
+			t.Errorf("%s: %d without Retry-After", name, status)
+		}
+		fallthrough
+	default:
+		if challenge != "" {
+			t.Errorf("%s: %d with WWW-Authenticate %q: clients would drop the password", name, status, challenge)
+		}
+	}
+}
+
+// allowAccountPasswords is an edit for newEnv.
+func allowAccountPasswords(e *env, o *httpauth.Options) { o.AccountPasswords = e.verifier }
