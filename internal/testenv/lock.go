@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -12,7 +13,8 @@ import (
 //
 // `go test ./...` runs the test binaries of several packages at once, all
 // against one server, so a test that stops it would break tests elsewhere.
-// The lock file in APPAUTH_TEST_POSTGRES_LOCK prevents that (flock(2), one
+// The lock file in APPAUTH_TEST_POSTGRES_LOCK (APPAUTH_TEST_LDAP_LOCK for slapd,
+// with StopLDAP and StartLDAP) prevents that (flock(2), one
 // lock per test, not per process):
 //
 //   - Postgres(t) holds the lock shared until the test ends. To get it, it
@@ -34,54 +36,70 @@ type heldLock struct {
 	released []*heldLock // parent tests' locks released for the outage
 }
 
-var (
+// lockSet is the locking of one shared service (PostgreSQL, slapd). Each
+// service has its own, so a test may hold both.
+type lockSet struct {
+	name    string // "PostgreSQL", for messages
+	stop    string // the function that stops it, for messages
+	env     string // the environment variable naming the lock file
 	locksMu sync.Mutex
-	locks   = map[testing.TB]*heldLock{} // by test
-)
+	locks   map[testing.TB]*heldLock // by test
+}
+
+func newLockSet(name, stop, env string) *lockSet {
+	return &lockSet{name: name, stop: stop, env: env, locks: map[testing.TB]*heldLock{}}
+}
+
+var postgresLocks = newLockSet("PostgreSQL", "StopPostgres", EnvPostgresLock)
+
+// stoppedMsg says why a wait for the shared lock lasts.
+func (s *lockSet) stoppedMsg() string {
+	return fmt.Sprintf("another test has %s stopped (%s)", s.name, s.stop)
+}
 
 // acquireShared gives t a shared lock on the server until t ends.
-func acquireShared(t testing.TB) {
+func (s *lockSet) acquireShared(t testing.TB) {
 	t.Helper()
-	path := os.Getenv(EnvPostgresLock)
+	path := os.Getenv(s.env)
 	if path == "" {
 		return
 	}
-	locksMu.Lock()
-	_, ok := locks[t]
+	s.locksMu.Lock()
+	_, ok := s.locks[t]
 	// A subtest of a test that holds the lock must not queue behind a
 	// waiting outage: the outage waits for the parent, the parent for it.
 	parentHolds := false
-	for _, o := range locks {
+	for _, o := range s.locks {
 		if o.f != nil && !o.outage && o.paused == 0 && strings.HasPrefix(t.Name(), o.name+"/") {
 			parentHolds = true
 		}
 	}
-	locksMu.Unlock()
+	s.locksMu.Unlock()
 	if ok {
 		return
 	}
-	f := openLock(t, path)
+	f := s.openLock(t, path)
 	if parentHolds {
-		waitLock(t, f, false, "another test has PostgreSQL stopped (StopPostgres)")
+		waitLock(t, f, false, s.stoppedMsg())
 	} else {
-		gate := openLock(t, path+".gate")
-		waitLock(t, gate, false, "another test has PostgreSQL stopped (StopPostgres)")
-		waitLock(t, f, false, "another test has PostgreSQL stopped (StopPostgres)")
+		gate := s.openLock(t, path+".gate")
+		waitLock(t, gate, false, s.stoppedMsg())
+		waitLock(t, f, false, s.stoppedMsg())
 		gate.Close()
 	}
-	track(t, &heldLock{f: f})
+	s.track(t, &heldLock{f: f})
 }
 
 // track records h as the lock of test t, until the test ends.
-func track(t testing.TB, h *heldLock) {
+func (s *lockSet) track(t testing.TB, h *heldLock) {
 	h.name = t.Name()
-	locksMu.Lock()
-	locks[t] = h
-	locksMu.Unlock()
+	s.locksMu.Lock()
+	s.locks[t] = h
+	s.locksMu.Unlock()
 	t.Cleanup(func() {
-		locksMu.Lock()
-		delete(locks, t)
-		locksMu.Unlock()
+		s.locksMu.Lock()
+		delete(s.locks, t)
+		s.locksMu.Unlock()
 		if h.f != nil {
 			h.f.Close()
 		}
@@ -90,19 +108,19 @@ func track(t testing.TB, h *heldLock) {
 
 // beginOutage takes the exclusive lock for t before the server is stopped.
 // It reports whether an outage began (false if t already had one).
-func beginOutage(t testing.TB) bool {
+func (s *lockSet) beginOutage(t testing.TB) bool {
 	t.Helper()
-	path := os.Getenv(EnvPostgresLock)
+	path := os.Getenv(s.env)
 	name := t.Name()
 
-	locksMu.Lock()
-	h := locks[t]
+	s.locksMu.Lock()
+	h := s.locks[t]
 	if h != nil && h.outage {
-		locksMu.Unlock()
+		s.locksMu.Unlock()
 		return false
 	}
 	var parents []*heldLock
-	for _, o := range locks {
+	for _, o := range s.locks {
 		if o != h && o.f != nil && strings.HasPrefix(name, o.name+"/") {
 			parents = append(parents, o)
 			if o.paused++; o.paused == 1 && !o.outage {
@@ -110,56 +128,56 @@ func beginOutage(t testing.TB) bool {
 			}
 		}
 	}
-	locksMu.Unlock()
+	s.locksMu.Unlock()
 
 	if h == nil {
 		h = &heldLock{}
 		if path != "" {
-			h.f = openLock(t, path)
+			h.f = s.openLock(t, path)
 		}
-		track(t, h)
+		s.track(t, h)
 	}
 	if path != "" {
 		unlockFile(h.f)
-		gate := openLock(t, path+".gate")
-		waitLock(t, gate, true, "other tests are starting to use PostgreSQL")
-		waitLock(t, h.f, true, "other tests are using PostgreSQL (a test that calls StopPostgres must not wait for them)")
+		gate := s.openLock(t, path+".gate")
+		waitLock(t, gate, true, "other tests are starting to use "+s.name)
+		waitLock(t, h.f, true, fmt.Sprintf("other tests are using %s (a test that calls %s must not wait for them)", s.name, s.stop))
 		gate.Close()
 	}
 
-	locksMu.Lock()
+	s.locksMu.Lock()
 	h.outage = true
 	h.released = parents
-	locksMu.Unlock()
+	s.locksMu.Unlock()
 	return true
 }
 
 // outageActive reports whether t stopped the server and has not started it.
-func outageActive(t testing.TB) bool {
-	locksMu.Lock()
-	defer locksMu.Unlock()
-	h := locks[t]
+func (s *lockSet) outageActive(t testing.TB) bool {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	h := s.locks[t]
 	return h != nil && h.outage
 }
 
 // endOutage turns t's exclusive lock back to shared after the server started.
-func endOutage(t testing.TB) {
+func (s *lockSet) endOutage(t testing.TB) {
 	t.Helper()
-	locksMu.Lock()
-	h := locks[t]
+	s.locksMu.Lock()
+	h := s.locks[t]
 	if h == nil || !h.outage {
-		locksMu.Unlock()
+		s.locksMu.Unlock()
 		return
 	}
 	h.outage = false
 	parents := h.released
 	h.released = nil
-	locksMu.Unlock()
+	s.locksMu.Unlock()
 	if h.f != nil {
-		waitLock(t, h.f, false, "another test has PostgreSQL stopped (StopPostgres)")
+		waitLock(t, h.f, false, s.stoppedMsg())
 	}
 	for _, p := range parents {
-		relockParent(t, p)
+		s.relockParent(t, p)
 	}
 }
 
@@ -167,20 +185,20 @@ func endOutage(t testing.TB) {
 // outage needs it released. The check and the lock happen under locksMu, so
 // a sibling subtest starting an outage cannot miss it; waiting happens
 // outside it.
-func relockParent(t testing.TB, p *heldLock) {
+func (s *lockSet) relockParent(t testing.TB, p *heldLock) {
 	t.Helper()
-	locksMu.Lock()
+	s.locksMu.Lock()
 	p.paused--
-	locksMu.Unlock()
+	s.locksMu.Unlock()
 	deadline := time.Now().Add(lockTimeout)
 	for {
-		locksMu.Lock()
+		s.locksMu.Lock()
 		if p.paused > 0 || p.outage {
-			locksMu.Unlock()
+			s.locksMu.Unlock()
 			return
 		}
 		ok, err := tryLock(p.f, false)
-		locksMu.Unlock()
+		s.locksMu.Unlock()
 		if err != nil {
 			t.Fatalf("testenv: lock %s: %v", p.f.Name(), err)
 		}
@@ -188,17 +206,17 @@ func relockParent(t testing.TB, p *heldLock) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: gave up after %v waiting for %s: another test has PostgreSQL stopped (StopPostgres)", lockTimeout, p.f.Name())
+			t.Fatalf("testenv: gave up after %v waiting for %s: %s", lockTimeout, p.f.Name(), s.stoppedMsg())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func openLock(t testing.TB, path string) *os.File {
+func (s *lockSet) openLock(t testing.TB, path string) *os.File {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
-		t.Fatalf("testenv: %s: %v", EnvPostgresLock, err)
+		t.Fatalf("testenv: %s: %v", s.env, err)
 	}
 	return f
 }

@@ -345,18 +345,279 @@ stop_postgres() {
 # in the same shape as the PostgreSQL functions, and call them below.
 
 # ---------------------------------------------------------------------------
+# OpenLDAP (slapd)
+#
+# A throwaway slapd with its own cn=config (built with slapadd from an LDIF),
+# an mdb database, the memberof and ppolicy overlays, ldap:// (StartTLS
+# available) and ldaps:// on free loopback ports, a CA and server
+# certificate for 127.0.0.1/localhost made here with openssl, and the
+# fixture internal/testenv/testdata/slapd-fixture.ldif loaded through the
+# server (so the overlays see it). Anonymous binds with a DN and no password
+# are allowed (olcAllows: bind_anon_dn), so tests can show the library
+# never sends one.
+
+SLAPD_BIN=""
+SLAPD_DIR=""
+SLAPD_CTL_SCRIPT=""
+
+find_slapd() {
+	local d
+	for d in "$(command -v slapd 2>/dev/null || true)" /usr/sbin/slapd /usr/local/sbin/slapd /usr/libexec/slapd /usr/local/libexec/slapd; do
+		if [ -n "$d" ] && [ -x "$d" ]; then
+			printf '%s\n' "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# first_dir_with FILE DIR...: the first DIR that holds FILE.
+first_dir_with() {
+	local f=$1 d
+	shift
+	for d in "$@"; do
+		if [ -e "$d/$f" ]; then
+			printf '%s\n' "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+
+ensure_slapd() {
+	local need=()
+	find_slapd >/dev/null || need+=(slapd)
+	command -v ldapadd >/dev/null 2>&1 && command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
+	command -v openssl >/dev/null 2>&1 || need+=(openssl)
+	if [ ${#need[@]} -gt 0 ]; then
+		log "OpenLDAP: not found: ${need[*]}"
+		apt_install "${need[@]}" || missing "OpenLDAP (slapd, ldapadd, ldapsearch, openssl)" "${need[*]}"
+	fi
+	SLAPD_BIN=$(find_slapd) || die "installed 'slapd', but still cannot find the slapd program"
+	command -v ldapadd >/dev/null 2>&1 || die "installed 'ldap-utils', but still cannot find ldapadd"
+}
+
+# slapd_tls DIR: a CA and a server certificate for 127.0.0.1 and localhost.
+slapd_tls() {
+	local dir=$1
+	(
+		cd "$dir"
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 \
+			-subj "/CN=appauth test CA" -addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign,cRLSign"
+		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+			-extfile server.ext -out server.crt
+		chmod 600 ca.key server.key
+	) >"$WORKDIR/slapd-openssl.log" 2>&1 || {
+		cat "$WORKDIR/slapd-openssl.log" >&2
+		die "OpenLDAP: making the test certificates with openssl failed"
+	}
+}
+
+start_slapd() {
+	SLAPD_DIR="$WORKDIR/slapd"
+	mkdir -p "$SLAPD_DIR/config" "$SLAPD_DIR/data" "$SLAPD_DIR/tls"
+	register_stop stop_slapd
+	local bin=$SLAPD_BIN moddir schemadir
+	# Ubuntu confines /usr/sbin/slapd with AppArmor to its own paths; a copy
+	# of the binary is not confined.
+	if [ -e /etc/apparmor.d/usr.sbin.slapd ]; then
+		cp "$SLAPD_BIN" "$WORKDIR/bin/slapd"
+		bin="$WORKDIR/bin/slapd"
+	fi
+	moddir=$(first_dir_with memberof.so /usr/lib/ldap /usr/lib/x86_64-linux-gnu/ldap /usr/lib/aarch64-linux-gnu/ldap \
+		/usr/lib64/openldap /usr/lib/openldap /usr/libexec/openldap /usr/local/libexec/openldap) ||
+		die "OpenLDAP: cannot find the slapd modules (memberof.so) in /usr/lib/ldap or /usr/lib64/openldap"
+	schemadir=$(first_dir_with inetorgperson.ldif /etc/ldap/schema /etc/openldap/schema /usr/local/etc/openldap/schema) ||
+		die "OpenLDAP: cannot find the schema files (inetorgperson.ldif) in /etc/ldap/schema or /etc/openldap/schema"
+	slapd_tls "$SLAPD_DIR/tls"
+
+	local admin_pw mdb_load="" ppolicy_schema=""
+	admin_pw=$(openssl rand -hex 16)
+	[ -e "$moddir/back_mdb.so" ] && mdb_load="olcModuleLoad: back_mdb"
+	# OpenLDAP 2.4 ships the ppolicy schema as a file; 2.5+ builds it in.
+	[ -e "$schemadir/ppolicy.ldif" ] && ppolicy_schema="include: file://$schemadir/ppolicy.ldif"
+	cat >"$SLAPD_DIR/config.ldif" <<EOF
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: $SLAPD_DIR/slapd.pid
+olcArgsFile: $SLAPD_DIR/slapd.args
+olcTLSCACertificateFile: $SLAPD_DIR/tls/ca.crt
+olcTLSCertificateFile: $SLAPD_DIR/tls/server.crt
+olcTLSCertificateKeyFile: $SLAPD_DIR/tls/server.key
+olcAllows: bind_anon_cred bind_anon_dn
+olcLogLevel: stats
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: $moddir
+$mdb_load
+olcModuleLoad: memberof
+olcModuleLoad: ppolicy
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file://$schemadir/core.ldif
+include: file://$schemadir/cosine.ldif
+include: file://$schemadir/inetorgperson.ldif
+include: file://$schemadir/nis.ldif
+$ppolicy_schema
+
+dn: olcDatabase={-1}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {-1}frontend
+olcSizeLimit: 1000
+
+dn: olcDatabase={0}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {0}config
+olcAccess: {0}to * by * none
+
+dn: olcDatabase={1}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {1}mdb
+olcSuffix: dc=example,dc=org
+olcRootDN: cn=admin,dc=example,dc=org
+olcRootPW: $admin_pw
+olcDbDirectory: $SLAPD_DIR/data
+olcDbMaxSize: 268435456
+olcDbNoSync: TRUE
+olcDbIndex: objectClass eq
+olcDbIndex: uid eq
+olcDbIndex: mail eq
+olcDbIndex: member eq
+olcDbIndex: entryUUID eq
+olcAccess: {0}to attrs=userPassword by anonymous auth by * none
+olcAccess: {1}to * by * read
+
+dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {0}memberof
+olcMemberOfRefInt: TRUE
+olcMemberOfGroupOC: groupOfNames
+olcMemberOfMemberAD: member
+olcMemberOfMemberOfAD: memberOf
+
+dn: olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {1}ppolicy
+olcPPolicyDefault: cn=default,ou=policies,dc=example,dc=org
+EOF
+	if ! "$bin" -Ta -n0 -F "$SLAPD_DIR/config" -l "$SLAPD_DIR/config.ldif" >"$WORKDIR/slapadd.log" 2>&1 ||
+		! "$bin" -Tt -u -F "$SLAPD_DIR/config" >>"$WORKDIR/slapadd.log" 2>&1; then
+		cat "$WORKDIR/slapadd.log" >&2
+		die "OpenLDAP: building the slapd configuration failed"
+	fi
+
+	# The control script, for the harness and for tests (APPAUTH_TEST_LDAP_CTL).
+	local ports port tls_port
+	free_port >/dev/null
+	ports=$("$WORKDIR/bin/freeport" 2)
+	port=${ports%%$'\n'*}
+	tls_port=${ports##*$'\n'}
+	SLAPD_CTL_SCRIPT="$WORKDIR/slapd-ctl"
+	{
+		printf '#!/usr/bin/env bash\n'
+		printf '# Starts or stops the throwaway slapd of one internal/testenv/run.sh run.\n'
+		printf '# Usage: %s start|stop|status\n' "$SLAPD_CTL_SCRIPT"
+		printf 'set -euo pipefail\n'
+		printf 'bin=%q\nconf=%q\nlog=%q\npidfile=%q\n' "$bin" "$SLAPD_DIR/config" "$SLAPD_DIR/slapd.log" "$SLAPD_DIR/ctl.pid"
+		printf 'urls=%q\nprobe=%q\n' "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$tls_port/" "ldap://127.0.0.1:$port"
+		cat <<'EOF'
+running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+case "${1:-}" in
+start)
+	running && exit 0
+	# -d keeps slapd in the foreground, logging (loglevel stats: every
+	# bind and search filter) to $log.
+	"$bin" -F "$conf" -h "$urls" -d 256 </dev/null >>"$log" 2>&1 &
+	echo $! >"$pidfile"
+	for ((i = 0; i < 300; i++)); do
+		if LDAPTLS_REQCERT=never ldapsearch -x -H "$probe" -b "" -s base -LLL namingContexts >/dev/null 2>&1; then
+			exit 0
+		fi
+		running || break
+		sleep 0.1
+	done
+	echo "slapd-ctl: slapd failed to start; last lines of $log:" >&2
+	tail -n 30 "$log" >&2 || true
+	exit 1
+	;;
+stop)
+	running || exit 0
+	pid=$(cat "$pidfile")
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || exit 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	;;
+status)
+	running
+	;;
+*)
+	echo "usage: $0 start|stop|status" >&2
+	exit 2
+	;;
+esac
+EOF
+	} >"$SLAPD_CTL_SCRIPT"
+	chmod 755 "$SLAPD_CTL_SCRIPT"
+
+	log "OpenLDAP: starting slapd on 127.0.0.1:$port (ldap) and :$tls_port (ldaps)"
+	"$SLAPD_CTL_SCRIPT" start || die "OpenLDAP: slapd failed to start (see its log above)"
+	if ! ldapadd -x -H "ldap://127.0.0.1:$port" -D "cn=admin,dc=example,dc=org" -w "$admin_pw" -e relax \
+		-f "$ROOT/internal/testenv/testdata/slapd-fixture.ldif" >"$WORKDIR/ldapadd.log" 2>&1; then
+		cat "$WORKDIR/ldapadd.log" >&2
+		die "OpenLDAP: loading the fixture failed"
+	fi
+
+	: >"$WORKDIR/slapd.lock"
+	chmod 666 "$WORKDIR/slapd.lock"
+	export APPAUTH_TEST_LDAP_URL="ldap://127.0.0.1:$port"
+	export APPAUTH_TEST_LDAPS_URL="ldaps://127.0.0.1:$tls_port"
+	export APPAUTH_TEST_LDAP_CA="$SLAPD_DIR/tls/ca.crt"
+	export APPAUTH_TEST_LDAP_BASE_DN="dc=example,dc=org"
+	export APPAUTH_TEST_LDAP_BIND_DN="cn=appauth,ou=services,dc=example,dc=org"
+	export APPAUTH_TEST_LDAP_BIND_PASSWORD="service-Secret-0"
+	export APPAUTH_TEST_LDAP_ADMIN_DN="cn=admin,dc=example,dc=org"
+	export APPAUTH_TEST_LDAP_ADMIN_PASSWORD="$admin_pw"
+	export APPAUTH_TEST_LDAP_CTL="$SLAPD_CTL_SCRIPT"
+	export APPAUTH_TEST_LDAP_LOCK="$WORKDIR/slapd.lock"
+	export APPAUTH_TEST_LDAP_LOG="$SLAPD_DIR/slapd.log"
+	log "OpenLDAP: ready at $APPAUTH_TEST_LDAP_URL and $APPAUTH_TEST_LDAPS_URL"
+}
+
+stop_slapd() {
+	[ -n "$SLAPD_CTL_SCRIPT" ] && [ -x "$SLAPD_CTL_SCRIPT" ] || return 0
+	log "OpenLDAP: stopping slapd"
+	"$SLAPD_CTL_SCRIPT" stop || true
+}
+
+# ---------------------------------------------------------------------------
 # Modes
 
 ensure_services() {
 	ensure_postgres
-	# ensure_slapd
+	ensure_slapd
 }
 
 start_services() {
 	make_workdir
 	pick_service_user
 	start_postgres
-	# start_slapd
+	start_slapd
 	export APPAUTH_TEST_STRICT=1
 }
 

@@ -107,7 +107,7 @@ func Postgres(t testing.TB) string {
 		unavailable(t, "testenv: PostgreSQL is not available: %s is not set", EnvPostgres)
 		return ""
 	}
-	acquireShared(t)
+	postgresLocks.acquireShared(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
@@ -209,13 +209,13 @@ func randomHex(n int) string {
 func StopPostgres(t testing.TB) {
 	t.Helper()
 	ctl := postgresCtl(t)
-	if beginOutage(t) {
+	if postgresLocks.beginOutage(t) {
 		t.Cleanup(func() {
-			if outageActive(t) {
+			if postgresLocks.outageActive(t) {
 				if err := runCtl(ctl, "start"); err != nil {
 					t.Errorf("testenv: restarting PostgreSQL after the test: %v", err)
 				}
-				endOutage(t)
+				postgresLocks.endOutage(t)
 			}
 		})
 	}
@@ -237,7 +237,7 @@ func StartPostgres(t testing.TB) {
 	if err := runCtl(ctl, "start"); err != nil {
 		t.Fatalf("testenv: start PostgreSQL: %v", err)
 	}
-	endOutage(t)
+	postgresLocks.endOutage(t)
 }
 
 // postgresCtl returns the control script, or ends the test if there is none.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -93,11 +95,16 @@ func TestStrict(t *testing.T) {
 func TestMissingServiceSkipsOrFails(t *testing.T) {
 	t.Setenv(EnvPostgres, "")
 	t.Setenv(EnvPostgresCtl, "")
+	t.Setenv(EnvLDAPURL, "")
+	t.Setenv(EnvLDAPCtl, "")
 	for _, strict := range []bool{false, true} {
 		for name, fn := range map[string]func(testing.TB){
 			"Postgres":      func(tb testing.TB) { Postgres(tb) },
 			"StopPostgres":  StopPostgres,
 			"StartPostgres": StartPostgres,
+			"LDAP":          func(tb testing.TB) { LDAP(tb) },
+			"StopLDAP":      StopLDAP,
+			"StartLDAP":     StartLDAP,
 		} {
 			t.Run(fmt.Sprintf("%s/strict=%v", name, strict), func(t *testing.T) {
 				if strict {
@@ -246,7 +253,7 @@ func TestStopStartPostgres(t *testing.T) {
 		started = true
 		go func() {
 			other := &fakeTB{TB: t, name: t.Name() + "-other", own: true}
-			other.call(func() { acquireShared(other) })
+			other.call(func() { postgresLocks.acquireShared(other) })
 			close(got)
 			other.runCleanups()
 		}()
@@ -281,5 +288,31 @@ func TestStopPostgresRestartsAtCleanup(t *testing.T) {
 	db := open(t, Postgres(t))
 	if err := db.Ping(); err != nil {
 		t.Fatalf("server not running after a test left it stopped: %v", err)
+	}
+}
+
+// TestStopStartLDAP checks that StopLDAP makes slapd unreachable and
+// StartLDAP brings it back with its data.
+func TestStopStartLDAP(t *testing.T) {
+	s := LDAP(t)
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	StopLDAP(t)
+	if c, err := net.DialTimeout("tcp", u.Host, 5*time.Second); err == nil {
+		c.Close()
+		t.Fatal("slapd still accepts connections after StopLDAP")
+	}
+	StartLDAP(t)
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatalf("slapd does not accept connections after StartLDAP: %v", err)
+	}
+	c.Close()
+	for _, f := range []string{s.CAFile} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("CA file: %v", err)
+		}
 	}
 }
