@@ -49,11 +49,11 @@ type appPasswordView struct {
 }
 
 type sessionView struct {
-	ID                         string
-	Current                    bool
-	Created, LastUsed, SignIn  timeView
-	LastAddr                   string
-	Client, ClientDetail       string
+	ID                        string
+	Current                   bool
+	Created, LastUsed, SignIn timeView
+	LastAddr                  string
+	Client, ClientDetail      string
 }
 
 type createdView struct {
