@@ -1,0 +1,303 @@
+package httpauth_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/internal/token"
+)
+
+// TestTenThousandGuesses is the attack from SECURITY.md through the whole
+// stack: well-formed app passwords (valid checksums, so each would cost a
+// store lookup) from one address.
+func TestTenThousandGuesses(t *testing.T) {
+	e := newEnv(t, nil)
+	secret := e.issue(t, e.alice)
+	codec, err := token.New("aap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[int]int{}
+	firstRetry := ""
+	for range 10_000 {
+		guess, err := codec.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := e.do(request{authz: basic("alice", guess), remote: attacker})
+		statuses[w.Code]++
+		if w.Code == http.StatusTooManyRequests && firstRetry == "" {
+			firstRetry = w.Header().Get("Retry-After")
+			check(t, "throttled", w, http.StatusTooManyRequests, "Too Many Requests\n")
+		}
+	}
+	if statuses[401] != 10 || statuses[429] != 9_990 {
+		t.Errorf("statuses %v, want 10 x 401 then 9990 x 429", statuses)
+	}
+	if firstRetry != "1" {
+		t.Errorf("first Retry-After %q, want 1", firstRetry)
+	}
+	if n := e.store.lookups.Load(); n > 10 {
+		t.Errorf("%d store lookups, want at most 10: throttled guesses reached the store", n)
+	}
+	check(t, "good login from another address, at once", e.do(request{authz: basic("alice", secret), remote: home}), 200, "alice app_password ")
+	check(t, "good bearer from another address", e.do(request{authz: "Bearer " + secret, remote: "[2001:db8::1]:443"}), 200, "")
+	check(t, "the attacker's address stays throttled", e.do(request{authz: basic("alice", secret), remote: attacker}), http.StatusTooManyRequests, "")
+}
+
+func newThrottle(t *testing.T, c *clock, edit func(*httpauth.ThrottleOptions)) *httpauth.Throttle {
+	t.Helper()
+	o := &httpauth.ThrottleOptions{Now: c.Now}
+	if edit != nil {
+		edit(o)
+	}
+	th, err := httpauth.NewThrottle(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return th
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)} }
+
+// retryAfter returns the wait Allow imposes, 0 if it allows.
+func retryAfter(t *testing.T, th *httpauth.Throttle, c auth.Credentials) time.Duration {
+	t.Helper()
+	err := th.Allow(t.Context(), c)
+	if err == nil {
+		return 0
+	}
+	var te *auth.ThrottleError
+	if !errors.As(err, &te) || !errors.Is(err, auth.ErrThrottled) {
+		t.Fatalf("Allow: %v, want a *auth.ThrottleError", err)
+	}
+	return te.RetryAfter
+}
+
+func guess(user, addr string, i int) auth.Credentials {
+	return auth.Credentials{Username: user, Password: fmt.Sprintf("guess-%d", i), RemoteAddr: addr}
+}
+
+func TestThrottleBackoff(t *testing.T) {
+	c := newClock()
+	th := newThrottle(t, c, nil)
+	// Spread over logins so that only the address limit applies.
+	for i := range 9 {
+		th.Done(guess(fmt.Sprint("user", i), "192.0.2.1", i), false)
+	}
+	if d := retryAfter(t, th, guess("x", "192.0.2.1", 0)); d != 0 {
+		t.Fatalf("after 9 failures: wait %v, want none", d)
+	}
+	want := time.Second
+	for i := 9; i < 30; i++ {
+		th.Done(guess(fmt.Sprint("user", i), "192.0.2.1", i), false)
+		if d := retryAfter(t, th, guess("x", "192.0.2.1", 0)); d != want {
+			t.Fatalf("after %d failures: wait %v, want %v", i+1, d, want)
+		}
+		if d := retryAfter(t, th, guess("x", "192.0.2.2", 0)); d != 0 {
+			t.Fatalf("another address waits %v", d)
+		}
+		c.Add(want)
+		want = min(2*want, 15*time.Minute)
+	}
+	// Failures are forgotten a day after the last one.
+	th.Done(guess("y", "192.0.2.1", 99), false)
+	c.Add(24 * time.Hour)
+	for i := range 9 {
+		th.Done(guess("z", "192.0.2.1", 100+i), false)
+	}
+	if d := retryAfter(t, th, guess("x", "192.0.2.1", 0)); d != 0 {
+		t.Errorf("a day later, 9 new failures: wait %v, want none", d)
+	}
+}
+
+func TestThrottleSuccessResetsAddress(t *testing.T) {
+	c := newClock()
+	th := newThrottle(t, c, nil)
+	for i := range 9 {
+		th.Done(guess("alice", "192.0.2.1", i), false)
+	}
+	th.Done(auth.Credentials{Username: "alice", RemoteAddr: "192.0.2.1"}, true)
+	for i := range 9 {
+		th.Done(guess("alice", "192.0.2.1", 100+i), false)
+	}
+	if d := retryAfter(t, th, guess("alice", "192.0.2.1", 0)); d != 0 {
+		t.Errorf("9 failures, a success, 9 failures: wait %v, want none", d)
+	}
+	th.Done(guess("alice", "192.0.2.1", 200), false)
+	if d := retryAfter(t, th, guess("alice", "192.0.2.1", 0)); d == 0 {
+		t.Error("10 failures after the success: not throttled")
+	}
+}
+
+func TestThrottleRepeatedFailureCountsOnce(t *testing.T) {
+	th := newThrottle(t, newClock(), nil)
+	stale := auth.Credentials{Username: "alice", Password: "revoked-app-password", RemoteAddr: "192.0.2.1"}
+	for range 1000 {
+		th.Done(stale, false)
+	}
+	if d := retryAfter(t, th, stale); d != 0 {
+		t.Errorf("a device retrying one stale password is throttled (%v)", d)
+	}
+}
+
+func TestThrottleIPv6Prefix(t *testing.T) {
+	th := newThrottle(t, newClock(), nil)
+	for i := range 10 {
+		th.Done(guess(fmt.Sprint("u", i), fmt.Sprintf("[2001:db8:0:1::%x]:443", i+1), i), false)
+	}
+	if d := retryAfter(t, th, guess("v", "2001:db8:0:1:ffff::1", 0)); d == 0 {
+		t.Error("10 failures from one /64: another address of it is not throttled")
+	}
+	if d := retryAfter(t, th, guess("v", "2001:db8:0:2::1", 0)); d != 0 {
+		t.Errorf("the next /64 waits %v", d)
+	}
+	// An IPv4-mapped IPv6 address is its IPv4 address.
+	for i := range 10 {
+		th.Done(guess(fmt.Sprint("u", i), "::ffff:192.0.2.9", i), false)
+	}
+	if d := retryAfter(t, th, guess("v", "192.0.2.9:80", 0)); d == 0 {
+		t.Error("failures from ::ffff:192.0.2.9 do not count for 192.0.2.9")
+	}
+
+	th = newThrottle(t, newClock(), func(o *httpauth.ThrottleOptions) { o.IPv4PrefixLen = 24 })
+	for i := range 10 {
+		th.Done(guess(fmt.Sprint("u", i), fmt.Sprintf("192.0.2.%d", i), i), false)
+	}
+	if d := retryAfter(t, th, guess("v", "192.0.2.200", 0)); d == 0 {
+		t.Error("IPv4PrefixLen 24: the /24 is not throttled")
+	}
+}
+
+func TestThrottleUnparsableAddressesShareOneBucket(t *testing.T) {
+	th := newThrottle(t, newClock(), nil)
+	for i := range 10 {
+		th.Done(guess(fmt.Sprint("u", i), "@", i), false)
+	}
+	if d := retryAfter(t, th, guess("v", "", 0)); d == 0 {
+		t.Error("clients without an IP address are exempt from the throttle")
+	}
+}
+
+// TestThrottleLogin is a distributed attack on one login: each address
+// fails once, so only the per-login limit can stop it.
+func TestThrottleLogin(t *testing.T) {
+	c := newClock()
+	th := newThrottle(t, c, nil)
+	phone := "203.0.113.5"
+	th.Done(auth.Credentials{Username: "alice", RemoteAddr: phone}, true)
+
+	addr := func(i int) string { return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).String() }
+	counted := 0
+	for i := 0; ; i++ {
+		c.Add(time.Second)
+		d := retryAfter(t, th, guess("ALICE", addr(i), i))
+		if d >= 23*time.Hour {
+			break
+		}
+		if d > 0 {
+			c.Add(d)
+			continue
+		}
+		th.Done(guess("alice", addr(i), i), false)
+		counted++
+		if counted == 20 {
+			if d := retryAfter(t, th, guess("alice", addr(100_000), 0)); d != time.Second {
+				t.Errorf("after 20 failures on the login: a new address waits %v, want 1s", d)
+			}
+		}
+	}
+	if counted != 100 {
+		t.Errorf("%d guesses evaluated before the lockout, want 100 (NIST: at most 100)", counted)
+	}
+	// The real user's known network is not locked out, and its failures
+	// (a mistyped password) do not count against the login.
+	if d := retryAfter(t, th, auth.Credentials{Username: "alice", RemoteAddr: phone}); d != 0 {
+		t.Errorf("the user's trusted address waits %v", d)
+	}
+	if d := retryAfter(t, th, auth.Credentials{Username: "bob", RemoteAddr: "198.18.200.1"}); d != 0 {
+		t.Errorf("another login waits %v", d)
+	}
+	c.Add(24 * time.Hour)
+	if d := retryAfter(t, th, guess("alice", "198.18.200.2", 0)); d != 0 {
+		t.Errorf("a day after the lockout: wait %v", d)
+	}
+}
+
+func TestThrottleTrustedAddressFailuresDoNotCountForLogin(t *testing.T) {
+	th := newThrottle(t, newClock(), func(o *httpauth.ThrottleOptions) { o.AddressLimit = 1000 })
+	th.Done(auth.Credentials{Username: "alice", RemoteAddr: "203.0.113.5"}, true)
+	for i := range 50 {
+		th.Done(guess("alice", "203.0.113.5", i), false)
+	}
+	if d := retryAfter(t, th, guess("alice", "198.18.0.1", 0)); d != 0 {
+		t.Errorf("failures from the user's own network locked the login for others: wait %v", d)
+	}
+}
+
+func TestThrottleMemoryBounded(t *testing.T) {
+	c := newClock()
+	th := newThrottle(t, c, func(o *httpauth.ThrottleOptions) { o.MaxEntries = 100 })
+	// A blocked login, a login with a trusted network, and a blocked address.
+	for i := range 100 {
+		th.Done(guess("target", fmt.Sprintf("198.18.0.%d", i), i), false)
+	}
+	th.Done(auth.Credentials{Username: "alice", RemoteAddr: "203.0.113.5"}, true)
+	for i := range 20 {
+		th.Done(guess(fmt.Sprint("spray", i), "192.0.2.1", i), false)
+	}
+	if th.Allow(t.Context(), guess("target", "198.18.1.1", 0)) == nil || th.Allow(t.Context(), guess("x", "192.0.2.1", 0)) == nil {
+		t.Fatal("setup: target login or attacker address not blocked")
+	}
+
+	// Rotate 10,000 usernames and 10,000 addresses.
+	for i := range 10_000 {
+		th.Done(guess(fmt.Sprintf("user%d", i), netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String(), i), false)
+		th.Done(guess(fmt.Sprintf("v6user%d", i), fmt.Sprintf("2001:db8:%x::1", i), i), false)
+	}
+	if a, l := th.Size(); a > 100 || l > 100 {
+		t.Errorf("after rotating 20,000 usernames and addresses: %d address and %d login entries, want at most 100 each", a, l)
+	}
+	if th.Allow(t.Context(), guess("target", "198.18.1.1", 0)) == nil {
+		t.Error("rotating usernames evicted the blocked login")
+	}
+	if th.Allow(t.Context(), guess("x", "192.0.2.1", 0)) == nil {
+		t.Error("rotating addresses evicted the blocked address")
+	}
+	// alice's trusted network survives the flood of one-failure logins:
+	// lock her login, and her network still gets in.
+	for i := range 100 {
+		c.Add(time.Hour)
+		th.Done(guess("alice", fmt.Sprintf("198.19.0.%d", i), i), false)
+	}
+	if th.Allow(t.Context(), guess("alice", "198.19.1.1", 0)) == nil {
+		t.Fatal("alice's login not locked")
+	}
+	if err := th.Allow(t.Context(), auth.Credentials{Username: "alice", RemoteAddr: "203.0.113.5"}); err != nil {
+		t.Errorf("alice's trusted network was forgotten: %v", err)
+	}
+}
+
+func TestThrottleOptionsValidated(t *testing.T) {
+	for name, o := range map[string]httpauth.ThrottleOptions{
+		"IPv4PrefixLen":       {IPv4PrefixLen: 33},
+		"IPv6PrefixLen":       {IPv6PrefixLen: 129},
+		"negative limit":      {AddressLimit: -1},
+		"lockout below limit": {LoginLimit: 50, LoginLockout: 10},
+		"MaxDelay":            {BaseDelay: time.Hour, MaxDelay: time.Minute},
+		"ForgetAfter":         {ForgetAfter: time.Minute},
+	} {
+		if _, err := httpauth.NewThrottle(&o); err == nil {
+			t.Errorf("%s: accepted %+v", name, o)
+		}
+	}
+	if _, err := httpauth.NewThrottle(nil); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}
