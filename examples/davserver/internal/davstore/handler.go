@@ -14,15 +14,26 @@ import (
 	"golang.org/x/net/webdav"
 )
 
+// allowAll lists every method some part of the tree supports.
+const allowAll = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK, REPORT, MKCALENDAR"
+
 // maxMkcalendarBody bounds a MKCALENDAR request body.
 const maxMkcalendarBody = 64 << 10
 
 // ServeHTTP serves every DAV request under the prefix for the user that
-// the [UserFunc] returns: 401 without one, 403 for another user's URL, 400
-// for a path with "." or ".." segments or a NUL byte.
+// the [UserFunc] returns: 403 for another user's URL, 400 for a path with
+// "." or ".." segments or a NUL byte. Without a user, OPTIONS gets the
+// server's capabilities (DAV clients probe before they authenticate) and
+// anything else 401.
 func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, err := s.currentUser(r.Context())
 	if err != nil {
+		if r.Method == http.MethodOptions {
+			w.Header().Set("DAV", "1, 2, 3, calendar-access, addressbook")
+			w.Header().Set("Allow", allowAll)
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return
 	}

@@ -306,9 +306,14 @@ func TestIsolation(t *testing.T) {
 		}
 	}
 
-	// Without a user: 401.
-	if code, _ := do(t, srv, "", "PROPFIND", "/dav/files/alice/", nil, ""); code != http.StatusUnauthorized {
-		t.Errorf("no user: %d, want 401", code)
+	// Without a user: 401, except OPTIONS, which shows only capabilities.
+	for _, m := range []string{"PROPFIND", "GET", "PUT", "MKCOL", "DELETE", "REPORT"} {
+		if code, body := do(t, srv, "", m, "/dav/files/alice/a.txt", nil, ""); code != http.StatusUnauthorized || strings.Contains(body, "ALICE") {
+			t.Errorf("no user, %s: %d, want 401", m, code)
+		}
+	}
+	if code, body := do(t, srv, "", "OPTIONS", "/dav/files/alice/a.txt", nil, ""); code != http.StatusOK || body != "" {
+		t.Errorf("no user, OPTIONS: %d %q, want 200 and no body", code, body)
 	}
 
 	// A multiget REPORT on alice's own calendar naming bob's event.

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// config is the command line (and its APPAUTH_* environment variables).
+type config struct {
+	addr       string
+	data       string
+	users      string
+	pepperFile string
+	postgres   string
+
+	ldapURL            string
+	ldapBindDN         string
+	ldapBindPassFile   string
+	ldapBaseDN         string
+	ldapFilter         string
+	ldapStartTLS       bool
+	ldapCAFile         string
+	ldapInsecureVerify bool
+
+	allowAccountPassword bool
+	tlsCert, tlsKey      string
+	trustedProxies       string
+	logFormat            string
+	logLevel             string
+	title                string
+
+	addUser string
+
+	// set records which flags were given (on the command line or in the
+	// environment), to tell a default from an explicit choice.
+	set map[string]bool
+	// proxies is trustedProxies parsed.
+	proxies []netip.Prefix
+}
+
+// envName is the environment variable of a flag: "ldap-url" -> APPAUTH_LDAP_URL.
+func envName(flagName string) string {
+	return "APPAUTH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags, with every flag's APPAUTH_* environment variable
+// as its default, and validates them. getenv is os.Getenv outside tests.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{set: map[string]bool{}}
+	fs := flag.NewFlagSet("davserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
+	fs.StringVar(&c.data, "data", "data", "folder for the database, the pepper, the users file and the DAV data")
+	fs.StringVar(&c.users, "users", "", "htpasswd users file (default DATA/users.htpasswd, created with a demo user on first run)")
+	fs.StringVar(&c.pepperFile, "pepper-file", "", "file with the secret HMAC key(s) for app passwords (default DATA/pepper, generated on first run)")
+	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN for app passwords and sessions instead of SQLite in DATA (prefer the APPAUTH_POSTGRES variable: a password on the command line is visible to other local users)")
+	fs.StringVar(&c.ldapURL, "ldap-url", "", "LDAP server URL(s), comma-separated, tried in order (ldap:// or ldaps://); users come from LDAP instead of the users file")
+	fs.StringVar(&c.ldapBindDN, "ldap-bind-dn", "", "DN of the LDAP service account that searches for users (empty: anonymous search)")
+	fs.StringVar(&c.ldapBindPassFile, "ldap-bind-password-file", "", "file holding the service account's password")
+	fs.StringVar(&c.ldapBaseDN, "ldap-base-dn", "", "LDAP base DN of the user search")
+	fs.StringVar(&c.ldapFilter, "ldap-filter", "", "LDAP user filter with {login} (default: the LDAP backend's OpenLDAP filter)")
+	fs.BoolVar(&c.ldapStartTLS, "ldap-starttls", false, "upgrade ldap:// connections with StartTLS (a failure stops the login)")
+	fs.StringVar(&c.ldapCAFile, "ldap-ca-file", "", "PEM file of the CA(s) that sign the LDAP server's certificate (default: the system's)")
+	fs.BoolVar(&c.ldapInsecureVerify, "ldap-insecure-skip-verify", false, "do not verify the LDAP server's certificate (testing only)")
+	fs.BoolVar(&c.allowAccountPassword, "allow-account-password", false, "let DAV clients use the account password too (for migrations; off: app passwords only)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS (with -tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for -tls-cert")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For/Forwarded headers are believed")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
+	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with -; see -help)", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	fs.VisitAll(func(f *flag.Flag) {
+		if getenv(envName(f.Name)) != "" {
+			c.set[f.Name] = true
+		}
+	})
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	if c.data == "" {
+		return errors.New("-data must not be empty")
+	}
+	if c.users == "" {
+		c.users = filepath.Join(c.data, "users.htpasswd")
+	}
+	if c.pepperFile == "" {
+		c.pepperFile = filepath.Join(c.data, "pepper")
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together: give both or neither")
+	}
+	switch c.logFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("-log-format %q: want text or json", c.logFormat)
+	}
+	switch c.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("-log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.ldapURL != "" {
+		if c.set["users"] {
+			return errors.New("-users and -ldap-url exclude each other: users come from one directory")
+		}
+		if c.ldapBaseDN == "" {
+			return errors.New("-ldap-url needs -ldap-base-dn")
+		}
+		if c.addUser != "" {
+			return errors.New("-add-user adds to the htpasswd users file; with -ldap-url, add users in LDAP")
+		}
+	} else {
+		for _, name := range []string{"ldap-bind-dn", "ldap-bind-password-file", "ldap-base-dn", "ldap-filter", "ldap-starttls", "ldap-ca-file", "ldap-insecure-skip-verify"} {
+			if c.set[name] {
+				return fmt.Errorf("-%s needs -ldap-url", name)
+			}
+		}
+	}
+	if (c.ldapBindDN == "") != (c.ldapBindPassFile == "") {
+		return errors.New("-ldap-bind-dn and -ldap-bind-password-file go together")
+	}
+	for s := range strings.SplitSeq(c.trustedProxies, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("-trusted-proxies: %q is neither an address nor a CIDR prefix", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.proxies = append(c.proxies, p.Masked())
+	}
+	return nil
+}
+
+// readSecretFile reads a one-line secret (a password file), refusing a file
+// that other users may read.
+func readSecretFile(name, what string) (string, error) {
+	if err := checkPrivate(name, what); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s %s is empty", what, name)
+	}
+	return s, nil
+}
+
+// checkPrivate refuses a secret file that anyone but its owner may read.
+func checkPrivate(name, what string) error {
+	st, err := os.Stat(name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s %s is readable by other users (mode %04o); run: chmod 600 %s", what, name, st.Mode().Perm(), name)
+	}
+	return nil
+}

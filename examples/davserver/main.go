@@ -1,0 +1,287 @@
+// Command davserver is a WebDAV, CalDAV and CardDAV server whose devices sign
+// in with app passwords: the appauth library in a runnable server.
+//
+//	go run ./examples/davserver
+//
+// With no flags it listens on 127.0.0.1:8080 and keeps everything under
+// ./data: an SQLite database of app passwords and sessions, a generated pepper,
+// an htpasswd users file with a demo user (its password is printed once),
+// and the users' calendars, address books and files. See README.md.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/settings"
+	"github.com/appauth/appauth/backends/htpasswd"
+	"github.com/appauth/appauth/backends/sqlstore"
+	"github.com/appauth/appauth/examples/davserver/internal/davstore"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "davserver: %v\n", err)
+		return 2
+	}
+	if cfg.addUser != "" {
+		if err := addUser(cfg, stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "davserver: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "davserver: %v\n", oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps an error message on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.logLevel)) // validated
+	o := &slog.HandlerOptions{Level: level}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// directory is where users come from: the htpasswd file or LDAP.
+type directory interface {
+	auth.Directory
+	auth.PasswordVerifier
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully: open
+// requests finish, pending last-used times are written, the store closes.
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error) {
+	logger := newLogger(cfg, stderr)
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	peppers, newPepper, err := loadPeppers(cfg.pepperFile)
+	if err != nil {
+		return err
+	}
+
+	var dir directory
+	var demoPassword string
+	if cfg.ldapURL != "" {
+		d, closeDir, err := openLDAP(cfg, logger)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, closeDir)
+		dir = d
+	} else {
+		if demoPassword, err = ensureUsersFile(cfg); err != nil {
+			return err
+		}
+		d, err := htpasswd.Open(cfg.users, &htpasswd.Options{Logger: logger.With("component", "htpasswd")})
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+
+	var store *sqlstore.Store
+	storeOpts := &sqlstore.Options{Logger: logger.With("component", "sqlstore")}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if cfg.postgres != "" {
+		store, err = sqlstore.OpenPostgres(openCtx, cfg.postgres, storeOpts)
+	} else {
+		store, err = sqlstore.OpenSQLite(openCtx, filepath.Join(cfg.data, "appauth.db"), storeOpts)
+	}
+	if err != nil {
+		return err
+	}
+	closers = append(closers, store.Close)
+
+	throttle, err := httpauth.NewThrottle(nil)
+	if err != nil {
+		return err
+	}
+	manager, err := auth.NewManager(store, dir, &auth.Options{
+		Peppers: peppers,
+		Logger:  logger.With("component", "auth"),
+		Limiter: throttle,
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, manager.Close)
+
+	dav, err := davstore.New(filepath.Join(cfg.data, "dav"), davPrefix, userFromContext)
+	if err != nil {
+		return err
+	}
+	mwOpts := &httpauth.Options{
+		Realm:          cfg.title,
+		Throttle:       throttle,
+		TrustedProxies: cfg.proxies,
+		Logger:         logger,
+	}
+	if cfg.allowAccountPassword {
+		mwOpts.AccountPasswords = dir
+	}
+	mw, err := httpauth.New(manager, mwOpts)
+	if err != nil {
+		return err
+	}
+
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
+	}
+	base := baseURL(ln.Addr(), tlsConfig != nil)
+	web, err := settings.New(manager, dir, &settings.Options{
+		Prefix:         "/",
+		Title:          cfg.title,
+		ServerURL:      base,
+		TrustedProxies: cfg.proxies,
+		Limiter:        throttle,
+		Logger:         logger.With("component", "settings"),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	handler := logRequests(logger, routes(dav, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+
+	srv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	printBanner(stdout, cfg, base, newPepper, demoPassword)
+	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg))
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing open requests, then saving last-used times")
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancelShutdown()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("shutdown: some requests did not finish", "error", err)
+		srv.Close()
+	}
+	<-served
+	// The deferred closers run now: manager.Close flushes the pending
+	// last-used times, then the store and directory close.
+	logger.Info("stopped")
+	return nil
+}
+
+func storeKind(cfg *config) string {
+	if cfg.postgres != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func dirKind(cfg *config) string {
+	if cfg.ldapURL != "" {
+		return "ldap"
+	}
+	return "htpasswd"
+}
+
+// baseURL is the server's address as a URL with a trailing slash; a listener
+// on every interface is shown as localhost.
+func baseURL(a net.Addr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// printBanner tells a person what is running and what to do next. It prints
+// the demo password the one time it exists.
+func printBanner(w io.Writer, cfg *config, base string, newPepper bool, demoPassword string) {
+	fmt.Fprintf(w, "appauth DAV server\n\n")
+	if newPepper {
+		fmt.Fprintf(w, "Created %s (the secret key of app passwords; keep it, back it up, never share it).\n", cfg.pepperFile)
+	}
+	if demoPassword != "" {
+		fmt.Fprintf(w, "Created %s with a demo user. Its password is shown only this once:\n\n", cfg.users)
+		fmt.Fprintf(w, "  username: %s\n  password: %s\n\n", demoUser, demoPassword)
+	}
+	fmt.Fprintf(w, "Listening on %s\n\n", base)
+	fmt.Fprintf(w, "  Sign-in and app passwords:  %s\n", base)
+	fmt.Fprintf(w, "  CalDAV and CardDAV:         %s  (or %sdav/)\n", base, base)
+	fmt.Fprintf(w, "  WebDAV files:               %sdav/files/USERNAME/\n\n", base)
+	fmt.Fprintf(w, "Next: open %s in a browser, sign in, and under Devices & sessions create an\n", base)
+	fmt.Fprintf(w, "app password for each device. Devices sign in with the username and that app\n")
+	fmt.Fprintf(w, "password, never the account password.\n")
+	if cfg.ldapURL == "" {
+		fmt.Fprintf(w, "Add users with: go run ./examples/davserver -add-user NAME\n")
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/htpasswd"
+)
+
+// demoUser is the user created with the users file on a first run.
+const demoUser = "demo"
+
+// loadPeppers reads the pepper file, one key per line as "ID:HEX" (the last
+// line issues new app passwords, every line verifies: add a line to rotate).
+// When the file does not exist, a new 32-byte key is generated and written
+// with mode 0600; created reports that.
+func loadPeppers(name string) (peppers []auth.Pepper, created bool, err error) {
+	if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, auth.MinPepperLen)
+		rand.Read(key) // never fails (crypto/rand)
+		line := "1:" + hex.EncodeToString(key) + "\n"
+		if err := writeNewFile(name, []byte("# appauth pepper: HMAC keys for app passwords, one \"ID:HEX\" per line.\n# Keep it secret and backed up; without it no app password works. The last line\n# issues new ones; add a line to rotate.\n"+line)); err != nil {
+			return nil, false, fmt.Errorf("pepper file: %w", err)
+		}
+		created = true
+	}
+	if err := checkPrivate(name, "pepper file"); err != nil {
+		return nil, false, err
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, false, fmt.Errorf("pepper file: %w", err)
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, hexKey, ok := strings.Cut(line, ":")
+		key, herr := hex.DecodeString(hexKey)
+		if !ok || herr != nil {
+			return nil, false, fmt.Errorf("pepper file %s, line %d: want ID:HEX", name, i+1)
+		}
+		peppers = append(peppers, auth.Pepper{ID: id, Key: key})
+	}
+	if len(peppers) == 0 {
+		return nil, false, fmt.Errorf("pepper file %s holds no key", name)
+	}
+	return peppers, created, nil
+}
+
+// writeNewFile creates name with mode 0600, failing if it exists.
+func writeNewFile(name string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+	}
+	return err
+}
+
+// ensureUsersFile creates the users file with the demo user when it is the
+// default one and does not exist yet, and returns the demo password (empty
+// when nothing was created). An explicit -users file must exist.
+func ensureUsersFile(c *config) (demoPassword string, err error) {
+	_, err = os.Stat(c.users)
+	switch {
+	case err == nil:
+		return "", nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("users file: %w", err)
+	case c.set["users"]:
+		return "", fmt.Errorf("users file %s does not exist; create it with: davserver -users %s -add-user NAME", c.users, c.users)
+	}
+	demoPassword = newPassword()
+	if err := htpasswd.SetPassword(c.users, demoUser, demoPassword, 0); err != nil {
+		return "", fmt.Errorf("users file: %w", err)
+	}
+	return demoPassword, nil
+}
+
+// newPassword returns a random account password of about 100 bits that is
+// easy to type: four groups of five letters and digits without look-alikes.
+func newPassword() string {
+	const alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+	b := make([]byte, 0, 23)
+	for i := range 20 {
+		if i > 0 && i%5 == 0 {
+			b = append(b, '-')
+		}
+		b = append(b, alphabet[randIntn(len(alphabet))])
+	}
+	return string(b)
+}
+
+// randIntn returns a uniform random number in [0, n) from crypto/rand.
+func randIntn(n int) int {
+	var b [1]byte
+	limit := 256 - 256%n
+	for {
+		rand.Read(b[:])
+		if int(b[0]) < limit {
+			return int(b[0]) % n
+		}
+	}
+}
+
+// addUser sets a user's password in the users file, asking for it on the
+// terminal (without echo, twice) or reading one line from stdin.
+func addUser(c *config, stdin *os.File, stdout io.Writer) error {
+	login := c.addUser
+	if strings.ContainsAny(login, ":\n\r") || strings.TrimSpace(login) != login {
+		return fmt.Errorf("-add-user %q: a name cannot contain ':' or line breaks, or start or end with a space", login)
+	}
+	var password string
+	if isTerminal(stdin) {
+		fmt.Fprintf(stdout, "Password for %s: ", login)
+		p1, err := readPasswordNoEcho(stdin)
+		fmt.Fprintln(stdout)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Again: ")
+		p2, err := readPasswordNoEcho(stdin)
+		fmt.Fprintln(stdout)
+		if err != nil {
+			return err
+		}
+		if p1 != p2 {
+			return errors.New("the passwords differ; nothing changed")
+		}
+		password = p1
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return errors.New("-add-user: no password on standard input")
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if len(password) < 8 {
+		return errors.New("the password must have at least 8 characters; nothing changed")
+	}
+	if len(password) > htpasswd.MaxPasswordLen {
+		return fmt.Errorf("the password must have at most %d bytes; nothing changed", htpasswd.MaxPasswordLen)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.users), 0o700); err != nil {
+		return err
+	}
+	if err := htpasswd.SetPassword(c.users, login, password, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Saved the password of %s in %s.\n", login, c.users)
+	return nil
+}
