@@ -97,7 +97,9 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 			return
 		}
-		h.ServeHTTP(w, r)
+		if checkXMLNamespaces(w, r) {
+			h.ServeHTTP(w, r)
+		}
 	}
 }
 
@@ -209,9 +211,13 @@ func (s *Store) filesHandler(user string) (*webdav.Handler, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	pfs, err := newPropFS(dir, filepath.Join(udir, ".files-props.json"))
+	if err != nil {
+		return nil, err
+	}
 	h := &webdav.Handler{
 		Prefix:     strings.TrimSuffix(s.FilesPath(user), "/"),
-		FileSystem: webdav.Dir(dir),
+		FileSystem: pfs,
 		LockSystem: webdav.NewMemLS(),
 	}
 	s.files[user] = h

@@ -1,0 +1,197 @@
+package davstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/webdav"
+)
+
+// propFS is a webdav.FileSystem on a folder whose files and folders keep
+// dead properties (set with PROPPATCH), in one JSON file beside the folder.
+// golang.org/x/net/webdav's Dir has none, and WebDAV clients (and litmus)
+// expect them.
+type propFS struct {
+	dir  webdav.Dir
+	file string // where the properties are saved
+
+	mu    sync.Mutex
+	props map[string][]webdav.Property // by cleaned name ("/a/b")
+}
+
+var _ webdav.FileSystem = (*propFS)(nil)
+
+func newPropFS(dir, propsFile string) (*propFS, error) {
+	p := &propFS{dir: webdav.Dir(dir), file: propsFile, props: map[string][]webdav.Property{}}
+	if err := readJSON(propsFile, &p.props); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return p, nil
+}
+
+func cleanName(name string) string {
+	return path.Clean("/" + name)
+}
+
+// save writes the properties; the caller holds mu.
+func (p *propFS) save() error { return writeJSON(p.file, p.props) }
+
+// forget drops the properties of name and everything under it; the caller
+// holds mu. It reports whether anything was dropped.
+func (p *propFS) forget(name string) bool {
+	changed := false
+	for k := range p.props {
+		if k == name || strings.HasPrefix(k, name+"/") || name == "/" {
+			delete(p.props, k)
+			changed = true
+		}
+	}
+	return changed
+}
+
+func (p *propFS) Mkdir(ctx context.Context, name string, perm os.FileMode) error {
+	return p.dir.Mkdir(ctx, name, perm)
+}
+
+func (p *propFS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
+	return p.dir.Stat(ctx, name)
+}
+
+func (p *propFS) RemoveAll(ctx context.Context, name string) error {
+	if err := p.dir.RemoveAll(ctx, name); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.forget(cleanName(name)) {
+		return p.save()
+	}
+	return nil
+}
+
+func (p *propFS) Rename(ctx context.Context, oldName, newName string) error {
+	if err := p.dir.Rename(ctx, oldName, newName); err != nil {
+		return err
+	}
+	oldName, newName = cleanName(oldName), cleanName(newName)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	moved := map[string][]webdav.Property{}
+	for k, v := range p.props {
+		if k == oldName || strings.HasPrefix(k, oldName+"/") {
+			moved[newName+strings.TrimPrefix(k, oldName)] = v
+			delete(p.props, k)
+		}
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	p.forget(newName)
+	for k, v := range moved {
+		p.props[k] = v
+	}
+	return p.save()
+}
+
+func (p *propFS) OpenFile(ctx context.Context, name string, flag int, perm os.FileMode) (webdav.File, error) {
+	f, err := p.dir.OpenFile(ctx, name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &propFile{File: f, fs: p, name: cleanName(name)}, nil
+}
+
+// propFile is an open file whose dead properties live in its propFS.
+type propFile struct {
+	webdav.File
+	fs   *propFS
+	name string
+}
+
+var _ webdav.DeadPropsHolder = (*propFile)(nil)
+
+func (f *propFile) DeadProps() (map[xml.Name]webdav.Property, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	m := map[xml.Name]webdav.Property{}
+	for _, prop := range f.fs.props[f.name] {
+		m[prop.XMLName] = prop
+	}
+	return m, nil
+}
+
+func (f *propFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	current := map[xml.Name]webdav.Property{}
+	for _, prop := range f.fs.props[f.name] {
+		current[prop.XMLName] = prop
+	}
+	stat := webdav.Propstat{Status: http.StatusOK}
+	for _, patch := range patches {
+		for _, prop := range patch.Props {
+			stat.Props = append(stat.Props, webdav.Property{XMLName: prop.XMLName})
+			if patch.Remove {
+				delete(current, prop.XMLName)
+			} else {
+				current[prop.XMLName] = prop
+			}
+		}
+	}
+	list := make([]webdav.Property, 0, len(current))
+	for _, prop := range current {
+		list = append(list, prop)
+	}
+	if len(list) == 0 {
+		delete(f.fs.props, f.name)
+	} else {
+		f.fs.props[f.name] = list
+	}
+	if err := f.fs.save(); err != nil {
+		return nil, err
+	}
+	return []webdav.Propstat{stat}, nil
+}
+
+// maxPropBody bounds a PROPFIND or PROPPATCH body.
+const maxPropBody = 1 << 20
+
+// checkXMLNamespaces refuses (400) a PROPFIND or PROPPATCH body that binds a
+// prefix to the empty namespace name ("xmlns:p=\"\""), which XML Namespaces
+// 1.0 forbids but encoding/xml accepts. It reports whether the request may
+// go on, with its body restored.
+func checkXMLNamespaces(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != "PROPFIND" && r.Method != "PROPPATCH" {
+		return true
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPropBody))
+	if err != nil {
+		http.Error(w, "Request Entity Too Large", http.StatusRequestEntityTooLarge)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	d := xml.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			return true // EOF, or malformed XML that x/net/webdav refuses itself
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			for _, a := range se.Attr {
+				if a.Name.Space == "xmlns" && a.Value == "" {
+					http.Error(w, "Bad Request: empty namespace name for a prefix", http.StatusBadRequest)
+					return false
+				}
+			}
+		}
+	}
+}
