@@ -25,6 +25,7 @@
 #                                    exactly this throwaway server
 #   APPAUTH_TEST_POSTGRES_LOCK       lock file that serializes outages (stop/start)
 #                                    against other tests, across test binaries
+#   APPAUTH_TEST_CHROMIUM            path of the Chromium program for browser tests
 #
 # What is missing is installed (Debian/Ubuntu packages, when run as root) or
 # named in a clear message. Services run from a temporary directory on free
@@ -606,11 +607,57 @@ stop_slapd() {
 }
 
 # ---------------------------------------------------------------------------
+# Chromium
+#
+# The browser test of auth/settings drives headless Chromium (chromedp). No
+# server is started here: each test starts its own browser with a temporary
+# profile on loopback. We find or install the program and export its path as
+# APPAUTH_TEST_CHROMIUM (read by testenv.Chromium).
+
+CHROMIUM_BIN=""
+
+# find_chromium prints the path of a Chromium or Chrome program: the one in
+# APPAUTH_TEST_CHROMIUM if set, else the first on PATH.
+find_chromium() {
+	local c p
+	if [ -n "${APPAUTH_TEST_CHROMIUM:-}" ]; then
+		[ -x "$APPAUTH_TEST_CHROMIUM" ] || return 1
+		printf '%s\n' "$APPAUTH_TEST_CHROMIUM"
+		return 0
+	fi
+	for c in chromium chromium-browser google-chrome-stable google-chrome; do
+		if p=$(command -v "$c" 2>/dev/null); then
+			printf '%s\n' "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+ensure_chromium() {
+	if CHROMIUM_BIN=$(find_chromium); then
+		return 0
+	fi
+	if [ -n "${APPAUTH_TEST_CHROMIUM:-}" ]; then
+		die "APPAUTH_TEST_CHROMIUM=$APPAUTH_TEST_CHROMIUM is not an executable file; unset it to use chromium from PATH"
+	fi
+	log "Chromium not found (chromium, chromium-browser or google-chrome on PATH)"
+	apt_install chromium || missing "Chromium (for the browser test of auth/settings)" chromium
+	CHROMIUM_BIN=$(find_chromium) || die "installed the package 'chromium', but still cannot find the chromium program on PATH"
+}
+
+start_chromium() {
+	export APPAUTH_TEST_CHROMIUM="$CHROMIUM_BIN"
+	log "Chromium: $CHROMIUM_BIN"
+}
+
+# ---------------------------------------------------------------------------
 # Modes
 
 ensure_services() {
 	ensure_postgres
 	ensure_slapd
+	ensure_chromium
 }
 
 start_services() {
@@ -618,6 +665,7 @@ start_services() {
 	pick_service_user
 	start_postgres
 	start_slapd
+	start_chromium
 	export APPAUTH_TEST_STRICT=1
 }
 
