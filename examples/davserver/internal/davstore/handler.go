@@ -75,6 +75,13 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
+		if r.Method == "PROPFIND" && r.ContentLength == 0 {
+			// An empty PROPFIND means allprop (RFC 4918, 9.1), which
+			// go-webdav's ServePrincipal only takes spelled out.
+			r.Body = io.NopCloser(strings.NewReader(`<propfind xmlns="DAV:"><allprop/></propfind>`))
+			r.ContentLength = -1
+			r.Header.Set("Content-Type", "application/xml")
+		}
 		gowebdav.ServePrincipal(w, r, &gowebdav.ServePrincipalOptions{
 			CurrentUserPrincipalPath: s.PrincipalPath(user),
 			HomeSets: []gowebdav.BackendSuppliedHomeSet{

@@ -115,6 +115,9 @@ func TestCalDAV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if code, body := do(t, srv, "alice", "PROPFIND", principal, nil, ""); code != http.StatusMultiStatus || !strings.Contains(body, "calendar-home-set") || !strings.Contains(body, "addressbook-home-set") {
+		t.Fatalf("PROPFIND principal without a body: %d %s", code, body)
+	}
 	home, err := cc.FindCalendarHomeSet(ctx, principal)
 	if err != nil || home != "/dav/calendars/alice/" {
 		t.Fatalf("calendar home = %q, %v", home, err)
