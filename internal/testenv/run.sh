@@ -652,12 +652,45 @@ start_chromium() {
 }
 
 # ---------------------------------------------------------------------------
+# DAV clients
+#
+# The real-client test of examples/davserver runs litmus (the WebDAV
+# compliance suite), Debian's python3-caldav (with /usr/bin/python3, not a
+# python3 from pyenv or a virtualenv, which would lack the package) and curl
+# against the built server. No service is started: the test starts the
+# server itself on a free loopback port.
+
+davclients_python() {
+	local py
+	for py in /usr/bin/python3 python3; do
+		if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import caldav' >/dev/null 2>&1; then
+			return 0
+		fi
+	done
+	return 1
+}
+
+ensure_davclients() {
+	local need=()
+	command -v litmus >/dev/null 2>&1 || need+=(litmus)
+	command -v curl >/dev/null 2>&1 || need+=(curl)
+	davclients_python || need+=(python3-caldav)
+	[ ${#need[@]} -eq 0 ] && return 0
+	log "DAV clients missing: ${need[*]}"
+	apt_install "${need[@]}" || missing "DAV clients for the examples/davserver test (${need[*]})" "${need[*]}"
+	command -v litmus >/dev/null 2>&1 || die "installed 'litmus', but still cannot find the litmus program on PATH"
+	command -v curl >/dev/null 2>&1 || die "installed 'curl', but still cannot find curl on PATH"
+	davclients_python || die "installed 'python3-caldav', but /usr/bin/python3 still cannot import caldav"
+}
+
+# ---------------------------------------------------------------------------
 # Modes
 
 ensure_services() {
 	ensure_postgres
 	ensure_slapd
 	ensure_chromium
+	ensure_davclients
 }
 
 start_services() {
