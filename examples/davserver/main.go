@@ -98,12 +98,33 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		}
 	}()
 
+	// Listen first, so a busy port fails before anything is created.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
+	}
+	closers = append(closers, func() error { ln.Close(); return nil })
+	// Files made by this first run are removed again if the start fails, so
+	// the next run makes them anew and prints the demo password then.
+	var created []string
+	started := false
+	defer func() {
+		if !started {
+			for _, f := range created {
+				os.Remove(f)
+			}
+		}
+	}()
+
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
 	peppers, newPepper, err := loadPeppers(cfg.pepperFile)
 	if err != nil {
 		return err
+	}
+	if newPepper {
+		created = append(created, cfg.pepperFile)
 	}
 
 	var dir directory
@@ -118,6 +139,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	} else {
 		if demoPassword, err = ensureUsersFile(cfg); err != nil {
 			return err
+		}
+		if demoPassword != "" {
+			created = append(created, cfg.users)
 		}
 		d, err := htpasswd.Open(cfg.users, &htpasswd.Options{Logger: logger.With("component", "htpasswd")})
 		if err != nil {
@@ -181,10 +205,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
-	}
 	base := baseURL(ln.Addr(), tlsConfig != nil)
 	web, err := settings.New(manager, dir, &settings.Options{
 		Prefix:         "/",
@@ -195,7 +215,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Logger:         logger.With("component", "settings"),
 	})
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	handler := logRequests(logger, routes(dav, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
@@ -210,6 +229,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
+	started = true
 	printBanner(stdout, cfg, base, newPepper, demoPassword)
 	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg))
 

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/appauth/appauth/backends/htpasswd"
+)
+
+func noEnv(string) string { return "" }
+
+func TestBadConfigIsOneLineAndNonZero(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"-log-format", "xml"},
+		{"-tls-cert", "c.pem"},
+		{"-ldap-url", "ldap://127.0.0.1"},
+		{"-ldap-base-dn", "dc=x"},
+		{"-trusted-proxies", "not-an-ip"},
+		{"-users", filepath.Join(dir, "missing.htpasswd"), "-data", filepath.Join(dir, "d1"), "-addr", "127.0.0.1:0"},
+		{"-addr", "nonsense", "-data", filepath.Join(dir, "d2")},
+		{"extra-argument"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(args, nil, &stdout, &stderr, noEnv)
+		msg := stderr.String()
+		if code == 0 || !strings.HasPrefix(msg, "davserver: ") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, msg)
+		}
+		if lines := strings.Count(strings.TrimSpace(lastLine(msg)), "\n"); lines != 0 {
+			t.Errorf("%v: error on more than one line: %q", args, msg)
+		}
+		if strings.Contains(stdout.String(), "Listening") {
+			t.Errorf("%v: printed a banner: %q", args, stdout.String())
+		}
+	}
+	// A start that fails leaves no half-made data behind (the demo password
+	// would otherwise be lost).
+	if _, err := os.Stat(filepath.Join(dir, "d2", "users.htpasswd")); err == nil {
+		t.Error("a failed start left a users file")
+	}
+}
+
+// lastLine is the "davserver: ..." line: log lines may come before it.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+func TestEnvironmentVariables(t *testing.T) {
+	env := map[string]string{"APPAUTH_ADDR": "127.0.0.1:9999", "APPAUTH_LOG_FORMAT": "json", "APPAUTH_ALLOW_ACCOUNT_PASSWORD": "true", "APPAUTH_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1"}
+	c, err := parseConfig([]string{"-log-format", "text"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.addr != "127.0.0.1:9999" || !c.allowAccountPassword || len(c.proxies) != 2 || c.proxies[1].String() != "192.168.1.1/32" {
+		t.Errorf("environment not applied: %+v", c)
+	}
+	if c.logFormat != "text" {
+		t.Errorf("a flag must win over its variable: log format %q", c.logFormat)
+	}
+	if _, err := parseConfig(nil, func(k string) string {
+		if k == "APPAUTH_ALLOW_ACCOUNT_PASSWORD" {
+			return "maybe"
+		}
+		return ""
+	}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "APPAUTH_ALLOW_ACCOUNT_PASSWORD") {
+		t.Errorf("bad variable: %v", err)
+	}
+}
+
+func TestAddUserFromStdin(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.htpasswd")
+	stdin := filepath.Join(dir, "stdin")
+	os.WriteFile(stdin, []byte("a long password\n"), 0o600)
+	f, err := os.Open(stdin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-users", users, "-add-user", "carol"}, f, &stdout, &stderr, noEnv); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "a long password") {
+		t.Error("the password was echoed")
+	}
+	d, err := htpasswd.Open(users, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.VerifyPassword(t.Context(), "carol", "a long password"); err != nil {
+		t.Fatalf("added user cannot sign in: %v", err)
+	}
+	if st, _ := os.Stat(users); st.Mode().Perm() != 0o600 {
+		t.Errorf("users file mode %v", st.Mode())
+	}
+	// Too short: refused, nothing written.
+	os.WriteFile(stdin, []byte("short\n"), 0o600)
+	f2, _ := os.Open(stdin)
+	defer f2.Close()
+	if code := run([]string{"-users", users, "-add-user", "dave"}, f2, &stdout, &stderr, noEnv); code == 0 {
+		t.Error("a 5-character password was accepted")
+	}
+	if _, err := d.LookupUser(t.Context(), "dave"); err == nil {
+		t.Error("dave was added with a refused password")
+	}
+}
