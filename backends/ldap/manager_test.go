@@ -1,0 +1,154 @@
+package ldap_test
+
+import (
+	"bytes"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/ldap"
+	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testenv"
+)
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time       { return time.Unix(0, c.ns.Load()) }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+
+const (
+	ownerCheck = 5 * time.Minute
+	grace      = time.Hour
+)
+
+// newManager returns a Manager on a memory store and dir, with a settable
+// clock.
+func newManager(t *testing.T, dir *ldap.Directory) (*auth.Manager, *clock) {
+	t.Helper()
+	clk := &clock{}
+	clk.ns.Store(time.Now().UnixNano())
+	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{
+		Peppers:            []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
+		Now:                clk.now,
+		OwnerCheckInterval: ownerCheck,
+		OwnerGracePeriod:   grace,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, clk
+}
+
+// issue signs login in with the directory and issues an app password.
+func issue(t *testing.T, m *auth.Manager, dir *ldap.Directory, login, password string) string {
+	t.Helper()
+	u, err := dir.VerifyPassword(t.Context(), login, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := m.IssueAppPassword(t.Context(), u, auth.IssueRequest{Name: "phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// TestManagerOwnerChanges: a user disabled (ppolicy lock) or deleted in
+// slapd loses access once the owner re-check runs, and not before.
+func TestManagerOwnerChanges(t *testing.T) {
+	s := testenv.LDAP(t)
+	dir := open(t, config(s))
+	m, clk := newManager(t, dir)
+	ctx := t.Context()
+	for name, change := range map[string]func(dn string){
+		"disabled": func(dn string) { lock(t, s, dn) },
+		"deleted": func(dn string) {
+			if err := admin(t, s).Del(goldap.NewDelRequest(dn, nil)); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		login, dn := addUser(t, s, "tmp-Secret-1")
+		secret := issue(t, m, dir, login, "tmp-Secret-1")
+		creds := auth.Credentials{Username: login, Password: secret}
+		if _, err := m.Authenticate(ctx, creds); err != nil {
+			t.Fatalf("%s: before the change: %v", name, err)
+		}
+		change(dn)
+		if _, err := m.Authenticate(ctx, creds); err != nil {
+			t.Fatalf("%s: refused before the re-check interval: %v", name, err)
+		}
+		clk.add(ownerCheck)
+		if _, err := m.Authenticate(ctx, creds); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("%s: after the re-check: %v; want ErrInvalidCredentials", name, err)
+		}
+	}
+}
+
+// TestManagerOutage: with slapd down, an app password keeps working within
+// the grace period, then fails with ErrUnavailable (never a 401); after
+// slapd is back it works again, and nothing was revoked.
+func TestManagerOutage(t *testing.T) {
+	s := testenv.LDAP(t)
+	c := config(s)
+	c.DialTimeout = 2 * time.Second
+	dir := open(t, c)
+	m, clk := newManager(t, dir)
+	ctx := t.Context()
+	secret := issue(t, m, dir, "bob", "bob-Secret-2")
+	creds := auth.Credentials{Username: "bob", Password: secret}
+	if _, err := m.Authenticate(ctx, creds); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StopLDAP(t)
+	clk.add(ownerCheck) // the owner is due for a re-check, which fails
+	if p, err := m.Authenticate(ctx, creds); err != nil || p.User.Login != "bob" {
+		t.Fatalf("within the grace period: %+v, %v", p, err)
+	}
+	clk.add(grace)
+	if _, err := m.Authenticate(ctx, creds); !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Fatalf("after the grace period: %v; want ErrUnavailable", err)
+	}
+	testenv.StartLDAP(t)
+	if _, err := m.Authenticate(ctx, creds); err != nil {
+		t.Fatalf("after slapd is back: %v", err)
+	}
+}
+
+// TestManagerWrongAppPasswordNoBind: wrong app passwords never reach the
+// directory (no lockout of the real account from an old phone password).
+func TestManagerWrongAppPasswordNoBind(t *testing.T) {
+	s := testenv.LDAP(t)
+	p := newProxy(t, hostOf(t, s.URL), false)
+	dir := open(t, config(s, p.URL()))
+	m, clk := newManager(t, dir)
+	ctx := t.Context()
+	secret := issue(t, m, dir, "alice", "alice-Secret-1")
+	if _, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret}); err != nil {
+		t.Fatal(err)
+	}
+	_, binds, filters := p.counts()
+	userBinds := p.userBinds(s.BindDN)
+	if userBinds != 1 {
+		t.Fatalf("%d user binds for one sign-in", userBinds)
+	}
+	wrong := []string{"alice-Secret-1", secret[:len(secret)-1] + "x", "aap-0000-0000", ""}
+	for i := range 50 {
+		clk.add(ownerCheck) // would trigger any directory call there is
+		pw := wrong[i%len(wrong)]
+		if _, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: pw}); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("wrong app password %q: %v", pw, err)
+		}
+	}
+	if _, b, f := p.counts(); b != binds || len(f) != len(filters) {
+		t.Errorf("wrong app passwords caused %d binds and %d searches", b-binds, len(f)-len(filters))
+	}
+	if n := p.userBinds(s.BindDN); n != userBinds {
+		t.Errorf("wrong app passwords caused %d user binds", n-userBinds)
+	}
+}
