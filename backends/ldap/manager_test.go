@@ -27,7 +27,7 @@ const (
 
 // newManager returns a Manager on a memory store and dir, with a settable
 // clock.
-func newManager(t *testing.T, dir *ldap.Directory) (*auth.Manager, *clock) {
+func newManager(t testing.TB, dir *ldap.Directory) (*auth.Manager, *clock) {
 	t.Helper()
 	clk := &clock{}
 	clk.ns.Store(time.Now().UnixNano())
