@@ -169,11 +169,11 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 
 func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Principal, error) {
 	ctx := r.Context()
-	if len(values) != 1 || len(values[0]) > MaxAuthorizationLen {
-		m.log.DebugContext(ctx, "refused Authorization header", "reason", "oversized_or_repeated", "remote_addr", escape(r.RemoteAddr))
+	if len(values) != 1 {
+		m.log.DebugContext(ctx, "refused Authorization header", "reason", "repeated", "remote_addr", escape(r.RemoteAddr))
 		return nil, auth.ErrInvalidCredentials
 	}
-	s, username, password, err := parseAuthorization(values[0])
+	s, username, password, err := parseAuthorization(values[0]) // refuses over MaxAuthorizationLen unread
 	if err != nil {
 		m.log.DebugContext(ctx, "refused Authorization header", "reason", "malformed", "remote_addr", escape(r.RemoteAddr))
 		return nil, auth.ErrInvalidCredentials
