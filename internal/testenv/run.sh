@@ -25,6 +25,12 @@
 #                                    exactly this throwaway server
 #   APPAUTH_TEST_POSTGRES_LOCK       lock file that serializes outages (stop/start)
 #                                    against other tests, across test binaries
+#   APPAUTH_TEST_LDAP_URL            ldap://127.0.0.1:PORT of a throwaway slapd (StartTLS
+#                                    available); APPAUTH_TEST_LDAPS_URL ldaps://...;
+#                                    APPAUTH_TEST_LDAP_CA its CA; ..._BASE_DN, ..._BIND_DN
+#                                    and ..._BIND_PASSWORD (read-only service account),
+#                                    ..._ADMIN_DN and ..._ADMIN_PASSWORD (root DN)
+#   APPAUTH_TEST_LDAP_CTL, _LOCK     as for PostgreSQL; APPAUTH_TEST_LDAP_LOG slapd's log
 #   APPAUTH_TEST_CHROMIUM            path of the Chromium program for browser tests
 #
 # What is missing is installed (Debian/Ubuntu packages, when run as root) or

@@ -1,5 +1,5 @@
 // Package testenv gives tests the real services that `make test` starts: a
-// throwaway PostgreSQL server today, OpenLDAP and Chromium later.
+// throwaway PostgreSQL server and a throwaway OpenLDAP server (see [LDAP]).
 //
 // The harness (internal/testenv/run.sh, run by `make test`, `make bench`,
 // `make fuzz` and .ci/run) starts each service in a temporary directory on a
