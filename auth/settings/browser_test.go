@@ -21,8 +21,8 @@ import (
 )
 
 // EnvUpdateScreenshot, when "1", makes TestBrowserUserStory write the
-// screenshots of the page to docs/settings.png (desktop width) and
-// docs/settings-phone.png (390px) in the repository.
+// screenshots of the pages to docs/settings.png (desktop width),
+// docs/settings-phone.png (390px) and docs/signin.png in the repository.
 const EnvUpdateScreenshot = "APPAUTH_UPDATE_SCREENSHOT"
 
 // userStoryServer serves the settings page at / and a DAV stand-in at /dav/
@@ -174,9 +174,15 @@ func TestBrowserUserStory(t *testing.T) {
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
 	// 1. Sign in through the single sign-on page.
-	do(t, ctx, "sign in",
+	do(t, ctx, "open the sign-in page",
 		chromedp.Navigate(srv.URL+"/"),
 		chromedp.WaitVisible(id("username")),
+	)
+	if os.Getenv(EnvUpdateScreenshot) == "1" {
+		screenshot(t, ctx, filepath.Join("..", "..", "docs", "signin.png"), 1024)
+		do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
+	}
+	do(t, ctx, "sign in",
 		chromedp.SendKeys(id("username"), "alice"),
 		chromedp.SendKeys(id("password"), alicePassword),
 		chromedp.Click(id("signin-submit")),
