@@ -26,7 +26,7 @@ func LooksLikeAppPassword(s string) bool { return appPasswordShape.Looks(s) }
 // success, Done with the owner's login.
 func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
 	c := Credentials{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
-	p, err := m.authenticateToken(ctx, c)
+	p, err := m.appPassword(ctx, c, false)
 	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
 		if err == nil {
 			c.Username = p.User.Login
@@ -34,22 +34,4 @@ func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, use
 		l.Done(c, err == nil)
 	}
 	return p, err
-}
-
-func (m *Manager) authenticateToken(ctx context.Context, c Credentials) (*Principal, error) {
-	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
-	e, err := m.verify(ctx, KindAppPassword, c, &fail)
-	if err != nil {
-		return nil, err
-	}
-	cred := e.cred
-	fail.Login = cred.Login
-	user, err := m.owner(ctx, cred, fail)
-	if err != nil {
-		return nil, err
-	}
-	m.touch(e, c, fail.Time)
-	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
-		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
-	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, nil
 }

@@ -219,8 +219,15 @@ func (m *Manager) Authenticate(ctx context.Context, c Credentials) (*Principal, 
 }
 
 func (m *Manager) authenticate(ctx context.Context, c Credentials) (*Principal, error) {
+	return m.appPassword(ctx, c, true)
+}
+
+// appPassword verifies an app password. With byUsername, c.Username must
+// name its owner (Basic auth); without, the owner is whoever it belongs to
+// (a bearer token).
+func (m *Manager) appPassword(ctx context.Context, c Credentials, byUsername bool) (*Principal, error) {
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
-	if c.Username == "" || len(c.Username) > maxLoginLen {
+	if byUsername && (c.Username == "" || len(c.Username) > maxLoginLen) {
 		return nil, m.deny(ctx, fail, "malformed")
 	}
 	e, err := m.verify(ctx, KindAppPassword, c, &fail)
@@ -228,7 +235,9 @@ func (m *Manager) authenticate(ctx context.Context, c Credentials) (*Principal, 
 		return nil, err
 	}
 	cred := e.cred
-	if !strings.EqualFold(cred.Login, c.Username) {
+	if !byUsername {
+		fail.Login = cred.Login
+	} else if !strings.EqualFold(cred.Login, c.Username) {
 		return nil, m.deny(ctx, fail, "wrong_user")
 	}
 	user, err := m.owner(ctx, cred, fail)
