@@ -3,10 +3,9 @@ package auth
 import (
 	"context"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
+
+	"github.com/appauth/appauth/internal/safetext"
 )
 
 // EventType names what happened.
@@ -60,7 +59,7 @@ func (m *Manager) emit(ctx context.Context, e Event) {
 	attrs := []slog.Attr{
 		slog.String("event", string(e.Type)),
 		slog.String("kind", string(e.Kind)),
-		slog.String("login", escapeControl(e.Login)),
+		slog.String("login", safetext.Escape(e.Login)),
 	}
 	if e.UserID != "" {
 		attrs = append(attrs, slog.String("user_id", e.UserID))
@@ -69,10 +68,10 @@ func (m *Manager) emit(ctx context.Context, e Event) {
 		attrs = append(attrs, slog.String("credential_id", e.CredentialID))
 	}
 	if e.RemoteAddr != "" {
-		attrs = append(attrs, slog.String("remote_addr", escapeControl(e.RemoteAddr)))
+		attrs = append(attrs, slog.String("remote_addr", safetext.Escape(e.RemoteAddr)))
 	}
 	if e.UserAgent != "" {
-		attrs = append(attrs, slog.String("user_agent", escapeControl(e.UserAgent)))
+		attrs = append(attrs, slog.String("user_agent", safetext.Escape(e.UserAgent)))
 	}
 	if e.Reason != "" {
 		attrs = append(attrs, slog.String("reason", e.Reason))
@@ -84,14 +83,4 @@ func (m *Manager) emit(ctx context.Context, e Event) {
 		attrs = append(attrs, slog.String("error", e.Err.Error()))
 	}
 	m.log.LogAttrs(ctx, level, "auth "+string(e.Type), attrs...)
-}
-
-// escapeControl quotes user-supplied text that holds control characters or
-// invalid UTF-8, whatever slog handler is used, so it cannot forge log lines.
-func escapeControl(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar }) < 0 {
-		return s
-	}
-	q := strconv.QuoteToASCII(s)
-	return q[1 : len(q)-1]
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/appauth/appauth/internal/safetext"
 	"github.com/appauth/appauth/internal/token"
 )
 
@@ -26,6 +27,9 @@ const (
 
 // maxLoginLen bounds a presented username; longer ones are refused unread.
 const maxLoginLen = 256
+
+// maxClientInfoLen bounds the stored address and user agent of a use.
+const maxClientInfoLen = 200
 
 // Manager issues, verifies and revokes app passwords and browser sessions.
 // It implements [Authenticator]. Create it with [NewManager] and stop it with
@@ -351,7 +355,7 @@ func (m *Manager) owner(ctx context.Context, cred *Credential, fail Event) (*Use
 			m.users.put(cred.Login, e)
 		case e != nil && e.user != nil && now-e.lastGood < int64(m.opts.OwnerGracePeriod):
 			// The directory is down: serve the last good answer for a while.
-			m.log.WarnContext(ctx, "auth: directory unavailable, using last known owner", "login", escapeControl(cred.Login), "error", err)
+			m.log.WarnContext(ctx, "auth: directory unavailable, using last known owner", "login", safetext.Escape(cred.Login), "error", err)
 		default:
 			return nil, m.unavailable(ctx, fail, fmt.Errorf("directory: %w", err))
 		}
@@ -369,7 +373,8 @@ func (m *Manager) touch(e *cacheEntry, c Credentials, now time.Time) {
 	if now.UnixNano()-last < int64(m.opts.LastUsedInterval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now, Addr: c.RemoteAddr, Client: c.UserAgent}, m.opts.LastUsedInterval)
+	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now,
+		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, m.opts.LastUsedInterval)
 }
 
 // deny records a refusal and returns ErrInvalidCredentials: the one answer

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"fmt"
+
+	"github.com/appauth/appauth/internal/safetext"
 )
 
 // CreateSession starts a browser session for user, who has just entered the
@@ -14,9 +16,9 @@ func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, use
 	}
 	now := m.now()
 	cred := &Credential{
-		Kind: KindSession, UserID: user.ID, Login: user.Login, Name: truncate(userAgent, 200),
+		Kind: KindSession, UserID: user.ID, Login: user.Login, Name: safetext.Truncate(userAgent, maxClientInfoLen),
 		CreatedAt: now, AuthenticatedAt: now, ExpiresAt: now.Add(m.opts.SessionLifetime),
-		LastUsedAt: now, LastUsedAddr: remoteAddr, LastUsedClient: truncate(userAgent, 200),
+		LastUsedAt: now, LastUsedAddr: safetext.Truncate(remoteAddr, maxClientInfoLen), LastUsedClient: safetext.Truncate(userAgent, maxClientInfoLen),
 	}
 	secret, err := m.create(ctx, m.sessionCodec, cred)
 	if err != nil {
@@ -93,15 +95,4 @@ func toSession(c *Credential) *Session {
 		ID: c.ID, UserID: c.UserID, Login: c.Login, CreatedAt: c.CreatedAt, AuthenticatedAt: c.AuthenticatedAt,
 		LastUsedAt: c.LastUsedAt, LastUsedAddr: c.LastUsedAddr, LastUsedClient: c.LastUsedClient, ExpiresAt: c.ExpiresAt,
 	}
-}
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/safetext"
 )
 
 // Options configure a [Middleware]. Every zero field takes the default
@@ -170,19 +171,19 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Principal, error) {
 	ctx := r.Context()
 	if len(values) != 1 {
-		m.log.DebugContext(ctx, "refused Authorization header", "reason", "repeated", "remote_addr", escape(r.RemoteAddr))
+		m.log.DebugContext(ctx, "refused Authorization header", "reason", "repeated", "remote_addr", safetext.Escape(r.RemoteAddr))
 		return nil, auth.ErrInvalidCredentials
 	}
 	s, username, password, err := parseAuthorization(values[0]) // refuses over MaxAuthorizationLen unread
 	if err != nil {
-		m.log.DebugContext(ctx, "refused Authorization header", "reason", "malformed", "remote_addr", escape(r.RemoteAddr))
+		m.log.DebugContext(ctx, "refused Authorization header", "reason", "malformed", "remote_addr", safetext.Escape(r.RemoteAddr))
 		return nil, auth.ErrInvalidCredentials
 	}
 	addr := m.clientAddr(r)
-	ua := truncate(r.UserAgent(), maxUserAgentLen)
+	ua := safetext.Truncate(r.UserAgent(), maxUserAgentLen)
 	if s == schemeBearer {
 		if m.tokens == nil {
-			m.log.DebugContext(ctx, "refused Authorization header", "reason", "bearer_unsupported", "remote_addr", escape(addr))
+			m.log.DebugContext(ctx, "refused Authorization header", "reason", "bearer_unsupported", "remote_addr", safetext.Escape(addr))
 			return nil, auth.ErrInvalidCredentials
 		}
 		return m.tokens.AuthenticateToken(ctx, password, addr, ua)
@@ -196,7 +197,7 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 
 // accountPassword checks c with the PasswordVerifier, through the Throttle.
 func (m *Middleware) accountPassword(ctx context.Context, c auth.Credentials) (*auth.Principal, error) {
-	attrs := []any{"method", auth.MethodAccountPassword, "login", escape(c.Username), "remote_addr", escape(c.RemoteAddr), "user_agent", escape(c.UserAgent)}
+	attrs := []any{"method", auth.MethodAccountPassword, "login", safetext.Escape(c.Username), "remote_addr", safetext.Escape(c.RemoteAddr), "user_agent", safetext.Escape(c.UserAgent)}
 	t := m.opts.Throttle
 	if err := t.Allow(ctx, c); err != nil {
 		m.log.WarnContext(ctx, "auth throttled", append(attrs, "error", err)...)
@@ -240,7 +241,7 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		h["Www-Authenticate"] = m.challenge
 		writeStatus(w, http.StatusUnauthorized)
 	default:
-		m.log.ErrorContext(r.Context(), "authentication failed with an unexpected error", "error", err, "remote_addr", escape(r.RemoteAddr))
+		m.log.ErrorContext(r.Context(), "authentication failed with an unexpected error", "error", err, "remote_addr", safetext.Escape(r.RemoteAddr))
 		h["Retry-After"] = m.retry503
 		writeStatus(w, http.StatusServiceUnavailable)
 	}
@@ -254,25 +255,4 @@ func writeStatus(w http.ResponseWriter, code int) {
 func retryAfter(d time.Duration) string {
 	s := (d + time.Second - 1) / time.Second
 	return strconv.FormatInt(int64(max(s, 1)), 10)
-}
-
-// escape quotes text from the client that holds control characters or
-// invalid UTF-8, so it cannot forge log lines whatever the slog handler.
-func escape(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar }) {
-		return s
-	}
-	q := strconv.QuoteToASCII(s)
-	return q[1 : len(q)-1]
-}
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }

@@ -1,0 +1,41 @@
+package safetext
+
+import (
+	"testing"
+	"unicode/utf8"
+)
+
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice":        "alice",
+		"zoë o'brien":  "zoë o'brien",
+		"a\nfake=line": `a\nfake=line`,
+		"\x1b[31mred":  `\x1b[31mred`,
+		"bad\xffutf8":  `bad\xffutf8`,
+		"tab\there":    `tab\there`,
+		"":             "",
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"abcdef", 3, "abc"},
+		{"ééé", 3, "é"}, // never cuts a rune in half
+		{"ééé", 0, ""},
+	} {
+		got := Truncate(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
