@@ -1,12 +1,14 @@
 package ldap_test
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 )
 
@@ -16,61 +18,48 @@ func workers(b *testing.B) {
 }
 
 // BenchmarkVerifyPassword compares VerifyPassword through the pool with
-// its baseline in the same run: raw go-ldap search + bind on connections
-// opened before the timer (one search and one bind connection per worker),
-// asking for the same attributes. 8 workers, plain ldap:// to the test slapd.
+// its baseline: raw go-ldap search + bind on connections opened before the
+// timer (one search and one bind connection per worker), asking for the same
+// attributes. Each of the 8 workers alternates the two (see benchpair), plain
+// ldap:// to the test slapd.
 func BenchmarkVerifyPassword(b *testing.B) {
 	s := testenv.LDAP(b)
 	const login, password = "alice", "alice-Secret-1"
-	b.Run("raw", func(b *testing.B) {
-		workers(b)
-		attrs := []string{"entryUUID", "uid", "displayName", "cn", "mail", "memberOf", "pwdAccountLockedTime"}
-		filter := "(&(objectClass=inetOrgPerson)(uid=" + goldap.EscapeFilter(login) + "))"
-		b.RunParallel(func(pb *testing.PB) {
-			search, err := goldap.DialURL(s.URL)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer search.Close()
-			if err := search.Bind(s.BindDN, s.BindPassword); err != nil {
-				b.Error(err)
-				return
-			}
-			bind, err := goldap.DialURL(s.URL)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer bind.Close()
-			for pb.Next() {
-				res, err := search.Search(goldap.NewSearchRequest(s.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 2, 0, false, filter, attrs, nil))
-				if err != nil || len(res.Entries) != 1 {
-					b.Errorf("search: %v", err)
-					return
-				}
-				if err := bind.Bind(res.Entries[0].DN, password); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-	b.Run("pool", func(b *testing.B) {
-		d := open(b, config(s))
-		if _, err := d.VerifyPassword(b.Context(), login, password); err != nil {
-			b.Fatal(err)
+	d := open(b, config(s))
+	if _, err := d.VerifyPassword(b.Context(), login, password); err != nil {
+		b.Fatal(err)
+	}
+	attrs := []string{"entryUUID", "uid", "displayName", "cn", "mail", "memberOf", "pwdAccountLockedTime"}
+	filter := "(&(objectClass=inetOrgPerson)(uid=" + goldap.EscapeFilter(login) + "))"
+	workers(b)
+	benchpair.Run(b, func() (benchpair.Pair, error) {
+		search, err := goldap.DialURL(s.URL)
+		if err != nil {
+			return benchpair.Pair{}, err
 		}
-		workers(b)
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := d.VerifyPassword(b.Context(), login, password); err != nil {
-					b.Error(err)
-					return
+		if err := search.Bind(s.BindDN, s.BindPassword); err != nil {
+			search.Close()
+			return benchpair.Pair{}, err
+		}
+		bind, err := goldap.DialURL(s.URL)
+		if err != nil {
+			search.Close()
+			return benchpair.Pair{}, err
+		}
+		return benchpair.Pair{
+			Baseline: func() error {
+				res, err := search.Search(goldap.NewSearchRequest(s.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 2, 0, false, filter, attrs, nil))
+				if err != nil {
+					return err
 				}
-			}
-		})
+				if len(res.Entries) != 1 {
+					return fmt.Errorf("%d entries", len(res.Entries))
+				}
+				return bind.Bind(res.Entries[0].DN, password)
+			},
+			Subject: func() error { _, err := d.VerifyPassword(b.Context(), login, password); return err },
+			Close:   func() { search.Close(); bind.Close() },
+		}, nil
 	})
 }
 

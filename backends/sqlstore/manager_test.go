@@ -14,6 +14,7 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/backends/sqlstore"
+	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 )
 
@@ -200,50 +201,20 @@ func BenchmarkVerifyUncached(b *testing.B) {
 			}
 			defer stmt.Close()
 			c := auth.Credentials{Username: "alice", Password: secret}
-			comparePair(b,
-				func() error {
-					var id, kind, user, login, name, scopes, keyID, hint, addr, client string
-					var h []byte
-					var created, expires, authn, used any
-					return stmt.QueryRowContext(b.Context(), hash).Scan(&id, &kind, &user, &login, &name, &scopes,
-						&h, &keyID, &hint, &created, &expires, &authn, &used, &addr, &client)
-				},
-				func() error { _, err := m.Authenticate(b.Context(), c); return err })
+			benchpair.Run(b, func() (benchpair.Pair, error) {
+				return benchpair.Pair{
+					Baseline: func() error {
+						var id, kind, user, login, name, scopes, keyID, hint, addr, client string
+						var h []byte
+						var created, expires, authn, used any
+						return stmt.QueryRowContext(b.Context(), hash).Scan(&id, &kind, &user, &login, &name, &scopes,
+							&h, &keyID, &hint, &created, &expires, &authn, &used, &addr, &client)
+					},
+					Subject: func() error { _, err := m.Authenticate(b.Context(), c); return err },
+				}, nil
+			})
 		})
 	}
-}
-
-// comparePair runs baseline and subject alternately in every parallel
-// worker and reports each one's mean time and their throughput ratio
-// (baseline time / subject time; 1 means as fast as the baseline).
-func comparePair(b *testing.B, baseline, subject func() error) {
-	var baseNs, subjNs, pairs atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		var base, subj time.Duration
-		var n int64
-		for pb.Next() {
-			t0 := time.Now()
-			if err := baseline(); err != nil {
-				b.Error(err)
-				return
-			}
-			t1 := time.Now()
-			if err := subject(); err != nil {
-				b.Error(err)
-				return
-			}
-			base, subj, n = base+t1.Sub(t0), subj+time.Since(t1), n+1
-		}
-		baseNs.Add(int64(base))
-		subjNs.Add(int64(subj))
-		pairs.Add(n)
-	})
-	if pairs.Load() == 0 {
-		return
-	}
-	b.ReportMetric(float64(baseNs.Load())/float64(pairs.Load()), "baseline-ns")
-	b.ReportMetric(float64(subjNs.Load())/float64(pairs.Load()), "subject-ns")
-	b.ReportMetric(float64(baseNs.Load())/float64(subjNs.Load()), "ratio")
 }
 
 // BenchmarkIssueRevoke measures issuing and then revoking one app password.
