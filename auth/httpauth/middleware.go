@@ -156,6 +156,9 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		p, err := m.authenticate(r, values)
+		if err == nil && p == nil {
+			err = errors.New("httpauth: Authenticator returned no principal and no error")
+		}
 		if err != nil {
 			m.refuse(w, r, err)
 			return
@@ -204,15 +207,19 @@ func (m *Middleware) accountPassword(ctx context.Context, c auth.Credentials) (*
 		return nil, err
 	}
 	u, err := m.opts.AccountPasswords.VerifyPassword(ctx, c.Username, c.Password)
+	if err == nil && u != nil && u.Disabled {
+		// PasswordVerifier should refuse a disabled user; do not rely on it.
+		err = auth.ErrInvalidCredentials
+	}
 	switch {
-	case err == nil && u != nil:
-		t.Done(c, true)
-		m.log.InfoContext(ctx, "auth authenticated", append(attrs, "user_id", u.ID)...)
-		return &auth.Principal{User: *u, Method: auth.MethodAccountPassword, AuthTime: time.Now().UTC()}, nil
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		t.Done(c, false)
 		m.log.WarnContext(ctx, "auth failed", attrs...)
 		return nil, auth.ErrInvalidCredentials
+	case err == nil && u != nil:
+		t.Done(c, true)
+		m.log.InfoContext(ctx, "auth authenticated", append(attrs, "user_id", u.ID)...)
+		return &auth.Principal{User: *u, Method: auth.MethodAccountPassword, AuthTime: time.Now().UTC()}, nil
 	case err == nil:
 		err = errors.New("PasswordVerifier returned no user and no error")
 	}

@@ -275,3 +275,27 @@ func TestNoSecretInLogs(t *testing.T) {
 		t.Error("log contains a raw newline from a username")
 	}
 }
+
+// An Authenticator that returns neither a principal nor an error is a bug
+// in it; the middleware answers 503 rather than panicking or letting the
+// request through.
+func TestNilPrincipalIs503(t *testing.T) {
+	mw, err := httpauth.New(authFunc(func(context.Context, auth.Credentials) (*auth.Principal, error) { return nil, nil }), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "nil principal", serve(mw.Wrap(http.HandlerFunc(whoami)), request{authz: basic("alice", "x")}), http.StatusServiceUnavailable, "Service Unavailable\n")
+}
+
+// disabledVerifier is a PasswordVerifier that breaks its contract: it
+// accepts the password of a disabled user.
+type disabledVerifier struct{}
+
+func (disabledVerifier) VerifyPassword(_ context.Context, login, _ string) (*auth.User, error) {
+	return &auth.User{ID: "u-" + login, Login: login, Disabled: true}, nil
+}
+
+func TestAccountPasswordOfDisabledUserRefused(t *testing.T) {
+	e := newEnv(t, func(_ *env, o *httpauth.Options) { o.AccountPasswords = disabledVerifier{} })
+	check(t, "disabled user", e.do(request{authz: basic("alice", aliceAccountPassword)}), http.StatusUnauthorized, unauthorized)
+}

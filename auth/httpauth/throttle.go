@@ -338,8 +338,10 @@ func (r *record) fail(now int64, fingerprint uint64, limit, lockout int, o *Thro
 		r.blockedUntil = now + int64(o.ForgetAfter)
 	case r.failures >= limit:
 		d := o.MaxDelay
-		if n := r.failures - limit; n < 40 {
-			d = min(o.BaseDelay<<n, o.MaxDelay)
+		// BaseDelay<<n only while it stays within MaxDelay: beyond, it would
+		// overflow to a negative wait (no block at all).
+		if n := r.failures - limit; n < 63 && o.BaseDelay <= o.MaxDelay>>n {
+			d = o.BaseDelay << n
 		}
 		r.blockedUntil = now + int64(d)
 	}

@@ -301,3 +301,20 @@ func TestThrottleOptionsValidated(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+// TestThrottleBackoffNeverOverflows: long after the limit, the doubled
+// delay stays at MaxDelay; it must not wrap around to no delay at all.
+func TestThrottleBackoffNeverOverflows(t *testing.T) {
+	c := newClock()
+	th := newThrottle(t, c, nil)
+	for i := range 80 {
+		th.Done(guess(fmt.Sprint("user", i), "192.0.2.1", i), false)
+		if i < 9 {
+			continue
+		}
+		if d := retryAfter(t, th, guess("x", "192.0.2.1", 0)); d <= 0 || d > 15*time.Minute {
+			t.Fatalf("after %d failures: wait %v, want 1s-15m", i+1, d)
+		}
+		c.Add(15 * time.Minute)
+	}
+}
