@@ -128,6 +128,14 @@ func validLogin(login string) bool {
 		strings.TrimSpace(login) == login && !strings.ContainsFunc(login, unicode.IsControl)
 }
 
+// validPassword refuses passwords that must not reach a bind: empty (an
+// unauthenticated bind, which many servers accept), only spaces, or with a
+// NUL byte (servers written in C may read it as an empty string), and
+// passwords longer than MaxPasswordLen.
+func validPassword(password string) bool {
+	return strings.TrimSpace(password) != "" && len(password) <= MaxPasswordLen && !strings.ContainsRune(password, 0)
+}
+
 // LookupUser implements [auth.Directory]: one search on a pooled service
 // connection (plus group searches if configured).
 func (d *Directory) LookupUser(ctx context.Context, login string) (*auth.User, error) {
@@ -147,7 +155,7 @@ func (d *Directory) LookupUser(ctx context.Context, login string) (*auth.User, e
 // refused without a bind.
 func (d *Directory) VerifyPassword(ctx context.Context, login, password string) (*auth.User, error) {
 	denied := fmt.Errorf("ldap: verify password: %w", auth.ErrInvalidCredentials)
-	if password == "" || len(password) > MaxPasswordLen || !validLogin(login) {
+	if !validPassword(password) || !validLogin(login) {
 		return nil, denied
 	}
 	u, dn, err := d.find(ctx, login)
@@ -227,8 +235,12 @@ func ctxErr(ctx context.Context, err error) error {
 
 // markDeadIfTimeout skips a server that stopped answering for a while, so
 // the retry and the next connections fail over.
+// A caller's own deadline or cancellation says nothing about the server.
 func (d *Directory) markDeadIfTimeout(ctx context.Context, c *conn, err error) {
-	if ctx.Err() == nil && goldap.IsErrorAnyOf(err, goldap.LDAPResultTimeout, goldap.ErrorNetwork) || !isLDAPError(err) {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	if goldap.IsErrorAnyOf(err, goldap.LDAPResultTimeout, goldap.ErrorNetwork) || !isLDAPError(err) {
 		d.markDead(c.server, err)
 	}
 }

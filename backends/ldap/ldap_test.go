@@ -174,7 +174,8 @@ func TestEmptyPasswordNoBind(t *testing.T) {
 
 	p := newProxy(t, hostOf(t, s.URL), false)
 	d := open(t, config(s, p.URL()))
-	for _, c := range [][2]string{{"alice", ""}, {"", ""}, {"*", ""}, {"bob", ""}} {
+	// Only spaces, or a NUL (a C server may read "\x00..." as ""): no bind either.
+	for _, c := range [][2]string{{"alice", ""}, {"", ""}, {"*", ""}, {"bob", ""}, {"alice", " "}, {"alice", "\t \r\n"}, {"alice", "\x00"}, {"alice", "\x00alice-Secret-1"}} {
 		if u, err := d.VerifyPassword(t.Context(), c[0], c[1]); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("VerifyPassword(%q, %q) = %+v, %v; want ErrInvalidCredentials", c[0], c[1], u, err)
 		}
@@ -386,6 +387,31 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("LookupUser with a context deadline = %v; want ErrUnavailable and DeadlineExceeded", err)
 		}
 	})
+}
+
+// TestExpiredContextDoesNotMarkServerDead: a caller whose deadline has
+// passed fails, but the server it would have used is not skipped for the
+// others (which would send every connection to the replica).
+func TestExpiredContextDoesNotMarkServerDead(t *testing.T) {
+	s := testenv.LDAP(t)
+	first, second := newProxy(t, hostOf(t, s.URL), false), newProxy(t, hostOf(t, s.URL), false)
+	d := open(t, config(s, first.URL(), second.URL()))
+	if _, err := d.LookupUser(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	expired, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := d.LookupUser(expired, "alice"); !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("LookupUser with an expired context = %v; want ErrUnavailable", err)
+	}
+	for range 3 {
+		if _, err := d.VerifyPassword(t.Context(), "alice", "alice-Secret-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if conns, _, _ := second.counts(); conns != 0 {
+		t.Errorf("the second server got %d connections: an expired context marked the first dead", conns)
+	}
 }
 
 // TestOutage stops slapd under a Directory: every answer is ErrUnavailable

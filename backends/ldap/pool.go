@@ -216,7 +216,8 @@ func (d *Directory) dialServer(ctx context.Context, i int, search bool) (*conn, 
 }
 
 // transient reports whether err is a failure to get an answer (network,
-// timeout, a busy or unavailable server) rather than the server's answer.
+// timeout, a busy or unavailable server, or the server's own internal
+// failure: operationsError, other) rather than the server's answer.
 func transient(err error) bool {
 	var ae *answerError
 	if errors.As(err, &ae) {
@@ -228,7 +229,8 @@ func transient(err error) bool {
 	}
 	switch le.ResultCode {
 	case goldap.LDAPResultBusy, goldap.LDAPResultUnavailable, goldap.LDAPResultTimeout,
-		goldap.LDAPResultTimeLimitExceeded, goldap.LDAPResultServerDown, goldap.LDAPResultConnectError:
+		goldap.LDAPResultTimeLimitExceeded, goldap.LDAPResultServerDown, goldap.LDAPResultConnectError,
+		goldap.LDAPResultOperationsError, goldap.LDAPResultOther:
 		return true
 	}
 	return le.ResultCode >= goldap.ErrorNetwork
