@@ -7,9 +7,8 @@ import (
 )
 
 // clientAddr returns the client's IP address for r: the connection's peer,
-// or, when the peer is a trusted proxy, the right-most address in the
-// Forwarded (preferred) or X-Forwarded-For header that is not a trusted
-// proxy. An entry that cannot be parsed stops the walk at the last trusted
+// or, when the peer is a trusted proxy, the right-most address in
+// Options.ForwardedHeader that is not a trusted proxy. An entry that cannot be parsed stops the walk at the last trusted
 // hop, so a forged or garbled header never yields an address of the
 // sender's choosing. It returns r.RemoteAddr unchanged when the peer is not
 // an IP address (a Unix socket).
@@ -22,8 +21,8 @@ func (m *Middleware) clientAddr(r *http.Request) string {
 		return peer.String()
 	}
 	var hops []string
-	if fwd := r.Header.Values("Forwarded"); len(fwd) > 0 {
-		hops = forwardedFor(fwd)
+	if m.opts.ForwardedHeader == "Forwarded" {
+		hops = forwardedFor(r.Header.Values("Forwarded"))
 	} else {
 		for _, v := range r.Header.Values("X-Forwarded-For") {
 			for h := range strings.SplitSeq(v, ",") {

@@ -13,13 +13,13 @@ import (
 
 // seenAddr returns the client address the middleware passes to the
 // Authenticator for a request from peer with header.
-func seenAddr(t *testing.T, trusted []netip.Prefix, peer string, header http.Header) string {
+func seenAddr(t *testing.T, opts httpauth.Options, peer string, header http.Header) string {
 	t.Helper()
 	var got string
 	mw, err := httpauth.New(authFunc(func(_ context.Context, c auth.Credentials) (*auth.Principal, error) {
 		got = c.RemoteAddr
 		return &auth.Principal{}, nil
-	}), &httpauth.Options{TrustedProxies: trusted})
+	}), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,14 +50,45 @@ func TestClientAddress(t *testing.T) {
 		{"garbage stops the walk", proxies, "10.0.0.1:5000", xff("203.0.113.9, nonsense, 10.3.3.3"), "10.3.3.3"},
 		{"empty XFF", proxies, "10.0.0.1:5000", xff(""), "10.0.0.1"},
 		{"XFF with port", proxies, "10.0.0.1:5000", xff("203.0.113.9:1234"), "203.0.113.9"},
-		{"Forwarded", proxies, "10.0.0.1:5000", fwd(`for=198.51.100.1, for="[2001:db8::1]:4711";proto=https`), "2001:db8::1"},
-		{"Forwarded wins over XFF", proxies, "10.0.0.1:5000", http.Header{"Forwarded": {"for=198.51.100.1"}, "X-Forwarded-For": {"203.0.113.9"}}, "198.51.100.1"},
-		{"Forwarded obfuscated", proxies, "[2001:db8:ffff::1]:443", fwd("for=_hidden, for=10.4.4.4"), "10.4.4.4"},
+		// A proxy that sets X-Forwarded-For passes a client's Forwarded on.
+		{"client's Forwarded ignored", proxies, "10.0.0.1:5000", http.Header{"Forwarded": {"for=198.51.100.1"}, "X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"only a client's Forwarded", proxies, "10.0.0.1:5000", fwd("for=198.51.100.1"), "10.0.0.1"},
 		{"Unix socket peer", proxies, "@", xff("203.0.113.9"), "@"},
 	} {
-		if got := seenAddr(t, tc.trusted, tc.peer, tc.header); got != tc.want {
+		if got := seenAddr(t, httpauth.Options{TrustedProxies: tc.trusted}, tc.peer, tc.header); got != tc.want {
 			t.Errorf("%s: client address %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestForwardedHeader: with ForwardedHeader "Forwarded", only that header
+// names the client; an X-Forwarded-For the client sent is passed on by
+// such a proxy and ignored.
+func TestForwardedHeader(t *testing.T) {
+	opts := httpauth.Options{
+		TrustedProxies:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")},
+		ForwardedHeader: "forwarded",
+	}
+	fwd := func(v ...string) http.Header { return http.Header{"Forwarded": v} }
+	for _, tc := range []struct {
+		name   string
+		peer   string
+		header http.Header
+		want   string
+	}{
+		{"Forwarded", "10.0.0.1:5000", fwd(`for=198.51.100.1, for="[2001:db8::1]:4711";proto=https`), "2001:db8::1"},
+		{"Forwarded obfuscated", "[2001:db8:ffff::1]:443", fwd("for=_hidden, for=10.4.4.4"), "10.4.4.4"},
+		{"element without for", "10.0.0.1:5000", fwd("for=198.51.100.1, proto=https"), "10.0.0.1"},
+		{"client's XFF ignored", "10.0.0.1:5000", http.Header{"Forwarded": {"for=198.51.100.1"}, "X-Forwarded-For": {"203.0.113.9"}}, "198.51.100.1"},
+		{"only a client's XFF", "10.0.0.1:5000", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "10.0.0.1"},
+		{"untrusted peer", "192.0.2.1:5000", fwd("for=198.51.100.1"), "192.0.2.1"},
+	} {
+		if got := seenAddr(t, opts, tc.peer, tc.header); got != tc.want {
+			t.Errorf("%s: client address %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if _, err := httpauth.New(authFunc(nil), &httpauth.Options{ForwardedHeader: "X-Real-IP"}); err == nil {
+		t.Error("ForwardedHeader X-Real-IP accepted")
 	}
 }
 

@@ -27,6 +27,8 @@
 //	mw, _ := httpauth.New(m, &httpauth.Options{Realm: "Calendars", Throttle: throttle})
 //	mux.Handle("/dav/", mw.Wrap(davHandler))
 //
-// Behind a reverse proxy, set [Options].TrustedProxies so that throttling
-// sees the client's address rather than the proxy's.
+// Behind a reverse proxy, set [Options].TrustedProxies (and
+// [Options].ForwardedHeader if the proxy sets Forwarded rather than
+// X-Forwarded-For) so that throttling sees the client's address rather than
+// the proxy's.
 package httpauth

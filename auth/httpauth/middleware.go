@@ -38,10 +38,15 @@ type Options struct {
 	// passwords, so that both kinds of guess count together.
 	Throttle *Throttle
 
-	// TrustedProxies are the reverse proxies whose Forwarded or
-	// X-Forwarded-For header names the client. From any other peer those
-	// headers are ignored. Default: none, the connection's peer is the client.
+	// TrustedProxies are the reverse proxies whose ForwardedHeader names the
+	// client. From any other peer it is ignored. Default: none, the
+	// connection's peer is the client.
 	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header in which TrustedProxies name the client:
+	// "X-Forwarded-For" (the default) or "Forwarded" (RFC 7239). Only that
+	// one is read: a proxy passes the other on as the client sent it, so
+	// reading it would let a client pick its address, and so its throttle.
+	ForwardedHeader string
 
 	// ChallengeOptions makes OPTIONS requests without credentials get a 401
 	// like any other. By default they reach the handler unauthenticated
@@ -108,6 +113,13 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 	}
 	if o.UnavailableRetryAfter == 0 {
 		o.UnavailableRetryAfter = 10 * time.Second
+	}
+	switch o.ForwardedHeader = http.CanonicalHeaderKey(o.ForwardedHeader); o.ForwardedHeader {
+	case "":
+		o.ForwardedHeader = "X-Forwarded-For"
+	case "X-Forwarded-For", "Forwarded":
+	default:
+		return nil, fmt.Errorf("httpauth: Options.ForwardedHeader %q: want X-Forwarded-For or Forwarded", o.ForwardedHeader)
 	}
 	o.TrustedProxies = slices.Clone(o.TrustedProxies)
 	for i, p := range o.TrustedProxies {

@@ -240,18 +240,28 @@ func TestClientAddress(t *testing.T) {
 	for _, tc := range []struct {
 		name, peer, header, value, want string
 		custom                          func(*http.Request) string
+		forwarded                       bool // ForwardedHeader "Forwarded"
 	}{
-		{"direct", "192.0.2.1:4000", "", "", "192.0.2.1", nil},
-		{"untrusted peer's header ignored", "192.0.2.1:4000", "X-Forwarded-For", "203.0.113.9", "192.0.2.1", nil},
-		{"trusted proxy", "10.0.0.1:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", nil},
-		{"spoofed left entry skipped", "10.0.0.1:4000", "X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.0.0.2", "203.0.113.9", nil},
-		{"Forwarded header", "10.0.0.1:4000", "Forwarded", `for="[2001:db8::7]:4711";proto=https`, "2001:db8::7", nil},
-		{"IPv6 trusted proxy", "[fd00::1]:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", nil},
-		{"garbage stops the walk", "10.0.0.1:4000", "X-Forwarded-For", "not-an-ip", "10.0.0.1", nil},
-		{"custom func", "192.0.2.1:4000", "", "", "198.51.100.42", func(*http.Request) string { return "198.51.100.42" }},
+		{"direct", "192.0.2.1:4000", "", "", "192.0.2.1", nil, false},
+		{"untrusted peer's header ignored", "192.0.2.1:4000", "X-Forwarded-For", "203.0.113.9", "192.0.2.1", nil, false},
+		{"trusted proxy", "10.0.0.1:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", nil, false},
+		{"spoofed left entry skipped", "10.0.0.1:4000", "X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.0.0.2", "203.0.113.9", nil, false},
+		{"Forwarded header", "10.0.0.1:4000", "Forwarded", `for="[2001:db8::7]:4711";proto=https`, "2001:db8::7", nil, true},
+		{"Forwarded element without for", "10.0.0.1:4000", "Forwarded", `for=203.0.113.9, proto=https`, "10.0.0.1", nil, true},
+		// A proxy passes on the header it does not set as the client sent it.
+		{"client's XFF through a Forwarded proxy", "10.0.0.1:4000", "X-Forwarded-For", "198.51.100.1", "10.0.0.1", nil, true},
+		{"client's Forwarded through an XFF proxy", "10.0.0.1:4000", "Forwarded", "for=198.51.100.1", "10.0.0.1", nil, false},
+		{"IPv6 trusted proxy", "[fd00::1]:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", nil, false},
+		{"garbage stops the walk", "10.0.0.1:4000", "X-Forwarded-For", "not-an-ip", "10.0.0.1", nil, false},
+		{"custom func", "192.0.2.1:4000", "", "", "198.51.100.42", func(*http.Request) string { return "198.51.100.42" }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, nil, func(o *settings.Options) { o.TrustedProxies, o.ClientAddr = proxies, tc.custom })
+			e := newEnv(t, nil, func(o *settings.Options) {
+				o.TrustedProxies, o.ClientAddr = proxies, tc.custom
+				if tc.forwarded {
+					o.ForwardedHeader = "Forwarded"
+				}
+			})
 			c := e.client()
 			c.addr = tc.peer
 			r := c.req("POST", "api/v1/session", "application/json", `{"username":"alice","password":"`+alicePassword+`"}`)

@@ -203,15 +203,17 @@ func (h *Handler) secure(r *http.Request) bool {
 		p, _, _ = strings.Cut(p, ",")
 		return strings.EqualFold(strings.TrimSpace(p), "https")
 	}
-	if v := forwardedParams(r, "proto"); len(v) > 0 {
-		return strings.EqualFold(v[0], "https")
+	for _, p := range forwardedParams(r, "proto") {
+		if p != "" {
+			return strings.EqualFold(p, "https")
+		}
 	}
 	return false
 }
 
 // clientAddr returns the address of the client: Options.ClientAddr's answer,
 // else the connection's peer, or, when the peer is a trusted proxy, the
-// nearest address in X-Forwarded-For (or Forwarded) that is not one.
+// nearest address in Options.ForwardedHeader that is not one.
 func (h *Handler) clientAddr(r *http.Request) string {
 	if h.opts.ClientAddr != nil {
 		return h.opts.ClientAddr(r)
@@ -224,13 +226,14 @@ func (h *Handler) clientAddr(r *http.Request) string {
 		return peer.String()
 	}
 	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		for hop := range strings.SplitSeq(v, ",") {
-			hops = append(hops, strings.TrimSpace(hop))
-		}
-	}
-	if len(hops) == 0 {
+	if h.opts.ForwardedHeader == "Forwarded" {
 		hops = forwardedParams(r, "for")
+	} else {
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			for hop := range strings.SplitSeq(v, ",") {
+				hops = append(hops, strings.TrimSpace(hop))
+			}
+		}
 	}
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -284,18 +287,20 @@ func parseHop(s string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// forwardedParams returns the values of key in the Forwarded headers
-// (RFC 7239), in order.
+// forwardedParams returns the value of key in each element of the
+// Forwarded headers (RFC 7239), in order, "" for an element without it.
 func forwardedParams(r *http.Request, key string) []string {
 	var out []string
 	for _, v := range r.Header.Values("Forwarded") {
 		for elem := range strings.SplitSeq(v, ",") {
+			found := ""
 			for pair := range strings.SplitSeq(elem, ";") {
 				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
 				if ok && strings.EqualFold(k, key) {
-					out = append(out, strings.Trim(val, "\""))
+					found = strings.Trim(val, "\"")
 				}
 			}
+			out = append(out, found)
 		}
 	}
 	return out

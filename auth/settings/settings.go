@@ -47,9 +47,14 @@ type Options struct {
 	// ("X-Forwarded-Proto: https" or "Forwarded: proto=https").
 	Secure *bool
 	// TrustedProxies are the addresses of reverse proxies whose
-	// X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are believed.
+	// ForwardedHeader, X-Forwarded-Proto and Forwarded proto are believed.
 	// Default: none; the client address is the connection's peer.
 	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header in which TrustedProxies name the client:
+	// "X-Forwarded-For" (the default) or "Forwarded" (RFC 7239). Only that
+	// one is read: a proxy passes the other on as the client sent it, so
+	// reading it would let a client pick its address, and so its throttle.
+	ForwardedHeader string
 	// ClientAddr, if set, returns the client address of a request (for the
 	// sessions list, the audit log and throttling) instead of the rules
 	// above.
@@ -128,6 +133,13 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 	}
 	if !validCookieName(o.CookieName) {
 		return nil, fmt.Errorf("settings: CookieName %q is not a valid cookie name", o.CookieName)
+	}
+	switch o.ForwardedHeader = http.CanonicalHeaderKey(o.ForwardedHeader); o.ForwardedHeader {
+	case "":
+		o.ForwardedHeader = "X-Forwarded-For"
+	case "X-Forwarded-For", "Forwarded":
+	default:
+		return nil, fmt.Errorf("settings: ForwardedHeader %q: want X-Forwarded-For or Forwarded", o.ForwardedHeader)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
