@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,10 +105,27 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 			return
 		}
+		if (r.Method == "COPY" || r.Method == "MOVE") && !s.inFiles(r.Header.Get("Destination"), user) {
+			http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
+			return
+		}
 		if checkXMLNamespaces(w, r) {
 			h.ServeHTTP(w, r)
 		}
 	}
+}
+
+// inFiles reports whether a COPY or MOVE Destination (empty or malformed:
+// x/net/webdav answers 400) is inside user's files folder. x/net/webdav
+// only checks that it starts with the handler's prefix, so
+// "/dav/files/alice2/x" would land in alice's folder as "2/x".
+func (s *Store) inFiles(destination, user string) bool {
+	u, err := url.Parse(destination)
+	if destination == "" || err != nil {
+		return true
+	}
+	rest, ok := strings.CutPrefix(u.Path, s.FilesPath(user))
+	return ok && !badPath("/"+rest)
 }
 
 // badPath reports whether p has a ".", ".." or empty segment inside it, or a

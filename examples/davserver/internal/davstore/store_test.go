@@ -352,6 +352,16 @@ func TestIsolation(t *testing.T) {
 			do(t, srv, "alice", "PUT", "/dav/files/alice/a.txt", nil, "ALICEFILE")
 		}
 	}
+	// A Destination that merely starts with alice's prefix ("alice2", the
+	// folder of another user) is refused, not taken as a name in alice's.
+	for _, m := range []string{"COPY", "MOVE"} {
+		if code, _ := do(t, srv, "alice", m, "/dav/files/alice/a.txt", map[string]string{"Destination": srv.URL + "/dav/files/alice2/x.txt"}, ""); code != http.StatusForbidden {
+			t.Errorf("%s to alice2's folder: %d, want 403", m, code)
+		}
+		if _, err := os.Stat(filepath.Join(root, "alice", "files", "2")); err == nil {
+			t.Fatalf("%s to /dav/files/alice2/x.txt wrote alice's 2/x.txt", m)
+		}
+	}
 	if b, err := os.ReadFile(filepath.Join(root, "bob", "files", "secret.txt")); err != nil || string(b) != "BOBFILE" {
 		t.Fatalf("bob's file changed: %q, %v", b, err)
 	}
