@@ -110,3 +110,35 @@ func TestAddUserFromStdin(t *testing.T) {
 		t.Error("dave was added with a refused password")
 	}
 }
+
+// TestBadPepperFile: a pepper file that others may read, or with a short
+// key, stops the start with an error naming the file, before the users
+// file or the database is made.
+func TestBadPepperFile(t *testing.T) {
+	for name, c := range map[string]struct {
+		mode os.FileMode
+		key  string
+	}{
+		"readable by others": {0o644, strings.Repeat("ab", 32)},
+		"short key":          {0o600, strings.Repeat("ab", 16)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := t.TempDir()
+			pepper := filepath.Join(data, "pepper")
+			if err := os.WriteFile(pepper, []byte("1:"+c.key+"\n"), c.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(pepper, c.mode) // past the umask
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"-data", data, "-addr", "127.0.0.1:0"}, nil, &stdout, &stderr, noEnv)
+			if msg := lastLine(stderr.String()); code == 0 || !strings.Contains(msg, pepper) {
+				t.Errorf("exit %d, error %q; want non-zero and the pepper file named", code, msg)
+			}
+			for _, f := range []string{"users.htpasswd", "appauth.db"} {
+				if _, err := os.Stat(filepath.Join(data, f)); err == nil {
+					t.Errorf("a start refused for its pepper file left %s", f)
+				}
+			}
+		})
+	}
+}

@@ -50,6 +50,9 @@ func loadPeppers(name string) (peppers []auth.Pepper, created bool, err error) {
 		if !ok || herr != nil {
 			return nil, false, fmt.Errorf("pepper file %s, line %d: want ID:HEX", name, i+1)
 		}
+		if len(key) < auth.MinPepperLen {
+			return nil, false, fmt.Errorf("pepper file %s, line %d: key is %d bytes, need at least %d", name, i+1, len(key), auth.MinPepperLen)
+		}
 		peppers = append(peppers, auth.Pepper{ID: id, Key: key})
 	}
 	if len(peppers) == 0 {
