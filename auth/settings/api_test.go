@@ -596,18 +596,22 @@ func TestAPIRecentAuthRequiredToCreate(t *testing.T) {
 		t.Errorf("create after a failed re-authentication: %d, want 403", w.Code)
 	}
 
-	w = c.api("POST", "session", `{"username":"alice","password":"`+alicePassword+`"}`)
-	if w.Code != http.StatusOK {
-		t.Fatalf("re-authenticate: %d %s", w.Code, w.Body)
-	}
-	if c.cookie.Value != cookie || len(w.Result().Cookies()) != 0 {
-		t.Error("re-authentication replaced the session instead of refreshing it")
+	// Signing in again replaces the session: a copy of the old cookie (a
+	// stolen one) neither survives nor gains the recent sign-in.
+	c.signIn("alice", alicePassword)
+	if c.cookie.Value == cookie {
+		t.Error("signing in again kept the session cookie")
 	}
 	if sessions, _ := e.m.ListSessions(t.Context(), "u-alice"); len(sessions) != 1 {
-		t.Errorf("re-authentication left %d sessions, want 1", len(sessions))
+		t.Errorf("signing in again left %d sessions, want 1", len(sessions))
 	}
 	if w := c.api("POST", "app-passwords", `{"name":"Later"}`); w.Code != http.StatusCreated {
-		t.Errorf("create after re-authentication: %d %s", w.Code, w.Body)
+		t.Errorf("create after signing in again: %d %s", w.Code, w.Body)
+	}
+	stolen := e.client()
+	stolen.cookie = &http.Cookie{Name: "appauth_session", Value: cookie}
+	if w := stolen.api("GET", "app-passwords", ""); w.Code != http.StatusUnauthorized {
+		t.Errorf("the old cookie after signing in again: %d, want 401", w.Code)
 	}
 }
 

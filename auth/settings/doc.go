@@ -33,7 +33,8 @@
 // the X-CSRF-Token header from POST session.
 //
 //	POST   api/v1/session              {"username","password"} -> 200 {"user","csrfToken"} + cookie;
-//	                                   with a session of the same user, re-authenticates it
+//	                                   replaces any session the request carries (new cookie
+//	                                   and csrfToken); use it to re-authenticate
 //	DELETE api/v1/session              sign out -> 204
 //	GET    api/v1/app-passwords        -> 200 {"appPasswords":[...]} (never a secret)
 //	POST   api/v1/app-passwords        {"name","scopes"?,"expiresAt"?} -> 201

@@ -303,7 +303,7 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 			h.renderSecurity(w, r, s, http.StatusForbidden, d)
 			return
 		}
-		if err := h.reauthenticate(r, s, password); err != nil {
+		if err := h.reauthenticate(w, r, s, password); err != nil {
 			status, msg := h.passwordError(w, r, err)
 			if status == http.StatusUnauthorized {
 				msg = "The password is incorrect."

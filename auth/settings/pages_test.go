@@ -324,6 +324,7 @@ func TestRecentAuthPage(t *testing.T) {
 		t.Errorf("the limiter saw %d failed re-authentications, want 2", failures)
 	}
 
+	old := c.cookie.Value
 	body = wantPage(t, c.form("app-passwords", "name", "My iPhone", "password", alicePassword), 200, "My iPhone")
 	if !newPassword.MatchString(body) {
 		t.Fatal("not created after re-authentication")
@@ -331,6 +332,19 @@ func TestRecentAuthPage(t *testing.T) {
 	if strings.Contains(body, `id="reauth-password"`) {
 		t.Error("still asks for the password after re-authenticating")
 	}
+	// Re-authenticating replaced the session; a copy of the old cookie
+	// (stolen) neither works nor shares the recent sign-in.
+	if c.cookie.Value == old {
+		t.Error("re-authentication kept the session cookie")
+	}
+	stolen := e.client()
+	stolen.cookie = &http.Cookie{Name: "appauth_session", Value: old}
+	wantRedirect(t, stolen.get("security"), c.e.prefix+"signin")
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	c.csrf = html.UnescapeString(m[1])
 	// Within RecentAuth of the re-authentication, no password is needed.
 	e.clock.Add(4 * time.Minute)
 	wantPage(t, c.form("app-passwords", "name", "iPad"), 200, "iPad")

@@ -113,43 +113,29 @@ func (h *Handler) checkPassword(r *http.Request, login, password string) (*auth.
 	}
 }
 
-// signIn checks the account password and starts a session, setting its
-// cookie. If the request already carries a session of the same user, that
-// session is re-authenticated instead; a session of another user is ended.
+// signIn checks the account password and starts a new session, setting
+// its cookie. A session the request already carries, of this user or
+// another, is ended: a cookie set before the sign-in never survives it.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, login, password string) (*auth.User, *session, error) {
 	u, err := h.checkPassword(r, login, password)
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx := r.Context()
 	cur, err := h.currentSession(r)
 	if err != nil && !errors.Is(err, errNoSession) {
 		return nil, nil, err
 	}
-	if cur != nil && cur.userID() == u.ID {
-		if err := h.m.ReauthenticateSession(ctx, u.ID, cur.id()); err != nil {
-			return nil, nil, err
-		}
-		cur.p.AuthTime = h.opts.Now()
-		return u, cur, nil
-	}
-	if cur != nil {
-		if err := h.m.RevokeSession(ctx, cur.userID(), cur.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
-			h.log.WarnContext(ctx, "end the previous session of another user", "error", err)
-		}
-	}
-	sess, secret, err := h.m.CreateSession(ctx, u, h.clientAddr(r), r.UserAgent())
+	s, err := h.replaceSession(w, r, u, cur)
 	if err != nil {
 		return nil, nil, err
 	}
-	h.setCookie(w, r, secret, sess.ExpiresAt)
-	p := &auth.Principal{User: *u, Method: auth.MethodSession, CredentialID: sess.ID, AuthTime: sess.AuthenticatedAt}
-	return u, &session{p: p, secret: secret, csrf: csrfToken(secret)}, nil
+	return u, s, nil
 }
 
-// reauthenticate checks the signed-in person's account password again and
-// records it on the session, for actions that need a recent sign-in.
-func (h *Handler) reauthenticate(r *http.Request, s *session, password string) error {
+// reauthenticate checks the signed-in person's account password again, for
+// actions that need a recent sign-in, and replaces s with a new session:
+// a copy of the old cookie (a stolen one) does not gain the recent sign-in.
+func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, s *session, password string) error {
 	u, err := h.checkPassword(r, s.p.User.Login, password)
 	if err != nil {
 		return err
@@ -157,11 +143,30 @@ func (h *Handler) reauthenticate(r *http.Request, s *session, password string) e
 	if u.ID != s.userID() {
 		return errWrongUser
 	}
-	if err := h.m.ReauthenticateSession(r.Context(), s.userID(), s.id()); err != nil {
+	next, err := h.replaceSession(w, r, u, s)
+	if err != nil {
 		return err
 	}
-	s.p.AuthTime = h.opts.Now()
+	*s = *next
 	return nil
+}
+
+// replaceSession starts a session for u, who has just entered the account
+// password, sets its cookie, and ends old (if not nil).
+func (h *Handler) replaceSession(w http.ResponseWriter, r *http.Request, u *auth.User, old *session) (*session, error) {
+	ctx := r.Context()
+	sess, secret, err := h.m.CreateSession(ctx, u, h.clientAddr(r), r.UserAgent())
+	if err != nil {
+		return nil, err
+	}
+	h.setCookie(w, r, secret, sess.ExpiresAt)
+	if old != nil {
+		if err := h.m.RevokeSession(ctx, old.userID(), old.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
+			h.log.WarnContext(ctx, "end the session replaced by a sign-in", "error", err)
+		}
+	}
+	p := &auth.Principal{User: *u, Method: auth.MethodSession, CredentialID: sess.ID, AuthTime: sess.AuthenticatedAt}
+	return &session{p: p, secret: secret, csrf: csrfToken(secret)}, nil
 }
 
 // signOut ends the session on the server and clears its cookie.
