@@ -18,10 +18,15 @@ package htpasswd
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +70,7 @@ type Directory struct {
 	log      *slog.Logger
 	now      func() time.Time
 	interval time.Duration
+	decoyKey []byte // picks an unknown login's decoy entry
 
 	snap      atomic.Pointer[snapshot]
 	nextCheck atomic.Int64 // unix nanoseconds
@@ -80,11 +86,11 @@ var (
 // error: every call fails closed with ErrUnavailable until the file is fixed.
 type snapshot struct {
 	users map[string]*entry // by folded login
-	// decoy is an entry whose hash an unknown login is checked against, so
-	// that an unknown login takes as long as a wrong password.
-	decoy *entry
-	err   error
-	stat  os.FileInfo
+	// entries are the users in file order; an unknown login is checked
+	// against one of their hashes ([snapshot.decoy]).
+	entries []*entry
+	err     error
+	stat    os.FileInfo
 }
 
 type entry struct {
@@ -104,7 +110,8 @@ func Open(path string, opts *Options) (*Directory, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	d := &Directory{path: path, log: opts.Logger, now: opts.Now, interval: opts.CheckInterval}
+	d := &Directory{path: path, log: opts.Logger, now: opts.Now, interval: opts.CheckInterval, decoyKey: make([]byte, 32)}
+	rand.Read(d.decoyKey)
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -149,11 +156,24 @@ func (d *Directory) read() *snapshot {
 	}
 	s := &snapshot{users: users, stat: st}
 	for _, e := range users {
-		if s.decoy == nil || e.line < s.decoy.line {
-			s.decoy = e
-		}
+		s.entries = append(s.entries, e)
 	}
+	slices.SortFunc(s.entries, func(a, b *entry) int { return a.line - b.line })
 	return s
+}
+
+// decoy returns the entry whose hash an unknown login is checked against:
+// one picked by a keyed hash of the login, so that in a file whose hashes
+// differ in cost an unknown login costs what some user's does, the same
+// each time, and cannot be told from a known one by its timing. Nil when
+// the file has no users.
+func (s *snapshot) decoy(key []byte, folded string) *entry {
+	if len(s.entries) == 0 {
+		return nil
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(folded))
+	return s.entries[binary.BigEndian.Uint64(m.Sum(nil))%uint64(len(s.entries))]
 }
 
 // current returns the file's latest reading, reading it again if it
@@ -230,7 +250,7 @@ func (d *Directory) VerifyPassword(ctx context.Context, login, password string) 
 	e, known := s.users[fold(login)]
 	target := e
 	if !known {
-		target = s.decoy
+		target = s.decoy(d.decoyKey, fold(login))
 	}
 	if target == nil {
 		return nil, denied

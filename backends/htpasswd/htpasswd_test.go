@@ -249,7 +249,7 @@ func TestUnknownUserHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.snap.Load().decoy == nil {
+	if d.snap.Load().decoy(d.decoyKey, "mallory") == nil {
 		t.Fatal("no decoy entry: unknown logins would return faster")
 	}
 	if _, err := d.VerifyPassword(t.Context(), "mallory", "pw"); !errors.Is(err, auth.ErrInvalidCredentials) {
@@ -282,4 +282,30 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecoyPerLogin: in a file whose hashes differ in cost (bcrypt 4 and
+// 10 here, as `htpasswd -B` and SetPassword write them), unknown logins are
+// checked against either, each login always against the same one, so no
+// single "unknown" timing stands out.
+func TestDecoyPerLogin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(path, []byte("cheap:"+bcryptHash(t, "pw")+"\ncostly:$2y$10$abcdefghijklmnopqrstuu5Xq9p5ThEL6Zt0vlLdE4F0nmjHB0D1m\n"), 0o600)
+	d, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := d.snap.Load()
+	used := map[string]bool{}
+	for i := range 64 {
+		login := fmt.Sprint("unknown", i)
+		e := s.decoy(d.decoyKey, login)
+		if e != s.decoy(d.decoyKey, login) {
+			t.Fatalf("%s: a different decoy each time", login)
+		}
+		used[e.login] = true
+	}
+	if len(used) != 2 {
+		t.Errorf("64 unknown logins used decoys %v; want both entries", used)
+	}
 }
