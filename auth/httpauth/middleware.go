@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/clientaddr"
 	"github.com/appauth/appauth/internal/safetext"
 )
 
@@ -80,6 +81,7 @@ type Middleware struct {
 	auth      auth.Authenticator
 	tokens    TokenAuthenticator // nil if auth does not implement it
 	opts      Options
+	addrs     *clientaddr.Resolver
 	log       *slog.Logger
 	challenge []string // the WWW-Authenticate header value
 	retry503  []string
@@ -114,19 +116,9 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 	if o.UnavailableRetryAfter == 0 {
 		o.UnavailableRetryAfter = 10 * time.Second
 	}
-	switch o.ForwardedHeader = http.CanonicalHeaderKey(o.ForwardedHeader); o.ForwardedHeader {
-	case "":
-		o.ForwardedHeader = "X-Forwarded-For"
-	case "X-Forwarded-For", "Forwarded":
-	default:
-		return nil, fmt.Errorf("httpauth: Options.ForwardedHeader %q: want X-Forwarded-For or Forwarded", o.ForwardedHeader)
-	}
-	o.TrustedProxies = slices.Clone(o.TrustedProxies)
-	for i, p := range o.TrustedProxies {
-		if !p.IsValid() {
-			return nil, fmt.Errorf("httpauth: Options.TrustedProxies[%d] is not a valid prefix", i)
-		}
-		o.TrustedProxies[i] = p.Masked()
+	addrs, err := clientaddr.New(o.TrustedProxies, o.ForwardedHeader)
+	if err != nil {
+		return nil, fmt.Errorf("httpauth: Options.%w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -134,6 +126,7 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 	m := &Middleware{
 		auth:      a,
 		opts:      o,
+		addrs:     addrs,
 		log:       o.Logger.With("component", "httpauth"),
 		challenge: []string{`Basic realm="` + o.Realm + `", charset="UTF-8"`},
 		retry503:  []string{retryAfter(o.UnavailableRetryAfter)},
@@ -194,7 +187,7 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 		m.log.DebugContext(ctx, "refused Authorization header", "reason", "malformed", "remote_addr", safetext.Escape(r.RemoteAddr))
 		return nil, auth.ErrInvalidCredentials
 	}
-	addr := m.clientAddr(r)
+	addr := m.addrs.Addr(r)
 	ua := safetext.Truncate(r.UserAgent(), maxUserAgentLen)
 	if s == schemeBearer {
 		if m.tokens == nil {

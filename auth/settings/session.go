@@ -7,13 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/clientaddr"
 )
 
 // session is the signed-in person of a request.
@@ -201,14 +200,14 @@ func (h *Handler) secure(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	if !h.trusted(peerAddr(r)) {
+	if !h.addrs.PeerTrusted(r) {
 		return false
 	}
 	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
 		p, _, _ = strings.Cut(p, ",")
 		return strings.EqualFold(strings.TrimSpace(p), "https")
 	}
-	for _, p := range forwardedParams(r, "proto") {
+	for _, p := range clientaddr.ForwardedParams(r, "proto") {
 		if p != "" {
 			return strings.EqualFold(p, "https")
 		}
@@ -223,90 +222,5 @@ func (h *Handler) clientAddr(r *http.Request) string {
 	if h.opts.ClientAddr != nil {
 		return h.opts.ClientAddr(r)
 	}
-	peer := peerAddr(r)
-	if !peer.IsValid() {
-		return r.RemoteAddr
-	}
-	if !h.trusted(peer) {
-		return peer.String()
-	}
-	var hops []string
-	if h.opts.ForwardedHeader == "Forwarded" {
-		hops = forwardedParams(r, "for")
-	} else {
-		for _, v := range r.Header.Values("X-Forwarded-For") {
-			for hop := range strings.SplitSeq(v, ",") {
-				hops = append(hops, strings.TrimSpace(hop))
-			}
-		}
-	}
-	client := peer
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, ok := parseHop(hops[i])
-		if !ok {
-			break
-		}
-		client = a
-		if !h.trusted(a) {
-			break
-		}
-	}
-	return client.String()
-}
-
-func (h *Handler) trusted(a netip.Addr) bool {
-	if !a.IsValid() {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range h.opts.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func peerAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap().WithZone("")
-}
-
-// parseHop parses one address of X-Forwarded-For or Forwarded: "192.0.2.1",
-// "192.0.2.1:4711", "[2001:db8::1]:4711" or "2001:db8::1".
-func parseHop(s string) (netip.Addr, bool) {
-	s = strings.Trim(s, "\"")
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return a.Unmap().WithZone(""), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
-	}
-	return netip.Addr{}, false
-}
-
-// forwardedParams returns the value of key in each element of the
-// Forwarded headers (RFC 7239), in order, "" for an element without it.
-func forwardedParams(r *http.Request, key string) []string {
-	var out []string
-	for _, v := range r.Header.Values("Forwarded") {
-		for elem := range strings.SplitSeq(v, ",") {
-			found := ""
-			for pair := range strings.SplitSeq(elem, ";") {
-				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-				if ok && strings.EqualFold(k, key) {
-					found = strings.Trim(val, "\"")
-				}
-			}
-			out = append(out, found)
-		}
-	}
-	return out
+	return h.addrs.Addr(r)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/clientaddr"
 )
 
 //go:embed templates/*.html static/*
@@ -82,6 +83,7 @@ type Handler struct {
 	m        *auth.Manager
 	verifier auth.PasswordVerifier
 	opts     Options
+	addrs    *clientaddr.Resolver
 	log      *slog.Logger
 	mux      *http.ServeMux
 	cop      *http.CrossOriginProtection
@@ -134,12 +136,9 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 	if !validCookieName(o.CookieName) {
 		return nil, fmt.Errorf("settings: CookieName %q is not a valid cookie name", o.CookieName)
 	}
-	switch o.ForwardedHeader = http.CanonicalHeaderKey(o.ForwardedHeader); o.ForwardedHeader {
-	case "":
-		o.ForwardedHeader = "X-Forwarded-For"
-	case "X-Forwarded-For", "Forwarded":
-	default:
-		return nil, fmt.Errorf("settings: ForwardedHeader %q: want X-Forwarded-For or Forwarded", o.ForwardedHeader)
+	addrs, err := clientaddr.New(o.TrustedProxies, o.ForwardedHeader)
+	if err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -151,6 +150,7 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 		m:        m,
 		verifier: verifier,
 		opts:     o,
+		addrs:    addrs,
 		log:      o.Logger.With("component", "settings"),
 		cop:      http.NewCrossOriginProtection(),
 	}
