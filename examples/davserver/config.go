@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ type config struct {
 	allowAccountPassword bool
 	tlsCert, tlsKey      string
 	trustedProxies       string
+	forwardedHeader      string
 	logFormat            string
 	logLevel             string
 	title                string
@@ -71,7 +73,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.BoolVar(&c.allowAccountPassword, "allow-account-password", false, "let DAV clients use the account password too (for migrations; off: app passwords only)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS (with -tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for -tls-cert")
-	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For/Forwarded headers are believed")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose -forwarded-header is believed")
+	fs.StringVar(&c.forwardedHeader, "forwarded-header", "X-Forwarded-For", "the header in which -trusted-proxies name the client: X-Forwarded-For or Forwarded (only that one is read)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
@@ -164,6 +167,11 @@ func (c *config) validate() error {
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		c.proxies = append(c.proxies, p.Masked())
+	}
+	switch http.CanonicalHeaderKey(c.forwardedHeader) {
+	case "X-Forwarded-For", "Forwarded":
+	default:
+		return fmt.Errorf("-forwarded-header: %q: want X-Forwarded-For or Forwarded", c.forwardedHeader)
 	}
 	return nil
 }

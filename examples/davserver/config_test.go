@@ -20,6 +20,7 @@ func TestBadConfigIsOneLineAndNonZero(t *testing.T) {
 		{"-ldap-url", "ldap://127.0.0.1"},
 		{"-ldap-base-dn", "dc=x"},
 		{"-trusted-proxies", "not-an-ip"},
+		{"-forwarded-header", "X-Real-IP"},
 		{"-users", filepath.Join(dir, "missing.htpasswd"), "-data", filepath.Join(dir, "d1"), "-addr", "127.0.0.1:0"},
 		{"-addr", "nonsense", "-data", filepath.Join(dir, "d2")},
 		{"extra-argument"},

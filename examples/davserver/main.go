@@ -183,10 +183,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	mwOpts := &httpauth.Options{
-		Realm:          cfg.title,
-		Throttle:       throttle,
-		TrustedProxies: cfg.proxies,
-		Logger:         logger,
+		Realm:           cfg.title,
+		Throttle:        throttle,
+		TrustedProxies:  cfg.proxies,
+		ForwardedHeader: cfg.forwardedHeader,
+		Logger:          logger,
 	}
 	if cfg.allowAccountPassword {
 		mwOpts.AccountPasswords = dir
@@ -207,12 +208,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 
 	base := baseURL(ln.Addr(), tlsConfig != nil)
 	web, err := settings.New(manager, dir, &settings.Options{
-		Prefix:         "/",
-		Title:          cfg.title,
-		ServerURL:      base,
-		TrustedProxies: cfg.proxies,
-		Limiter:        throttle,
-		Logger:         logger.With("component", "settings"),
+		Prefix:          "/",
+		Title:           cfg.title,
+		ServerURL:       base,
+		TrustedProxies:  cfg.proxies,
+		ForwardedHeader: cfg.forwardedHeader,
+		Limiter:         throttle,
+		Logger:          logger.With("component", "settings"),
 	})
 	if err != nil {
 		return err
