@@ -159,18 +159,28 @@ func (m *Manager) Close() error {
 	return m.err
 }
 
+// purgeEvery is how often expired credentials are deleted from a store
+// that can (see [ExpiredPurger]).
+const purgeEvery = time.Hour
+
 func (m *Manager) flushLoop() {
 	defer close(m.done)
 	every := min(m.opts.LastUsedInterval, 5*time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	flush := time.NewTicker(every)
+	defer flush.Stop()
+	purge := time.NewTicker(purgeEvery)
+	defer purge.Stop()
 	for {
 		select {
-		case <-t.C:
+		case <-flush.C:
 			ctx, cancel := context.WithTimeout(context.Background(), every)
 			if err := m.usage.flush(ctx, m.store); err != nil {
 				m.log.Warn("auth: write last-used times", "error", err)
 			}
+			cancel()
+		case <-purge.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			m.purgeExpired(ctx)
 			cancel()
 		case <-m.stop:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -182,6 +192,22 @@ func (m *Manager) flushLoop() {
 			return
 		}
 	}
+}
+
+// purgeExpired deletes expired credentials if the store can. They are
+// refused anyway; this only keeps the store from growing.
+func (m *Manager) purgeExpired(ctx context.Context) (int, error) {
+	p, ok := m.store.(ExpiredPurger)
+	if !ok {
+		return 0, nil
+	}
+	n, err := p.DeleteExpired(ctx, m.now())
+	if err != nil {
+		m.log.Warn("auth: delete expired credentials", "error", err)
+	} else if n > 0 {
+		m.log.Info("auth: deleted expired credentials", "count", n)
+	}
+	return n, err
 }
 
 // hasher is per-goroutine scratch space, pooled so that a verify does not

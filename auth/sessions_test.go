@@ -126,3 +126,24 @@ func TestSessionOwnerDisabled(t *testing.T) {
 		t.Errorf("session for a disabled user: %v", err)
 	}
 }
+
+func TestExpiredCredentialsArePurged(t *testing.T) {
+	e := newEnv(t, func(o *auth.Options) { o.SessionLifetime = time.Hour })
+	ctx := t.Context()
+	_, _, _ = e.m.CreateSession(ctx, e.alice, "", "")
+	_, _, err := e.m.IssueAppPassword(ctx, e.alice, auth.IssueRequest{Name: "week", ExpiresAt: e.clock.Now().Add(7 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.issue(t, e.alice, "forever")
+	e.clock.Add(2 * time.Hour)
+	if n, err := e.m.PurgeExpired(ctx); err != nil || n != 1 {
+		t.Errorf("PurgeExpired = %d, %v; want the one expired session", n, err)
+	}
+	if list, _ := e.m.ListSessions(ctx, "u-alice"); len(list) != 0 {
+		t.Errorf("%d sessions left", len(list))
+	}
+	if list, _ := e.m.ListAppPasswords(ctx, "u-alice"); len(list) != 2 {
+		t.Errorf("%d app passwords left, want 2", len(list))
+	}
+}

@@ -85,9 +85,18 @@ type Store interface {
 type ChangeWatcher interface {
 	// WatchChanges calls changed with the owner and ID of each credential
 	// that is deleted or updated, until ctx is done; then it returns nil.
-	// When notifications may have been lost (a reconnect), it calls
-	// changed("", ""): forget everything. It returns an error when it cannot
+	// Once it is watching, and whenever notifications may have been lost
+	// (a reconnect), it calls changed("", ""): forget everything. It returns an error when it cannot
 	// watch at all; an error matching errors.ErrUnsupported means it never
 	// will.
 	WatchChanges(ctx context.Context, changed func(userID, id string)) error
+}
+
+// ExpiredPurger is an optional [Store] capability: deleting credentials whose
+// ExpiresAt has passed, so that abandoned browser sessions and expired app
+// passwords do not pile up. A [Manager] calls it once an hour.
+type ExpiredPurger interface {
+	// DeleteExpired removes every credential with a non-zero ExpiresAt at
+	// or before now and returns how many it removed.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 }

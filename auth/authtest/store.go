@@ -38,6 +38,7 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 		{"RecordUsage", testRecordUsage},
 		{"ReturnedCopies", testReturnedCopies},
 		{"Concurrency", testConcurrency},
+		{"DeleteExpired", testDeleteExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,4 +387,29 @@ func testConcurrency(t *testing.T, s auth.Store) {
 	if want := workers * (each / 2); total != want {
 		t.Errorf("%d credentials left, want %d", total, want)
 	}
+}
+
+// testDeleteExpired checks the optional [auth.ExpiredPurger] capability.
+func testDeleteExpired(t *testing.T, s auth.Store) {
+	p, ok := s.(auth.ExpiredPurger)
+	if !ok {
+		t.Log("store does not implement auth.ExpiredPurger")
+		return
+	}
+	now := base.Add(24 * time.Hour)
+	expired, atNow, later, never := newCredential("alice", auth.KindSession), newCredential("alice", auth.KindAppPassword),
+		newCredential("bob", auth.KindSession), newCredential("bob", auth.KindAppPassword)
+	expired.ExpiresAt, atNow.ExpiresAt, later.ExpiresAt, never.ExpiresAt = now.Add(-time.Hour), now, now.Add(time.Microsecond), time.Time{}
+	mustCreate(t, s, expired, atNow, later, never)
+	n, err := p.DeleteExpired(t.Context(), now)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteExpired = %d, %v; want 2, nil", n, err)
+	}
+	for _, c := range []*auth.Credential{expired, atNow} {
+		if _, err := s.CredentialByHash(t.Context(), c.Hash); !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("expired credential %s survived: %v", c.ID, err)
+		}
+	}
+	assertEqual(t, mustGet(t, s, "bob", later.ID), later)
+	assertEqual(t, mustGet(t, s, "bob", never.ID), never)
 }

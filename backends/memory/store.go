@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 )
@@ -22,7 +23,10 @@ type Store struct {
 	byHash map[string]string // hash -> ID
 }
 
-var _ auth.Store = (*Store)(nil)
+var (
+	_ auth.Store         = (*Store)(nil)
+	_ auth.ExpiredPurger = (*Store)(nil)
+)
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
@@ -140,6 +144,21 @@ func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 		c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient = u.At.UTC(), u.Addr, u.Client
 	}
 	return nil
+}
+
+// DeleteExpired implements [auth.ExpiredPurger].
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, c := range s.byID {
+		if !c.ExpiresAt.IsZero() && !c.ExpiresAt.After(now) {
+			delete(s.byID, id)
+			delete(s.byHash, string(c.Hash))
+			n++
+		}
+	}
+	return n, nil
 }
 
 // clone returns a deep copy in UTC, so callers never share the stored record.

@@ -96,7 +96,7 @@ func (d *dbTime) Scan(v any) error {
 // queries are the statements of one Store, built once at open: table name
 // and placeholders filled in.
 type queries struct {
-	insert, byHash, byID, list, update, del, delAll, usage string
+	insert, byHash, byID, list, update, del, delAll, delExpired, usage string
 }
 
 // credentialColumns lists the columns in the order of [row].
@@ -106,13 +106,14 @@ const credentialColumns = "id, kind, user_id, login, name, scopes, hash, key_id,
 func (d *dialect) queries(table string) queries {
 	q := func(s string) string { return sqlx.Rebind(d.bindType, strings.ReplaceAll(s, "{t}", table)) }
 	return queries{
-		insert: q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-		byHash: q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
-		byID:   q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
-		list:   q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
-		update: q("UPDATE {t} SET name = ?, scopes = ?, expires_at = ?, authenticated_at = ? WHERE id = ? AND user_id = ?"),
-		del:    q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),
-		delAll: q("DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"),
+		insert:     q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		byHash:     q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
+		byID:       q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
+		list:       q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
+		update:     q("UPDATE {t} SET name = ?, scopes = ?, expires_at = ?, authenticated_at = ? WHERE id = ? AND user_id = ?"),
+		del:        q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),
+		delAll:     q("DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"),
+		delExpired: q("DELETE FROM {t} WHERE expires_at IS NOT NULL AND expires_at <= ?"),
 		usage: q("UPDATE {t} SET last_used_at = ?, last_used_addr = ?, last_used_client = ? " +
 			"WHERE id = ? AND user_id = ? AND (last_used_at IS NULL OR last_used_at < ?)"),
 	}

@@ -254,6 +254,9 @@ func TestRevocationReachesOtherServers(t *testing.T) {
 		}
 		return false
 	}
+	// Let the listeners connect: each clears its cache once it listens,
+	// which would hide a missing notification below.
+	time.Sleep(500 * time.Millisecond)
 	for round, restart := range []bool{false, true} {
 		ap, secret, err := a.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: fmt.Sprint("phone ", round)})
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/jmoiron/sqlx"
@@ -75,7 +76,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ auth.Store = (*Store)(nil)
+var (
+	_ auth.Store         = (*Store)(nil)
+	_ auth.ExpiredPurger = (*Store)(nil)
+)
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
 // URL or key=value string), applies the schema migrations and returns the
@@ -361,6 +365,16 @@ func (s *Store) DeleteCredentials(ctx context.Context, userID string, kind auth.
 		return 0, translate("delete credentials", err)
 	}
 	return int(n), nil
+}
+
+// DeleteExpired implements [auth.ExpiredPurger].
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.q.delExpired, s.dialect.timeArg(now))
+	if err != nil {
+		return 0, translate("delete expired", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), translate("delete expired", err)
 }
 
 // RecordUsage implements [auth.Store]: one conditional UPDATE per usage, all

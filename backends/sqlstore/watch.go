@@ -36,6 +36,7 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 		if err != nil {
 			return translate("listen", redactDSN(err, s.listenDSN))
 		}
+		changed("", "") // what was cached before now may have missed a change
 	case <-ctx.Done():
 		return nil
 	}
