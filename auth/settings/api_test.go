@@ -796,6 +796,32 @@ func TestAPISessionStoreUnavailable(t *testing.T) {
 	}
 }
 
+// TestSignOutDuringOutage: when the session cannot be ended on the server,
+// the answer is 503 and the cookie stays, so the person knows they are
+// still signed in and can try again; nothing claims a sign-out that did not
+// happen.
+func TestSignOutDuringOutage(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	c := e.client()
+	c.signIn("alice", alicePassword)
+	e.store.down.Store(true)
+	if w := c.api("DELETE", "session", ""); w.Code != http.StatusServiceUnavailable || c.cookie == nil {
+		t.Fatalf("sign-out with the store down: %d (cookie kept: %v), want 503 and the cookie kept", w.Code, c.cookie != nil)
+	}
+	if w := c.form("signout"); w.Code != http.StatusServiceUnavailable || c.cookie == nil {
+		t.Fatalf("sign-out form with the store down: %d (cookie kept: %v), want 503 and the cookie kept", w.Code, c.cookie != nil)
+	}
+	e.store.down.Store(false)
+	old := *c.cookie
+	if w := c.api("DELETE", "session", ""); w.Code != http.StatusNoContent && w.Code != http.StatusOK || c.cookie != nil {
+		t.Fatalf("sign-out: %d, cookie cleared: %v", w.Code, c.cookie == nil)
+	}
+	c.cookie = &old
+	if w := c.api("GET", "app-passwords", ""); w.Code != http.StatusUnauthorized {
+		t.Errorf("the signed-out session still works: %d", w.Code)
+	}
+}
+
 func TestAPIResponsesAreValidJSON(t *testing.T) {
 	// Names with HTML and quotes come back escaped and intact.
 	e := newEnv(t, nil, nil)

@@ -70,6 +70,13 @@ func (s *flakyStore) CredentialByHash(ctx context.Context, h []byte) (*auth.Cred
 	return s.Store.CredentialByHash(ctx, h)
 }
 
+func (s *flakyStore) DeleteCredential(ctx context.Context, userID, id string) error {
+	if s.down.Load() {
+		return auth.ErrUnavailable
+	}
+	return s.Store.DeleteCredential(ctx, userID, id)
+}
+
 // flakyVerifier is the memory directory as a PasswordVerifier that fails
 // with ErrUnavailable on demand and counts calls.
 type flakyVerifier struct {

@@ -170,12 +170,13 @@ func (h *Handler) replaceSession(w http.ResponseWriter, r *http.Request, u *auth
 
 // signOut ends the session on the server and clears its cookie.
 func (h *Handler) signOut(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session) error {
-	h.clearCookie(w, r)
-	err := h.m.RevokeSession(ctx, s.userID(), s.id())
-	if errors.Is(err, auth.ErrNotFound) {
-		return nil // already ended elsewhere
+	// Keep the cookie when the session could not be ended: it still works,
+	// and the person should see that and try again.
+	if err := h.m.RevokeSession(ctx, s.userID(), s.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return err
 	}
-	return err
+	h.clearCookie(w, r)
+	return nil
 }
 
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, secret string, expires time.Time) {
