@@ -102,8 +102,11 @@ type ThrottleOptions struct {
 // The Throttle never fails to record: a full table evicts rather than
 // forgetting the new failure, and an address it cannot parse (for example a
 // Unix socket peer) is counted in one bucket shared by all such clients
-// rather than exempted. Attempts in flight together are checked before any of
-// them fails, so a client can exceed a limit by its concurrency.
+// rather than exempted. Once an address prefix or login is one failure short
+// of its limit, it gets one attempt at a time (the others wait at most
+// BaseDelay), so parallel requests cannot all pass before the first of them
+// fails; below that, a burst of parallel first attempts can exceed the limit
+// once, by its size, and is then met by the backoff.
 type Throttle struct {
 	opts ThrottleOptions
 	seed maphash.Seed
@@ -124,7 +127,15 @@ type record struct {
 	// pairs, so that a client repeating one failure counts once.
 	recent [4]uint64
 	next   int
+	// probeUntil is set while the one attempt allowed at the edge of the
+	// limit is in flight (see atEdge); it expires by itself in case the
+	// attempt's outcome is never reported.
+	probeUntil int64
 }
+
+// probeTimeout bounds how long an attempt in flight at the edge of a limit
+// holds back the next one when its outcome is never reported (an outage).
+const probeTimeout = 10 * time.Second
 
 type loginRecord struct {
 	record
@@ -202,16 +213,33 @@ func (t *Throttle) Allow(ctx context.Context, c auth.Credentials) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var wait int64
+	var edge []*record // records whose next failure blocks
 	if r := t.addrs[prefix]; r != nil {
 		wait = r.wait(now, t.opts.ForgetAfter)
+		if r.atEdge(now, t.opts.AddressLimit, t.opts.ForgetAfter) {
+			edge = append(edge, r)
+		}
 	}
 	if c.Username != "" {
 		if r := t.logins[login]; r != nil && !r.trusts(prefix, now, t.opts.TrustFor) {
 			wait = max(wait, r.wait(now, t.opts.ForgetAfter))
+			if r.atEdge(now, t.opts.LoginLimit, t.opts.ForgetAfter) {
+				edge = append(edge, &r.record)
+			}
+		}
+	}
+	// At the edge of a limit, one attempt at a time: otherwise parallel
+	// requests would all pass before the first of them fails and blocks.
+	for _, r := range edge {
+		if r.probeUntil > now {
+			wait = max(wait, min(r.probeUntil-now, int64(t.opts.BaseDelay)))
 		}
 	}
 	if wait > 0 {
 		return &auth.ThrottleError{RetryAfter: time.Duration(wait)}
+	}
+	for _, r := range edge {
+		r.probeUntil = now + int64(probeTimeout)
 	}
 	return nil
 }
@@ -232,6 +260,12 @@ func (t *Throttle) Done(c auth.Credentials, success bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if r := t.addrs[prefix]; r != nil {
+		r.probeUntil = 0
+	}
+	if r := t.logins[login]; c.Username != "" && r != nil {
+		r.probeUntil = 0
+	}
 	if success {
 		delete(t.addrs, prefix)
 		if c.Username != "" {
@@ -307,6 +341,11 @@ func (r *record) value(now int64, o *ThrottleOptions) int64 {
 		v++
 	}
 	return v
+}
+
+// atEdge reports whether the record's next failure will block.
+func (r *record) atEdge(now int64, limit int, forget time.Duration) bool {
+	return now-r.last < int64(forget) && r.failures >= limit-1
 }
 
 // wait returns how long the record still blocks, in nanoseconds.

@@ -318,3 +318,49 @@ func TestThrottleBackoffNeverOverflows(t *testing.T) {
 		c.Add(15 * time.Minute)
 	}
 }
+
+// TestThrottleOneAttemptAtTheEdge: one failure short of the limit, parallel
+// attempts from the address go one at a time, so they cannot all slip in
+// before the first of them fails; an attempt whose outcome never comes (an
+// outage) holds the next one back for a bounded time only.
+func TestThrottleOneAttemptAtTheEdge(t *testing.T) {
+	c := newClock()
+	th := newThrottle(t, c, nil)
+	for i := range 9 {
+		th.Done(guess(fmt.Sprint("user", i), "192.0.2.1", i), false)
+	}
+	if d := retryAfter(t, th, guess("a", "192.0.2.1", 100)); d != 0 {
+		t.Fatalf("first attempt at the edge: wait %v, want none", d)
+	}
+	for i := range 5 { // in flight together with the first
+		if d := retryAfter(t, th, guess("b", "192.0.2.1", 101+i)); d <= 0 || d > time.Second {
+			t.Fatalf("parallel attempt %d at the edge: wait %v, want up to 1s", i, d)
+		}
+	}
+	if d := retryAfter(t, th, guess("c", "192.0.2.2", 0)); d != 0 {
+		t.Errorf("another address waits %v", d)
+	}
+	th.Done(guess("a", "192.0.2.1", 100), false) // the first fails: now blocked
+	if d := retryAfter(t, th, guess("b", "192.0.2.1", 101)); d != time.Second {
+		t.Fatalf("after the 10th failure: wait %v, want 1s", d)
+	}
+	c.Add(time.Second)
+	if d := retryAfter(t, th, guess("b", "192.0.2.1", 101)); d != 0 {
+		t.Fatalf("after the block: wait %v, want none", d)
+	}
+	// Its outcome is never reported: the next attempt waits, but not forever.
+	if d := retryAfter(t, th, guess("d", "192.0.2.1", 102)); d == 0 {
+		t.Fatal("second attempt in flight at the edge was let through")
+	}
+	c.Add(10 * time.Second)
+	if d := retryAfter(t, th, guess("d", "192.0.2.1", 102)); d != 0 {
+		t.Errorf("an unreported attempt still holds the address back: wait %v", d)
+	}
+	// A success lets everything through again.
+	th.Done(auth.Credentials{Username: "d", RemoteAddr: "192.0.2.1"}, true)
+	for range 3 {
+		if d := retryAfter(t, th, guess("e", "192.0.2.1", 103)); d != 0 {
+			t.Errorf("after a success: wait %v", d)
+		}
+	}
+}
