@@ -13,6 +13,10 @@
 // only in case is refused. The file is read again when it changes (its
 // modification time, size or inode), checked at most once per
 // [Options.CheckInterval]. Use [SetPassword] to add or change a user.
+//
+// The file has no user IDs, so a user's [auth.User].ID is the login: delete
+// a user's app passwords (Manager.RevokeAllAppPasswords) before giving their
+// login to someone else.
 package htpasswd
 
 import (
