@@ -4,32 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
 )
-
-// clock is a settable clock for tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // countingStore wraps a Store, counting calls and failing on demand.
 type countingStore struct {
@@ -84,6 +66,11 @@ func (s *countingStore) RecordUsage(ctx context.Context, u []auth.Usage) error {
 	return s.Store.RecordUsage(ctx, u)
 }
 
+// DeleteExpired passes the optional capability through the wrapper.
+func (s *countingStore) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	return s.Store.(auth.ExpiredPurger).DeleteExpired(ctx, now)
+}
+
 // countingDirectory wraps a Directory, counting lookups and failing on demand.
 type countingDirectory struct {
 	*memory.Directory
@@ -99,30 +86,12 @@ func (d *countingDirectory) LookupUser(ctx context.Context, login string) (*auth
 	return d.Directory.LookupUser(ctx, login)
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type env struct {
 	m     *auth.Manager
 	store *countingStore
 	dir   *countingDirectory
-	clock *clock
-	logs  *syncBuffer
+	clock *testkit.Clock
+	logs  *testkit.Buffer
 	alice *auth.User
 	bob   *auth.User
 }
@@ -136,8 +105,8 @@ func newEnv(t testing.TB, edit func(*auth.Options)) *env {
 	e := &env{
 		store: &countingStore{Store: memory.NewStore()},
 		dir:   &countingDirectory{Directory: memory.NewDirectory()},
-		clock: &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)},
-		logs:  &syncBuffer{},
+		clock: testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)),
+		logs:  &testkit.Buffer{},
 		alice: &auth.User{ID: "u-alice", Login: "alice", DisplayName: "Alice", Groups: []string{"staff"}},
 		bob:   &auth.User{ID: "u-bob", Login: "bob"},
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,25 +16,8 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
 )
-
-// clock is a settable clock, so no test waits.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // countingStore wraps a Store, counting lookups and failing on demand.
 type countingStore struct {
@@ -68,24 +50,6 @@ func (v *countingVerifier) VerifyPassword(ctx context.Context, login, password s
 	return v.PasswordVerifier.VerifyPassword(ctx, login, password)
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 const (
 	aliceAccountPassword = "correct horse battery staple"
 	attacker             = "198.51.100.66:40000"
@@ -96,10 +60,10 @@ type env struct {
 	m        *auth.Manager
 	mw       *httpauth.Middleware
 	throttle *httpauth.Throttle
-	clock    *clock
+	clock    *testkit.Clock
 	store    *countingStore
 	verifier *countingVerifier
-	logs     *syncBuffer
+	logs     *testkit.Buffer
 	alice    *auth.User
 	bob      *auth.User
 	handler  http.Handler // mw.Wrap(whoami)
@@ -111,9 +75,9 @@ type env struct {
 func newEnv(t testing.TB, edit func(*env, *httpauth.Options)) *env {
 	t.Helper()
 	e := &env{
-		clock: &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)},
+		clock: testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)),
 		store: &countingStore{Store: memory.NewStore()},
-		logs:  &syncBuffer{},
+		logs:  &testkit.Buffer{},
 		alice: &auth.User{ID: "u-alice", Login: "alice"},
 		bob:   &auth.User{ID: "u-bob", Login: "bob"},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/internal/testkit"
 	"github.com/appauth/appauth/internal/token"
 )
 
@@ -51,7 +52,7 @@ func TestTenThousandGuesses(t *testing.T) {
 	check(t, "the attacker's address stays throttled", e.do(request{authz: basic("alice", secret), remote: attacker}), http.StatusTooManyRequests, "")
 }
 
-func newThrottle(t *testing.T, c *clock, edit func(*httpauth.ThrottleOptions)) *httpauth.Throttle {
+func newThrottle(t *testing.T, c *testkit.Clock, edit func(*httpauth.ThrottleOptions)) *httpauth.Throttle {
 	t.Helper()
 	o := &httpauth.ThrottleOptions{Now: c.Now}
 	if edit != nil {
@@ -64,7 +65,9 @@ func newThrottle(t *testing.T, c *clock, edit func(*httpauth.ThrottleOptions)) *
 	return th
 }
 
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)} }
+func newClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
+}
 
 // retryAfter returns the wait Allow imposes, 0 if it allows.
 func retryAfter(t *testing.T, th *httpauth.Throttle, c auth.Credentials) time.Duration {

@@ -19,43 +19,8 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
 )
-
-// clock is a settable clock shared by the Manager and the Handler.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// syncBuffer is a bytes.Buffer safe for loggers used by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // flakyStore is a memory store that fails with ErrUnavailable on demand.
 type flakyStore struct {
@@ -144,8 +109,8 @@ type env struct {
 	h      *settings.Handler
 	store  *flakyStore
 	dir    *flakyVerifier
-	clock  *clock
-	logs   *syncBuffer
+	clock  *testkit.Clock
+	logs   *testkit.Buffer
 	prefix string
 	alice  *auth.User
 	bob    *auth.User
@@ -160,8 +125,8 @@ func newEnv(t *testing.T, editM func(*auth.Options), editS func(*settings.Option
 		t:     t,
 		store: &flakyStore{Store: memory.NewStore()},
 		dir:   &flakyVerifier{Directory: memory.NewDirectory()},
-		clock: &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)},
-		logs:  &syncBuffer{},
+		clock: testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)),
+		logs:  &testkit.Buffer{},
 		alice: &auth.User{ID: "u-alice", Login: "alice", DisplayName: "Alice Example"},
 		bob:   &auth.User{ID: "u-bob", Login: "bob"},
 	}

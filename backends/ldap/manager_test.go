@@ -3,7 +3,6 @@ package ldap_test
 import (
 	"bytes"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,12 +12,8 @@ import (
 	"github.com/appauth/appauth/backends/ldap"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/testkit"
 )
-
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 const (
 	ownerCheck = 5 * time.Minute
@@ -27,13 +22,12 @@ const (
 
 // newManager returns a Manager on a memory store and dir, with a settable
 // clock.
-func newManager(t testing.TB, dir *ldap.Directory) (*auth.Manager, *clock) {
+func newManager(t testing.TB, dir *ldap.Directory) (*auth.Manager, *testkit.Clock) {
 	t.Helper()
-	clk := &clock{}
-	clk.ns.Store(time.Now().UnixNano())
+	clk := testkit.NewClock(time.Now())
 	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{
 		Peppers:            []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
-		Now:                clk.now,
+		Now:                clk.Now,
 		OwnerCheckInterval: ownerCheck,
 		OwnerGracePeriod:   grace,
 	})
@@ -83,7 +77,7 @@ func TestManagerOwnerChanges(t *testing.T) {
 		if _, err := m.Authenticate(ctx, creds); err != nil {
 			t.Fatalf("%s: refused before the re-check interval: %v", name, err)
 		}
-		clk.add(ownerCheck)
+		clk.Add(ownerCheck)
 		if _, err := m.Authenticate(ctx, creds); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Fatalf("%s: after the re-check: %v; want ErrInvalidCredentials", name, err)
 		}
@@ -106,11 +100,11 @@ func TestManagerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.StopLDAP(t)
-	clk.add(ownerCheck) // the owner is due for a re-check, which fails
+	clk.Add(ownerCheck) // the owner is due for a re-check, which fails
 	if p, err := m.Authenticate(ctx, creds); err != nil || p.User.Login != "bob" {
 		t.Fatalf("within the grace period: %+v, %v", p, err)
 	}
-	clk.add(grace)
+	clk.Add(grace)
 	if _, err := m.Authenticate(ctx, creds); !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Fatalf("after the grace period: %v; want ErrUnavailable", err)
 	}
@@ -139,7 +133,7 @@ func TestManagerWrongAppPasswordNoBind(t *testing.T) {
 	}
 	wrong := []string{"alice-Secret-1", secret[:len(secret)-1] + "x", "aap-0000-0000", ""}
 	for i := range 50 {
-		clk.add(ownerCheck) // would trigger any directory call there is
+		clk.Add(ownerCheck) // would trigger any directory call there is
 		pw := wrong[i%len(wrong)]
 		if _, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: pw}); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Fatalf("wrong app password %q: %v", pw, err)

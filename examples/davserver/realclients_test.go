@@ -12,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // needTool finds a client program: under `make test` (strict) a missing one
@@ -38,30 +38,12 @@ func needTool(t *testing.T, name string, check ...string) string {
 	return path
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serverProcess is the built davserver binary, running.
 type serverProcess struct {
 	cmd    *exec.Cmd
 	base   string // http://127.0.0.1:PORT/
 	banner string // stdout up to the "Listening on" line
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 	done   chan error
 }
 
@@ -87,7 +69,7 @@ func startServer(t *testing.T, bin, dir string) *serverProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &serverProcess{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &serverProcess{cmd: cmd, stderr: &testkit.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
