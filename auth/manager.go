@@ -240,16 +240,12 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // password of that user, ErrThrottled from the Limiter, and ErrUnavailable
 // when the store or directory cannot answer.
 func (m *Manager) Authenticate(ctx context.Context, c Credentials) (*Principal, error) {
-	p, err := m.authenticate(ctx, c)
+	p, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
 	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
 		l.Done(c, err == nil)
 	}
 	return p, err
-}
-
-func (m *Manager) authenticate(ctx context.Context, c Credentials) (*Principal, error) {
-	return m.appPassword(ctx, c, true)
 }
 
 // appPassword verifies an app password. With byUsername, c.Username must
