@@ -37,6 +37,7 @@ type ThrottleError struct {
 	RetryAfter time.Duration
 }
 
+// Error says how long to wait.
 func (e *ThrottleError) Error() string {
 	return fmt.Sprintf("auth: too many attempts, retry after %s", e.RetryAfter.Round(time.Second))
 }
