@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"unicode"
@@ -35,6 +36,11 @@ func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueReq
 	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
 		return nil, "", fmt.Errorf("%w: expiry must be in the future", ErrInvalidInput)
 	}
+	// Count and insert under the user's lock, so that parallel requests
+	// cannot pass the limit together (on this server; several servers can
+	// pass it by at most one each).
+	unlock := m.lockUser(user.ID)
+	defer unlock()
 	existing, err := m.store.ListCredentials(ctx, user.ID, KindAppPassword)
 	if err != nil {
 		return nil, "", fmt.Errorf("auth: issue app password: %w", err)
@@ -52,6 +58,14 @@ func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueReq
 	}
 	m.emit(ctx, Event{Type: EventIssued, Time: now, Kind: KindAppPassword, UserID: user.ID, Login: user.Login, CredentialID: cred.ID})
 	return toAppPassword(cred), secret, nil
+}
+
+// lockUser serializes issuing for one user; users share a fixed set of
+// locks, so memory stays bounded.
+func (m *Manager) lockUser(userID string) (unlock func()) {
+	mu := &m.userLocks[maphash.String(m.lockSeed, userID)%uint64(len(m.userLocks))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // create fills in cred's ID, hash and hint from a new secret of codec's

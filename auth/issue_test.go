@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +56,32 @@ func TestIssueValidation(t *testing.T) {
 		t.Errorf("fourth app password with a limit of 3: %v", err)
 	}
 	e.issue(t, e.bob, "bob") // the limit is per user
+}
+
+// TestIssueLimitUnderConcurrency: parallel requests cannot pass the limit
+// together.
+func TestIssueLimitUnderConcurrency(t *testing.T) {
+	e := newEnv(t, func(o *auth.Options) { o.MaxAppPasswords = 5 })
+	var wg sync.WaitGroup
+	var issued, refused atomic.Int64
+	for i := range 40 {
+		wg.Go(func() {
+			_, _, err := e.m.IssueAppPassword(context.Background(), e.alice, auth.IssueRequest{Name: fmt.Sprint("device ", i)})
+			switch {
+			case err == nil:
+				issued.Add(1)
+			case errors.Is(err, auth.ErrInvalidInput):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	list, _ := e.m.ListAppPasswords(t.Context(), "u-alice")
+	if issued.Load() != 5 || refused.Load() != 35 || len(list) != 5 {
+		t.Errorf("40 parallel issues with a limit of 5: %d issued, %d refused, %d stored", issued.Load(), refused.Load(), len(list))
+	}
 }
 
 func TestScopesAndExpiry(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -43,13 +44,16 @@ type Manager struct {
 	appCodec, sessionCodec *token.Codec
 	hashers                sync.Pool // *hasher
 
-	cache  *credCache
-	users  *userCache
-	usage  usageQueue
-	stop   chan struct{}
-	done   chan struct{}
-	closed sync.Once
-	err    error
+	cache     *credCache
+	users     *userCache
+	usage     usageQueue
+	stop      chan struct{}
+	done      chan struct{}
+	closed    sync.Once
+	err       error
+	userLocks [64]sync.Mutex // see lockUser
+	lockSeed  maphash.Seed
+
 	// stopWatch ends the store's change notification, if it has one.
 	stopWatch context.CancelFunc
 	watching  sync.WaitGroup
@@ -94,6 +98,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		users:        &userCache{max: userCacheSize, entries: map[string]*userEntry{}},
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
+		lockSeed:     maphash.MakeSeed(),
 	}
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
