@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +31,7 @@ func needTool(t *testing.T, name string, check ...string) string {
 		err = exec.Command(path, check...).Run()
 	}
 	if err != nil {
-		msg := fmt.Sprintf("%s is not usable (%v); internal/testenv/run.sh installs it (Debian packages litmus, python3-caldav, curl)", name, err)
+		msg := fmt.Sprintf("%s is not usable (%v); internal/testenv/run.sh installs it (Debian packages litmus, python3-caldav, vdirsyncer, curl)", name, err)
 		if testenv.Strict() {
 			t.Fatal(msg)
 		}
@@ -217,10 +219,11 @@ func curlStatus(t *testing.T, curl string, args ...string) string {
 
 // TestRealClients starts the built server as a person would (no flags, an
 // empty folder), signs in with the printed demo password, and checks it
-// with real DAV clients: litmus, python3-caldav and curl.
+// with real DAV clients: litmus, python3-caldav, vdirsyncer and curl.
 func TestRealClients(t *testing.T) {
 	curl := needTool(t, "curl", "--version")
 	litmus := needTool(t, "litmus", "--version")
+	vdirsyncer := needTool(t, "vdirsyncer", "--version")
 	python := "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
 		python = "python3"
@@ -270,6 +273,21 @@ func TestRealClients(t *testing.T) {
 		out, err := exec.Command(python, "testdata/caldav_client.py", base, user, full.Password).CombinedOutput()
 		if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "OK") {
 			t.Fatalf("caldav_client.py: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("vdirsyncer", func(t *testing.T) {
+		contacts := web.createAppPassword("vdirsyncer", "contacts")
+		secrets = append(secrets, contacts.Password)
+		testVdirsyncer(t, vdirsyncer, base, user, contacts.Password)
+		// Given only the base URL, vdirsyncer found the server through the
+		// well-known redirect (its PROPFIND on / gets 405).
+		found := false
+		for l := range strings.SplitSeq(srv.stderr.String(), "\n") {
+			found = found || strings.Contains(l, "method=PROPFIND path=/.well-known/carddav status=308") && strings.Contains(l, "user_agent=vdirsyncer/")
+		}
+		if !found {
+			t.Error("no PROPFIND on /.well-known/carddav by vdirsyncer in the server log")
 		}
 	})
 
@@ -366,4 +384,211 @@ func TestRealClients(t *testing.T) {
 			t.Errorf("a secret (%s...) appears in the server's log", s[:6])
 		}
 	}
+}
+
+// vdirsyncerRun is one vdirsyncer configuration: a pair of a local folder of
+// .vcf files (one subfolder per address book) and the server's CardDAV,
+// found from the base URL through /.well-known/carddav.
+type vdirsyncerRun struct {
+	t     *testing.T
+	bin   string
+	home  string // HOME and XDG folders, so nothing reaches the real home
+	conf  string
+	local string
+}
+
+func newVdirsyncer(t *testing.T, bin, base, user, password string, collections ...string) *vdirsyncerRun {
+	t.Helper()
+	dir := t.TempDir()
+	v := &vdirsyncerRun{t: t, bin: bin, home: filepath.Join(dir, "home"),
+		conf: filepath.Join(dir, "config"), local: filepath.Join(dir, "contacts")}
+	for _, d := range []string{v.home, v.local} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	cols := make([]string, len(collections))
+	for i, c := range collections {
+		cols[i] = q(c)
+	}
+	conf := fmt.Sprintf(`[general]
+status_path = %s
+
+[pair contacts]
+a = "contacts_local"
+b = "contacts_server"
+collections = [%s]
+
+[storage contacts_local]
+type = "filesystem"
+path = %s
+fileext = ".vcf"
+
+[storage contacts_server]
+type = "carddav"
+url = %s
+username = %s
+password = %s
+`, q(filepath.Join(dir, "status")+"/"), strings.Join(cols, ", "), q(v.local+"/"), q(base), q(user), q(password))
+	if err := os.WriteFile(v.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// yes answers every "Should vdirsyncer attempt to create it?" of a discover
+// (one per collection missing on a side).
+var yes = strings.Repeat("y\n", 20)
+
+// run runs `vdirsyncer -c CONFIG args...`, answering its prompts with
+// stdin (empty: none, so a prompt fails the run), and returns the output.
+func (v *vdirsyncerRun) run(stdin string, args ...string) string {
+	v.t.Helper()
+	cmd := exec.Command(v.bin, append([]string{"-c", v.conf}, args...)...)
+	cmd.Dir = v.home
+	cmd.Env = append(os.Environ(), "HOME="+v.home,
+		"XDG_CONFIG_HOME="+filepath.Join(v.home, ".config"),
+		"XDG_DATA_HOME="+filepath.Join(v.home, ".local/share"),
+		"XDG_CACHE_HOME="+filepath.Join(v.home, ".cache"))
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		v.t.Fatalf("vdirsyncer %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if strings.Contains(string(out), "error:") || strings.Contains(string(out), "critical:") {
+		v.t.Fatalf("vdirsyncer %s reported an error:\n%s", strings.Join(args, " "), out)
+	}
+	return string(out)
+}
+
+// vcardProps returns the properties of a vCard, name to values.
+func vcardProps(card string) map[string][]string {
+	props := map[string][]string{}
+	for line := range strings.SplitSeq(strings.ReplaceAll(card, "\r\n", "\n"), "\n") {
+		if name, value, ok := strings.Cut(line, ":"); ok {
+			props[name] = append(props[name], value)
+		}
+	}
+	return props
+}
+
+// checkCard fails unless card is the vCard uid with exactly that FN and EMAIL.
+func checkCard(t *testing.T, where, card, uid, fn, email string) {
+	t.Helper()
+	p := vcardProps(card)
+	if !slices.Equal(p["UID"], []string{uid}) || !slices.Equal(p["FN"], []string{fn}) || !slices.Equal(p["EMAIL"], []string{email}) {
+		t.Fatalf("%s: want UID %s, FN %q, EMAIL %q; got:\n%s", where, uid, fn, email, card)
+	}
+}
+
+// testVdirsyncer syncs contacts with vdirsyncer: a vCard in a local folder
+// goes to an address book that vdirsyncer creates on the server, a second
+// vdirsyncer setup with an empty folder pulls it back, a local edit reaches
+// the server, and a local deletion removes it there.
+func testVdirsyncer(t *testing.T, bin, base, user, password string) {
+	const book = "vdirsyncer-friends"
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	uid, uid2 := "ada-"+stamp, "charles-"+stamp
+	card := func(uid, fn, email string) string {
+		first, last, _ := strings.Cut(fn, " ")
+		return strings.Join([]string{"BEGIN:VCARD", "VERSION:3.0", "UID:" + uid, "FN:" + fn,
+			"N:" + last + ";" + first + ";;;", "EMAIL:" + email, "END:VCARD", ""}, "\r\n")
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.SetBasicAuth(user, password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	onServer := func(uid, fn, email string) {
+		t.Helper()
+		path := "dav/contacts/" + user + "/" + book + "/" + uid + ".vcf"
+		code, body := get(path)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: %d\n%s", path, code, body)
+		}
+		checkCard(t, "GET "+path, body, uid, fn, email)
+	}
+
+	// The first device: one vCard in a local address book, which does not
+	// exist on the server yet; discover asks to create it there. (Address
+	// books made by other subtests are pulled too; only this one is checked.)
+	a := newVdirsyncer(t, bin, base, user, password, "from a", "from b")
+	localBook := filepath.Join(a.local, book)
+	if err := os.Mkdir(localBook, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(uid, fn, email string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(localBook, uid+".vcf"), []byte(card(uid, fn, email)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(uid, "Ada Lovelace", "ada@example.org")
+	out := a.run(yes, "discover")
+	if !strings.Contains(out, "Should vdirsyncer attempt to create it?") || !strings.Contains(out, `No collection "`+book+`" found for storage contacts_server`) {
+		t.Fatalf("discover did not offer to create the address book on the server:\n%s", out)
+	}
+	out = a.run("", "sync")
+	if !strings.Contains(out, "Copying (uploading) item "+uid+" to contacts_server/"+book) {
+		t.Fatalf("sync did not upload the vCard:\n%s", out)
+	}
+	onServer(uid, "Ada Lovelace", "ada@example.org")
+
+	// A second device with an empty folder finds the address book on the
+	// server and pulls the vCard.
+	b := newVdirsyncer(t, bin, base, user, password, "from b")
+	out = b.run(yes, "discover")
+	if !strings.Contains(out, `"`+book+`"`) {
+		t.Fatalf("the second discover did not find %s on the server:\n%s", book, out)
+	}
+	pulled := func(uid, fn, email string) {
+		t.Helper()
+		b.run("", "sync")
+		files, _ := filepath.Glob(filepath.Join(b.local, book, "*.vcf"))
+		if len(files) != 1 {
+			t.Fatalf("the second device has %d vCards in %s, want 1: %v", len(files), book, files)
+		}
+		got, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkCard(t, "pulled by the second device", string(got), uid, fn, email)
+	}
+	pulled(uid, "Ada Lovelace", "ada@example.org")
+
+	// An edit on the first device reaches the server and the second device.
+	write(uid, "Ada Lovelace", "ada@analytical-engine.example")
+	out = a.run("", "sync")
+	if !strings.Contains(out, "Copying (updating) item "+uid+" to contacts_server/"+book) {
+		t.Fatalf("sync did not upload the edit:\n%s", out)
+	}
+	onServer(uid, "Ada Lovelace", "ada@analytical-engine.example")
+	pulled(uid, "Ada Lovelace", "ada@analytical-engine.example")
+
+	// A deletion on the first device removes the vCard from the server
+	// (with another card added, since vdirsyncer refuses to empty a side).
+	write(uid2, "Charles Babbage", "charles@example.org")
+	if err := os.Remove(filepath.Join(localBook, uid+".vcf")); err != nil {
+		t.Fatal(err)
+	}
+	out = a.run("", "sync")
+	if !strings.Contains(out, "Deleting item "+uid+" from contacts_server/"+book) {
+		t.Fatalf("sync did not delete the vCard on the server:\n%s", out)
+	}
+	path := "dav/contacts/" + user + "/" + book + "/" + uid + ".vcf"
+	if code, _ := get(path); code != http.StatusNotFound {
+		t.Fatalf("GET %s after the deletion: %d, want 404", path, code)
+	}
+	onServer(uid2, "Charles Babbage", "charles@example.org")
+	pulled(uid2, "Charles Babbage", "charles@example.org")
 }

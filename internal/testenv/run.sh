@@ -662,9 +662,9 @@ start_chromium() {
 #
 # The real-client test of examples/davserver runs litmus (the WebDAV
 # compliance suite), Debian's python3-caldav (with /usr/bin/python3, not a
-# python3 from pyenv or a virtualenv, which would lack the package) and curl
-# against the built server. No service is started: the test starts the
-# server itself on a free loopback port.
+# python3 from pyenv or a virtualenv, which would lack the package),
+# vdirsyncer (CardDAV sync) and curl against the built server. No service is
+# started: the test starts the server itself on a free loopback port.
 
 davclients_python() {
 	local py
@@ -680,12 +680,14 @@ ensure_davclients() {
 	local need=()
 	command -v litmus >/dev/null 2>&1 || need+=(litmus)
 	command -v curl >/dev/null 2>&1 || need+=(curl)
+	command -v vdirsyncer >/dev/null 2>&1 || need+=(vdirsyncer)
 	davclients_python || need+=(python3-caldav)
 	[ ${#need[@]} -eq 0 ] && return 0
 	log "DAV clients missing: ${need[*]}"
 	apt_install "${need[@]}" || missing "DAV clients for the examples/davserver test (${need[*]})" "${need[*]}"
 	command -v litmus >/dev/null 2>&1 || die "installed 'litmus', but still cannot find the litmus program on PATH"
 	command -v curl >/dev/null 2>&1 || die "installed 'curl', but still cannot find curl on PATH"
+	command -v vdirsyncer >/dev/null 2>&1 || die "installed 'vdirsyncer', but still cannot find vdirsyncer on PATH"
 	davclients_python || die "installed 'python3-caldav', but /usr/bin/python3 still cannot import caldav"
 }
 

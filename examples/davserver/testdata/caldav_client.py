@@ -4,10 +4,12 @@ Usage: caldav_client.py BASE_URL USERNAME APP_PASSWORD
 
 CalDAV through the caldav library: discover the principal from
 /.well-known/caldav, create a calendar, put an event, read it back.
-CardDAV with the standard library (python3-caldav has no CardDAV): follow
-/.well-known/carddav, find the principal and the address-book home, create an
-address book (extended MKCOL), put a vCard, read it back, find it in a
-PROPFIND listing. Prints OK and exits 0 when everything worked.
+CardDAV at the protocol level, with the standard library (python3-caldav has
+no CardDAV; the real CardDAV client of the test is vdirsyncer): the
+/.well-known/carddav redirect status, the same principal as CalDAV, the
+address-book home, an extended MKCOL with a display name, a PUT with
+If-None-Match: *, the vCard read back and found in a PROPFIND listing.
+Prints OK and exits 0 when everything worked.
 """
 import base64
 import http.client
