@@ -56,11 +56,12 @@ func (m *Manager) emit(ctx context.Context, e Event) {
 	if !m.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{
+	var buf [10]slog.Attr // room for every attribute: no allocation for the slice
+	attrs := append(buf[:0],
 		slog.String("event", string(e.Type)),
 		slog.String("kind", string(e.Kind)),
 		slog.String("login", safetext.Escape(e.Login)),
-	}
+	)
 	if e.UserID != "" {
 		attrs = append(attrs, slog.String("user_id", e.UserID))
 	}
@@ -82,5 +83,12 @@ func (m *Manager) emit(ctx context.Context, e Event) {
 	if e.Err != nil {
 		attrs = append(attrs, slog.String("error", e.Err.Error()))
 	}
-	m.log.LogAttrs(ctx, level, "auth "+string(e.Type), attrs...)
+	m.log.LogAttrs(ctx, level, messages[e.Type], attrs...)
+}
+
+// messages are the audit lines' messages, built once.
+var messages = map[EventType]string{
+	EventIssued: "auth issued", EventRenamed: "auth renamed", EventRevoked: "auth revoked",
+	EventAuthenticated: "auth authenticated", EventFailed: "auth failed",
+	EventThrottled: "auth throttled", EventUnavailable: "auth unavailable",
 }
