@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -49,6 +50,11 @@ type proxy struct {
 	addr           string
 	upstream       string
 	refuseStartTLS bool
+	// stallBinds and stallSearches make the proxy swallow those requests,
+	// as a hung server would: the client waits for an answer that never
+	// comes. Binds as serviceDN (set before use) still pass.
+	stallBinds, stallSearches atomic.Bool
+	serviceDN                 string
 
 	mu        sync.Mutex
 	conns     int
@@ -140,10 +146,16 @@ func (p *proxy) forward(client, up net.Conn) {
 			if len(op.Children) > 1 {
 				dn = string(op.Children[1].ByteValue)
 			}
+			if p.stallBinds.Load() && dn != p.serviceDN {
+				continue
+			}
 			p.mu.Lock()
 			p.binds = append(p.binds, dn)
 			p.mu.Unlock()
 		case goldap.ApplicationSearchRequest:
+			if p.stallSearches.Load() {
+				continue
+			}
 			if len(op.Children) > 6 {
 				f, err := goldap.DecompileFilter(op.Children[6])
 				if err != nil {
