@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -64,51 +63,7 @@ func buildServer(t *testing.T) string {
 // loopback port. It returns once the banner has been printed.
 func startServer(t *testing.T, bin, dir string) *serverProcess {
 	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "APPAUTH_ADDR=127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &serverProcess{cmd: cmd, stderr: &testkit.Buffer{}, done: make(chan error, 1)}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	banner := make(chan string, 1)
-	go func() {
-		var b strings.Builder
-		sc := bufio.NewScanner(stdout)
-		sent := false
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-			if !sent && strings.HasPrefix(sc.Text(), "Listening on ") {
-				banner <- b.String()
-				sent = true
-			}
-		}
-		if !sent {
-			banner <- b.String()
-		}
-		p.done <- cmd.Wait()
-	}()
-	p.banner = <-banner
-	for line := range strings.SplitSeq(p.banner, "\n") {
-		if u, ok := strings.CutPrefix(line, "Listening on "); ok {
-			p.base = strings.TrimSpace(u)
-		}
-	}
-	if p.base == "" {
-		t.Fatalf("the server printed no address:\n%s\nstderr:\n%s", p.banner, p.stderr)
-	}
-	return p
+	return startServerWith(t, bin, dir, nil, []string{"APPAUTH_ADDR=127.0.0.1:0"})
 }
 
 // stop sends SIGTERM and waits for a clean exit.
