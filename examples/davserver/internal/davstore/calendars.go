@@ -131,13 +131,9 @@ func (s *Store) GetCalendar(ctx context.Context, urlPath string) (*caldav.Calend
 
 // readCalendarObject reads one stored object.
 func (s *Store) readCalendarObject(user, coll, obj, file string) (*caldav.CalendarObject, error) {
-	b, err := os.ReadFile(file)
+	b, mod, err := readStored(file)
 	if err != nil {
-		return nil, fsError(err)
-	}
-	st, err := os.Stat(file)
-	if err != nil {
-		return nil, fsError(err)
+		return nil, err
 	}
 	data, err := ical.NewDecoder(bytes.NewReader(b)).Decode()
 	if err != nil {
@@ -145,7 +141,7 @@ func (s *Store) readCalendarObject(user, coll, obj, file string) (*caldav.Calend
 	}
 	return &caldav.CalendarObject{
 		Path:          s.CalendarHomePath(user) + coll + "/" + obj,
-		ModTime:       st.ModTime(),
+		ModTime:       mod,
 		ContentLength: int64(len(b)),
 		ETag:          etagOf(b),
 		Data:          data,
@@ -173,26 +169,9 @@ func (s *Store) ListCalendarObjects(ctx context.Context, urlPath string, _ *cald
 	if p.obj != "" {
 		return nil, webdavError(http.StatusNotFound, "davstore: not a calendar")
 	}
-	if _, err := os.Stat(filepath.Join(dir, calendarMeta)); err != nil {
-		return nil, fsError(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fsError(err)
-	}
-	var objs []caldav.CalendarObject
-	for _, e := range entries {
-		name, ok := decodeName(e.Name())
-		if !ok || e.IsDir() {
-			continue
-		}
-		co, err := s.readCalendarObject(p.user, p.coll, name, filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		objs = append(objs, *co)
-	}
-	return objs, nil
+	return listStored(dir, calendarMeta, func(name, file string) (*caldav.CalendarObject, error) {
+		return s.readCalendarObject(p.user, p.coll, name, file)
+	})
 }
 
 // QueryCalendarObjects implements caldav.Backend.
@@ -238,11 +217,8 @@ func (s *Store) PutCalendarObject(ctx context.Context, urlPath string, cal *ical
 	if opts != nil {
 		ifNoneMatch, ifMatch = opts.IfNoneMatch, opts.IfMatch
 	}
-	if err := checkConditions(file, ifNoneMatch, ifMatch); err != nil {
+	if err := storeObject(file, buf.Bytes(), ifNoneMatch, ifMatch); err != nil {
 		return nil, err
-	}
-	if err := writeFileAtomic(file, buf.Bytes()); err != nil {
-		return nil, fsError(err)
 	}
 	return s.readCalendarObject(p.user, p.coll, p.obj, file)
 }
@@ -257,10 +233,7 @@ func (s *Store) DeleteCalendarObject(ctx context.Context, urlPath string) error 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.obj == "" {
-		if _, err := os.Stat(filepath.Join(dir, calendarMeta)); err != nil {
-			return fsError(err)
-		}
-		return fsError(os.RemoveAll(dir))
+		return removeCollection(dir, calendarMeta)
 	}
 	if err := os.Remove(file); err != nil {
 		return fsError(err)

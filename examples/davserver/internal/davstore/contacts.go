@@ -139,20 +139,14 @@ func (s *Store) DeleteAddressBook(ctx context.Context, urlPath string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := os.Stat(filepath.Join(dir, addressBookMeta)); err != nil {
-		return fsError(err)
-	}
-	return fsError(os.RemoveAll(dir))
+	return removeCollection(dir, addressBookMeta)
 }
 
+// readAddressObject reads one stored object.
 func (s *Store) readAddressObject(user, coll, obj, file string) (*carddav.AddressObject, error) {
-	b, err := os.ReadFile(file)
+	b, mod, err := readStored(file)
 	if err != nil {
-		return nil, fsError(err)
-	}
-	st, err := os.Stat(file)
-	if err != nil {
-		return nil, fsError(err)
+		return nil, err
 	}
 	card, err := vcard.NewDecoder(bytes.NewReader(b)).Decode()
 	if err != nil {
@@ -160,7 +154,7 @@ func (s *Store) readAddressObject(user, coll, obj, file string) (*carddav.Addres
 	}
 	return &carddav.AddressObject{
 		Path:          s.AddressBookHomePath(user) + coll + "/" + obj,
-		ModTime:       st.ModTime(),
+		ModTime:       mod,
 		ContentLength: int64(len(b)),
 		ETag:          etagOf(b),
 		Card:          card,
@@ -188,26 +182,9 @@ func (s *Store) ListAddressObjects(ctx context.Context, urlPath string, _ *cardd
 	if p.obj != "" {
 		return nil, webdavError(http.StatusNotFound, "davstore: not an address book")
 	}
-	if _, err := os.Stat(filepath.Join(dir, addressBookMeta)); err != nil {
-		return nil, fsError(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fsError(err)
-	}
-	var objs []carddav.AddressObject
-	for _, e := range entries {
-		name, ok := decodeName(e.Name())
-		if !ok || e.IsDir() {
-			continue
-		}
-		ao, err := s.readAddressObject(p.user, p.coll, name, filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
-		objs = append(objs, *ao)
-	}
-	return objs, nil
+	return listStored(dir, addressBookMeta, func(name, file string) (*carddav.AddressObject, error) {
+		return s.readAddressObject(p.user, p.coll, name, file)
+	})
 }
 
 // QueryAddressObjects implements carddav.Backend.
@@ -244,11 +221,8 @@ func (s *Store) PutAddressObject(ctx context.Context, urlPath string, card vcard
 	if opts != nil {
 		ifNoneMatch, ifMatch = opts.IfNoneMatch, opts.IfMatch
 	}
-	if err := checkConditions(file, ifNoneMatch, ifMatch); err != nil {
+	if err := storeObject(file, buf.Bytes(), ifNoneMatch, ifMatch); err != nil {
 		return nil, err
-	}
-	if err := writeFileAtomic(file, buf.Bytes()); err != nil {
-		return nil, fsError(err)
 	}
 	return s.readAddressObject(p.user, p.coll, p.obj, file)
 }
