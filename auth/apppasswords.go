@@ -48,7 +48,7 @@ func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueReq
 	if len(existing) >= m.opts.MaxAppPasswords {
 		return nil, "", fmt.Errorf("%w: at most %d app passwords per user; revoke one first", ErrInvalidInput, m.opts.MaxAppPasswords)
 	}
-	cred := &Credential{
+	cred := &StoredCredential{
 		Kind: KindAppPassword, UserID: user.ID, Login: user.Login, Name: name, Scopes: scopes,
 		CreatedAt: now, ExpiresAt: req.ExpiresAt.UTC(),
 	}
@@ -70,7 +70,7 @@ func (m *Manager) lockUser(userID string) (unlock func()) {
 
 // create fills in cred's ID, hash and hint from a new secret of codec's
 // format, stores it and returns the secret in display form.
-func (m *Manager) create(ctx context.Context, codec *token.Codec, cred *Credential) (string, error) {
+func (m *Manager) create(ctx context.Context, codec *token.Codec, cred *StoredCredential) (string, error) {
 	secret, err := codec.Generate()
 	if err != nil {
 		return "", err
@@ -107,7 +107,7 @@ func (m *Manager) ListAppPasswords(ctx context.Context, userID string) ([]*AppPa
 }
 
 // withPendingUsage shows a use that is queued but not yet written.
-func (m *Manager) withPendingUsage(c *Credential) {
+func (m *Manager) withPendingUsage(c *StoredCredential) {
 	if u, ok := m.usage.peek(c.ID); ok && u.At.After(c.LastUsedAt) {
 		c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient = u.At, u.Addr, u.Client
 	}
@@ -174,7 +174,7 @@ func (m *Manager) revokeAll(ctx context.Context, userID string, kind Kind, excep
 }
 
 // owned returns userID's credential id of kind, or ErrNotFound.
-func (m *Manager) owned(ctx context.Context, userID, id string, kind Kind) (*Credential, error) {
+func (m *Manager) owned(ctx context.Context, userID, id string, kind Kind) (*StoredCredential, error) {
 	cred, err := m.store.Credential(ctx, userID, id)
 	if err != nil {
 		return nil, err
@@ -185,7 +185,7 @@ func (m *Manager) owned(ctx context.Context, userID, id string, kind Kind) (*Cre
 	return cred, nil
 }
 
-func toAppPassword(c *Credential) *AppPassword {
+func toAppPassword(c *StoredCredential) *AppPassword {
 	return &AppPassword{
 		ID: c.ID, UserID: c.UserID, Login: c.Login, Name: c.Name, Scopes: c.Scopes, Hint: c.Hint,
 		CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt, LastUsedAddr: c.LastUsedAddr,

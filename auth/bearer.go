@@ -25,7 +25,7 @@ func LooksLikeAppPassword(s string) bool { return appPasswordShape.Looks(s) }
 // errors. The Limiter sees the attempt with an empty Username, then, on
 // success, Done with the owner's login.
 func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
-	c := Credentials{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
 	p, err := m.appPassword(ctx, c, false)
 	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
 		if err == nil {

@@ -19,14 +19,14 @@ type loginLimiter struct {
 	done    []string
 }
 
-func (l *loginLimiter) Allow(ctx context.Context, c auth.Credentials) error {
+func (l *loginLimiter) Allow(ctx context.Context, c auth.Attempt) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.allowed = append(l.allowed, c.Username)
 	return nil
 }
 
-func (l *loginLimiter) Done(c auth.Credentials, ok bool) {
+func (l *loginLimiter) Done(c auth.Attempt, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := "fail:" + c.Username

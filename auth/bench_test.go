@@ -17,7 +17,7 @@ func BenchmarkVerifyCached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := auth.Credentials{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1", UserAgent: "bench"}
+	c := auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1", UserAgent: "bench"}
 	if _, err := e.m.Authenticate(b.Context(), c); err != nil {
 		b.Fatal(err)
 	}

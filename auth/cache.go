@@ -11,7 +11,7 @@ type hashKey [32]byte
 
 // cacheEntry is a verified credential. cred is never modified once cached.
 type cacheEntry struct {
-	cred    *Credential
+	cred    *StoredCredential
 	fetched int64 // unix nanos
 	// lastUsed is the newest use already queued for the store (unix nanos);
 	// the gate that coalesces last-used writes.
@@ -72,7 +72,7 @@ func (c *credCache) generation() uint64 {
 
 // put caches cred under k unless an invalidation happened since gen, and
 // returns the entry to use for this request either way.
-func (c *credCache) put(k hashKey, cred *Credential, now int64, gen uint64) *cacheEntry {
+func (c *credCache) put(k hashKey, cred *StoredCredential, now int64, gen uint64) *cacheEntry {
 	e := &cacheEntry{cred: cred, fetched: now}
 	e.lastUsed.Store(cred.LastUsedAt.UnixNano())
 	if c.max <= 0 {

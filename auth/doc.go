@@ -27,7 +27,7 @@
 //	defer m.Close()
 //	ap, secret, err := m.IssueAppPassword(ctx, user, auth.IssueRequest{Name: "My iPhone"})
 //	// show secret once; then, on every request:
-//	p, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret})
+//	p, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret})
 //
 // # Security model
 //

@@ -34,16 +34,16 @@ func Example() {
 	fmt.Println("created:", ap.Name, len(secret) > 0)
 
 	// The phone's DAV client sends it with every request.
-	p, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret})
+	p, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret})
 	fmt.Println("phone:", p.User.Login, p.Method, err)
 
 	// The account password does not work for DAV.
-	_, err = m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: "correct horse battery staple"})
+	_, err = m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: "correct horse battery staple"})
 	fmt.Println("account password:", errors.Is(err, auth.ErrInvalidCredentials))
 
 	// The phone is lost: revoke its password.
 	m.RevokeAppPassword(ctx, alice.ID, ap.ID)
-	_, err = m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret})
+	_, err = m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret})
 	fmt.Println("after revoke:", err)
 	// Output:
 	// created: My iPhone true

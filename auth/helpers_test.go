@@ -35,7 +35,7 @@ func (s *countingStore) setFail(err error) {
 	s.fail.Store(&err)
 }
 
-func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.Credential, error) {
+func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.StoredCredential, error) {
 	s.byHash.Add(1)
 	if err := s.err(); err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.C
 	return s.Store.CredentialByHash(ctx, h)
 }
 
-func (s *countingStore) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.Credential, error) {
+func (s *countingStore) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.StoredCredential, error) {
 	if err := s.err(); err != nil {
 		return nil, err
 	}
@@ -143,5 +143,5 @@ func (e *env) issue(t *testing.T, u *auth.User, name string) (*auth.AppPassword,
 
 func (e *env) auth(t *testing.T, login, password string) (*auth.Principal, error) {
 	t.Helper()
-	return e.m.Authenticate(t.Context(), auth.Credentials{Username: login, Password: password, RemoteAddr: "192.0.2.7", UserAgent: "DAVx5/4.4"})
+	return e.m.Authenticate(t.Context(), auth.Attempt{Username: login, Password: password, RemoteAddr: "192.0.2.7", UserAgent: "DAVx5/4.4"})
 }

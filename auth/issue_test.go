@@ -155,13 +155,13 @@ func TestPepperRotation(t *testing.T) {
 		t.Errorf("new password hashed under %q, want the newest key k2", c.KeyID)
 	}
 	for _, s := range []string{oldSecret, newSecret, oldSecret} { // twice: cached too
-		if _, err := m.Authenticate(t.Context(), auth.Credentials{Username: "alice", Password: s}); err != nil {
+		if _, err := m.Authenticate(t.Context(), auth.Attempt{Username: "alice", Password: s}); err != nil {
 			t.Errorf("after rotation: %v", err)
 		}
 	}
 	only2, _ := auth.NewManager(store, dir, &auth.Options{Peppers: []auth.Pepper{k2}})
 	defer only2.Close()
-	if _, err := only2.Authenticate(t.Context(), auth.Credentials{Username: "alice", Password: oldSecret}); !errors.Is(err, auth.ErrInvalidCredentials) {
+	if _, err := only2.Authenticate(t.Context(), auth.Attempt{Username: "alice", Password: oldSecret}); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("retired key still verifies: %v", err)
 	}
 }
@@ -172,13 +172,13 @@ type fakeLimiter struct {
 	results []bool
 }
 
-func (l *fakeLimiter) Allow(ctx context.Context, c auth.Credentials) error {
+func (l *fakeLimiter) Allow(ctx context.Context, c auth.Attempt) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.block
 }
 
-func (l *fakeLimiter) Done(c auth.Credentials, ok bool) {
+func (l *fakeLimiter) Done(c auth.Attempt, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.results = append(l.results, ok)

@@ -244,7 +244,7 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // It returns ErrInvalidCredentials for anything that is not a valid app
 // password of that user, ErrThrottled from the Limiter, and ErrUnavailable
 // when the store or directory cannot answer.
-func (m *Manager) Authenticate(ctx context.Context, c Credentials) (*Principal, error) {
+func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
 	p, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
 	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
@@ -256,7 +256,7 @@ func (m *Manager) Authenticate(ctx context.Context, c Credentials) (*Principal, 
 // appPassword verifies an app password. With byUsername, c.Username must
 // name its owner (Basic auth); without, the owner is whoever it belongs to
 // (a bearer token).
-func (m *Manager) appPassword(ctx context.Context, c Credentials, byUsername bool) (*Principal, error) {
+func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (*Principal, error) {
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
 	if byUsername && (c.Username == "" || len(c.Username) > maxLoginLen) {
 		return nil, m.deny(ctx, fail, "malformed")
@@ -285,7 +285,7 @@ func (m *Manager) appPassword(ctx context.Context, c Credentials, byUsername boo
 // share: format and checksum, throttle (app passwords), HMAC, cache, store,
 // expiry. fail is the failure event to emit, stamped with the attempt's
 // time; verify adds what it learns to it.
-func (m *Manager) verify(ctx context.Context, kind Kind, c Credentials, fail *Event) (*cacheEntry, error) {
+func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
 		codec = m.sessionCodec
@@ -345,7 +345,7 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Credentials, fail *Ev
 // lookup finds the credential for canonical, trying every pepper (newest
 // first, whose hash is already in key) and checking the stored hash in
 // constant time.
-func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key hashKey) (*Credential, error) {
+func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key hashKey) (*StoredCredential, error) {
 	for i := m.newest(); i >= 0; i-- {
 		k := key
 		if i != m.newest() {
@@ -368,7 +368,7 @@ func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key h
 
 // owner returns the credential's owner as the directory last described it,
 // looking them up again when the answer is older than OwnerCheckInterval.
-func (m *Manager) owner(ctx context.Context, cred *Credential, fail Event) (*User, error) {
+func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event) (*User, error) {
 	now := fail.Time.UnixNano()
 	e := m.users.get(cred.Login)
 	if e == nil || now-e.checked >= int64(m.opts.OwnerCheckInterval) {
@@ -395,7 +395,7 @@ func (m *Manager) owner(ctx context.Context, cred *Credential, fail Event) (*Use
 
 // touch queues a last-used update unless one was queued for this credential
 // within LastUsedInterval.
-func (m *Manager) touch(e *cacheEntry, c Credentials, now time.Time) {
+func (m *Manager) touch(e *cacheEntry, c Attempt, now time.Time) {
 	last := e.lastUsed.Load()
 	if now.UnixNano()-last < int64(m.opts.LastUsedInterval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
 		return

@@ -95,7 +95,7 @@ func TestRefusedBeforeAnyLookup(t *testing.T) {
 			break
 		}
 	}
-	cases := map[string]auth.Credentials{
+	cases := map[string]auth.Attempt{
 		"empty password":     {Username: "alice"},
 		"empty both":         {},
 		"empty username":     {Password: secret},
@@ -147,7 +147,7 @@ func TestSameErrorForEveryRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := map[string]auth.Credentials{
+	cases := map[string]auth.Attempt{
 		"unknown user":                {Username: "mallory", Password: good},
 		"wrong password":              {Username: "alice", Password: other},
 		"revoked":                     {Username: "alice", Password: revokedSecret},
@@ -259,7 +259,7 @@ func TestVerifyRacingRevoke(t *testing.T) {
 				defer wg.Done()
 				for i := 0; i < 200; i++ {
 					after := revoked.Load()
-					_, err := e.m.Authenticate(context.Background(), auth.Credentials{Username: "alice", Password: secret})
+					_, err := e.m.Authenticate(context.Background(), auth.Attempt{Username: "alice", Password: secret})
 					if after && err == nil {
 						late.Add(1)
 					}

@@ -78,8 +78,8 @@ type Options struct {
 // matching [ErrThrottled] (typically a [*ThrottleError]), or [ErrUnavailable]
 // when it cannot decide (it must fail closed). Done reports the outcome.
 type Limiter interface {
-	Allow(ctx context.Context, c Credentials) error
-	Done(c Credentials, success bool)
+	Allow(ctx context.Context, a Attempt) error
+	Done(a Attempt, success bool)
 }
 
 func (o Options) withDefaults() Options {

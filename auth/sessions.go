@@ -15,7 +15,7 @@ func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, use
 		return nil, "", err
 	}
 	now := m.now()
-	cred := &Credential{
+	cred := &StoredCredential{
 		Kind: KindSession, UserID: user.ID, Login: user.Login, Name: safetext.Truncate(userAgent, maxClientInfoLen),
 		CreatedAt: now, AuthenticatedAt: now, ExpiresAt: now.Add(m.opts.SessionLifetime),
 		LastUsedAt: now, LastUsedAddr: safetext.Truncate(remoteAddr, maxClientInfoLen), LastUsedClient: safetext.Truncate(userAgent, maxClientInfoLen),
@@ -33,7 +33,7 @@ func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, use
 // ErrInvalidCredentials for an unknown, revoked, expired or idle session or a
 // disabled owner, and ErrUnavailable when the store or directory cannot answer.
 func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
-	c := Credentials{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent}
 	e, err := m.verify(ctx, KindSession, c, &fail)
 	if err != nil {
@@ -90,7 +90,7 @@ func (m *Manager) RevokeOtherSessions(ctx context.Context, userID, keepID string
 	return m.revokeAll(ctx, userID, KindSession, keepID)
 }
 
-func toSession(c *Credential) *Session {
+func toSession(c *StoredCredential) *Session {
 	return &Session{
 		ID: c.ID, UserID: c.UserID, Login: c.Login, CreatedAt: c.CreatedAt, AuthenticatedAt: c.AuthenticatedAt,
 		LastUsedAt: c.LastUsedAt, LastUsedAddr: c.LastUsedAddr, LastUsedClient: c.LastUsedClient, ExpiresAt: c.ExpiresAt,

@@ -5,19 +5,19 @@ import (
 	"time"
 )
 
-// Kind tells the two kinds of stored credential apart.
+// Kind tells the two kinds of [StoredCredential] apart.
 type Kind string
 
-// Credential kinds.
+// Kinds of stored credential.
 const (
 	KindAppPassword Kind = "app_password"
 	KindSession     Kind = "session"
 )
 
-// Credential is the stored form of an app password or a browser session. It
-// holds a keyed hash of the secret, never the secret. Stores persist it as
-// given; the [Manager] fills every field.
-type Credential struct {
+// StoredCredential is the stored form of an app password or a browser
+// session. It holds a keyed hash of the secret, never the secret. Stores
+// persist it as given; the [Manager] fills every field.
+type StoredCredential struct {
 	ID     string
 	Kind   Kind
 	UserID string // owner's stable ID
@@ -57,16 +57,16 @@ type Usage struct {
 // suite in package authtest checks all of this.
 type Store interface {
 	// CreateCredential inserts c.
-	CreateCredential(ctx context.Context, c *Credential) error
+	CreateCredential(ctx context.Context, c *StoredCredential) error
 	// CredentialByHash returns the credential whose Hash equals hash.
-	CredentialByHash(ctx context.Context, hash []byte) (*Credential, error)
+	CredentialByHash(ctx context.Context, hash []byte) (*StoredCredential, error)
 	// Credential returns the credential id owned by userID.
-	Credential(ctx context.Context, userID, id string) (*Credential, error)
+	Credential(ctx context.Context, userID, id string) (*StoredCredential, error)
 	// ListCredentials returns userID's credentials of one kind, oldest first.
-	ListCredentials(ctx context.Context, userID string, kind Kind) ([]*Credential, error)
+	ListCredentials(ctx context.Context, userID string, kind Kind) ([]*StoredCredential, error)
 	// UpdateCredential writes the mutable fields of c (Name, Scopes, ExpiresAt,
 	// AuthenticatedAt) to the credential c.ID owned by c.UserID.
-	UpdateCredential(ctx context.Context, c *Credential) error
+	UpdateCredential(ctx context.Context, c *StoredCredential) error
 	// DeleteCredential removes the credential id owned by userID.
 	DeleteCredential(ctx context.Context, userID, id string) error
 	// DeleteCredentials removes all of userID's credentials of one kind except

@@ -60,8 +60,9 @@ const (
 	ScopeReadOnly = "read-only"
 )
 
-// Credentials are what a client presented.
-type Credentials struct {
+// Attempt is what a client presented in one authentication attempt: the
+// username and password it sent, and where it came from.
+type Attempt struct {
 	Username   string
 	Password   string
 	RemoteAddr string
@@ -104,10 +105,10 @@ type IssueRequest struct {
 	ExpiresAt time.Time // zero: never
 }
 
-// Authenticator decides whether credentials grant access. Every non-nil error
+// Authenticator decides whether an attempt grants access. Every non-nil error
 // denies access; check it with errors.Is against the sentinels to pick a status.
 type Authenticator interface {
-	Authenticate(ctx context.Context, c Credentials) (*Principal, error)
+	Authenticate(ctx context.Context, a Attempt) (*Principal, error)
 }
 
 // Directory looks up identities.

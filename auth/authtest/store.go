@@ -75,7 +75,7 @@ var seq struct {
 
 // newCredential returns a credential with every field set, times in a
 // non-UTC zone at microsecond precision.
-func newCredential(userID string, kind auth.Kind) *auth.Credential {
+func newCredential(userID string, kind auth.Kind) *auth.StoredCredential {
 	seq.Lock()
 	seq.n++
 	n := seq.n
@@ -83,7 +83,7 @@ func newCredential(userID string, kind auth.Kind) *auth.Credential {
 	hash := make([]byte, 32)
 	rand.Read(hash)
 	created := base.Add(time.Duration(n) * time.Second)
-	return &auth.Credential{
+	return &auth.StoredCredential{
 		ID:              fmt.Sprintf("id-%d-%s", n, hex.EncodeToString(hash[:4])),
 		Kind:            kind,
 		UserID:          userID,
@@ -99,7 +99,7 @@ func newCredential(userID string, kind auth.Kind) *auth.Credential {
 	}
 }
 
-func mustCreate(t *testing.T, s auth.Store, cs ...*auth.Credential) {
+func mustCreate(t *testing.T, s auth.Store, cs ...*auth.StoredCredential) {
 	t.Helper()
 	for _, c := range cs {
 		if err := s.CreateCredential(t.Context(), c); err != nil {
@@ -108,7 +108,7 @@ func mustCreate(t *testing.T, s auth.Store, cs ...*auth.Credential) {
 	}
 }
 
-func mustGet(t *testing.T, s auth.Store, userID, id string) *auth.Credential {
+func mustGet(t *testing.T, s auth.Store, userID, id string) *auth.StoredCredential {
 	t.Helper()
 	c, err := s.Credential(t.Context(), userID, id)
 	if err != nil {
@@ -118,7 +118,7 @@ func mustGet(t *testing.T, s auth.Store, userID, id string) *auth.Credential {
 }
 
 // assertEqual compares got with want, requiring UTC times equal to want's.
-func assertEqual(t *testing.T, got, want *auth.Credential) {
+func assertEqual(t *testing.T, got, want *auth.StoredCredential) {
 	t.Helper()
 	for name, tm := range map[string]time.Time{
 		"CreatedAt": got.CreatedAt, "ExpiresAt": got.ExpiresAt,
@@ -128,7 +128,7 @@ func assertEqual(t *testing.T, got, want *auth.Credential) {
 			t.Errorf("%s is in %v, want UTC", name, tm.Location())
 		}
 	}
-	times := func(c *auth.Credential) [4]time.Time {
+	times := func(c *auth.StoredCredential) [4]time.Time {
 		return [4]time.Time{c.CreatedAt, c.ExpiresAt, c.AuthenticatedAt, c.LastUsedAt}
 	}
 	gt, wt := times(got), times(want)
@@ -255,7 +255,7 @@ func testList(t *testing.T, s auth.Store) {
 	if len(list) != 3 {
 		t.Fatalf("listed %d app passwords, want 3", len(list))
 	}
-	for i, want := range []*auth.Credential{c1, c2, c3} {
+	for i, want := range []*auth.StoredCredential{c1, c2, c3} {
 		assertEqual(t, list[i], want)
 	}
 	sessions, err := s.ListCredentials(ctx, "alice", auth.KindSession)
@@ -405,7 +405,7 @@ func testDeleteExpired(t *testing.T, s auth.Store) {
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteExpired = %d, %v; want 2, nil", n, err)
 	}
-	for _, c := range []*auth.Credential{expired, atNow} {
+	for _, c := range []*auth.StoredCredential{expired, atNow} {
 		if _, err := s.CredentialByHash(t.Context(), c.Hash); !errors.Is(err, auth.ErrNotFound) {
 			t.Errorf("expired credential %s survived: %v", c.ID, err)
 		}

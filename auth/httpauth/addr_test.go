@@ -16,7 +16,7 @@ import (
 func seenAddr(t *testing.T, opts httpauth.Options, peer string, header http.Header) string {
 	t.Helper()
 	var got string
-	mw, err := httpauth.New(authFunc(func(_ context.Context, c auth.Credentials) (*auth.Principal, error) {
+	mw, err := httpauth.New(authFunc(func(_ context.Context, c auth.Attempt) (*auth.Principal, error) {
 		got = c.RemoteAddr
 		return &auth.Principal{}, nil
 	}), &opts)

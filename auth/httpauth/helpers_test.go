@@ -26,7 +26,7 @@ type countingStore struct {
 	down    atomic.Bool
 }
 
-func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.Credential, error) {
+func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.StoredCredential, error) {
 	s.lookups.Add(1)
 	if s.down.Load() {
 		return nil, fmt.Errorf("test store: connection refused: %w", auth.ErrUnavailable)

@@ -196,7 +196,7 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 		}
 		return m.tokens.AuthenticateToken(ctx, password, addr, ua)
 	}
-	c := auth.Credentials{Username: username, Password: password, RemoteAddr: addr, UserAgent: ua}
+	c := auth.Attempt{Username: username, Password: password, RemoteAddr: addr, UserAgent: ua}
 	if m.opts.AccountPasswords != nil && !auth.LooksLikeAppPassword(password) {
 		return m.accountPassword(ctx, c)
 	}
@@ -204,7 +204,7 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 }
 
 // accountPassword checks c with the PasswordVerifier, through the Throttle.
-func (m *Middleware) accountPassword(ctx context.Context, c auth.Credentials) (*auth.Principal, error) {
+func (m *Middleware) accountPassword(ctx context.Context, c auth.Attempt) (*auth.Principal, error) {
 	attrs := []any{"method", auth.MethodAccountPassword, "login", safetext.Escape(c.Username), "remote_addr", safetext.Escape(c.RemoteAddr), "user_agent", safetext.Escape(c.UserAgent)}
 	t := m.opts.Throttle
 	if err := t.Allow(ctx, c); err != nil {

@@ -161,9 +161,9 @@ func TestOutageIs503(t *testing.T) {
 }
 
 // authFunc is an Authenticator from a function, without AuthenticateToken.
-type authFunc func(context.Context, auth.Credentials) (*auth.Principal, error)
+type authFunc func(context.Context, auth.Attempt) (*auth.Principal, error)
 
-func (f authFunc) Authenticate(ctx context.Context, c auth.Credentials) (*auth.Principal, error) {
+func (f authFunc) Authenticate(ctx context.Context, c auth.Attempt) (*auth.Principal, error) {
 	return f(ctx, c)
 }
 
@@ -185,7 +185,7 @@ func TestErrorMapping(t *testing.T) {
 		{errors.New("something else"), 503, "30"},
 		{auth.ErrNotFound, 503, "30"},
 	} {
-		mw, err := httpauth.New(authFunc(func(context.Context, auth.Credentials) (*auth.Principal, error) { return nil, tc.err }),
+		mw, err := httpauth.New(authFunc(func(context.Context, auth.Attempt) (*auth.Principal, error) { return nil, tc.err }),
 			&httpauth.Options{UnavailableRetryAfter: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -200,7 +200,7 @@ func TestErrorMapping(t *testing.T) {
 
 func TestBearerWithoutTokenAuthenticator(t *testing.T) {
 	called := false
-	mw, err := httpauth.New(authFunc(func(context.Context, auth.Credentials) (*auth.Principal, error) {
+	mw, err := httpauth.New(authFunc(func(context.Context, auth.Attempt) (*auth.Principal, error) {
 		called = true
 		return &auth.Principal{User: auth.User{Login: "alice"}}, nil
 	}), nil)
@@ -280,7 +280,7 @@ func TestNoSecretInLogs(t *testing.T) {
 // in it; the middleware answers 503 rather than panicking or letting the
 // request through.
 func TestNilPrincipalIs503(t *testing.T) {
-	mw, err := httpauth.New(authFunc(func(context.Context, auth.Credentials) (*auth.Principal, error) { return nil, nil }), nil)
+	mw, err := httpauth.New(authFunc(func(context.Context, auth.Attempt) (*auth.Principal, error) { return nil, nil }), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,7 +203,7 @@ func NewThrottle(opts *ThrottleOptions) (*Throttle, error) {
 // Allow returns a [*auth.ThrottleError] when c's address prefix, or c's
 // login from an address prefix without a recent success, must wait.
 // It never fails otherwise.
-func (t *Throttle) Allow(ctx context.Context, c auth.Credentials) error {
+func (t *Throttle) Allow(ctx context.Context, c auth.Attempt) error {
 	now := t.opts.Now().UnixNano()
 	prefix := t.prefix(c.RemoteAddr)
 	var login uint64
@@ -248,7 +248,7 @@ func (t *Throttle) Allow(ctx context.Context, c auth.Credentials) error {
 // prefix's failures and trusts the prefix for the login; a failure counts
 // against the prefix, and against the login unless the prefix is trusted
 // for it.
-func (t *Throttle) Done(c auth.Credentials, success bool) {
+func (t *Throttle) Done(c auth.Attempt, success bool) {
 	now := t.opts.Now().UnixNano()
 	prefix := t.prefix(c.RemoteAddr)
 	var login, fingerprint uint64
@@ -450,7 +450,7 @@ func (t *Throttle) loginKey(username string) uint64 {
 
 // fingerprint identifies a failed username and password pair in memory
 // only, keyed by a per-process random seed; it never leaves the Throttle.
-func (t *Throttle) fingerprint(c auth.Credentials) uint64 {
+func (t *Throttle) fingerprint(c auth.Attempt) uint64 {
 	var h maphash.Hash
 	h.SetSeed(t.seed)
 	h.WriteString(strings.ToLower(c.Username))

@@ -70,7 +70,7 @@ func newClock() *testkit.Clock {
 }
 
 // retryAfter returns the wait Allow imposes, 0 if it allows.
-func retryAfter(t *testing.T, th *httpauth.Throttle, c auth.Credentials) time.Duration {
+func retryAfter(t *testing.T, th *httpauth.Throttle, c auth.Attempt) time.Duration {
 	t.Helper()
 	err := th.Allow(t.Context(), c)
 	if err == nil {
@@ -83,8 +83,8 @@ func retryAfter(t *testing.T, th *httpauth.Throttle, c auth.Credentials) time.Du
 	return te.RetryAfter
 }
 
-func guess(user, addr string, i int) auth.Credentials {
-	return auth.Credentials{Username: user, Password: fmt.Sprintf("guess-%d", i), RemoteAddr: addr}
+func guess(user, addr string, i int) auth.Attempt {
+	return auth.Attempt{Username: user, Password: fmt.Sprintf("guess-%d", i), RemoteAddr: addr}
 }
 
 func TestThrottleBackoff(t *testing.T) {
@@ -126,7 +126,7 @@ func TestThrottleSuccessResetsAddress(t *testing.T) {
 	for i := range 9 {
 		th.Done(guess("alice", "192.0.2.1", i), false)
 	}
-	th.Done(auth.Credentials{Username: "alice", RemoteAddr: "192.0.2.1"}, true)
+	th.Done(auth.Attempt{Username: "alice", RemoteAddr: "192.0.2.1"}, true)
 	for i := range 9 {
 		th.Done(guess("alice", "192.0.2.1", 100+i), false)
 	}
@@ -141,7 +141,7 @@ func TestThrottleSuccessResetsAddress(t *testing.T) {
 
 func TestThrottleRepeatedFailureCountsOnce(t *testing.T) {
 	th := newThrottle(t, newClock(), nil)
-	stale := auth.Credentials{Username: "alice", Password: "revoked-app-password", RemoteAddr: "192.0.2.1"}
+	stale := auth.Attempt{Username: "alice", Password: "revoked-app-password", RemoteAddr: "192.0.2.1"}
 	for range 1000 {
 		th.Done(stale, false)
 	}
@@ -194,7 +194,7 @@ func TestThrottleLogin(t *testing.T) {
 	c := newClock()
 	th := newThrottle(t, c, nil)
 	phone := "203.0.113.5"
-	th.Done(auth.Credentials{Username: "alice", RemoteAddr: phone}, true)
+	th.Done(auth.Attempt{Username: "alice", RemoteAddr: phone}, true)
 
 	addr := func(i int) string { return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).String() }
 	counted := 0
@@ -221,10 +221,10 @@ func TestThrottleLogin(t *testing.T) {
 	}
 	// The real user's known network is not locked out, and its failures
 	// (a mistyped password) do not count against the login.
-	if d := retryAfter(t, th, auth.Credentials{Username: "alice", RemoteAddr: phone}); d != 0 {
+	if d := retryAfter(t, th, auth.Attempt{Username: "alice", RemoteAddr: phone}); d != 0 {
 		t.Errorf("the user's trusted address waits %v", d)
 	}
-	if d := retryAfter(t, th, auth.Credentials{Username: "bob", RemoteAddr: "198.18.200.1"}); d != 0 {
+	if d := retryAfter(t, th, auth.Attempt{Username: "bob", RemoteAddr: "198.18.200.1"}); d != 0 {
 		t.Errorf("another login waits %v", d)
 	}
 	c.Add(24 * time.Hour)
@@ -235,7 +235,7 @@ func TestThrottleLogin(t *testing.T) {
 
 func TestThrottleTrustedAddressFailuresDoNotCountForLogin(t *testing.T) {
 	th := newThrottle(t, newClock(), func(o *httpauth.ThrottleOptions) { o.AddressLimit = 1000 })
-	th.Done(auth.Credentials{Username: "alice", RemoteAddr: "203.0.113.5"}, true)
+	th.Done(auth.Attempt{Username: "alice", RemoteAddr: "203.0.113.5"}, true)
 	for i := range 50 {
 		th.Done(guess("alice", "203.0.113.5", i), false)
 	}
@@ -251,7 +251,7 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	for i := range 100 {
 		th.Done(guess("target", fmt.Sprintf("198.18.0.%d", i), i), false)
 	}
-	th.Done(auth.Credentials{Username: "alice", RemoteAddr: "203.0.113.5"}, true)
+	th.Done(auth.Attempt{Username: "alice", RemoteAddr: "203.0.113.5"}, true)
 	for i := range 20 {
 		th.Done(guess(fmt.Sprint("spray", i), "192.0.2.1", i), false)
 	}
@@ -282,7 +282,7 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	if th.Allow(t.Context(), guess("alice", "198.19.1.1", 0)) == nil {
 		t.Fatal("alice's login not locked")
 	}
-	if err := th.Allow(t.Context(), auth.Credentials{Username: "alice", RemoteAddr: "203.0.113.5"}); err != nil {
+	if err := th.Allow(t.Context(), auth.Attempt{Username: "alice", RemoteAddr: "203.0.113.5"}); err != nil {
 		t.Errorf("alice's trusted network was forgotten: %v", err)
 	}
 }
@@ -360,7 +360,7 @@ func TestThrottleOneAttemptAtTheEdge(t *testing.T) {
 		t.Errorf("an unreported attempt still holds the address back: wait %v", d)
 	}
 	// A success lets everything through again.
-	th.Done(auth.Credentials{Username: "d", RemoteAddr: "192.0.2.1"}, true)
+	th.Done(auth.Attempt{Username: "d", RemoteAddr: "192.0.2.1"}, true)
 	for range 3 {
 		if d := retryAfter(t, th, guess("e", "192.0.2.1", 103)); d != 0 {
 			t.Errorf("after a success: wait %v", d)

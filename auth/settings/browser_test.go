@@ -148,7 +148,7 @@ func seed(t *testing.T, e *env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret, RemoteAddr: d.addr, UserAgent: d.ua}); err != nil {
+		if _, err := e.m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret, RemoteAddr: d.addr, UserAgent: d.ua}); err != nil {
 			t.Fatal(err)
 		}
 	}

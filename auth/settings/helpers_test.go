@@ -28,7 +28,7 @@ type flakyStore struct {
 	down atomic.Bool
 }
 
-func (s *flakyStore) CredentialByHash(ctx context.Context, h []byte) (*auth.Credential, error) {
+func (s *flakyStore) CredentialByHash(ctx context.Context, h []byte) (*auth.StoredCredential, error) {
 	if s.down.Load() {
 		return nil, auth.ErrUnavailable
 	}
@@ -66,10 +66,10 @@ type fakeLimiter struct {
 	failures  int
 	successes int
 	allowErr  error // returned by Allow when set
-	seen      []auth.Credentials
+	seen      []auth.Attempt
 }
 
-func (l *fakeLimiter) Allow(ctx context.Context, c auth.Credentials) error {
+func (l *fakeLimiter) Allow(ctx context.Context, c auth.Attempt) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seen = append(l.seen, c)
@@ -82,7 +82,7 @@ func (l *fakeLimiter) Allow(ctx context.Context, c auth.Credentials) error {
 	return nil
 }
 
-func (l *fakeLimiter) Done(c auth.Credentials, success bool) {
+func (l *fakeLimiter) Done(c auth.Attempt, success bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if success {
@@ -299,7 +299,7 @@ func errorMessage(t *testing.T, w *httptest.ResponseRecorder) string {
 
 // appPasswordWorks reports whether login:secret passes the Manager.
 func (e *env) appPasswordWorks(login, secret string) bool {
-	_, err := e.m.Authenticate(e.t.Context(), auth.Credentials{Username: login, Password: secret, RemoteAddr: "192.0.2.99", UserAgent: "DAVx5/4.4"})
+	_, err := e.m.Authenticate(e.t.Context(), auth.Attempt{Username: login, Password: secret, RemoteAddr: "192.0.2.99", UserAgent: "DAVx5/4.4"})
 	if err != nil && !errors.Is(err, auth.ErrInvalidCredentials) {
 		e.t.Fatalf("authenticate: %v", err)
 	}

@@ -464,7 +464,7 @@ func TestClientLabels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.m.Authenticate(t.Context(), auth.Credentials{Username: "alice", Password: secret, UserAgent: ua}); err != nil {
+		if _, err := e.m.Authenticate(t.Context(), auth.Attempt{Username: "alice", Password: secret, UserAgent: ua}); err != nil {
 			t.Fatal(err)
 		}
 		body := wantPage(t, c.get("security"), 200)

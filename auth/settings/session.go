@@ -83,7 +83,7 @@ func (h *Handler) checkPassword(r *http.Request, login, password string) (*auth.
 		return nil, auth.ErrInvalidCredentials
 	}
 	ctx := r.Context()
-	c := auth.Credentials{Username: login, Password: password, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()}
+	c := auth.Attempt{Username: login, Password: password, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()}
 	if l := h.opts.Limiter; l != nil {
 		if err := l.Allow(ctx, c); err != nil {
 			if errors.Is(err, auth.ErrThrottled) {

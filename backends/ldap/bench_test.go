@@ -90,7 +90,7 @@ func BenchmarkLookupUser(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		creds := auth.Credentials{Username: "alice", Password: secret}
+		creds := auth.Attempt{Username: "alice", Password: secret}
 		workers(b)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {

@@ -69,7 +69,7 @@ func TestManagerOwnerChanges(t *testing.T) {
 	} {
 		login, dn := addUser(t, s, "tmp-Secret-1")
 		secret := issue(t, m, dir, login, "tmp-Secret-1")
-		creds := auth.Credentials{Username: login, Password: secret}
+		creds := auth.Attempt{Username: login, Password: secret}
 		if _, err := m.Authenticate(ctx, creds); err != nil {
 			t.Fatalf("%s: before the change: %v", name, err)
 		}
@@ -95,7 +95,7 @@ func TestManagerOutage(t *testing.T) {
 	m, clk := newManager(t, dir)
 	ctx := t.Context()
 	secret := issue(t, m, dir, "bob", "bob-Secret-2")
-	creds := auth.Credentials{Username: "bob", Password: secret}
+	creds := auth.Attempt{Username: "bob", Password: secret}
 	if _, err := m.Authenticate(ctx, creds); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestManagerWrongAppPasswordNoBind(t *testing.T) {
 	m, clk := newManager(t, dir)
 	ctx := t.Context()
 	secret := issue(t, m, dir, "alice", "alice-Secret-1")
-	if _, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret}); err != nil {
+	if _, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret}); err != nil {
 		t.Fatal(err)
 	}
 	_, binds, filters := p.counts()
@@ -135,7 +135,7 @@ func TestManagerWrongAppPasswordNoBind(t *testing.T) {
 	for i := range 50 {
 		clk.Add(ownerCheck) // would trigger any directory call there is
 		pw := wrong[i%len(wrong)]
-		if _, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: pw}); !errors.Is(err, auth.ErrInvalidCredentials) {
+		if _, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: pw}); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Fatalf("wrong app password %q: %v", pw, err)
 		}
 	}

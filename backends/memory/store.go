@@ -19,7 +19,7 @@ import (
 // is not usable; call [NewStore].
 type Store struct {
 	mu     sync.RWMutex
-	byID   map[string]*auth.Credential
+	byID   map[string]*auth.StoredCredential
 	byHash map[string]string // hash -> ID
 }
 
@@ -30,11 +30,11 @@ var (
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{byID: map[string]*auth.Credential{}, byHash: map[string]string{}}
+	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}}
 }
 
 // CreateCredential implements [auth.Store].
-func (s *Store) CreateCredential(ctx context.Context, c *auth.Credential) error {
+func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) error {
 	if c.ID == "" || len(c.Hash) == 0 || c.UserID == "" {
 		return fmt.Errorf("memory: create credential: %w: ID, Hash and UserID are required", auth.ErrInvalidInput)
 	}
@@ -52,7 +52,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.Credential) error 
 }
 
 // CredentialByHash implements [auth.Store].
-func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Credential, error) {
+func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.StoredCredential, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	id, ok := s.byHash[string(hash)]
@@ -63,7 +63,7 @@ func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Creden
 }
 
 // Credential implements [auth.Store].
-func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Credential, error) {
+func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.StoredCredential, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	c, ok := s.byID[id]
@@ -74,23 +74,23 @@ func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Creden
 }
 
 // ListCredentials implements [auth.Store].
-func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.Credential, error) {
+func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.StoredCredential, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []*auth.Credential
+	var out []*auth.StoredCredential
 	for _, c := range s.byID {
 		if c.UserID == userID && c.Kind == kind {
 			out = append(out, clone(c))
 		}
 	}
-	slices.SortFunc(out, func(a, b *auth.Credential) int {
+	slices.SortFunc(out, func(a, b *auth.StoredCredential) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
 	return out, nil
 }
 
 // UpdateCredential implements [auth.Store].
-func (s *Store) UpdateCredential(ctx context.Context, c *auth.Credential) error {
+func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.byID[c.ID]
@@ -162,7 +162,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 }
 
 // clone returns a deep copy in UTC, so callers never share the stored record.
-func clone(c *auth.Credential) *auth.Credential {
+func clone(c *auth.StoredCredential) *auth.StoredCredential {
 	out := *c
 	out.Scopes = slices.Clone(c.Scopes)
 	out.Hash = bytes.Clone(c.Hash)

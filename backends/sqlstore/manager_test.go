@@ -69,7 +69,7 @@ func TestPostgresRestartWhileVerifying(t *testing.T) {
 			default:
 			}
 			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := m.Authenticate(cctx, auth.Credentials{Username: "alice", Password: keepSecret})
+			_, err := m.Authenticate(cctx, auth.Attempt{Username: "alice", Password: keepSecret})
 			cancel()
 			switch {
 			case err == nil:
@@ -98,7 +98,7 @@ func TestPostgresRestartWhileVerifying(t *testing.T) {
 	if err := m.RevokeAppPassword(ctx, alice.ID, doomed.ID); !errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("revoke during the outage: %v, want ErrUnavailable", err)
 	}
-	if _, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: doomedSecret}); !errors.Is(err, auth.ErrUnavailable) {
+	if _, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: doomedSecret}); !errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("verify of a password whose revoke failed: %v, want ErrUnavailable", err)
 	}
 
@@ -129,7 +129,7 @@ func TestPostgresRestartWhileVerifying(t *testing.T) {
 	if err := m.RevokeAppPassword(ctx, alice.ID, doomed.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: doomedSecret}); !errors.Is(err, auth.ErrInvalidCredentials) {
+	if _, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: doomedSecret}); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("revoked after recovery: %v", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestManagerOnSQL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := m.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1", UserAgent: "iOS"})
+		p, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1", UserAgent: "iOS"})
 		if err != nil || p.CredentialID != ap.ID || !p.HasScope("calendars") || p.HasScope("files") {
 			t.Fatalf("Authenticate = %+v, %v", p, err)
 		}
@@ -161,7 +161,7 @@ func TestManagerOnSQL(t *testing.T) {
 		if err := m2.RevokeAppPassword(ctx, alice.ID, ap.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m2.Authenticate(ctx, auth.Credentials{Username: "alice", Password: secret}); !errors.Is(err, auth.ErrInvalidCredentials) {
+		if _, err := m2.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret}); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("revoked: %v", err)
 		}
 	})
@@ -200,7 +200,7 @@ func BenchmarkVerifyUncached(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer stmt.Close()
-			c := auth.Credentials{Username: "alice", Password: secret}
+			c := auth.Attempt{Username: "alice", Password: secret}
 			benchpair.Run(b, func() (benchpair.Pair, error) {
 				return benchpair.Pair{
 					Baseline: func() error {
@@ -245,7 +245,7 @@ func TestRevocationReachesOtherServers(t *testing.T) {
 	a := newManager(t, mustOpen(t, sqlstore.OpenPostgres, dsn), hour)
 	b := newManager(t, mustOpen(t, sqlstore.OpenPostgres, dsn), hour)
 	ctx := t.Context()
-	creds := func(secret string) auth.Credentials { return auth.Credentials{Username: "alice", Password: secret} }
+	creds := func(secret string) auth.Attempt { return auth.Attempt{Username: "alice", Password: secret} }
 	refusedWithin := func(m *auth.Manager, secret string, d time.Duration) bool {
 		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			if _, err := m.Authenticate(ctx, creds(secret)); errors.Is(err, auth.ErrInvalidCredentials) {

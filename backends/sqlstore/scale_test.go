@@ -59,7 +59,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	b.Run("verify-uncached", func(b *testing.B) {
 		measure(b, func() error {
-			_, err := m.Authenticate(b.Context(), auth.Credentials{Username: "alice", Password: secrets[rand.IntN(len(secrets))]})
+			_, err := m.Authenticate(b.Context(), auth.Attempt{Username: "alice", Password: secrets[rand.IntN(len(secrets))]})
 			return err
 		})
 	})

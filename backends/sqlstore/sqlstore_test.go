@@ -57,10 +57,10 @@ func rawDB(t testing.TB, driver, dsn string) *sqlx.DB {
 	return db
 }
 
-func newCredential(userID string) *auth.Credential {
+func newCredential(userID string) *auth.StoredCredential {
 	hash := make([]byte, 32)
 	rand.Read(hash)
-	return &auth.Credential{
+	return &auth.StoredCredential{
 		ID: rand.Text(), Kind: auth.KindAppPassword, UserID: userID, Login: userID,
 		Name: "phone", Scopes: []string{"calendars"}, Hash: hash, KeyID: "k1", Hint: "abcd",
 		CreatedAt: time.Now(),

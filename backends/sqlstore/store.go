@@ -235,8 +235,8 @@ func (r *row) dest() []any {
 		&r.CreatedAt, &r.ExpiresAt, &r.AuthenticatedAt, &r.LastUsedAt, &r.LastUsedAddr, &r.LastUsedClient}
 }
 
-func (r *row) credential() *auth.Credential {
-	return &auth.Credential{
+func (r *row) credential() *auth.StoredCredential {
+	return &auth.StoredCredential{
 		ID:              r.ID,
 		Kind:            auth.Kind(r.Kind),
 		UserID:          r.UserID,
@@ -275,7 +275,7 @@ func decodeScopes(s string) []string {
 
 // CreateCredential implements [auth.Store]. ID, Hash, UserID and CreatedAt
 // are required.
-func (s *Store) CreateCredential(ctx context.Context, c *auth.Credential) error {
+func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) error {
 	if c.ID == "" || len(c.Hash) == 0 || c.UserID == "" || c.CreatedAt.IsZero() {
 		return fmt.Errorf("sqlstore: create credential: %w: ID, Hash, UserID and CreatedAt are required", auth.ErrInvalidInput)
 	}
@@ -292,7 +292,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.Credential) error 
 }
 
 // CredentialByHash implements [auth.Store] with a statement prepared at open.
-func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Credential, error) {
+func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.StoredCredential, error) {
 	var r row
 	if err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); err != nil {
 		return nil, translate("credential by hash", err)
@@ -301,7 +301,7 @@ func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Creden
 }
 
 // Credential implements [auth.Store].
-func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Credential, error) {
+func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.StoredCredential, error) {
 	var r row
 	if err := s.db.GetContext(ctx, &r, s.q.byID, id, userID); err != nil {
 		return nil, translate("credential", err)
@@ -310,12 +310,12 @@ func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Creden
 }
 
 // ListCredentials implements [auth.Store].
-func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.Credential, error) {
+func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.StoredCredential, error) {
 	var rows []row
 	if err := s.db.SelectContext(ctx, &rows, s.q.list, userID, string(kind)); err != nil {
 		return nil, translate("list credentials", err)
 	}
-	out := make([]*auth.Credential, len(rows))
+	out := make([]*auth.StoredCredential, len(rows))
 	for i := range rows {
 		out[i] = rows[i].credential()
 	}
@@ -323,7 +323,7 @@ func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Ki
 }
 
 // UpdateCredential implements [auth.Store].
-func (s *Store) UpdateCredential(ctx context.Context, c *auth.Credential) error {
+func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) error {
 	scopes, err := encodeScopes(c.Scopes)
 	if err != nil {
 		return fmt.Errorf("sqlstore: update credential: %w", err)
