@@ -10,6 +10,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
 )
 
@@ -26,19 +27,19 @@ func BenchmarkMiddleware(b *testing.B) {
 	if err := dir.AddUser(alice, "account password"); err != nil {
 		b.Fatal(err)
 	}
-	throttle, err := httpauth.NewThrottle(nil)
+	limiter, err := throttle.New(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{
 		Peppers: []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
-		Limiter: throttle,
+		Limiter: limiter,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	mw, err := httpauth.New(m, &httpauth.Options{Throttle: throttle})
+	mw, err := httpauth.New(m, &httpauth.Options{Limiter: limiter})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@
 //
 // The account password is refused by default: devices use app passwords.
 // [Options].AccountPasswords allows it during a migration, through the same
-// [Throttle] as app passwords. A [Throttle] is an [auth.Limiter]: give the
+// [auth.Limiter] as app passwords (package auth/throttle has one): give the
 // same one to the Manager and the middleware.
 //
 // [RequireScope] limits a handler to credentials with a scope (403
@@ -22,9 +22,9 @@
 //
 // # Quick start
 //
-//	throttle, _ := httpauth.NewThrottle(nil)
-//	m, _ := auth.NewManager(store, directory, &auth.Options{Peppers: peppers, Limiter: throttle})
-//	mw, _ := httpauth.New(m, &httpauth.Options{Realm: "Calendars", Throttle: throttle})
+//	limiter, _ := throttle.New(nil)
+//	m, _ := auth.NewManager(store, directory, &auth.Options{Peppers: peppers, Limiter: limiter})
+//	mw, _ := httpauth.New(m, &httpauth.Options{Realm: "Calendars", Limiter: limiter})
 //	mux.Handle("/dav/", mw.Wrap(davHandler))
 //
 // Behind a reverse proxy, set [Options].TrustedProxies (and

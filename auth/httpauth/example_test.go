@@ -10,6 +10,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
 )
 
@@ -20,7 +21,7 @@ func Example() {
 	dir.AddUser(alice, "correct horse battery staple")
 
 	// One Throttle for the Manager (app passwords) and the middleware.
-	throttle, err := httpauth.NewThrottle(nil)
+	limiter, err := throttle.New(nil)
 	if err != nil {
 		panic(err)
 	}
@@ -28,13 +29,13 @@ func Example() {
 	rand.Read(key) // in production: load it from a secret file
 	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{
 		Peppers: []auth.Pepper{{ID: "k1", Key: key}},
-		Limiter: throttle,
+		Limiter: limiter,
 	})
 	if err != nil {
 		panic(err)
 	}
 	defer m.Close()
-	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Calendars", Throttle: throttle})
+	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Calendars", Limiter: limiter})
 	if err != nil {
 		panic(err)
 	}

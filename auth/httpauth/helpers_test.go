@@ -15,6 +15,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testkit"
 )
@@ -59,7 +60,7 @@ const (
 type env struct {
 	m        *auth.Manager
 	mw       *httpauth.Middleware
-	throttle *httpauth.Throttle
+	throttle *throttle.Throttle
 	clock    *testkit.Clock
 	store    *countingStore
 	verifier *countingVerifier
@@ -91,7 +92,7 @@ func newEnv(t testing.TB, edit func(*env, *httpauth.Options)) *env {
 	e.verifier = &countingVerifier{PasswordVerifier: dir}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var err error
-	e.throttle, err = httpauth.NewThrottle(&httpauth.ThrottleOptions{Now: e.clock.Now})
+	e.throttle, err = throttle.New(&throttle.Options{Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func newEnv(t testing.TB, edit func(*env, *httpauth.Options)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.m.Close() })
-	opts := &httpauth.Options{Throttle: e.throttle, Logger: logger}
+	opts := &httpauth.Options{Limiter: e.throttle, Logger: logger}
 	if edit != nil {
 		edit(e, opts)
 	}

@@ -31,13 +31,14 @@ type Options struct {
 	// password ([auth.LooksLikeAppPassword]) is checked with it, and the
 	// principal's Method is [auth.MethodAccountPassword]. It is meant for
 	// migrations; by default the account password is refused (401), so it
-	// stays off devices. Setting it requires Throttle.
+	// stays off devices. Setting it requires Limiter.
 	AccountPasswords auth.PasswordVerifier
 
-	// Throttle limits guessing of account passwords. Pass the same Throttle
-	// as the Manager's [auth.Options].Limiter, which throttles app
-	// passwords, so that both kinds of guess count together.
-	Throttle *Throttle
+	// Limiter limits guessing of account passwords, for example the
+	// Throttle of package auth/throttle. Pass the same one as the Manager's
+	// [auth.Options].Limiter, which throttles app passwords, so that both
+	// kinds of guess count together.
+	Limiter auth.Limiter
 
 	// TrustedProxies are the reverse proxies whose ForwardedHeader names the
 	// client. From any other peer it is ignored. Default: none, the
@@ -107,8 +108,8 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 	if strings.ContainsFunc(o.Realm, func(r rune) bool { return r == '"' || r == '\\' || !unicode.IsPrint(r) }) {
 		return nil, fmt.Errorf("httpauth: Options.Realm %q: want printable text without '\"' or '\\'", o.Realm)
 	}
-	if o.AccountPasswords != nil && o.Throttle == nil {
-		return nil, errors.New("httpauth: Options.AccountPasswords needs Options.Throttle: account passwords must be throttled")
+	if o.AccountPasswords != nil && o.Limiter == nil {
+		return nil, errors.New("httpauth: Options.AccountPasswords needs Options.Limiter: account passwords must be throttled")
 	}
 	if o.UnavailableRetryAfter < 0 {
 		return nil, errors.New("httpauth: Options.UnavailableRetryAfter must not be negative")
@@ -203,10 +204,10 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 	return m.auth.Authenticate(ctx, c)
 }
 
-// accountPassword checks c with the PasswordVerifier, through the Throttle.
+// accountPassword checks c with the PasswordVerifier, through the Limiter.
 func (m *Middleware) accountPassword(ctx context.Context, c auth.Attempt) (*auth.Principal, error) {
 	attrs := []any{"method", auth.MethodAccountPassword, "login", safetext.Escape(c.Username), "remote_addr", safetext.Escape(c.RemoteAddr), "user_agent", safetext.Escape(c.UserAgent)}
-	t := m.opts.Throttle
+	t := m.opts.Limiter
 	if err := t.Allow(ctx, c); err != nil {
 		m.log.WarnContext(ctx, "auth throttled", append(attrs, "error", err)...)
 		return nil, err

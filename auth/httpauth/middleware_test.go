@@ -112,8 +112,8 @@ func TestAccountPassword(t *testing.T) {
 		t.Errorf("verifier called %d times, want 2 (the two account passwords)", n)
 	}
 
-	if _, err := httpauth.New(e.m, &httpauth.Options{AccountPasswords: e.verifier}); err == nil || !strings.Contains(err.Error(), "Throttle") {
-		t.Errorf("New with AccountPasswords and no Throttle: %v, want an error naming Throttle", err)
+	if _, err := httpauth.New(e.m, &httpauth.Options{AccountPasswords: e.verifier}); err == nil || !strings.Contains(err.Error(), "Limiter") {
+		t.Errorf("New with AccountPasswords and no Limiter: %v, want an error naming Limiter", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/internal/testenv"
 )
@@ -309,11 +310,11 @@ func screenshot(t *testing.T, ctx context.Context, path string, width int64) {
 // The sign-in page with httpauth's real Throttle: guessing from one address
 // is throttled, a good sign-in from another address works at once.
 func TestSignInWithHTTPAuthThrottle(t *testing.T) {
-	throttle, err := httpauth.NewThrottle(nil)
+	limiter, err := throttle.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, nil, func(o *settings.Options) { o.Limiter = throttle })
+	e := newEnv(t, nil, func(o *settings.Options) { o.Limiter = limiter })
 	attacker := e.client()
 	attacker.addr = "203.0.113.66:4000"
 	var status int

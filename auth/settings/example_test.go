@@ -11,6 +11,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/backends/memory"
 )
@@ -20,10 +21,10 @@ import (
 func Example() {
 	dir := memory.NewDirectory()
 	dir.AddUser(auth.User{ID: "1", Login: "alice"}, "account password")
-	throttle, _ := httpauth.NewThrottle(nil)
+	limiter, _ := throttle.New(nil)
 	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{
 		Peppers: []auth.Pepper{{ID: "2026-11", Key: bytes.Repeat([]byte("k"), 32)}}, // use 32 random bytes
-		Limiter: throttle,
+		Limiter: limiter,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -34,12 +35,12 @@ func Example() {
 		Prefix:    "/account/",
 		Title:     "Example Cloud",
 		ServerURL: "https://dav.example.com/dav/",
-		Limiter:   throttle,
+		Limiter:   limiter,
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Example Cloud", Throttle: throttle})
+	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Example Cloud", Limiter: limiter})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/backends/htpasswd"
 	"github.com/appauth/appauth/backends/sqlstore"
@@ -46,12 +47,12 @@ func benchServers(b *testing.B) (withAuth, noAuth, user, secret string) {
 	b.Cleanup(func() { store.Close() })
 	key := make([]byte, 32)
 	rand.Read(key)
-	throttle, err := httpauth.NewThrottle(nil)
+	limiter, err := throttle.New(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := auth.NewManager(store, d, &auth.Options{Peppers: []auth.Pepper{{ID: "1", Key: key}}, Limiter: throttle, Logger: logger})
+	m, err := auth.NewManager(store, d, &auth.Options{Peppers: []auth.Pepper{{ID: "1", Key: key}}, Limiter: limiter, Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func benchServers(b *testing.B) (withAuth, noAuth, user, secret string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mw, err := httpauth.New(m, &httpauth.Options{Throttle: throttle, Logger: logger})
+	mw, err := httpauth.New(m, &httpauth.Options{Limiter: limiter, Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}

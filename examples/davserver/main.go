@@ -28,6 +28,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/backends/htpasswd"
 	"github.com/appauth/appauth/backends/sqlstore"
@@ -164,14 +165,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	closers = append(closers, store.Close)
 
-	throttle, err := httpauth.NewThrottle(nil)
+	limiter, err := throttle.New(nil)
 	if err != nil {
 		return err
 	}
 	manager, err := auth.NewManager(store, dir, &auth.Options{
 		Peppers: peppers,
 		Logger:  logger.With("component", "auth"),
-		Limiter: throttle,
+		Limiter: limiter,
 	})
 	if err != nil {
 		return err
@@ -184,7 +185,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	mwOpts := &httpauth.Options{
 		Realm:           cfg.title,
-		Throttle:        throttle,
+		Limiter:        limiter,
 		TrustedProxies:  cfg.proxies,
 		ForwardedHeader: cfg.forwardedHeader,
 		Logger:          logger,
@@ -213,7 +214,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		ServerURL:       base,
 		TrustedProxies:  cfg.proxies,
 		ForwardedHeader: cfg.forwardedHeader,
-		Limiter:         throttle,
+		Limiter:         limiter,
 		Logger:          logger.With("component", "settings"),
 	})
 	if err != nil {

@@ -1,4 +1,7 @@
-package httpauth
+// Package throttle limits password guessing per client address prefix and
+// per login, with exponential backoff: an [auth.Limiter] for the Manager and
+// every edge that checks passwords.
+package throttle
 
 import (
 	"context"
@@ -13,9 +16,9 @@ import (
 	"github.com/appauth/appauth/auth"
 )
 
-// ThrottleOptions configure a [Throttle]. Every zero field takes the default
+// Options configure a [Throttle]. Every zero field takes the default
 // given on it; the defaults are explained in the [Throttle] documentation.
-type ThrottleOptions struct {
+type Options struct {
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 
@@ -56,10 +59,10 @@ type ThrottleOptions struct {
 
 // Throttle limits password guessing, per client address prefix and per
 // login, with exponential backoff. It implements [auth.Limiter]: pass it as
-// [auth.Options].Limiter to the Manager, and as [Options].Throttle to the
-// middleware, which uses it for account passwords. It keeps everything in
-// memory (each server its own), starts no goroutine and is safe for
-// concurrent use.
+// [auth.Options].Limiter to the Manager, and the same one as the Limiter of
+// the edges that check account passwords (httpauth, settings), so that
+// every kind of guess counts together. It keeps everything in memory (each
+// server its own), starts no goroutine and is safe for concurrent use.
 //
 // # Per address prefix
 //
@@ -108,7 +111,7 @@ type ThrottleOptions struct {
 // fails; below that, a burst of parallel first attempts can exceed the limit
 // once, by its size, and is then met by the backoff.
 type Throttle struct {
-	opts ThrottleOptions
+	opts Options
 	seed maphash.Seed
 
 	mu     sync.Mutex
@@ -147,9 +150,9 @@ type trustedPrefix struct {
 	at     int64
 }
 
-// NewThrottle returns a Throttle; opts may be nil for the defaults.
-func NewThrottle(opts *ThrottleOptions) (*Throttle, error) {
-	o := ThrottleOptions{}
+// New returns a Throttle; opts may be nil for the defaults.
+func New(opts *Options) (*Throttle, error) {
+	o := Options{}
 	if opts != nil {
 		o = *opts
 	}
@@ -178,19 +181,19 @@ func NewThrottle(opts *ThrottleOptions) (*Throttle, error) {
 	defDur(&o.TrustFor, 30*24*time.Hour)
 	switch {
 	case o.IPv4PrefixLen < 0 || o.IPv4PrefixLen > 32:
-		return nil, fmt.Errorf("httpauth: ThrottleOptions.IPv4PrefixLen %d: want 1-32", o.IPv4PrefixLen)
+		return nil, fmt.Errorf("throttle: Options.IPv4PrefixLen %d: want 1-32", o.IPv4PrefixLen)
 	case o.IPv6PrefixLen < 0 || o.IPv6PrefixLen > 128:
-		return nil, fmt.Errorf("httpauth: ThrottleOptions.IPv6PrefixLen %d: want 1-128", o.IPv6PrefixLen)
+		return nil, fmt.Errorf("throttle: Options.IPv6PrefixLen %d: want 1-128", o.IPv6PrefixLen)
 	case o.AddressLimit < 0 || o.LoginLimit < 0 || o.LoginLockout < 0 || o.MaxEntries < 0:
-		return nil, errors.New("httpauth: ThrottleOptions: limits and MaxEntries must not be negative")
+		return nil, errors.New("throttle: Options: limits and MaxEntries must not be negative")
 	case o.LoginLockout < o.LoginLimit:
-		return nil, fmt.Errorf("httpauth: ThrottleOptions.LoginLockout %d is below LoginLimit %d", o.LoginLockout, o.LoginLimit)
+		return nil, fmt.Errorf("throttle: Options.LoginLockout %d is below LoginLimit %d", o.LoginLockout, o.LoginLimit)
 	case o.BaseDelay < 0 || o.MaxDelay < o.BaseDelay:
-		return nil, errors.New("httpauth: ThrottleOptions: need 0 < BaseDelay <= MaxDelay")
+		return nil, errors.New("throttle: Options: need 0 < BaseDelay <= MaxDelay")
 	case o.ForgetAfter < o.MaxDelay:
-		return nil, errors.New("httpauth: ThrottleOptions: ForgetAfter must be at least MaxDelay")
+		return nil, errors.New("throttle: Options: ForgetAfter must be at least MaxDelay")
 	case o.TrustFor < 0:
-		return nil, errors.New("httpauth: ThrottleOptions.TrustFor must not be negative")
+		return nil, errors.New("throttle: Options.TrustFor must not be negative")
 	}
 	return &Throttle{
 		opts:   o,
@@ -332,7 +335,7 @@ func evict[K comparable, V any](m map[K]V, value func(V) int64) {
 
 // value ranks a record for eviction: its live failure count, doubled, plus
 // one while it blocks.
-func (r *record) value(now int64, o *ThrottleOptions) int64 {
+func (r *record) value(now int64, o *Options) int64 {
 	if now-r.last >= int64(o.ForgetAfter) {
 		return 0
 	}
@@ -359,7 +362,7 @@ func (r *record) wait(now int64, forget time.Duration) int64 {
 // fail counts a failure unless it repeats a recent one, then sets the
 // block: none up to limit-1 failures, then BaseDelay doubling per failure
 // up to MaxDelay, and ForgetAfter from lockout failures on (0: never).
-func (r *record) fail(now int64, fingerprint uint64, limit, lockout int, o *ThrottleOptions) {
+func (r *record) fail(now int64, fingerprint uint64, limit, lockout int, o *Options) {
 	if now-r.last >= int64(o.ForgetAfter) {
 		*r = record{}
 	}

@@ -1,4 +1,4 @@
-package httpauth
+package throttle
 
 // Size returns the number of entries in the throttle's address and login
 // tables, for tests that check memory stays bounded.
