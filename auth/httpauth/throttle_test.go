@@ -44,4 +44,3 @@ func TestTenThousandGuesses(t *testing.T) {
 	check(t, "good bearer from another address", e.do(request{authz: "Bearer " + secret, remote: "[2001:db8::1]:443"}), 200, "")
 	check(t, "the attacker's address stays throttled", e.do(request{authz: basic("alice", secret), remote: attacker}), http.StatusTooManyRequests, "")
 }
-

@@ -11,8 +11,8 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
-	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/auth/settings"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
 )
 

@@ -28,8 +28,8 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
-	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/auth/settings"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/htpasswd"
 	"github.com/appauth/appauth/backends/sqlstore"
 	"github.com/appauth/appauth/examples/davserver/internal/davstore"
@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	mwOpts := &httpauth.Options{
 		Realm:           cfg.title,
-		Limiter:        limiter,
+		Limiter:         limiter,
 		TrustedProxies:  cfg.proxies,
 		ForwardedHeader: cfg.forwardedHeader,
 		Logger:          logger,
