@@ -27,8 +27,7 @@
 //	mw, _ := httpauth.New(m, &httpauth.Options{Realm: "Calendars", Limiter: limiter})
 //	mux.Handle("/dav/", mw.Wrap(davHandler))
 //
-// Behind a reverse proxy, set [Options].TrustedProxies (and
-// [Options].ForwardedHeader if the proxy sets Forwarded rather than
-// X-Forwarded-For) so that throttling sees the client's address rather than
-// the proxy's.
+// Behind a reverse proxy, set [Options].ClientAddr (package auth/clientaddr),
+// the same one as the settings page's, so that throttling sees the client's
+// address rather than the proxy's.
 package httpauth

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +13,7 @@ import (
 	"unicode"
 
 	"github.com/appauth/appauth/auth"
-	"github.com/appauth/appauth/internal/clientaddr"
+	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/internal/safetext"
 )
 
@@ -40,15 +39,10 @@ type Options struct {
 	// kinds of guess count together.
 	Limiter auth.Limiter
 
-	// TrustedProxies are the reverse proxies whose ForwardedHeader names the
-	// client. From any other peer it is ignored. Default: none, the
-	// connection's peer is the client.
-	TrustedProxies []netip.Prefix
-	// ForwardedHeader is the header in which TrustedProxies name the client:
-	// "X-Forwarded-For" (the default) or "Forwarded" (RFC 7239). Only that
-	// one is read: a proxy passes the other on as the client sent it, so
-	// reading it would let a client pick its address, and so its throttle.
-	ForwardedHeader string
+	// ClientAddr finds the client's address behind trusted reverse proxies,
+	// for throttling and the audit log. Give the settings page the same one.
+	// Default: nil, the connection's peer is the client.
+	ClientAddr *clientaddr.Resolver
 
 	// ChallengeOptions makes OPTIONS requests without credentials get a 401
 	// like any other. By default they reach the handler unauthenticated
@@ -82,7 +76,6 @@ type Middleware struct {
 	auth      auth.Authenticator
 	tokens    TokenAuthenticator // nil if auth does not implement it
 	opts      Options
-	addrs     *clientaddr.Resolver
 	log       *slog.Logger
 	challenge []string // the WWW-Authenticate header value
 	retry503  []string
@@ -117,17 +110,12 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 	if o.UnavailableRetryAfter == 0 {
 		o.UnavailableRetryAfter = 10 * time.Second
 	}
-	addrs, err := clientaddr.New(o.TrustedProxies, o.ForwardedHeader)
-	if err != nil {
-		return nil, fmt.Errorf("httpauth: Options.%w", err)
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Middleware{
 		auth:      a,
 		opts:      o,
-		addrs:     addrs,
 		log:       o.Logger.With("component", "httpauth"),
 		challenge: []string{`Basic realm="` + o.Realm + `", charset="UTF-8"`},
 		retry503:  []string{retryAfter(o.UnavailableRetryAfter)},
@@ -188,7 +176,7 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 		m.log.DebugContext(ctx, "refused Authorization header", "reason", "malformed", "remote_addr", safetext.Escape(r.RemoteAddr))
 		return nil, auth.ErrInvalidCredentials
 	}
-	addr := m.addrs.Addr(r)
+	addr := m.opts.ClientAddr.Addr(r)
 	ua := safetext.Truncate(r.UserAgent(), maxUserAgentLen)
 	if s == schemeBearer {
 		if m.tokens == nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/settings"
 )
 
@@ -204,16 +205,16 @@ func TestCookieSecure(t *testing.T) {
 	}{
 		{"plain HTTP", settings.Options{}, false, "192.0.2.1:1", [2]string{}, false},
 		{"TLS", settings.Options{}, true, "192.0.2.1:1", [2]string{}, true},
-		{"trusted proxy says https", settings.Options{TrustedProxies: proxies}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "https"}, true},
-		{"trusted proxy, Forwarded", settings.Options{TrustedProxies: proxies}, false, "10.1.2.3:1", [2]string{"Forwarded", "for=192.0.2.1;proto=https"}, true},
-		{"trusted proxy says http", settings.Options{TrustedProxies: proxies}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "http"}, false},
-		{"untrusted peer says https", settings.Options{TrustedProxies: proxies}, false, "192.0.2.1:1", [2]string{"X-Forwarded-Proto", "https"}, false},
+		{"trusted proxy says https", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "https"}, true},
+		{"trusted proxy, Forwarded", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"Forwarded", "for=192.0.2.1;proto=https"}, true},
+		{"trusted proxy says http", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "http"}, false},
+		{"untrusted peer says https", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "192.0.2.1:1", [2]string{"X-Forwarded-Proto", "https"}, false},
 		{"forced on", settings.Options{Secure: &yes}, false, "192.0.2.1:1", [2]string{}, true},
 		{"forced off", settings.Options{Secure: &no}, true, "192.0.2.1:1", [2]string{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, nil, func(o *settings.Options) {
-				o.Secure, o.TrustedProxies = tc.opts.Secure, tc.opts.TrustedProxies
+				o.Secure, o.ClientAddr = tc.opts.Secure, tc.opts.ClientAddr
 			})
 			c := e.client()
 			c.addr = tc.peer
@@ -239,28 +240,27 @@ func TestClientAddress(t *testing.T) {
 	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
 	for _, tc := range []struct {
 		name, peer, header, value, want string
-		custom                          func(*http.Request) string
-		forwarded                       bool // ForwardedHeader "Forwarded"
+		forwarded                       bool // Header "Forwarded"
 	}{
-		{"direct", "192.0.2.1:4000", "", "", "192.0.2.1", nil, false},
-		{"untrusted peer's header ignored", "192.0.2.1:4000", "X-Forwarded-For", "203.0.113.9", "192.0.2.1", nil, false},
-		{"trusted proxy", "10.0.0.1:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", nil, false},
-		{"spoofed left entry skipped", "10.0.0.1:4000", "X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.0.0.2", "203.0.113.9", nil, false},
-		{"Forwarded header", "10.0.0.1:4000", "Forwarded", `for="[2001:db8::7]:4711";proto=https`, "2001:db8::7", nil, true},
-		{"Forwarded element without for", "10.0.0.1:4000", "Forwarded", `for=203.0.113.9, proto=https`, "10.0.0.1", nil, true},
+		{"direct", "192.0.2.1:4000", "", "", "192.0.2.1", false},
+		{"untrusted peer's header ignored", "192.0.2.1:4000", "X-Forwarded-For", "203.0.113.9", "192.0.2.1", false},
+		{"trusted proxy", "10.0.0.1:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", false},
+		{"spoofed left entry skipped", "10.0.0.1:4000", "X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.0.0.2", "203.0.113.9", false},
+		{"Forwarded header", "10.0.0.1:4000", "Forwarded", `for="[2001:db8::7]:4711";proto=https`, "2001:db8::7", true},
+		{"Forwarded element without for", "10.0.0.1:4000", "Forwarded", `for=203.0.113.9, proto=https`, "10.0.0.1", true},
 		// A proxy passes on the header it does not set as the client sent it.
-		{"client's XFF through a Forwarded proxy", "10.0.0.1:4000", "X-Forwarded-For", "198.51.100.1", "10.0.0.1", nil, true},
-		{"client's Forwarded through an XFF proxy", "10.0.0.1:4000", "Forwarded", "for=198.51.100.1", "10.0.0.1", nil, false},
-		{"IPv6 trusted proxy", "[fd00::1]:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", nil, false},
-		{"garbage stops the walk", "10.0.0.1:4000", "X-Forwarded-For", "not-an-ip", "10.0.0.1", nil, false},
-		{"custom func", "192.0.2.1:4000", "", "", "198.51.100.42", func(*http.Request) string { return "198.51.100.42" }, false},
+		{"client's XFF through a Forwarded proxy", "10.0.0.1:4000", "X-Forwarded-For", "198.51.100.1", "10.0.0.1", true},
+		{"client's Forwarded through an XFF proxy", "10.0.0.1:4000", "Forwarded", "for=198.51.100.1", "10.0.0.1", false},
+		{"IPv6 trusted proxy", "[fd00::1]:4000", "X-Forwarded-For", "203.0.113.9", "203.0.113.9", false},
+		{"garbage stops the walk", "10.0.0.1:4000", "X-Forwarded-For", "not-an-ip", "10.0.0.1", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, nil, func(o *settings.Options) {
-				o.TrustedProxies, o.ClientAddr = proxies, tc.custom
+				header := ""
 				if tc.forwarded {
-					o.ForwardedHeader = "Forwarded"
+					header = "Forwarded"
 				}
+				o.ClientAddr = trusting(t, proxies, header)
 			})
 			c := e.client()
 			c.addr = tc.peer
@@ -836,4 +836,14 @@ func TestAPIResponsesAreValidJSON(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp["name"] != name {
 		t.Errorf("name round trip: %v %v", resp["name"], err)
 	}
+}
+
+// trusting returns a clientaddr.Resolver trusting proxies, with header.
+func trusting(t *testing.T, proxies []netip.Prefix, header string) *clientaddr.Resolver {
+	t.Helper()
+	res, err := clientaddr.New(&clientaddr.Options{TrustedProxies: proxies, Header: header})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/appauth/appauth/auth"
-	"github.com/appauth/appauth/internal/clientaddr"
 )
 
 // session is the signed-in person of a request.
@@ -198,30 +196,8 @@ func (h *Handler) secure(r *http.Request) bool {
 	if h.opts.Secure != nil {
 		return *h.opts.Secure
 	}
-	if r.TLS != nil {
-		return true
-	}
-	if !h.addrs.PeerTrusted(r) {
-		return false
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
-		p, _, _ = strings.Cut(p, ",")
-		return strings.EqualFold(strings.TrimSpace(p), "https")
-	}
-	for _, p := range clientaddr.ForwardedParams(r, "proto") {
-		if p != "" {
-			return strings.EqualFold(p, "https")
-		}
-	}
-	return false
+	return h.opts.ClientAddr.Secure(r)
 }
 
-// clientAddr returns the address of the client: Options.ClientAddr's answer,
-// else the connection's peer, or, when the peer is a trusted proxy, the
-// nearest address in Options.ForwardedHeader that is not one.
-func (h *Handler) clientAddr(r *http.Request) string {
-	if h.opts.ClientAddr != nil {
-		return h.opts.ClientAddr(r)
-	}
-	return h.addrs.Addr(r)
-}
+// clientAddr returns the address of the client.
+func (h *Handler) clientAddr(r *http.Request) string { return h.opts.ClientAddr.Addr(r) }

@@ -8,12 +8,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/appauth/appauth/auth"
-	"github.com/appauth/appauth/internal/clientaddr"
+	"github.com/appauth/appauth/auth/clientaddr"
 )
 
 //go:embed templates/*.html static/*
@@ -44,22 +43,13 @@ type Options struct {
 	CookieName string
 	// Secure, if set, forces the session cookie's Secure attribute on or
 	// off. Default: Secure when the request came over TLS, or from a
-	// trusted proxy (see TrustedProxies) that says it did
-	// ("X-Forwarded-Proto: https" or "Forwarded: proto=https").
+	// trusted proxy (see ClientAddr) that says it did.
 	Secure *bool
-	// TrustedProxies are the addresses of reverse proxies whose
-	// ForwardedHeader, X-Forwarded-Proto and Forwarded proto are believed.
-	// Default: none; the client address is the connection's peer.
-	TrustedProxies []netip.Prefix
-	// ForwardedHeader is the header in which TrustedProxies name the client:
-	// "X-Forwarded-For" (the default) or "Forwarded" (RFC 7239). Only that
-	// one is read: a proxy passes the other on as the client sent it, so
-	// reading it would let a client pick its address, and so its throttle.
-	ForwardedHeader string
-	// ClientAddr, if set, returns the client address of a request (for the
-	// sessions list, the audit log and throttling) instead of the rules
-	// above.
-	ClientAddr func(r *http.Request) string
+	// ClientAddr finds the client's address and scheme behind trusted
+	// reverse proxies, for the sessions list, the audit log, throttling and
+	// the cookie's Secure attribute. Give the middleware the same one.
+	// Default: nil, the connection's peer is the client.
+	ClientAddr *clientaddr.Resolver
 	// TrustedOrigins are other origins ("https://admin.example.com") allowed
 	// to make state-changing requests. Same-origin requests always are.
 	TrustedOrigins []string
@@ -83,7 +73,6 @@ type Handler struct {
 	m        *auth.Manager
 	verifier auth.PasswordVerifier
 	opts     Options
-	addrs    *clientaddr.Resolver
 	log      *slog.Logger
 	mux      *http.ServeMux
 	cop      *http.CrossOriginProtection
@@ -136,10 +125,6 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 	if !validCookieName(o.CookieName) {
 		return nil, fmt.Errorf("settings: CookieName %q is not a valid cookie name", o.CookieName)
 	}
-	addrs, err := clientaddr.New(o.TrustedProxies, o.ForwardedHeader)
-	if err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -150,7 +135,6 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 		m:        m,
 		verifier: verifier,
 		opts:     o,
-		addrs:    addrs,
 		log:      o.Logger.With("component", "settings"),
 		cop:      http.NewCrossOriginProtection(),
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/httpauth"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/auth/throttle"
@@ -165,6 +166,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	closers = append(closers, store.Close)
 
+	clients, err := clientaddr.New(&clientaddr.Options{TrustedProxies: cfg.proxies, Header: cfg.forwardedHeader})
+	if err != nil {
+		return err
+	}
 	limiter, err := throttle.New(nil)
 	if err != nil {
 		return err
@@ -184,11 +189,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	mwOpts := &httpauth.Options{
-		Realm:           cfg.title,
-		Limiter:         limiter,
-		TrustedProxies:  cfg.proxies,
-		ForwardedHeader: cfg.forwardedHeader,
-		Logger:          logger,
+		Realm:      cfg.title,
+		Limiter:    limiter,
+		ClientAddr: clients,
+		Logger:     logger,
 	}
 	if cfg.allowAccountPassword {
 		mwOpts.AccountPasswords = dir
@@ -209,13 +213,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 
 	base := baseURL(ln.Addr(), tlsConfig != nil)
 	web, err := settings.New(manager, dir, &settings.Options{
-		Prefix:          "/",
-		Title:           cfg.title,
-		ServerURL:       base,
-		TrustedProxies:  cfg.proxies,
-		ForwardedHeader: cfg.forwardedHeader,
-		Limiter:         limiter,
-		Logger:          logger.With("component", "settings"),
+		Prefix:     "/",
+		Title:      cfg.title,
+		ServerURL:  base,
+		ClientAddr: clients,
+		Limiter:    limiter,
+		Logger:     logger.With("component", "settings"),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,165 @@
+// Package clientaddr finds a request's client address and scheme behind
+// trusted reverse proxies. One [Resolver] is the single proxy setting of an
+// embedding server: give the same one to the middleware (package httpauth)
+// and the settings page (package settings), so that throttling, the audit
+// log and the device list all see the same address.
+package clientaddr
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// Options configure a [Resolver].
+type Options struct {
+	// TrustedProxies are the reverse proxies whose Header names the client
+	// and whose X-Forwarded-Proto or Forwarded proto says whether the
+	// client used TLS. From any other peer these headers are ignored.
+	// Default: none, the connection's peer is the client.
+	TrustedProxies []netip.Prefix
+	// Header is where TrustedProxies name the client: "X-Forwarded-For"
+	// (the default) or "Forwarded" (RFC 7239). Only that one is read: a
+	// proxy passes the other on as the client sent it, so reading it would
+	// let a client pick its own address, and so its throttle.
+	Header string
+}
+
+// Resolver believes forwarding headers only from trusted proxies. A nil
+// *Resolver trusts no proxy: the client is the connection's peer. It is
+// safe for concurrent use.
+type Resolver struct {
+	trusted []netip.Prefix
+	header  string
+}
+
+// New returns a Resolver; opts may be nil (no trusted proxies).
+func New(opts *Options) (*Resolver, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	header := http.CanonicalHeaderKey(o.Header)
+	switch header {
+	case "":
+		header = "X-Forwarded-For"
+	case "X-Forwarded-For", "Forwarded":
+	default:
+		return nil, fmt.Errorf("clientaddr: Header %q: want X-Forwarded-For or Forwarded", o.Header)
+	}
+	masked := make([]netip.Prefix, len(o.TrustedProxies))
+	for i, p := range o.TrustedProxies {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("clientaddr: TrustedProxies[%d] is not a valid prefix", i)
+		}
+		masked[i] = p.Masked()
+	}
+	return &Resolver{trusted: masked, header: header}, nil
+}
+
+// Addr returns the client's IP address: the connection's peer, or, when the
+// peer is a trusted proxy, the right-most forwarded address that is not a
+// trusted proxy. An entry that cannot be parsed stops the walk at the last
+// trusted hop, so a forged or garbled header never yields an address of the
+// sender's choosing. A peer that is not an IP address (a Unix socket) is
+// returned unchanged.
+func (res *Resolver) Addr(r *http.Request) string {
+	peer, ok := parseHop(r.RemoteAddr)
+	if !ok {
+		return r.RemoteAddr
+	}
+	if !res.trusts(peer) {
+		return peer.String()
+	}
+	var hops []string
+	if res.header == "Forwarded" {
+		hops = forwardedParams(r, "for")
+	} else {
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			for h := range strings.SplitSeq(v, ",") {
+				hops = append(hops, strings.TrimSpace(h))
+			}
+		}
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := parseHop(hops[i])
+		if !ok {
+			break
+		}
+		client = a
+		if !res.trusts(a) {
+			break
+		}
+	}
+	return client.String()
+}
+
+// Secure reports whether the client reached us over TLS: the connection is
+// TLS, or it comes straight from a trusted proxy that says so
+// ("X-Forwarded-Proto: https" or "Forwarded: proto=https").
+func (res *Resolver) Secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if peer, ok := parseHop(r.RemoteAddr); !ok || !res.trusts(peer) {
+		return false
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		p, _, _ = strings.Cut(p, ",")
+		return strings.EqualFold(strings.TrimSpace(p), "https")
+	}
+	for _, p := range forwardedParams(r, "proto") {
+		if p != "" {
+			return strings.EqualFold(p, "https")
+		}
+	}
+	return false
+}
+
+func (res *Resolver) trusts(a netip.Addr) bool {
+	if res == nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range res.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedParams returns the value of key in each element of r's RFC 7239
+// Forwarded headers, in order, quotes removed ("" for an element without it).
+func forwardedParams(r *http.Request, key string) []string {
+	var out []string
+	for _, v := range r.Header.Values("Forwarded") {
+		for elem := range strings.SplitSeq(v, ",") {
+			found := ""
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(k, key) {
+					found = strings.Trim(val, `"`)
+				}
+			}
+			out = append(out, found)
+		}
+	}
+	return out
+}
+
+// parseHop parses "192.0.2.1", "192.0.2.1:80", "2001:db8::1",
+// "[2001:db8::1]" or "[2001:db8::1]:443" (quotes allowed, as in Forwarded)
+// to an address without zone, IPv4-mapped IPv6 unmapped.
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.Trim(s, `"`)
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}
