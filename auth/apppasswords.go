@@ -34,7 +34,7 @@ func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueReq
 	}
 	now := m.now()
 	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
-		return nil, "", fmt.Errorf("%w: expiry must be in the future", ErrInvalidInput)
+		return nil, "", invalidInput("expiry must be in the future")
 	}
 	// Count and insert under the user's lock, so that parallel requests
 	// cannot pass the limit together (on this server; several servers can
@@ -46,7 +46,7 @@ func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueReq
 		return nil, "", fmt.Errorf("auth: issue app password: %w", err)
 	}
 	if len(existing) >= m.opts.MaxAppPasswords {
-		return nil, "", fmt.Errorf("%w: at most %d app passwords per user; revoke one first", ErrInvalidInput, m.opts.MaxAppPasswords)
+		return nil, "", invalidInput("at most %d app passwords per user; revoke one first", m.opts.MaxAppPasswords)
 	}
 	cred := &StoredCredential{
 		Kind: KindAppPassword, UserID: user.ID, Login: user.Login, Name: name, Scopes: scopes,
@@ -195,10 +195,10 @@ func toAppPassword(c *StoredCredential) *AppPassword {
 
 func checkUser(u *User) error {
 	if u == nil || u.ID == "" || u.Login == "" {
-		return fmt.Errorf("%w: user with an ID and a login required", ErrInvalidInput)
+		return invalidInput("user with an ID and a login required")
 	}
 	if u.Disabled {
-		return fmt.Errorf("auth: user %q is disabled: %w", u.Login, ErrForbidden)
+		return fmt.Errorf("auth: user %q is disabled: %w", u.Login, ErrInvalidCredentials)
 	}
 	return nil
 }
@@ -208,13 +208,13 @@ func (m *Manager) checkName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":
-		return "", fmt.Errorf("%w: name is empty", ErrInvalidInput)
+		return "", invalidInput("name is empty")
 	case !utf8.ValidString(name):
-		return "", fmt.Errorf("%w: name is not valid UTF-8", ErrInvalidInput)
+		return "", invalidInput("name is not valid UTF-8")
 	case utf8.RuneCountInString(name) > m.opts.MaxNameLength:
-		return "", fmt.Errorf("%w: name is longer than %d characters", ErrInvalidInput, m.opts.MaxNameLength)
+		return "", invalidInput("name is longer than %d characters", m.opts.MaxNameLength)
 	case strings.ContainsFunc(name, unicode.IsControl):
-		return "", fmt.Errorf("%w: name contains control characters", ErrInvalidInput)
+		return "", invalidInput("name contains control characters")
 	}
 	return name, nil
 }
@@ -226,13 +226,13 @@ func checkScopes(scopes []string) ([]string, error) {
 		return nil, nil
 	}
 	if len(scopes) > maxScopes {
-		return nil, fmt.Errorf("%w: at most %d scopes", ErrInvalidInput, maxScopes)
+		return nil, invalidInput("at most %d scopes", maxScopes)
 	}
 	for _, s := range scopes {
 		if s == "" || len(s) > maxScopeLen || strings.ContainsFunc(s, func(r rune) bool {
 			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':')
 		}) {
-			return nil, fmt.Errorf("%w: scope %q: want 1-%d characters of [a-z0-9._:-]", ErrInvalidInput, s, maxScopeLen)
+			return nil, invalidInput("scope %q: want 1-%d characters of [a-z0-9._:-]", s, maxScopeLen)
 		}
 	}
 	out := slices.Clone(scopes)

@@ -24,10 +24,11 @@ var (
 	// It never means the credentials are wrong.
 	ErrUnavailable = errors.New("auth: service unavailable")
 	// ErrForbidden means the credential is valid but lacks a required scope
-	// (HTTP 403).
+	// (HTTP 403). It means nothing else.
 	ErrForbidden = errors.New("auth: forbidden")
 	// ErrInvalidInput means a request argument was rejected (an empty or
-	// over-long name, an unknown scope, too many app passwords).
+	// over-long name, an unknown scope, too many app passwords). The error
+	// is an [*InputError], whose Message may be shown to the person.
 	ErrInvalidInput = errors.New("auth: invalid input")
 )
 
@@ -44,3 +45,22 @@ func (e *ThrottleError) Error() string {
 
 // Is reports whether target is [ErrThrottled].
 func (e *ThrottleError) Is(target error) bool { return target == ErrThrottled }
+
+// InputError is a request argument the [Manager] refused. It matches
+// [ErrInvalidInput] with errors.Is.
+type InputError struct {
+	// Message says what is wrong in words fit to show to the person who
+	// sent it ("name is longer than 100 characters"). It holds no secret.
+	Message string
+}
+
+// Error returns "auth: invalid input: " and the Message.
+func (e *InputError) Error() string { return "auth: invalid input: " + e.Message }
+
+// Is reports whether target is [ErrInvalidInput].
+func (e *InputError) Is(target error) bool { return target == ErrInvalidInput }
+
+// invalidInput returns an [*InputError] with a formatted Message.
+func invalidInput(format string, args ...any) error {
+	return &InputError{Message: fmt.Sprintf(format, args...)}
+}

@@ -33,11 +33,18 @@ func TestIssueValidation(t *testing.T) {
 		"past expiry":    {e.alice, auth.IssueRequest{Name: "x", ExpiresAt: e.clock.Now()}, auth.ErrInvalidInput},
 		"nil user":       {nil, auth.IssueRequest{Name: "x"}, auth.ErrInvalidInput},
 		"no user ID":     {&auth.User{Login: "x"}, auth.IssueRequest{Name: "x"}, auth.ErrInvalidInput},
-		"disabled user":  {&auth.User{ID: "x", Login: "x", Disabled: true}, auth.IssueRequest{Name: "x"}, auth.ErrForbidden},
+		"disabled user":  {&auth.User{ID: "x", Login: "x", Disabled: true}, auth.IssueRequest{Name: "x"}, auth.ErrInvalidCredentials},
 	}
 	for name, tc := range bad {
-		if _, secret, err := e.m.IssueAppPassword(ctx, tc.user, tc.req); !errors.Is(err, tc.want) || secret != "" {
+		_, secret, err := e.m.IssueAppPassword(ctx, tc.user, tc.req)
+		if !errors.Is(err, tc.want) || secret != "" {
 			t.Errorf("%s: got %q, %v; want %v", name, secret, err, tc.want)
+		}
+		var ie *auth.InputError
+		if errors.As(err, &ie) != (tc.want == auth.ErrInvalidInput) {
+			t.Errorf("%s: %v: an InputError exactly when the input is refused", name, err)
+		} else if ie != nil && (ie.Message == "" || strings.Contains(ie.Message, "auth:")) {
+			t.Errorf("%s: Message %q: want words to show, without the package prefix", name, ie.Message)
 		}
 	}
 	if list, _ := e.m.ListAppPasswords(ctx, "u-alice"); len(list) != 0 {

@@ -122,7 +122,7 @@ func TestSessionOwnerDisabled(t *testing.T) {
 	if _, err := e.m.AuthenticateSession(t.Context(), secret, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("disabled owner's session: %v", err)
 	}
-	if _, _, err := e.m.CreateSession(t.Context(), &auth.User{ID: "x", Login: "x", Disabled: true}, "", ""); !errors.Is(err, auth.ErrForbidden) {
+	if _, _, err := e.m.CreateSession(t.Context(), &auth.User{ID: "x", Login: "x", Disabled: true}, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("session for a disabled user: %v", err)
 	}
 }

@@ -243,12 +243,19 @@ func (h *Handler) classify(r *http.Request, err error, what string) (int, string
 	case errors.Is(err, auth.ErrNotFound):
 		return http.StatusNotFound, what + " not found"
 	case errors.Is(err, auth.ErrInvalidInput):
-		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), "auth: ")
-	case errors.Is(err, auth.ErrForbidden):
-		return http.StatusForbidden, "not allowed for this account"
+		return http.StatusBadRequest, inputMessage(err)
 	}
 	h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", err)
 	return http.StatusInternalServerError, "internal error"
+}
+
+// inputMessage returns what an [auth.InputError] says, fit to show.
+func inputMessage(err error) string {
+	var ie *auth.InputError
+	if errors.As(err, &ie) {
+		return ie.Message
+	}
+	return "invalid input"
 }
 
 func setRetryAfter(w http.ResponseWriter, err error) {

@@ -315,8 +315,7 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	a, secret, err := h.m.IssueAppPassword(r.Context(), &s.p.User, auth.IssueRequest{Name: name})
 	if errors.Is(err, auth.ErrInvalidInput) {
-		_, msg := h.classify(r, err, "")
-		d.Error = "Could not create the app password: " + strings.TrimPrefix(msg, "invalid input: ") + "."
+		d.Error = "Could not create the app password: " + inputMessage(err) + "."
 		d.NameInvalid = true
 		h.renderSecurity(w, r, s, http.StatusBadRequest, d)
 		return
@@ -356,8 +355,7 @@ func (h *Handler) renameForm(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	_, err := h.m.RenameAppPassword(r.Context(), s.userID(), id, r.PostForm.Get("name"))
 	if errors.Is(err, auth.ErrInvalidInput) {
-		_, msg := h.classify(r, err, "")
-		h.renderSecurity(w, r, s, http.StatusBadRequest, &pageData{Error: "Could not rename: " + strings.TrimPrefix(msg, "invalid input: ") + "."})
+		h.renderSecurity(w, r, s, http.StatusBadRequest, &pageData{Error: "Could not rename: " + inputMessage(err) + "."})
 		return
 	}
 	if err != nil {
