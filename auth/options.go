@@ -73,7 +73,7 @@ type Options struct {
 	SessionLifetime time.Duration
 }
 
-// Limiter throttles authentication attempts (see package httpauth for one).
+// Limiter throttles authentication attempts (package auth/throttle has one).
 // Allow is called before a credential is looked up and returns nil, an error
 // matching [ErrThrottled] (typically a [*ThrottleError]), or [ErrUnavailable]
 // when it cannot decide (it must fail closed). Done reports the outcome.

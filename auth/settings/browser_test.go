@@ -307,7 +307,7 @@ func screenshot(t *testing.T, ctx context.Context, path string, width int64) {
 	}
 }
 
-// The sign-in page with httpauth's real Throttle: guessing from one address
+// The sign-in page with the real Throttle (package auth/throttle): guessing from one address
 // is throttled, a good sign-in from another address works at once.
 func TestSignInWithHTTPAuthThrottle(t *testing.T) {
 	limiter, err := throttle.New(nil)

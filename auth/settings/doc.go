@@ -9,7 +9,7 @@
 //		Prefix:    "/account/",
 //		Title:     "Example Cloud",
 //		ServerURL: "https://dav.example.com/",
-//		Limiter:   throttle, // e.g. from package httpauth
+//		Limiter:   limiter, // e.g. a throttle.Throttle (package auth/throttle)
 //	})
 //	mux.Handle("/account/", h)
 //	mux.Handle("/dav/", davMiddleware.Wrap(davHandler))

@@ -56,7 +56,7 @@ type Options struct {
 
 	// Limiter, if set, throttles password attempts on the sign-in and
 	// re-authentication forms and POST api/v1/session (for example the
-	// throttle of package httpauth). Without one, only the directory's own
+	// Throttle of package auth/throttle). Without one, only the directory's own
 	// lockout policy protects accounts from guessing.
 	Limiter auth.Limiter
 	// Now is the clock, for the recent sign-in check; give it the Manager's
