@@ -437,14 +437,29 @@ func TestSecurityPageUnavailable(t *testing.T) {
 func TestStaticFiles(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	c := e.client()
-	for path, ct := range map[string]string{"static/app.js": "text/javascript; charset=utf-8", "static/style.css": "text/css; charset=utf-8"} {
+	for path, ct := range map[string]string{"static/app.js": "text/javascript; charset=utf-8", "static/style.css": "text/css; charset=utf-8", "static/key.svg": "image/svg+xml"} {
 		w := c.get(path)
-		if w.Code != 200 || w.Header().Get("Content-Type") != ct || w.Body.Len() < 500 {
+		if w.Code != 200 || w.Header().Get("Content-Type") != ct || w.Body.Len() < 200 {
 			t.Errorf("%s: %d %q %d bytes", path, w.Code, w.Header().Get("Content-Type"), w.Body.Len())
 		}
+		if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: Cache-Control %q", path, cc)
+		}
 	}
-	if w := c.get("static/../settings.go"); w.Code == 200 {
-		t.Error("static serves files outside static/")
+	for _, path := range []string{"static/../settings.go", "static/..%2fsettings.go", "static/..%2ftemplates/layout.html", "static/%2e%2e/settings.go"} {
+		if w := c.get(path); w.Code == 200 {
+			t.Errorf("%s: 200; static serves files outside static/", path)
+		}
+	}
+	// No directory listing, and a 404 keeps the headers.
+	for _, path := range []string{"static/", "static", "static/.", "static/index.html", "static/nope.css"} {
+		w := c.get(path)
+		if w.Code == 200 || strings.Contains(w.Body.String(), "app.js") {
+			t.Errorf("%s: %d %q; want no listing", path, w.Code, w.Body)
+		}
+		if w.Code == 404 && w.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: 404 without Cache-Control: no-store", path)
+		}
 	}
 }
 

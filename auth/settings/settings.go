@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -77,7 +78,8 @@ type Handler struct {
 	mux      *http.ServeMux
 	cop      *http.CrossOriginProtection
 	tmpl     map[string]*template.Template
-	static   fs.FS
+	static   fs.FS        // the files under static/
+	files    http.Handler // serves static, after staticFile's checks
 }
 
 // Limits on what clients send.
@@ -149,6 +151,7 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 		return nil, fmt.Errorf("settings: %w", err)
 	}
 	h.static = static
+	h.files = http.StripPrefix(o.Prefix+"static/", http.FileServerFS(static))
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -244,22 +247,29 @@ func (h *Handler) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 	h.errorPage(w, r, http.StatusForbidden, "Request refused", "This request came from another site and was refused. Go back to the page and try again.")
 }
 
+// staticTypes are the Content-Types of the static files, set here rather
+// than from the system's MIME table (which may, for example, call .js
+// application/javascript); any other file is application/octet-stream.
+var staticTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+	".svg": "image/svg+xml",
+}
+
+// staticFile serves a file of static/ (the route allows one path segment,
+// so "static/" itself, which would be a directory listing, is not routed
+// here). Unknown names and directories are answered here with 404: the
+// file server's own error responses drop the Cache-Control header.
 func (h *Handler) staticFile(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
-	data, err := fs.ReadFile(h.static, name)
-	if err != nil {
+	if st, err := fs.Stat(h.static, name); err != nil || !st.Mode().IsRegular() {
 		http.NotFound(w, r)
 		return
 	}
-	switch {
-	case strings.HasSuffix(name, ".js"):
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	case strings.HasSuffix(name, ".css"):
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	case strings.HasSuffix(name, ".svg"):
-		w.Header().Set("Content-Type", "image/svg+xml")
-	default:
-		w.Header().Set("Content-Type", "application/octet-stream")
+	ct, ok := staticTypes[path.Ext(name)]
+	if !ok {
+		ct = "application/octet-stream"
 	}
-	w.Write(data)
+	w.Header().Set("Content-Type", ct)
+	h.files.ServeHTTP(w, r)
 }

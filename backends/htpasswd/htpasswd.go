@@ -38,6 +38,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/go-crypt/crypt/algorithm/shacrypt"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/appauth/appauth/auth"
@@ -101,8 +102,8 @@ type entry struct {
 	login    string
 	line     int
 	disabled bool
-	bcrypt   []byte        // a bcrypt hash, or
-	sha      *shaCryptHash // a SHA-crypt hash
+	bcrypt   []byte           // a bcrypt hash, or
+	sha      *shacrypt.Digest // a SHA-crypt hash
 }
 
 // Open reads the htpasswd file at path. It fails if the file cannot be read
@@ -268,7 +269,7 @@ func (d *Directory) VerifyPassword(ctx context.Context, login, password string) 
 
 func (e *entry) check(password []byte) bool {
 	if e.sha != nil {
-		return e.sha.verify(password)
+		return e.sha.MatchBytes(password) // constant-time comparison
 	}
 	return bcrypt.CompareHashAndPassword(e.bcrypt, password) == nil
 }

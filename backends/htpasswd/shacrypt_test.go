@@ -1,6 +1,12 @@
 package htpasswd
 
-import "testing"
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-crypt/crypt/algorithm/shacrypt"
+)
 
 // Vectors from the SHA-crypt specification and from glibc crypt(3)
 // (perl -e 'print crypt(PASSWORD, SALT)') and `openssl passwd -5/-6`.
@@ -20,20 +26,41 @@ var shaCryptVectors = []struct{ password, hash string }{
 
 func TestShaCryptVectors(t *testing.T) {
 	for _, v := range shaCryptVectors {
-		h, err := parseShaCrypt(v.hash)
+		d, err := parseShaCrypt(v.hash)
 		if err != nil {
 			t.Fatalf("parse %q: %v", v.hash, err)
 		}
-		if got := shaCrypt(h.variant, []byte(v.password), []byte(h.salt), h.rounds, h.roundsCustom); got != v.hash {
-			t.Errorf("shaCrypt(%q) = %q, want %q", v.password, got, v.hash)
-		}
-		if !h.verify([]byte(v.password)) {
+		if !d.MatchBytes([]byte(v.password)) {
 			t.Errorf("verify(%q) against %q failed", v.password, v.hash)
 		}
-		if h.verify([]byte(v.password + "x")) {
+		if d.MatchBytes([]byte(v.password + "x")) {
 			t.Errorf("a wrong password verified against %q", v.hash)
 		}
+		// Hashing (as the test fixtures do) gives the same key.
+		rounds := shacrypt.IterationsDefaultOmitted
+		if r, ok := strings.CutPrefix(v.hash[3:], "rounds="); ok {
+			n, _, _ := strings.Cut(r, "$")
+			rounds, _ = strconv.Atoi(n)
+		}
+		got := shaCryptHash(t, v.hash[1], v.password, string(d.Salt()), rounds)
+		if g, err := parseShaCrypt(got); err != nil || string(g.Key()) != string(d.Key()) {
+			t.Errorf("hashing %q gives %q (%v), want the key of %q", v.password, got, err, v.hash)
+		}
 	}
+}
+
+// shaCryptHash hashes password with variant '5' or '6', salt and rounds.
+func shaCryptHash(t testing.TB, variant byte, password, salt string, rounds int) string {
+	t.Helper()
+	h, err := shacrypt.New(shacrypt.WithVariantName(string(variant)), shacrypt.WithIterations(rounds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.HashWithSalt(password, []byte(salt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Encode()
 }
 
 func TestParseShaCryptRefuses(t *testing.T) {
@@ -42,12 +69,31 @@ func TestParseShaCryptRefuses(t *testing.T) {
 		"$5$rounds=$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",
 		"$5$rounds=01000$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",
 		"$5$rounds=999999999$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", // too costly
-		"$5$saltsaltsaltsaltsalt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",  // salt over 16
+		"$5$rounds=999$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",       // below 1000
+		"$5$rounds=+1000$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",
+		"$5$rounds=1000,x=1$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",
+		"$6$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5",                 // a $5$ key under $6$
+		"$5$saltsaltsaltsaltsalt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", // salt over 16
 		"$5$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWE!5",
 		"$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl",
 	} {
 		if _, err := parseShaCrypt(h); err == nil {
 			t.Errorf("parseShaCrypt(%q) accepted", h)
+		}
+	}
+}
+
+// TestShaCryptRoundsCap: up to 10,000,000 rounds are read; more are refused
+// with an error that says why, before any hashing.
+func TestShaCryptRoundsCap(t *testing.T) {
+	const key = "$salt$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"
+	if _, err := parseShaCrypt("$5$rounds=10000000" + key); err != nil {
+		t.Errorf("10,000,000 rounds refused: %v", err)
+	}
+	for _, n := range []string{"10000001", "999999999"} {
+		_, err := parseShaCrypt("$5$rounds=" + n + key)
+		if err == nil || !strings.Contains(err.Error(), "above 10,000,000") {
+			t.Errorf("%s rounds: %v, want the rounds cap", n, err)
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/htpasswd"
 )
@@ -137,23 +139,23 @@ func addUser(c *config, stdin *os.File, stdout io.Writer) error {
 		return fmt.Errorf("-add-user %q: a name cannot contain ':' or line breaks, or start or end with a space", login)
 	}
 	var password string
-	if isTerminal(stdin) {
+	if fd := int(stdin.Fd()); term.IsTerminal(fd) {
 		fmt.Fprintf(stdout, "Password for %s: ", login)
-		p1, err := readPasswordNoEcho(stdin)
+		p1, err := term.ReadPassword(fd)
 		fmt.Fprintln(stdout)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "Again: ")
-		p2, err := readPasswordNoEcho(stdin)
+		p2, err := term.ReadPassword(fd)
 		fmt.Fprintln(stdout)
 		if err != nil {
 			return err
 		}
-		if p1 != p2 {
+		if string(p1) != string(p2) {
 			return errors.New("the passwords differ; nothing changed")
 		}
-		password = p1
+		password = string(p1)
 	} else {
 		line, err := bufio.NewReader(stdin).ReadString('\n')
 		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
