@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
-	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/internal/testkit"
 )
@@ -206,10 +205,10 @@ func TestCookieSecure(t *testing.T) {
 	}{
 		{"plain HTTP", settings.Options{}, false, "192.0.2.1:1", [2]string{}, false},
 		{"TLS", settings.Options{}, true, "192.0.2.1:1", [2]string{}, true},
-		{"trusted proxy says https", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "https"}, true},
-		{"trusted proxy, Forwarded", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"Forwarded", "for=192.0.2.1;proto=https"}, true},
-		{"trusted proxy says http", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "http"}, false},
-		{"untrusted peer says https", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "192.0.2.1:1", [2]string{"X-Forwarded-Proto", "https"}, false},
+		{"trusted proxy says https", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "https"}, true},
+		{"trusted proxy, Forwarded", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"Forwarded", "for=192.0.2.1;proto=https"}, true},
+		{"trusted proxy says http", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "http"}, false},
+		{"untrusted peer says https", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "192.0.2.1:1", [2]string{"X-Forwarded-Proto", "https"}, false},
 		{"forced on", settings.Options{Secure: &yes}, false, "192.0.2.1:1", [2]string{}, true},
 		{"forced off", settings.Options{Secure: &no}, true, "192.0.2.1:1", [2]string{}, false},
 	} {
@@ -261,7 +260,7 @@ func TestClientAddress(t *testing.T) {
 				if tc.forwarded {
 					header = "Forwarded"
 				}
-				o.ClientAddr = trusting(t, proxies, header)
+				o.ClientAddr = testkit.Resolver(t, proxies, header)
 			})
 			c := e.client()
 			c.addr = tc.peer
@@ -838,14 +837,4 @@ func TestAPIResponsesAreValidJSON(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp["name"] != name {
 		t.Errorf("name round trip: %v %v", resp["name"], err)
 	}
-}
-
-// trusting returns a clientaddr.Resolver trusting proxies, with header.
-func trusting(t *testing.T, proxies []netip.Prefix, header string) *clientaddr.Resolver {
-	t.Helper()
-	res, err := clientaddr.New(&clientaddr.Options{TrustedProxies: proxies, Header: header})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
 }
