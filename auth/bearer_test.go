@@ -1,43 +1,18 @@
 package auth_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
-// loginLimiter records the username of every Done call.
-type loginLimiter struct {
-	mu      sync.Mutex
-	allowed []string
-	done    []string
-}
-
-func (l *loginLimiter) Allow(ctx context.Context, c auth.Attempt) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.allowed = append(l.allowed, c.Username)
-	return nil
-}
-
-func (l *loginLimiter) Done(c auth.Attempt, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := "fail:" + c.Username
-	if ok {
-		s = "ok:" + c.Username
-	}
-	l.done = append(l.done, s)
-}
-
 func TestAuthenticateToken(t *testing.T) {
-	l := &loginLimiter{}
+	l := &testkit.Limiter{}
 	e := newEnv(t, func(o *auth.Options) { o.Limiter = l })
 	ctx := t.Context()
 	ap, secret, err := e.m.IssueAppPassword(ctx, e.alice, auth.IssueRequest{Name: "phone", Scopes: []string{auth.ScopeCalendars}})
@@ -65,7 +40,7 @@ func TestAuthenticateToken(t *testing.T) {
 		"empty":          "",
 		"account":        "account-password-of-alice",
 		"session secret": sess,
-		"typo":           typo(secret),
+		"typo":           testkit.Typo(secret),
 	} {
 		if _, err := e.m.AuthenticateToken(ctx, s, "192.0.2.7", "curl"); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("%s: %v, want ErrInvalidCredentials", name, err)
@@ -81,11 +56,19 @@ func TestAuthenticateToken(t *testing.T) {
 
 	// The Limiter sees no username before the lookup, and the owner's login
 	// once the token is known good.
-	if len(l.done) < 2 || l.done[0] != "ok:alice" || l.done[len(l.done)-1] != "fail:" {
-		t.Errorf("Limiter.Done calls %q, want ok:alice first and fail: (no username) last", l.done)
+	var done []string
+	for _, r := range l.Results() {
+		s := "fail:" + r.Attempt.Username
+		if r.Success {
+			s = "ok:" + r.Attempt.Username
+		}
+		done = append(done, s)
 	}
-	if slices.ContainsFunc(l.allowed, func(s string) bool { return s != "" }) {
-		t.Errorf("Limiter.Allow saw usernames %q, want none", l.allowed)
+	if len(done) < 2 || done[0] != "ok:alice" || done[len(done)-1] != "fail:" {
+		t.Errorf("Limiter.Done calls %q, want ok:alice first and fail: (no username) last", done)
+	}
+	if slices.ContainsFunc(l.Allowed(), func(a auth.Attempt) bool { return a.Username != "" }) {
+		t.Errorf("Limiter.Allow saw usernames in %+v, want none", l.Allowed())
 	}
 }
 
@@ -96,11 +79,11 @@ func TestAuthenticateTokenExpiredAndOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.store.setFail(auth.ErrUnavailable)
+	e.store.Fail(auth.ErrUnavailable)
 	if _, err := e.m.AuthenticateToken(ctx, secret, "", ""); !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("store down: %v, want ErrUnavailable only", err)
 	}
-	e.store.setFail(nil)
+	e.store.Fail(nil)
 	if _, err := e.m.AuthenticateToken(ctx, secret, "", ""); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
@@ -117,7 +100,7 @@ func TestLooksLikeAppPassword(t *testing.T) {
 		secret:                               true,
 		strings.ToUpper(secret):              true,
 		strings.ReplaceAll(secret, "-", " "): true,
-		secret[:len(secret)-1] + "2":         true, // a typo still looks like one
+		testkit.Typo(secret):                 true, // a typo still looks like one
 		"":                                   false,
 		"correct horse battery staple":       false,
 		"aap-hunter2":                        false,
@@ -128,12 +111,4 @@ func TestLooksLikeAppPassword(t *testing.T) {
 			t.Errorf("LooksLikeAppPassword(%q) = %v, want %v", s, got, want)
 		}
 	}
-}
-
-// typo changes the last character of s to another alphabet character.
-func typo(s string) string {
-	if strings.HasSuffix(s, "2") {
-		return s[:len(s)-1] + "3"
-	}
-	return s[:len(s)-1] + "2"
 }

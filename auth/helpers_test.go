@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync/atomic"
@@ -12,64 +11,6 @@ import (
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testkit"
 )
-
-// countingStore wraps a Store, counting calls and failing on demand.
-type countingStore struct {
-	auth.Store
-	byHash, usageWrites, usageRows atomic.Int64
-	fail                           atomic.Pointer[error]
-}
-
-func (s *countingStore) err() error {
-	if e := s.fail.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
-
-func (s *countingStore) setFail(err error) {
-	if err == nil {
-		s.fail.Store(nil)
-		return
-	}
-	s.fail.Store(&err)
-}
-
-func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.StoredCredential, error) {
-	s.byHash.Add(1)
-	if err := s.err(); err != nil {
-		return nil, err
-	}
-	return s.Store.CredentialByHash(ctx, h)
-}
-
-func (s *countingStore) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.StoredCredential, error) {
-	if err := s.err(); err != nil {
-		return nil, err
-	}
-	return s.Store.ListCredentials(ctx, userID, kind)
-}
-
-func (s *countingStore) DeleteCredential(ctx context.Context, userID, id string) error {
-	if err := s.err(); err != nil {
-		return err
-	}
-	return s.Store.DeleteCredential(ctx, userID, id)
-}
-
-func (s *countingStore) RecordUsage(ctx context.Context, u []auth.Usage) error {
-	if err := s.err(); err != nil {
-		return err
-	}
-	s.usageWrites.Add(1)
-	s.usageRows.Add(int64(len(u)))
-	return s.Store.RecordUsage(ctx, u)
-}
-
-// DeleteExpired passes the optional capability through the wrapper.
-func (s *countingStore) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
-	return s.Store.(auth.ExpiredPurger).DeleteExpired(ctx, now)
-}
 
 // countingDirectory wraps a Directory, counting lookups and failing on demand.
 type countingDirectory struct {
@@ -88,7 +29,7 @@ func (d *countingDirectory) LookupUser(ctx context.Context, login string) (*auth
 
 type env struct {
 	m     *auth.Manager
-	store *countingStore
+	store *testkit.Store
 	dir   *countingDirectory
 	clock *testkit.Clock
 	logs  *testkit.Buffer
@@ -96,14 +37,14 @@ type env struct {
 	bob   *auth.User
 }
 
-var testPepper = auth.Pepper{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}
+var testPepper = testkit.Pepper()
 
 // newEnv returns a Manager on a memory store and directory with users alice
 // and bob, a settable clock and a captured debug log. edit may change options.
 func newEnv(t testing.TB, edit func(*auth.Options)) *env {
 	t.Helper()
 	e := &env{
-		store: &countingStore{Store: memory.NewStore()},
+		store: testkit.NewStore(memory.NewStore()),
 		dir:   &countingDirectory{Directory: memory.NewDirectory()},
 		clock: testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)),
 		logs:  &testkit.Buffer{},
@@ -123,12 +64,7 @@ func newEnv(t testing.TB, edit func(*auth.Options)) *env {
 	if edit != nil {
 		edit(opts)
 	}
-	m, err := auth.NewManager(e.store, e.dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	e.m = m
+	e.m = testkit.NewManager(t, e.store, e.dir, opts)
 	return e
 }
 

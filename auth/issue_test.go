@@ -15,6 +15,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 func TestIssueValidation(t *testing.T) {
@@ -173,47 +174,33 @@ func TestPepperRotation(t *testing.T) {
 	}
 }
 
-type fakeLimiter struct {
-	mu      sync.Mutex
-	block   error
-	results []bool
-}
-
-func (l *fakeLimiter) Allow(ctx context.Context, c auth.Attempt) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.block
-}
-
-func (l *fakeLimiter) Done(c auth.Attempt, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.results = append(l.results, ok)
-}
-
 func TestLimiter(t *testing.T) {
-	l := &fakeLimiter{}
+	l := &testkit.Limiter{}
 	e := newEnv(t, func(o *auth.Options) { o.Limiter = l; o.CacheSize = -1 })
 	_, secret := e.issue(t, e.alice, "phone")
 	e.auth(t, "alice", secret)
 	e.auth(t, "mallory", secret)
-	e.store.setFail(auth.ErrUnavailable)
+	e.store.Fail(auth.ErrUnavailable)
 	e.auth(t, "alice", secret) // an outage is not the client's failure
-	e.store.setFail(nil)
-	if want := []bool{true, false}; !slices.Equal(l.results, want) {
-		t.Errorf("Done calls %v, want %v", l.results, want)
+	e.store.Fail(nil)
+	var results []bool
+	for _, r := range l.Results() {
+		results = append(results, r.Success)
 	}
-	l.block = &auth.ThrottleError{RetryAfter: 30 * time.Second}
-	before := e.store.byHash.Load()
+	if want := []bool{true, false}; !slices.Equal(results, want) {
+		t.Errorf("Done calls %v, want %v", results, want)
+	}
+	l.Refuse(&auth.ThrottleError{RetryAfter: 30 * time.Second})
+	before := e.store.Lookups.Load()
 	_, err := e.auth(t, "alice", secret)
 	var te *auth.ThrottleError
 	if !errors.Is(err, auth.ErrThrottled) || !errors.As(err, &te) || te.RetryAfter != 30*time.Second {
 		t.Errorf("throttled: %v", err)
 	}
-	if e.store.byHash.Load() != before {
+	if e.store.Lookups.Load() != before {
 		t.Error("a throttled attempt reached the store")
 	}
-	l.block = errors.New("limiter storage down")
+	l.Refuse(errors.New("limiter storage down"))
 	if _, err := e.auth(t, "alice", secret); !errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("limiter failure: %v, want ErrUnavailable (fail closed)", err)
 	}
@@ -233,14 +220,14 @@ func TestNoSecretInLogs(t *testing.T) {
 	e.auth(t, "alice", secret)
 	e.auth(t, "bob", secret)
 	e.auth(t, "alice", strings.ToUpper(secret))
-	e.auth(t, "alice", secret[:len(secret)-1]+"x")
+	e.auth(t, "alice", testkit.Typo(secret))
 	e.auth(t, "alice\x1b[31m\nfake=line", "account-password-of-alice")
 	e.m.AuthenticateSession(ctx, sess, "", "")
 	_, uncached := e.issue(t, e.alice, "tablet")
-	e.store.setFail(errors.New("connection refused"))
+	e.store.Fail(errors.New("connection refused"))
 	e.m.CreateSession(ctx, e.alice, "", "")
 	e.auth(t, "alice", uncached)
-	e.store.setFail(nil)
+	e.store.Fail(nil)
 	e.m.RenameAppPassword(ctx, "u-alice", ap.ID, "x")
 	e.m.RevokeAppPassword(ctx, "u-alice", ap.ID)
 	e.m.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 func TestNewManagerRefusesBadPeppers(t *testing.T) {
@@ -81,13 +82,6 @@ func TestIssueAndAuthenticate(t *testing.T) {
 func TestRefusedBeforeAnyLookup(t *testing.T) {
 	e := newEnv(t, nil)
 	_, secret := e.issue(t, e.alice, "phone")
-	broken := []byte(secret)
-	last := len(broken) - 1
-	if broken[last] == '2' {
-		broken[last] = '3'
-	} else {
-		broken[last] = '2'
-	}
 	swapped := []byte(secret)
 	for i := 4; ; i++ { // swap the first two neighbours that differ
 		if swapped[i] != swapped[i+1] && swapped[i+1] != '-' {
@@ -102,7 +96,7 @@ func TestRefusedBeforeAnyLookup(t *testing.T) {
 		"1 MiB password":     {Username: "alice", Password: strings.Repeat("a", 1<<20)},
 		"1 MiB username":     {Username: strings.Repeat("a", 1<<20), Password: secret},
 		"non-UTF-8":          {Username: "alice", Password: "aap-\xff\xfe" + secret[6:]},
-		"checksum typo":      {Username: "alice", Password: string(broken)},
+		"checksum typo":      {Username: "alice", Password: testkit.Typo(secret)},
 		"transposition":      {Username: "alice", Password: string(swapped)},
 		"account password":   {Username: "alice", Password: "account-password-of-alice"},
 		"NUL in password":    {Username: "alice", Password: secret + "\x00"},
@@ -111,12 +105,12 @@ func TestRefusedBeforeAnyLookup(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			before := e.store.byHash.Load()
+			before := e.store.Lookups.Load()
 			p, err := e.m.Authenticate(t.Context(), c)
 			if !errors.Is(err, auth.ErrInvalidCredentials) || p != nil {
 				t.Fatalf("got %v, %v; want ErrInvalidCredentials", p, err)
 			}
-			if n := e.store.byHash.Load() - before; n != 0 {
+			if n := e.store.Lookups.Load() - before; n != 0 {
 				t.Errorf("%d store lookups for input refused by its format", n)
 			}
 		})
@@ -155,12 +149,12 @@ func TestSameErrorForEveryRefusal(t *testing.T) {
 		"another user's app password": {Username: "alice", Password: bobs},
 	}
 	for name, c := range cases {
-		before := e.store.byHash.Load()
+		before := e.store.Lookups.Load()
 		p, err := e.m.Authenticate(t.Context(), c)
 		if err != auth.ErrInvalidCredentials || p != nil {
 			t.Errorf("%s: got %v, %v; want exactly ErrInvalidCredentials", name, p, err)
 		}
-		if n := e.store.byHash.Load() - before; n != 1 {
+		if n := e.store.Lookups.Load() - before; n != 1 {
 			t.Errorf("%s: %d store lookups, want 1 like every other refusal", name, n)
 		}
 	}
@@ -197,12 +191,12 @@ func TestNegativeCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := e.store.byHash.Load(); n != 1 {
+	if n := e.store.Lookups.Load(); n != 1 {
 		t.Errorf("100 retries of a stale password made %d store lookups, want 1", n)
 	}
 	e.clock.Add(6 * time.Second)
 	e.auth(t, "alice", stale)
-	if n := e.store.byHash.Load(); n != 2 {
+	if n := e.store.Lookups.Load(); n != 2 {
 		t.Errorf("after the negative TTL: %d lookups, want 2", n)
 	}
 }
@@ -281,7 +275,7 @@ func TestStoreOutageIsUnavailable(t *testing.T) {
 	e := newEnv(t, func(o *auth.Options) { o.CacheSize = -1 })
 	_, secret := e.issue(t, e.alice, "phone")
 	for _, storeErr := range []error{auth.ErrUnavailable, errors.New("driver: connection reset"), context.DeadlineExceeded} {
-		e.store.setFail(storeErr)
+		e.store.Fail(storeErr)
 		_, err := e.auth(t, "alice", secret)
 		if !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("store error %v: got %v, want ErrUnavailable", storeErr, err)
@@ -290,7 +284,7 @@ func TestStoreOutageIsUnavailable(t *testing.T) {
 			t.Errorf("ListAppPasswords hid a store error")
 		}
 	}
-	e.store.setFail(nil)
+	e.store.Fail(nil)
 	if _, err := e.auth(t, "alice", secret); err != nil {
 		t.Errorf("after the outage: %v", err)
 	}
@@ -372,7 +366,7 @@ func TestLastUsedIsCoalesced(t *testing.T) {
 			}
 		}
 	}
-	if rows := e.store.usageRows.Load(); rows < intervals || rows > intervals+1 {
+	if rows := e.store.UsageRows.Load(); rows < intervals || rows > intervals+1 {
 		t.Errorf("%d verifies over %d intervals made %d last-used writes, want %d", intervals*perInterval, intervals, rows, intervals)
 	}
 	list, err := e.m.ListAppPasswords(t.Context(), "u-alice")
@@ -391,11 +385,11 @@ func TestCloseFlushesLastUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A failed write is kept and retried.
-	e.store.setFail(auth.ErrUnavailable)
+	e.store.Fail(auth.ErrUnavailable)
 	if err := e.m.Flush(t.Context()); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("Flush with the store down: %v", err)
 	}
-	e.store.setFail(nil)
+	e.store.Fail(nil)
 	if err := e.m.Close(); err != nil {
 		t.Fatal(err)
 	}

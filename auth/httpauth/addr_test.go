@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/appauth/appauth/auth"
-	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // seenAddr returns the client address the middleware passes to the
@@ -26,16 +26,6 @@ func seenAddr(t *testing.T, opts httpauth.Options, peer string, header http.Head
 	}
 	serve(mw.Wrap(http.HandlerFunc(whoami)), request{authz: basic("alice", "x"), remote: peer, header: header})
 	return got
-}
-
-// resolver returns a clientaddr.Resolver trusting proxies, with header.
-func resolver(t *testing.T, proxies []netip.Prefix, header string) *clientaddr.Resolver {
-	t.Helper()
-	res, err := clientaddr.New(&clientaddr.Options{TrustedProxies: proxies, Header: header})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
 }
 
 func TestClientAddress(t *testing.T) {
@@ -66,7 +56,7 @@ func TestClientAddress(t *testing.T) {
 		{"only a client's Forwarded", proxies, "10.0.0.1:5000", fwd("for=198.51.100.1"), "10.0.0.1"},
 		{"Unix socket peer", proxies, "@", xff("203.0.113.9"), "@"},
 	} {
-		if got := seenAddr(t, httpauth.Options{ClientAddr: resolver(t, tc.trusted, "")}, tc.peer, tc.header); got != tc.want {
+		if got := seenAddr(t, httpauth.Options{ClientAddr: testkit.Resolver(t, tc.trusted, "")}, tc.peer, tc.header); got != tc.want {
 			t.Errorf("%s: client address %q, want %q", tc.name, got, tc.want)
 		}
 	}
@@ -77,7 +67,7 @@ func TestClientAddress(t *testing.T) {
 // such a proxy and ignored.
 func TestForwardedHeader(t *testing.T) {
 	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}
-	opts := httpauth.Options{ClientAddr: resolver(t, proxies, "forwarded")}
+	opts := httpauth.Options{ClientAddr: testkit.Resolver(t, proxies, "forwarded")}
 	fwd := func(v ...string) http.Header { return http.Header{"Forwarded": v} }
 	for _, tc := range []struct {
 		name   string
@@ -102,7 +92,7 @@ func TestForwardedHeader(t *testing.T) {
 // trusted proxy cannot pick a fresh address per request with a header.
 func TestSpoofedForwardedForDoesNotEscapeThrottle(t *testing.T) {
 	e := newEnv(t, func(_ *env, o *httpauth.Options) {
-		o.ClientAddr = resolver(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "")
+		o.ClientAddr = testkit.Resolver(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "")
 	})
 	secret := e.issue(t, e.alice)
 	for i := range 50 {

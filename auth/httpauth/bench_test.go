@@ -1,7 +1,6 @@
 package httpauth_test
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"github.com/appauth/appauth/auth/httpauth"
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // BenchmarkMiddleware measures what the middleware adds to a trivial
@@ -31,14 +31,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{
-		Peppers: []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
-		Limiter: limiter,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	m := testkit.NewManager(b, memory.NewStore(), dir, &auth.Options{Limiter: limiter})
 	mw, err := httpauth.New(m, &httpauth.Options{Limiter: limiter})
 	if err != nil {
 		b.Fatal(err)

@@ -1,15 +1,12 @@
 package httpauth_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,37 +16,6 @@ import (
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testkit"
 )
-
-// countingStore wraps a Store, counting lookups and failing on demand.
-type countingStore struct {
-	auth.Store
-	lookups atomic.Int64
-	down    atomic.Bool
-}
-
-func (s *countingStore) CredentialByHash(ctx context.Context, h []byte) (*auth.StoredCredential, error) {
-	s.lookups.Add(1)
-	if s.down.Load() {
-		return nil, fmt.Errorf("test store: connection refused: %w", auth.ErrUnavailable)
-	}
-	return s.Store.CredentialByHash(ctx, h)
-}
-
-// countingVerifier wraps a PasswordVerifier, counting calls and failing
-// with err when it is set.
-type countingVerifier struct {
-	auth.PasswordVerifier
-	calls atomic.Int64
-	err   atomic.Pointer[error]
-}
-
-func (v *countingVerifier) VerifyPassword(ctx context.Context, login, password string) (*auth.User, error) {
-	v.calls.Add(1)
-	if e := v.err.Load(); e != nil {
-		return nil, *e
-	}
-	return v.PasswordVerifier.VerifyPassword(ctx, login, password)
-}
 
 const (
 	aliceAccountPassword = "correct horse battery staple"
@@ -62,8 +28,8 @@ type env struct {
 	mw       *httpauth.Middleware
 	throttle *throttle.Throttle
 	clock    *testkit.Clock
-	store    *countingStore
-	verifier *countingVerifier
+	store    *testkit.Store
+	verifier *testkit.Verifier
 	logs     *testkit.Buffer
 	alice    *auth.User
 	bob      *auth.User
@@ -77,7 +43,7 @@ func newEnv(t testing.TB, edit func(*env, *httpauth.Options)) *env {
 	t.Helper()
 	e := &env{
 		clock: testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)),
-		store: &countingStore{Store: memory.NewStore()},
+		store: testkit.NewStore(memory.NewStore()),
 		logs:  &testkit.Buffer{},
 		alice: &auth.User{ID: "u-alice", Login: "alice"},
 		bob:   &auth.User{ID: "u-bob", Login: "bob"},
@@ -89,23 +55,18 @@ func newEnv(t testing.TB, edit func(*env, *httpauth.Options)) *env {
 	if err := dir.AddUser(*e.bob, "bob's account password"); err != nil {
 		t.Fatal(err)
 	}
-	e.verifier = &countingVerifier{PasswordVerifier: dir}
+	e.verifier = testkit.NewVerifier(dir)
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var err error
 	e.throttle, err = throttle.New(&throttle.Options{Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.m, err = auth.NewManager(e.store, dir, &auth.Options{
-		Peppers: []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
+	e.m = testkit.NewManager(t, e.store, dir, &auth.Options{
 		Now:     e.clock.Now,
 		Logger:  logger,
 		Limiter: e.throttle,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.m.Close() })
 	opts := &httpauth.Options{Limiter: e.throttle, Logger: logger}
 	if edit != nil {
 		edit(e, opts)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 const unauthorized = "Unauthorized\n"
@@ -31,8 +32,8 @@ func TestMiddlewareAppPasswords(t *testing.T) {
 		"none":                      "",
 		"wrong password":            basic("alice", bobSecret),
 		"unknown user":              basic("mallory", secret),
-		"typo":                      basic("alice", typo(secret)),
-		"bearer typo":               "Bearer " + typo(secret),
+		"typo":                      basic("alice", testkit.Typo(secret)),
+		"bearer typo":               "Bearer " + testkit.Typo(secret),
 		"bearer unknown":            "Bearer aap-22222222-22222222-22222222-22222222",
 		"account password":          basic("alice", aliceAccountPassword),
 		"not base64":                "Basic !!!!",
@@ -47,13 +48,6 @@ func TestMiddlewareAppPasswords(t *testing.T) {
 	}
 }
 
-func typo(s string) string {
-	if strings.HasSuffix(s, "2") {
-		return s[:len(s)-1] + "3"
-	}
-	return s[:len(s)-1] + "2"
-}
-
 // TestEmptyPasswordReachesNoVerifier sends the empty-password attacks from
 // SECURITY.md with account passwords allowed, so that a verifier would be
 // called if the middleware let them through.
@@ -62,7 +56,7 @@ func TestEmptyPasswordReachesNoVerifier(t *testing.T) {
 	for _, authz := range []string{"Basic dXNlcjo=", "Basic Og==", basic("alice", ""), basic("", aliceAccountPassword), "Basic ", "Bearer"} {
 		check(t, authz, e.do(request{authz: authz}), http.StatusUnauthorized, unauthorized)
 	}
-	if n, m := e.verifier.calls.Load(), e.store.lookups.Load(); n != 0 || m != 0 {
+	if n, m := e.verifier.Calls.Load(), e.store.Lookups.Load(); n != 0 || m != 0 {
 		t.Errorf("empty credentials reached the verifier %d times and the store %d times, want 0", n, m)
 	}
 }
@@ -80,7 +74,7 @@ func TestOversizedAuthorizationRefusedCheaply(t *testing.T) {
 	check(t, "1 MiB", e.do(request{authz: huge}), http.StatusUnauthorized, unauthorized)
 	check(t, "just over the limit", e.do(request{authz: "Bearer " + strings.Repeat("a", httpauth.MaxAuthorizationLen)}), http.StatusUnauthorized, unauthorized)
 	check(t, "300-byte password", e.do(request{authz: basic("alice", strings.Repeat("a", 300))}), http.StatusUnauthorized, unauthorized)
-	if n, m := e.verifier.calls.Load(), e.store.lookups.Load(); n != 0 || m != 0 {
+	if n, m := e.verifier.Calls.Load(), e.store.Lookups.Load(); n != 0 || m != 0 {
 		t.Errorf("oversized credentials reached the verifier %d times and the store %d times, want 0", n, m)
 	}
 	// Refused before decoding: decoding would allocate about 768 KiB.
@@ -98,7 +92,7 @@ func TestOversizedAuthorizationRefusedCheaply(t *testing.T) {
 func TestAccountPassword(t *testing.T) {
 	e := newEnv(t, nil)
 	check(t, "refused by default", e.do(request{authz: basic("alice", aliceAccountPassword)}), http.StatusUnauthorized, unauthorized)
-	if n := e.verifier.calls.Load(); n != 0 {
+	if n := e.verifier.Calls.Load(); n != 0 {
 		t.Errorf("account password checked %d times with the option off", n)
 	}
 
@@ -107,8 +101,8 @@ func TestAccountPassword(t *testing.T) {
 	check(t, "allowed", e.do(request{authz: basic("alice", aliceAccountPassword)}), 200, "alice account_password ")
 	check(t, "wrong", e.do(request{authz: basic("alice", "Tr0ub4dor&3")}), http.StatusUnauthorized, unauthorized)
 	check(t, "app password still an app password", e.do(request{authz: basic("alice", secret)}), 200, "alice app_password ")
-	check(t, "typo in an app password is not sent to the directory", e.do(request{authz: basic("alice", typo(secret))}), http.StatusUnauthorized, unauthorized)
-	if n := e.verifier.calls.Load(); n != 2 {
+	check(t, "typo in an app password is not sent to the directory", e.do(request{authz: basic("alice", testkit.Typo(secret))}), http.StatusUnauthorized, unauthorized)
+	if n := e.verifier.Calls.Load(); n != 2 {
 		t.Errorf("verifier called %d times, want 2 (the two account passwords)", n)
 	}
 
@@ -127,7 +121,7 @@ func TestAccountPasswordThrottled(t *testing.T) {
 	if got := w.Header().Get("Retry-After"); got != "1" {
 		t.Errorf("Retry-After %q, want 1", got)
 	}
-	if n := e.verifier.calls.Load(); n != 10 {
+	if n := e.verifier.Calls.Load(); n != 10 {
 		t.Errorf("verifier called %d times, want 10: a throttled attempt reached it", n)
 	}
 	check(t, "other address", e.do(request{authz: basic("alice", aliceAccountPassword)}), 200, "alice account_password ")
@@ -136,7 +130,7 @@ func TestAccountPasswordThrottled(t *testing.T) {
 func TestOutageIs503(t *testing.T) {
 	e := newEnv(t, allowAccountPasswords)
 	secret := e.issue(t, e.alice)
-	e.store.down.Store(true)
+	e.store.Fail(fmt.Errorf("test store: connection refused: %w", auth.ErrUnavailable))
 	for name, authz := range map[string]string{"Basic": basic("alice", secret), "Bearer": "Bearer " + secret} {
 		w := e.do(request{authz: authz})
 		check(t, name, w, http.StatusServiceUnavailable, "Service Unavailable\n")
@@ -144,11 +138,11 @@ func TestOutageIs503(t *testing.T) {
 			t.Errorf("%s: Retry-After %q, want the default 10", name, got)
 		}
 	}
-	e.store.down.Store(false)
+	e.store.Fail(nil)
 	check(t, "recovered", e.do(request{authz: basic("alice", secret)}), 200, "")
 
 	for _, err := range []error{auth.ErrUnavailable, errors.New("ldap: connection reset")} {
-		e.verifier.err.Store(&err)
+		e.verifier.Fail(err)
 		check(t, "directory: "+err.Error(), e.do(request{authz: basic("alice", aliceAccountPassword)}), http.StatusServiceUnavailable, "Service Unavailable\n")
 	}
 	// An outage is not the client's failure: it must not count towards the
@@ -156,7 +150,7 @@ func TestOutageIs503(t *testing.T) {
 	for range 11 {
 		e.do(request{authz: basic("alice", aliceAccountPassword)})
 	}
-	e.verifier.err.Store(nil)
+	e.verifier.Fail(nil)
 	check(t, "after the outage", e.do(request{authz: basic("alice", aliceAccountPassword)}), 200, "")
 }
 
@@ -246,7 +240,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	e := newEnv(t, allowAccountPasswords)
 	secret := e.issue(t, e.alice)
 	requests := []string{
-		basic("alice", secret), "Bearer " + secret, basic("bob", secret), basic("alice", typo(secret)),
+		basic("alice", secret), "Bearer " + secret, basic("bob", secret), basic("alice", testkit.Typo(secret)),
 		basic("alice", aliceAccountPassword), basic("alice", "wrong-account-password"), "Basic !!!",
 		basic("al\nice", aliceAccountPassword),
 	}
@@ -254,14 +248,14 @@ func TestNoSecretInLogs(t *testing.T) {
 		e.do(request{authz: authz})
 	}
 	err := auth.ErrUnavailable
-	e.verifier.err.Store(&err)
+	e.verifier.Fail(err)
 	e.do(request{authz: basic("alice", aliceAccountPassword)})
 
 	logs := e.logs.String()
 	if !strings.Contains(logs, `"method":"account_password"`) || !strings.Contains(logs, `"reason":"malformed"`) {
 		t.Fatalf("expected the middleware's own log lines, got:\n%s", logs)
 	}
-	forbidden := []string{secret, strings.ReplaceAll(secret, "-", ""), typo(secret), aliceAccountPassword, "wrong-account-password"}
+	forbidden := []string{secret, strings.ReplaceAll(secret, "-", ""), testkit.Typo(secret), aliceAccountPassword, "wrong-account-password"}
 	for _, authz := range requests {
 		_, value, _ := strings.Cut(authz, " ")
 		forbidden = append(forbidden, authz, value)

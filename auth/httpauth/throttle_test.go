@@ -37,7 +37,7 @@ func TestTenThousandGuesses(t *testing.T) {
 	if firstRetry != "1" {
 		t.Errorf("first Retry-After %q, want 1", firstRetry)
 	}
-	if n := e.store.lookups.Load(); n > 10 {
+	if n := e.store.Lookups.Load(); n > 10 {
 		t.Errorf("%d store lookups, want at most 10: throttled guesses reached the store", n)
 	}
 	check(t, "good login from another address, at once", e.do(request{authz: basic("alice", secret), remote: home}), 200, "alice app_password ")

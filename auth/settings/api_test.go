@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
-	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/settings"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 func TestNewValidatesOptions(t *testing.T) {
@@ -25,14 +25,14 @@ func TestNewValidatesOptions(t *testing.T) {
 		opts *settings.Options
 		want string
 	}{
-		{"nil manager", nil, e.dir, nil, "nil Manager"},
+		{"nil manager", nil, e.verifier, nil, "nil Manager"},
 		{"nil verifier", e.m, nil, nil, "nil PasswordVerifier"},
-		{"prefix without slash", e.m, e.dir, &settings.Options{Prefix: "account"}, "Prefix"},
-		{"prefix without trailing slash", e.m, e.dir, &settings.Options{Prefix: "/account"}, "Prefix"},
-		{"prefix with a pattern", e.m, e.dir, &settings.Options{Prefix: "/{x}/"}, "Prefix"},
-		{"bad cookie name", e.m, e.dir, &settings.Options{CookieName: "a b"}, "CookieName"},
-		{"negative RecentAuth", e.m, e.dir, &settings.Options{RecentAuth: -time.Second}, "RecentAuth"},
-		{"bad trusted origin", e.m, e.dir, &settings.Options{TrustedOrigins: []string{"not an origin"}}, "TrustedOrigins"},
+		{"prefix without slash", e.m, e.verifier, &settings.Options{Prefix: "account"}, "Prefix"},
+		{"prefix without trailing slash", e.m, e.verifier, &settings.Options{Prefix: "/account"}, "Prefix"},
+		{"prefix with a pattern", e.m, e.verifier, &settings.Options{Prefix: "/{x}/"}, "Prefix"},
+		{"bad cookie name", e.m, e.verifier, &settings.Options{CookieName: "a b"}, "CookieName"},
+		{"negative RecentAuth", e.m, e.verifier, &settings.Options{RecentAuth: -time.Second}, "RecentAuth"},
+		{"bad trusted origin", e.m, e.verifier, &settings.Options{TrustedOrigins: []string{"not an origin"}}, "TrustedOrigins"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := settings.New(tc.m, tc.v, tc.opts)
@@ -44,7 +44,7 @@ func TestNewValidatesOptions(t *testing.T) {
 			}
 		})
 	}
-	h, err := settings.New(e.m, e.dir, nil)
+	h, err := settings.New(e.m, e.verifier, nil)
 	if err != nil || h.Prefix() != "/" {
 		t.Fatalf("New with nil options = %v, %v; want prefix /", h, err)
 	}
@@ -176,14 +176,14 @@ func TestAPISignInFailures(t *testing.T) {
 	if code, _ := wrong(`{"username":"` + strings.Repeat("a", 300) + `","password":"x"}`); code != http.StatusUnauthorized {
 		t.Errorf("over-long username: %d, want 401", code)
 	}
-	calls := e.dir.calls.Load()
+	calls := e.verifier.Calls.Load()
 	wrong(`{"username":"alice","password":""}`)
 	wrong(`{"username":"","password":"x"}`)
-	if e.dir.calls.Load() != calls {
+	if e.verifier.Calls.Load() != calls {
 		t.Error("an empty username or password reached the verifier")
 	}
 
-	e.dir.down.Store(true)
+	e.verifier.Fail(errDirectoryDown)
 	if code, msg := wrong(`{"username":"alice","password":"` + alicePassword + `"}`); code != http.StatusServiceUnavailable || !strings.Contains(msg, "unavailable") {
 		t.Errorf("directory down: %d %q, want 503 (never 401)", code, msg)
 	}
@@ -205,10 +205,10 @@ func TestCookieSecure(t *testing.T) {
 	}{
 		{"plain HTTP", settings.Options{}, false, "192.0.2.1:1", [2]string{}, false},
 		{"TLS", settings.Options{}, true, "192.0.2.1:1", [2]string{}, true},
-		{"trusted proxy says https", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "https"}, true},
-		{"trusted proxy, Forwarded", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"Forwarded", "for=192.0.2.1;proto=https"}, true},
-		{"trusted proxy says http", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "http"}, false},
-		{"untrusted peer says https", settings.Options{ClientAddr: trusting(t, proxies, "")}, false, "192.0.2.1:1", [2]string{"X-Forwarded-Proto", "https"}, false},
+		{"trusted proxy says https", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "https"}, true},
+		{"trusted proxy, Forwarded", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"Forwarded", "for=192.0.2.1;proto=https"}, true},
+		{"trusted proxy says http", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "10.1.2.3:1", [2]string{"X-Forwarded-Proto", "http"}, false},
+		{"untrusted peer says https", settings.Options{ClientAddr: testkit.Resolver(t, proxies, "")}, false, "192.0.2.1:1", [2]string{"X-Forwarded-Proto", "https"}, false},
 		{"forced on", settings.Options{Secure: &yes}, false, "192.0.2.1:1", [2]string{}, true},
 		{"forced off", settings.Options{Secure: &no}, true, "192.0.2.1:1", [2]string{}, false},
 	} {
@@ -260,7 +260,7 @@ func TestClientAddress(t *testing.T) {
 				if tc.forwarded {
 					header = "Forwarded"
 				}
-				o.ClientAddr = trusting(t, proxies, header)
+				o.ClientAddr = testkit.Resolver(t, proxies, header)
 			})
 			c := e.client()
 			c.addr = tc.peer
@@ -467,7 +467,7 @@ func TestAPICSRF(t *testing.T) {
 		want                     string
 	}{
 		{"create without token", "POST", "app-passwords", `{"name":"x"}`, map[string]string{"X-CSRF-Token": ""}, "X-CSRF-Token"},
-		{"create with wrong token", "POST", "app-passwords", `{"name":"x"}`, map[string]string{"X-CSRF-Token": "AAAA" + alice.csrf[4:]}, "X-CSRF-Token"},
+		{"create with wrong token", "POST", "app-passwords", `{"name":"x"}`, map[string]string{"X-CSRF-Token": testkit.Typo(alice.csrf)}, "X-CSRF-Token"},
 		{"create with another session's token", "POST", "app-passwords", `{"name":"x"}`, map[string]string{"X-CSRF-Token": bob.csrf}, "X-CSRF-Token"},
 		{"token in a query", "POST", "app-passwords?csrf=" + alice.csrf, `{"name":"x"}`, map[string]string{"X-CSRF-Token": ""}, "X-CSRF-Token"},
 		{"rename without token", "PATCH", "app-passwords/" + id, `{"name":"x"}`, map[string]string{"X-CSRF-Token": ""}, "X-CSRF-Token"},
@@ -725,7 +725,7 @@ func TestAPISessions(t *testing.T) {
 }
 
 func TestSignInThrottled(t *testing.T) {
-	lim := &fakeLimiter{max: 3}
+	lim := &testkit.Limiter{}
 	e := newEnv(t, nil, func(o *settings.Options) { o.Limiter = lim })
 	c := e.client()
 	for range 3 {
@@ -733,7 +733,12 @@ func TestSignInThrottled(t *testing.T) {
 			t.Fatalf("wrong password: %d", w.Code)
 		}
 	}
-	calls := e.dir.calls.Load()
+	// The limiter was told of the three failures; now it throttles.
+	if f, s := lim.Counts(); f != 3 || s != 0 {
+		t.Fatalf("limiter saw %d failures %d successes, want 3 and 0", f, s)
+	}
+	lim.Refuse(&auth.ThrottleError{RetryAfter: 90 * time.Second})
+	calls := e.verifier.Calls.Load()
 	w := c.api("POST", "session", `{"username":"alice","password":"`+alicePassword+`"}`)
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "90" || c.cookie != nil {
 		t.Fatalf("throttled sign-in: %d Retry-After %q cookie %v, want 429, 90 and no session", w.Code, w.Header().Get("Retry-After"), c.cookie)
@@ -741,7 +746,7 @@ func TestSignInThrottled(t *testing.T) {
 	if msg := errorMessage(t, w); !strings.Contains(msg, "too many attempts") {
 		t.Errorf("error %q", msg)
 	}
-	if e.dir.calls.Load() != calls {
+	if e.verifier.Calls.Load() != calls {
 		t.Error("a throttled attempt reached the directory")
 	}
 	// The form says the same in HTML.
@@ -749,29 +754,25 @@ func TestSignInThrottled(t *testing.T) {
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "90" || !strings.Contains(w.Body.String(), "Too many attempts") {
 		t.Errorf("throttled form: %d %q", w.Code, w.Header().Get("Retry-After"))
 	}
-	if f, s := lim.counts(); f != 3 || s != 0 {
+	if f, s := lim.Counts(); f != 3 || s != 0 {
 		t.Errorf("limiter saw %d failures %d successes, want 3 and 0", f, s)
 	}
-	lim.mu.Lock()
-	seen := lim.seen[0]
-	lim.mu.Unlock()
+	seen := lim.Allowed()[0]
 	if seen.Username != "alice" || seen.RemoteAddr != "192.0.2.10" || seen.UserAgent != c.ua {
 		t.Errorf("limiter saw %+v", seen)
 	}
 
 	// A limiter that cannot decide fails closed, as an outage.
-	lim.mu.Lock()
-	lim.allowErr = errorString("throttle storage full")
-	lim.mu.Unlock()
+	lim.Refuse(errorString("throttle storage full"))
 	if w := c.api("POST", "session", `{"username":"bob","password":"`+bobPassword+`"}`); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("limiter error: %d, want 503", w.Code)
 	}
 
 	// Successes are reported.
-	lim2 := &fakeLimiter{max: 3}
+	lim2 := &testkit.Limiter{}
 	e2 := newEnv(t, nil, func(o *settings.Options) { o.Limiter = lim2 })
 	e2.client().signIn("alice", alicePassword)
-	if f, s := lim2.counts(); f != 0 || s != 1 {
+	if f, s := lim2.Counts(); f != 0 || s != 1 {
 		t.Errorf("limiter saw %d failures %d successes after a good sign-in, want 0 and 1", f, s)
 	}
 }
@@ -784,13 +785,13 @@ func TestAPISessionStoreUnavailable(t *testing.T) {
 	e := newEnv(t, func(o *auth.Options) { o.CacheSize = -1 }, nil)
 	c := e.client()
 	c.signIn("alice", alicePassword)
-	e.store.down.Store(true)
+	e.store.Fail(auth.ErrUnavailable)
 	w := c.api("GET", "app-passwords", "")
 	if w.Code != http.StatusServiceUnavailable || c.cookie == nil {
 		t.Errorf("store down: %d (cookie kept: %v), want 503 and the cookie kept", w.Code, c.cookie != nil)
 	}
 	errorMessage(t, w)
-	e.store.down.Store(false)
+	e.store.Fail(nil)
 	if w := c.api("GET", "app-passwords", ""); w.Code != http.StatusOK {
 		t.Errorf("store back: %d", w.Code)
 	}
@@ -804,14 +805,14 @@ func TestSignOutDuringOutage(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	c := e.client()
 	c.signIn("alice", alicePassword)
-	e.store.down.Store(true)
+	e.store.Fail(auth.ErrUnavailable)
 	if w := c.api("DELETE", "session", ""); w.Code != http.StatusServiceUnavailable || c.cookie == nil {
 		t.Fatalf("sign-out with the store down: %d (cookie kept: %v), want 503 and the cookie kept", w.Code, c.cookie != nil)
 	}
 	if w := c.form("signout"); w.Code != http.StatusServiceUnavailable || c.cookie == nil {
 		t.Fatalf("sign-out form with the store down: %d (cookie kept: %v), want 503 and the cookie kept", w.Code, c.cookie != nil)
 	}
-	e.store.down.Store(false)
+	e.store.Fail(nil)
 	old := *c.cookie
 	if w := c.api("DELETE", "session", ""); w.Code != http.StatusNoContent && w.Code != http.StatusOK || c.cookie != nil {
 		t.Fatalf("sign-out: %d, cookie cleared: %v", w.Code, c.cookie == nil)
@@ -836,14 +837,4 @@ func TestAPIResponsesAreValidJSON(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp["name"] != name {
 		t.Errorf("name round trip: %v %v", resp["name"], err)
 	}
-}
-
-// trusting returns a clientaddr.Resolver trusting proxies, with header.
-func trusting(t *testing.T, proxies []netip.Prefix, header string) *clientaddr.Resolver {
-	t.Helper()
-	res, err := clientaddr.New(&clientaddr.Options{TrustedProxies: proxies, Header: header})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
 }

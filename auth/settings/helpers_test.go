@@ -1,8 +1,6 @@
 package settings_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,8 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,81 +18,8 @@ import (
 	"github.com/appauth/appauth/internal/testkit"
 )
 
-// flakyStore is a memory store that fails with ErrUnavailable on demand.
-type flakyStore struct {
-	*memory.Store
-	down atomic.Bool
-}
-
-func (s *flakyStore) CredentialByHash(ctx context.Context, h []byte) (*auth.StoredCredential, error) {
-	if s.down.Load() {
-		return nil, auth.ErrUnavailable
-	}
-	return s.Store.CredentialByHash(ctx, h)
-}
-
-func (s *flakyStore) DeleteCredential(ctx context.Context, userID, id string) error {
-	if s.down.Load() {
-		return auth.ErrUnavailable
-	}
-	return s.Store.DeleteCredential(ctx, userID, id)
-}
-
-// flakyVerifier is the memory directory as a PasswordVerifier that fails
-// with ErrUnavailable on demand and counts calls.
-type flakyVerifier struct {
-	*memory.Directory
-	down  atomic.Bool
-	calls atomic.Int64
-}
-
-func (v *flakyVerifier) VerifyPassword(ctx context.Context, login, password string) (*auth.User, error) {
-	v.calls.Add(1)
-	if v.down.Load() {
-		return nil, errors.Join(errors.New("ldap: dial: connection refused"), auth.ErrUnavailable)
-	}
-	return v.Directory.VerifyPassword(ctx, login, password)
-}
-
-// fakeLimiter refuses attempts once more than max failures were reported,
-// and records what it saw.
-type fakeLimiter struct {
-	mu        sync.Mutex
-	max       int
-	failures  int
-	successes int
-	allowErr  error // returned by Allow when set
-	seen      []auth.Attempt
-}
-
-func (l *fakeLimiter) Allow(ctx context.Context, c auth.Attempt) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.seen = append(l.seen, c)
-	if l.allowErr != nil {
-		return l.allowErr
-	}
-	if l.failures >= l.max {
-		return &auth.ThrottleError{RetryAfter: 90 * time.Second}
-	}
-	return nil
-}
-
-func (l *fakeLimiter) Done(c auth.Attempt, success bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if success {
-		l.successes++
-	} else {
-		l.failures++
-	}
-}
-
-func (l *fakeLimiter) counts() (failures, successes int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.failures, l.successes
-}
+// errDirectoryDown is what the verifier fails with in a directory outage.
+var errDirectoryDown = errors.Join(errors.New("ldap: dial: connection refused"), auth.ErrUnavailable)
 
 const (
 	alicePassword = "correct horse battery staple"
@@ -104,16 +27,17 @@ const (
 )
 
 type env struct {
-	t      *testing.T
-	m      *auth.Manager
-	h      *settings.Handler
-	store  *flakyStore
-	dir    *flakyVerifier
-	clock  *testkit.Clock
-	logs   *testkit.Buffer
-	prefix string
-	alice  *auth.User
-	bob    *auth.User
+	t        *testing.T
+	m        *auth.Manager
+	h        *settings.Handler
+	store    *testkit.Store
+	dir      *memory.Directory
+	verifier *testkit.Verifier // dir's, given to the Handler
+	clock    *testkit.Clock
+	logs     *testkit.Buffer
+	prefix   string
+	alice    *auth.User
+	bob      *auth.User
 }
 
 // newEnv returns a Handler on a Manager with a memory store and directory
@@ -123,8 +47,8 @@ func newEnv(t *testing.T, editM func(*auth.Options), editS func(*settings.Option
 	t.Helper()
 	e := &env{
 		t:     t,
-		store: &flakyStore{Store: memory.NewStore()},
-		dir:   &flakyVerifier{Directory: memory.NewDirectory()},
+		store: testkit.NewStore(memory.NewStore()),
+		dir:   memory.NewDirectory(),
 		clock: testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)),
 		logs:  &testkit.Buffer{},
 		alice: &auth.User{ID: "u-alice", Login: "alice", DisplayName: "Alice Example"},
@@ -136,25 +60,18 @@ func newEnv(t *testing.T, editM func(*auth.Options), editS func(*settings.Option
 	if err := e.dir.AddUser(*e.bob, bobPassword); err != nil {
 		t.Fatal(err)
 	}
+	e.verifier = testkit.NewVerifier(e.dir)
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	mo := &auth.Options{
-		Peppers: []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
-		Now:     e.clock.Now,
-		Logger:  logger,
-	}
+	mo := &auth.Options{Now: e.clock.Now, Logger: logger}
 	if editM != nil {
 		editM(mo)
 	}
-	m, err := auth.NewManager(e.store, e.dir, mo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := testkit.NewManager(t, e.store, e.dir, mo)
 	so := &settings.Options{Now: e.clock.Now, Logger: logger}
 	if editS != nil {
 		editS(so)
 	}
-	h, err := settings.New(m, e.dir, so)
+	h, err := settings.New(m, e.verifier, so)
 	if err != nil {
 		t.Fatal(err)
 	}

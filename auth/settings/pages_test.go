@@ -11,6 +11,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/settings"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 var (
@@ -92,9 +93,9 @@ func TestSignInPage(t *testing.T) {
 	if c.cookie != nil {
 		t.Fatal("a failed sign-in set a cookie")
 	}
-	e.dir.down.Store(true)
+	e.verifier.Fail(errDirectoryDown)
 	wantPage(t, c.form("signin", "username", "alice", "password", alicePassword), 503, "temporarily unavailable")
-	e.dir.down.Store(false)
+	e.verifier.Fail(nil)
 
 	// Success: a cookie limited to the prefix, then the security page.
 	wantRedirect(t, c.form("signin", "username", " alice ", "password", alicePassword), "/account/security")
@@ -295,7 +296,7 @@ func TestRenameAndRevokePage(t *testing.T) {
 }
 
 func TestRecentAuthPage(t *testing.T) {
-	lim := &fakeLimiter{max: 100}
+	lim := &testkit.Limiter{}
 	e := newEnv(t, nil, func(o *settings.Options) { o.RecentAuth = 5 * time.Minute; o.Limiter = lim })
 	c := e.client()
 	signInForm(t, c, "alice", alicePassword)
@@ -319,7 +320,7 @@ func TestRecentAuthPage(t *testing.T) {
 	if aps, _ := e.m.ListAppPasswords(t.Context(), "u-alice"); len(aps) != 0 {
 		t.Fatalf("created %d app passwords without re-authentication", len(aps))
 	}
-	failures, _ := lim.counts()
+	failures, _ := lim.Counts()
 	if failures != 2 {
 		t.Errorf("the limiter saw %d failed re-authentications, want 2", failures)
 	}
@@ -424,13 +425,13 @@ func TestSecurityPageUnavailable(t *testing.T) {
 	e := newEnv(t, func(o *auth.Options) { o.CacheSize = -1 }, nil)
 	c := e.client()
 	signInForm(t, c, "alice", alicePassword)
-	e.store.down.Store(true)
+	e.store.Fail(auth.ErrUnavailable)
 	// An outage is a 503 page, not a sign-out.
 	wantPage(t, c.get("security"), 503, "Temporarily unavailable", "Nothing was changed")
 	if c.cookie == nil {
 		t.Error("an outage cleared the session cookie")
 	}
-	e.store.down.Store(false)
+	e.store.Fail(nil)
 	wantPage(t, c.get("security"), 200)
 }
 

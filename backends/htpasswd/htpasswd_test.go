@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/authtest"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // bcryptHash hashes at the lowest cost: tests need not be slow.
@@ -100,12 +100,6 @@ func TestRefusedEntries(t *testing.T) {
 	}
 }
 
-// clock is a settable clock for reload tests.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
-
 func TestReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	write := func(content string) {
@@ -117,9 +111,8 @@ func TestReload(t *testing.T) {
 	}
 	alice := "alice:" + bcryptHash(t, "alice-pw") + "\n"
 	write(alice)
-	clk := &clock{}
-	clk.ns.Store(time.Now().UnixNano())
-	d, err := Open(path, &Options{Now: clk.now})
+	clk := testkit.NewClock(time.Now())
+	d, err := Open(path, &Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,14 +125,14 @@ func TestReload(t *testing.T) {
 	if _, err := d.LookupUser(ctx, "bob"); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("file read again before CheckInterval passed: %v", err)
 	}
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	if _, err := d.VerifyPassword(ctx, "bob", "bob-pw"); err != nil {
 		t.Fatalf("bob after reload: %v", err)
 	}
 
 	// An invalid file fails closed: no login at all, ErrUnavailable.
 	write(alice + "bob:bob-pw\n")
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	if _, err := d.VerifyPassword(ctx, "alice", "alice-pw"); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("alice with an invalid file: %v, want ErrUnavailable", err)
 	}
@@ -152,7 +145,7 @@ func TestReload(t *testing.T) {
 	if err := SetPassword(path, "Bob", "bob-new", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	if _, err := d.VerifyPassword(ctx, "bob", "bob-new"); err != nil {
 		t.Fatalf("bob after SetPassword: %v", err)
 	}
@@ -161,12 +154,12 @@ func TestReload(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	if _, err := d.LookupUser(ctx, "alice"); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("lookup with the file gone: %v, want ErrUnavailable", err)
 	}
 	write(alice)
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	if _, err := d.VerifyPassword(ctx, "alice", "alice-pw"); err != nil {
 		t.Fatalf("alice after the file is back: %v", err)
 	}

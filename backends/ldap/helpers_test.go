@@ -241,7 +241,7 @@ func admin(t testing.TB, s *testenv.LDAPServer) *goldap.Conn {
 // its login and DN.
 func addUser(t testing.TB, s *testenv.LDAPServer, password string) (login, dn string) {
 	t.Helper()
-	b := make([]byte, 4)
+	b := make([]byte, 16) // 128 bits, so that no two tests share a login
 	rand.Read(b)
 	login = "tmp-" + hex.EncodeToString(b)
 	dn = "uid=" + goldap.EscapeDN(login) + ",ou=people," + s.BaseDN

@@ -1,7 +1,6 @@
 package ldap_test
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -25,16 +24,11 @@ const (
 func newManager(t testing.TB, dir *ldap.Directory) (*auth.Manager, *testkit.Clock) {
 	t.Helper()
 	clk := testkit.NewClock(time.Now())
-	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{
-		Peppers:            []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("p"), 32)}},
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{
 		Now:                clk.Now,
 		OwnerCheckInterval: ownerCheck,
 		OwnerGracePeriod:   grace,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
 	return m, clk
 }
 
@@ -131,7 +125,7 @@ func TestManagerWrongAppPasswordNoBind(t *testing.T) {
 	if userBinds != 1 {
 		t.Fatalf("%d user binds for one sign-in", userBinds)
 	}
-	wrong := []string{"alice-Secret-1", secret[:len(secret)-1] + "x", "aap-0000-0000", ""}
+	wrong := []string{"alice-Secret-1", testkit.Typo(secret), "aap-0000-0000", ""}
 	for i := range 50 {
 		clk.Add(ownerCheck) // would trigger any directory call there is
 		pw := wrong[i%len(wrong)]

@@ -1,7 +1,6 @@
 package sqlstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/appauth/appauth/backends/sqlstore"
 	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 var alice = &auth.User{ID: "u-alice", Login: "alice"}
@@ -25,16 +25,11 @@ func newManager(t testing.TB, store auth.Store, edit func(*auth.Options)) *auth.
 	t.Helper()
 	dir := memory.NewDirectory()
 	dir.AddUser(*alice, "")
-	opts := &auth.Options{Peppers: []auth.Pepper{{ID: "k1", Key: bytes.Repeat([]byte("k"), 32)}}}
+	opts := &auth.Options{}
 	if edit != nil {
 		edit(opts)
 	}
-	m, err := auth.NewManager(store, dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return testkit.NewManager(t, store, dir, opts)
 }
 
 // TestPostgresRestartWhileVerifying stops PostgreSQL under a Manager that

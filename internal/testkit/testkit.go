@@ -1,5 +1,8 @@
-// Package testkit holds small test doubles shared by the project's tests: a
-// settable clock and a log buffer safe for concurrent writers.
+// Package testkit holds the small test doubles and helpers shared by the
+// project's tests: a settable clock, a log buffer safe for concurrent
+// writers, wrappers of a store and a password verifier that count calls and
+// fail on demand, a recording limiter, a fixed pepper, a Manager
+// constructor and a typo of a secret.
 package testkit
 
 import (
