@@ -47,4 +47,14 @@
 // short TTLs); last-used times are written in the background, at most once
 // per credential per [Options.LastUsedInterval]. A cached verify costs about
 // one HMAC.
+//
+// # Architecture
+//
+// The layers (this core, the edges auth/httpauth and auth/settings, the
+// backends), the verify path step by step, the key decisions and what each
+// package may import are described in [docs/architecture.md]; the security
+// promises and the tests that keep them in [SECURITY.md].
+//
+// [docs/architecture.md]: https://github.com/appauth/appauth/blob/main/docs/architecture.md
+// [SECURITY.md]: https://github.com/appauth/appauth/blob/main/SECURITY.md
 package auth

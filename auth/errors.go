@@ -35,6 +35,8 @@ var (
 // ThrottleError is returned by a [Limiter] when an attempt is refused.
 // It matches [ErrThrottled] with errors.Is.
 type ThrottleError struct {
+	// RetryAfter is how long the client should wait before trying again
+	// (package httpauth sends it as Retry-After, rounded up to whole seconds).
 	RetryAfter time.Duration
 }
 

@@ -24,20 +24,21 @@ const (
 
 // Event is one audit record. It never holds a secret.
 type Event struct {
-	Type         EventType
-	Time         time.Time
-	Kind         Kind
-	UserID       string
-	Login        string // the owner's login, or the presented username on failure
-	CredentialID string
-	RemoteAddr   string
-	UserAgent    string
+	Type         EventType // what happened
+	Time         time.Time // when, in UTC
+	Kind         Kind      // app password or session
+	UserID       string    // the owner's stable ID, if known
+	Login        string    // the owner's login, or the presented username on failure
+	CredentialID string    // the credential concerned, if known
+	RemoteAddr   string    // the client's address, as given by the edge
+	UserAgent    string    // the client's User-Agent
 	// Reason says why an attempt failed (for logs only, never for the client):
 	// "malformed", "unknown", "wrong_user", "expired", "owner_invalid", ...
 	Reason string
 	// Count is how many credentials a revocation removed.
 	Count int
-	Err   error
+	// Err is the error behind an "unavailable" or "throttled" event.
+	Err error
 }
 
 // emit writes e to the audit log and the event hook. It checks the log level

@@ -78,7 +78,9 @@ type Options struct {
 // matching [ErrThrottled] (typically a [*ThrottleError]), or [ErrUnavailable]
 // when it cannot decide (it must fail closed). Done reports the outcome.
 type Limiter interface {
+	// Allow decides whether the attempt may be evaluated.
 	Allow(ctx context.Context, a Attempt) error
+	// Done reports whether an allowed attempt succeeded.
 	Done(a Attempt, success bool)
 }
 

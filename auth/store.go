@@ -18,32 +18,32 @@ const (
 // session. It holds a keyed hash of the secret, never the secret. Stores
 // persist it as given; the [Manager] fills every field.
 type StoredCredential struct {
-	ID     string
-	Kind   Kind
-	UserID string // owner's stable ID
-	Login  string // owner's login; a presented username must match it
-	Name   string // app passwords: the app name; sessions: the browser
-	Scopes []string
+	ID     string   // unique across all credentials
+	Kind   Kind     // app password or session
+	UserID string   // owner's stable ID
+	Login  string   // owner's login; a presented username must match it
+	Name   string   // app passwords: the app name; sessions: the browser
+	Scopes []string // empty: unrestricted
 	// Hash is HMAC-SHA256(pepper[KeyID], canonical secret); unique across all
 	// credentials.
 	Hash            []byte
-	KeyID           string
-	Hint            string
-	CreatedAt       time.Time
+	KeyID           string    // the [Pepper] ID the Hash was made with
+	Hint            string    // the secret's last four characters, for display
+	CreatedAt       time.Time // when it was issued
 	ExpiresAt       time.Time // zero: never
 	AuthenticatedAt time.Time // sessions: last account-password entry
 	LastUsedAt      time.Time // zero: never
-	LastUsedAddr    string
-	LastUsedClient  string
+	LastUsedAddr    string    // client address of the last use
+	LastUsedClient  string    // User-Agent of the last use
 }
 
 // Usage is a coalesced last-used update for one credential.
 type Usage struct {
-	UserID string
-	ID     string
-	At     time.Time
-	Addr   string
-	Client string
+	UserID string    // the credential's owner
+	ID     string    // the credential
+	At     time.Time // the last use
+	Addr   string    // client address of the last use
+	Client string    // User-Agent of the last use
 }
 
 // Store persists credentials by keyed hash. Users call the [Manager], never the

@@ -13,11 +13,17 @@ type User struct {
 	// login does not inherit them.
 	ID string
 	// Login is the name the person signs in with.
-	Login       string
+	Login string
+	// DisplayName is the person's name for display ("Alice Liddell"); may be empty.
 	DisplayName string
-	Email       string
-	Groups      []string
-	Disabled    bool
+	// Email is the person's e-mail address; may be empty.
+	Email string
+	// Groups are the names of the groups the user is in, nested ones
+	// included where the directory resolves them.
+	Groups []string
+	// Disabled means the account may not sign in, and its credentials are
+	// refused.
+	Disabled bool
 }
 
 // Method says how a [Principal] authenticated.
@@ -32,7 +38,9 @@ const (
 
 // Principal is an authenticated request's identity.
 type Principal struct {
-	User   User
+	// User is the owner as the directory last described them.
+	User User
+	// Method is how the request authenticated.
 	Method Method
 	// CredentialID is the app password's or session's ID; empty for the
 	// account password.
@@ -63,45 +71,45 @@ const (
 // Attempt is what a client presented in one authentication attempt: the
 // username and password it sent, and where it came from.
 type Attempt struct {
-	Username   string
-	Password   string
-	RemoteAddr string
-	UserAgent  string
+	Username   string // as presented, before any normalization
+	Password   string // the app password or account password presented
+	RemoteAddr string // the client's address (see package auth/clientaddr)
+	UserAgent  string // the client's User-Agent, for the audit log and the device list
 }
 
 // AppPassword is an app password as its owner sees it. It never holds the secret.
 type AppPassword struct {
-	ID     string
-	UserID string
-	Login  string
-	Name   string
-	Scopes []string
+	ID     string   // unique; names it in RenameAppPassword and RevokeAppPassword
+	UserID string   // the owner's stable ID
+	Login  string   // the owner's login
+	Name   string   // the app or device name the person gave it ("My iPhone")
+	Scopes []string // empty: unrestricted
 	// Hint is the last four characters of the secret, to tell passwords apart.
 	Hint           string
-	CreatedAt      time.Time
+	CreatedAt      time.Time // when it was issued
 	LastUsedAt     time.Time // zero if never used
-	LastUsedAddr   string
-	LastUsedClient string
+	LastUsedAddr   string    // client address of the last use
+	LastUsedClient string    // User-Agent of the last use
 	ExpiresAt      time.Time // zero if it never expires
 }
 
 // Session is a browser session as its owner sees it.
 type Session struct {
-	ID              string
-	UserID          string
-	Login           string
-	CreatedAt       time.Time
+	ID              string    // unique; names it in RevokeSession
+	UserID          string    // the owner's stable ID
+	Login           string    // the owner's login
+	CreatedAt       time.Time // when the person signed in
 	AuthenticatedAt time.Time // last time the account password was entered
-	LastUsedAt      time.Time
-	LastUsedAddr    string
-	LastUsedClient  string
+	LastUsedAt      time.Time // last request with this session
+	LastUsedAddr    string    // client address of the last use
+	LastUsedClient  string    // User-Agent of the last use
 	ExpiresAt       time.Time // absolute lifetime
 }
 
 // IssueRequest describes a new app password.
 type IssueRequest struct {
-	Name      string
-	Scopes    []string
+	Name      string    // required: the app or device ("My iPhone")
+	Scopes    []string  // empty: unrestricted; see ScopeCalendars and the others
 	ExpiresAt time.Time // zero: never
 }
 

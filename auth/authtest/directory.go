@@ -11,13 +11,13 @@ import (
 
 // FixtureUser is a user that every directory under test must hold.
 type FixtureUser struct {
-	Login       string
-	Password    string
-	DisplayName string
-	Email       string
+	Login       string // the login, as the directory spells it
+	Password    string // the account password
+	DisplayName string // expected User.DisplayName
+	Email       string // expected User.Email
 	// Groups are all of the user's groups, nested ones resolved, sorted.
 	Groups   []string
-	Disabled bool
+	Disabled bool // the directory must mark the user disabled
 }
 
 // FixtureUsers are the users [RunDirectoryTests] expects, with their
@@ -32,6 +32,7 @@ var FixtureUsers = []FixtureUser{
 
 // DirectoryFixture is a directory holding [FixtureUsers].
 type DirectoryFixture struct {
+	// Directory is the directory under test, holding FixtureUsers.
 	Directory auth.Directory
 	// Verifier checks account passwords; nil if the directory has none.
 	Verifier auth.PasswordVerifier

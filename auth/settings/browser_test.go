@@ -159,7 +159,7 @@ func seed(t *testing.T, e *env) {
 	}
 }
 
-// TestBrowserUserStory walks the user story of DESIGN.md in headless
+// TestBrowserUserStory walks the user story of docs/architecture.md in headless
 // Chromium: sign in, open Devices & sessions, create "My iPhone", read the
 // password from the page, use it over Basic auth, revoke it in the page.
 func TestBrowserUserStory(t *testing.T) {
