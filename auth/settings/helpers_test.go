@@ -3,7 +3,6 @@ package settings_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -221,13 +220,4 @@ func (e *env) appPasswordWorks(login, secret string) bool {
 		e.t.Fatalf("authenticate: %v", err)
 	}
 	return err == nil
-}
-
-func readAll(t *testing.T, r io.Reader) string {
-	t.Helper()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -274,9 +273,4 @@ func lock(t testing.TB, s *testenv.LDAPServer, dn string) {
 	if err := c.Modify(req); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func isCode(err error, code uint16) bool {
-	var le *goldap.Error
-	return errors.As(err, &le) && le.ResultCode == code
 }
