@@ -255,7 +255,7 @@ var serviceUser = sync.OnceValues(func() (*syscall.Credential, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, fmt.Errorf("testenv: user %s: %w", u.Username, err)
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), }, nil
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 })
 
 // serverDir makes a temporary directory for one server under /tmp (socket
