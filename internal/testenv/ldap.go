@@ -153,9 +153,9 @@ func firstDirWith(file string, dirs ...string) (string, bool) {
 
 // slapdConfig is cn=config, the LDIF that slapadd (slapd -Ta) loads:
 // memberof and ppolicy overlays on an mdb database, TLS, anonymous binds
-// with a DN allowed, loglevel stats. The verbs are, in order: the server's
-// directory, the module directory, the module loads, the schema includes,
-// the admin password.
+// with a DN allowed, loglevel stats. Its arguments: the server's directory,
+// the module directory, the module loads, the schema includes, the admin
+// password.
 const slapdConfig = `dn: cn=config
 objectClass: olcGlobal
 cn: config

@@ -90,8 +90,11 @@ func (p *proc) start() error {
 
 // stop stops the server with its shutdown signal (and SIGKILL if that takes
 // too long) and returns once it has exited. It does nothing if the server
-// is stopped.
+// is stopped, or was never made (nil).
 func (p *proc) stop() error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil {

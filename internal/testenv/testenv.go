@@ -40,8 +40,10 @@
 package testenv
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -88,7 +90,7 @@ func (e *missingError) Error() string { return e.msg }
 // failure) for a missing program, a failure for anything else.
 func need(t testing.TB, err error) {
 	t.Helper()
-	if m, ok := err.(*missingError); ok {
+	if m := (*missingError)(nil); errors.As(err, &m) {
 		unavailable(t, "%s", m.msg)
 	}
 	t.Fatal(err)
@@ -121,16 +123,8 @@ func findProgram(names []string, dirs ...string) (string, bool) {
 func newestDirs(pattern string) []string {
 	dirs, _ := filepath.Glob(pattern)
 	slices.SortFunc(dirs, func(a, b string) int {
-		if len(a) != len(b) { // "9" before "15"
-			return len(b) - len(a)
-		}
-		if a > b {
-			return -1
-		}
-		if a < b {
-			return 1
-		}
-		return 0
+		// Longer first ("15" before "9"), then in reverse order.
+		return cmp.Or(cmp.Compare(len(b), len(a)), cmp.Compare(b, a))
 	})
 	return dirs
 }
