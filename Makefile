@@ -1,29 +1,42 @@
-# The logic lives in internal/testenv/run.sh; see the Testing section of
-# DESIGN.md. Variables (on the command line or in the environment):
+# make test is the one command (see the Testing section of DESIGN.md): it
+# installs the Debian packages that are missing (internal/testenv/install.sh,
+# as root; a clear message otherwise), checks gofmt and go vet, and runs every
+# test with the race detector. The tests start their own throwaway PostgreSQL
+# and OpenLDAP servers from Go (package internal/testenv); APPAUTH_TEST_STRICT=1
+# makes a missing one a failure instead of a skip.
+#
+# Variables (on the command line or in the environment):
 #   GOTESTFLAGS  extra go test flags, e.g. make test GOTESTFLAGS='-run TestX -v'
 #   PKGS         packages, default ./...
 #   FUZZTIME     time per fuzz target, default 30s
 
+export PATH := $(PATH):/usr/local/go/bin
+PKGS ?= ./...
 FUZZTIME ?= 30s
-export GOTESTFLAGS PKGS FUZZTIME
 
-RUN := bash internal/testenv/run.sh
+.PHONY: test bench fuzz vet install
 
-.PHONY: test bench fuzz vet
+# gofmt, go vet, then go test -race against real services.
+test: install vet
+	APPAUTH_TEST_STRICT=1 go test -race -count=1 $(GOTESTFLAGS) $(PKGS)
 
-# gofmt, go vet, then go test -race against throwaway PostgreSQL (installed
-# if missing, when root on Debian/Ubuntu).
-test:
-	$(RUN) test
-
-# Benchmarks against the same throwaway services.
-bench:
-	$(RUN) bench
+# Benchmarks, each with its baseline in the same run (see BENCHMARKS.md).
+bench: install
+	APPAUTH_TEST_STRICT=1 go test -run='^$$' -bench=. -benchmem $(GOTESTFLAGS) $(PKGS)
 
 # Every Fuzz target in the tree, FUZZTIME each.
-fuzz:
-	$(RUN) fuzz
+fuzz: install
+	set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for name in $$(go test -list '^Fuzz' $$dir | grep '^Fuzz'); do \
+			go test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $(GOTESTFLAGS) $$dir; \
+		done; \
+	done
 
 # gofmt check and go vet only.
 vet:
-	$(RUN) vet
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt -w needed:" $$files >&2; exit 1; fi
+	go vet $(PKGS)
+
+# The Debian packages behind the services, if missing.
+install:
+	bash internal/testenv/install.sh

@@ -418,7 +418,7 @@ func TestExpiredContextDoesNotMarkServerDead(t *testing.T) {
 // (a wrong password too: it cannot be told), and after slapd is back the
 // same Directory works again.
 func TestOutage(t *testing.T) {
-	s := testenv.LDAP(t)
+	s := testenv.NewLDAP(t) // stopped below: a server of its own
 	c := config(s)
 	c.DialTimeout = 2 * time.Second
 	d := open(t, c)
@@ -426,7 +426,7 @@ func TestOutage(t *testing.T) {
 	if _, err := d.VerifyPassword(ctx, "alice", "alice-Secret-1"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.StopLDAP(t)
+	s.Stop(t)
 	for name, call := range map[string]func() error{
 		"good password":  func() error { _, err := d.VerifyPassword(ctx, "alice", "alice-Secret-1"); return err },
 		"wrong password": func() error { _, err := d.VerifyPassword(ctx, "alice", "wrong"); return err },
@@ -437,7 +437,7 @@ func TestOutage(t *testing.T) {
 			t.Errorf("%s during the outage: %v; want ErrUnavailable only", name, err)
 		}
 	}
-	testenv.StartLDAP(t)
+	s.Start(t)
 	if u, err := d.VerifyPassword(ctx, "alice", "alice-Secret-1"); err != nil || u.Login != "alice" {
 		t.Fatalf("after slapd is back: %+v, %v", u, err)
 	}

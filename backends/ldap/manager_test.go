@@ -82,7 +82,7 @@ func TestManagerOwnerChanges(t *testing.T) {
 // the grace period, then fails with ErrUnavailable (never a 401); after
 // slapd is back it works again, and nothing was revoked.
 func TestManagerOutage(t *testing.T) {
-	s := testenv.LDAP(t)
+	s := testenv.NewLDAP(t) // stopped below: a server of its own
 	c := config(s)
 	c.DialTimeout = 2 * time.Second
 	dir := open(t, c)
@@ -93,7 +93,7 @@ func TestManagerOutage(t *testing.T) {
 	if _, err := m.Authenticate(ctx, creds); err != nil {
 		t.Fatal(err)
 	}
-	testenv.StopLDAP(t)
+	s.Stop(t)
 	clk.Add(ownerCheck) // the owner is due for a re-check, which fails
 	if p, err := m.Authenticate(ctx, creds); err != nil || p.User.Login != "bob" {
 		t.Fatalf("within the grace period: %+v, %v", p, err)
@@ -102,7 +102,7 @@ func TestManagerOutage(t *testing.T) {
 	if _, err := m.Authenticate(ctx, creds); !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Fatalf("after the grace period: %v; want ErrUnavailable", err)
 	}
-	testenv.StartLDAP(t)
+	s.Start(t)
 	if _, err := m.Authenticate(ctx, creds); err != nil {
 		t.Fatalf("after slapd is back: %v", err)
 	}

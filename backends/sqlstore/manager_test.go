@@ -38,7 +38,8 @@ func newManager(t testing.TB, store auth.Store, edit func(*auth.Options)) *auth.
 // success without the store), nothing is half-written, and the same
 // Manager recovers without a restart.
 func TestPostgresRestartWhileVerifying(t *testing.T) {
-	store := mustOpen(t, sqlstore.OpenPostgres, testenv.Postgres(t))
+	srv := testenv.NewPostgres(t) // stopped below: a server of its own
+	store := mustOpen(t, sqlstore.OpenPostgres, srv.Database(t))
 	m := newManager(t, store, func(o *auth.Options) { o.CacheSize = -1 }) // every verify reads the store
 	ctx := t.Context()
 	keep, keepSecret, err := m.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: "keep"})
@@ -50,7 +51,8 @@ func TestPostgresRestartWhileVerifying(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Verify all through the outage, counting outcomes.
+	// One goroutine verifies, one request after the other, all through the
+	// outage, counting outcomes.
 	var ok, unavailable, wrong atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -78,10 +80,25 @@ func TestPostgresRestartWhileVerifying(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
-	testenv.StopPostgres(t)
+	// until returns once cond holds, failing the test after a while.
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("waited 15s for %s (verifies: %d ok, %d unavailable)", what, ok.Load(), unavailable.Load())
+			}
+		}
+	}
+	until("a verify to succeed", func() bool { return ok.Load() > 0 })
+	srv.Stop(t)
+	// The first failure after the stop ends the verify that was in flight;
+	// every verify after it started with the server down.
+	u := unavailable.Load()
+	until("a verify to fail", func() bool { return unavailable.Load() > u })
 	okBefore := ok.Load()
-	time.Sleep(300 * time.Millisecond)
+	until("more verifies to fail", func() bool { return unavailable.Load() > u+5 })
 	if n := ok.Load(); n != okBefore {
 		t.Errorf("%d verifies succeeded with PostgreSQL down", n-okBefore)
 	}
@@ -97,19 +114,10 @@ func TestPostgresRestartWhileVerifying(t *testing.T) {
 		t.Errorf("verify of a password whose revoke failed: %v, want ErrUnavailable", err)
 	}
 
-	testenv.StartPostgres(t)
-	deadline := time.Now().Add(15 * time.Second)
-	for ok.Load() == okBefore && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	srv.Start(t)
+	until("the Manager to recover after PostgreSQL came back", func() bool { return ok.Load() > okBefore })
 	close(stop)
 	wg.Wait()
-	if ok.Load() == okBefore {
-		t.Fatal("the Manager did not recover after PostgreSQL came back")
-	}
-	if unavailable.Load() == 0 {
-		t.Error("no verify saw the outage")
-	}
 	t.Logf("verifies: %d ok, %d unavailable, %d wrong", ok.Load(), unavailable.Load(), wrong.Load())
 
 	// Nothing half-written: exactly the two passwords from before, and the
@@ -230,52 +238,93 @@ func BenchmarkIssueRevoke(b *testing.B) {
 	})
 }
 
+// watchedStore is a Store whose change watcher also reports to the test
+// what it tells the Manager, once the Manager has acted on it.
+type watchedStore struct {
+	*sqlstore.Store
+	events chan [2]string // {userID, id}; {"", ""}: listening (again), forget everything
+}
+
+func (w *watchedStore) WatchChanges(ctx context.Context, changed func(userID, id string)) error {
+	return w.Store.WatchChanges(ctx, func(userID, id string) {
+		changed(userID, id)
+		select {
+		case w.events <- [2]string{userID, id}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// next returns the watcher's next event, failing the test if none comes.
+func (w *watchedStore) next(t *testing.T, want string) [2]string {
+	t.Helper()
+	select {
+	case ev := <-w.events:
+		return ev
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no change event within 20s; want %s", want)
+		return [2]string{}
+	}
+}
+
 // TestRevocationReachesOtherServers runs two Managers (two servers) on one
 // PostgreSQL database with a cache TTL of an hour: a revoke on one is
-// refused by the other within a second, through LISTEN/NOTIFY, also after
-// PostgreSQL restarted under the listener.
+// refused by the other through LISTEN/NOTIFY, also after PostgreSQL
+// restarted under the listener. The test waits on the other server's
+// watcher, never on a clock: it fails if the notification does not come,
+// and a late "forget everything" from a reconnect cannot make it pass.
 func TestRevocationReachesOtherServers(t *testing.T) {
-	dsn := testenv.Postgres(t)
+	srv := testenv.NewPostgres(t) // restarted below: a server of its own
+	dsn := srv.Database(t)
 	hour := func(o *auth.Options) { o.CacheTTL = time.Hour }
 	a := newManager(t, mustOpen(t, sqlstore.OpenPostgres, dsn), hour)
-	b := newManager(t, mustOpen(t, sqlstore.OpenPostgres, dsn), hour)
+	bStore := &watchedStore{Store: mustOpen(t, sqlstore.OpenPostgres, dsn), events: make(chan [2]string, 16)}
+	b := newManager(t, bStore, hour)
 	ctx := t.Context()
 	creds := func(secret string) auth.Attempt { return auth.Attempt{Username: "alice", Password: secret} }
-	refusedWithin := func(m *auth.Manager, secret string, d time.Duration) bool {
-		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if _, err := m.Authenticate(ctx, creds(secret)); errors.Is(err, auth.ErrInvalidCredentials) {
-				return true
+	// retry calls fn until it is not ErrUnavailable: just after a restart,
+	// a pool may still hand out a connection to the old server.
+	retry := func(fn func() error) error {
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if err := fn(); !errors.Is(err, auth.ErrUnavailable) || time.Now().After(deadline) {
+				return err
 			}
 		}
-		return false
 	}
-	// Let the listeners connect: each clears its cache once it listens,
-	// which would hide a missing notification below.
-	time.Sleep(500 * time.Millisecond)
+	listening := func(when string) {
+		t.Helper()
+		if ev := bStore.next(t, "the listener to start "+when); ev != [2]string{} {
+			t.Fatalf("%s: first change event %q, want the listener's forget-everything", when, ev)
+		}
+	}
+	// b's watcher clears b's cache once it listens, which would hide a
+	// missing notification below: wait for that first.
+	listening("at first")
 	for round, restart := range []bool{false, true} {
-		ap, secret, err := a.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: fmt.Sprint("phone ", round)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Authenticate(ctx, creds(secret)); err != nil { // cached on b now
-			t.Fatal(err)
-		}
 		if restart {
-			testenv.StopPostgres(t)
-			testenv.StartPostgres(t)
-			// Wait until the store answers again, then until b's listener is back.
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				if _, err := a.ListAppPasswords(ctx, alice.ID); err == nil {
-					break
-				}
-			}
-			time.Sleep(2500 * time.Millisecond) // the listener reconnects within its 2 s backoff
+			srv.Stop(t)
+			srv.Start(t)
+			listening("after the restart")
+		}
+		var ap *auth.AppPassword
+		var secret string
+		if err := retry(func() (err error) {
+			ap, secret, err = a.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: fmt.Sprint("phone ", round)})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := retry(func() error { _, err := b.Authenticate(ctx, creds(secret)); return err }); err != nil { // cached on b now
+			t.Fatal(err)
 		}
 		if err := a.RevokeAppPassword(ctx, alice.ID, ap.ID); err != nil {
 			t.Fatal(err)
 		}
-		if !refusedWithin(b, secret, time.Second) {
-			t.Fatalf("round %d (restart=%v): the other server still accepts a revoked password after 1s", round, restart)
+		if ev := bStore.next(t, "the revocation"); ev != [2]string{alice.ID, ap.ID} {
+			t.Fatalf("round %d (restart=%v): change event %q, want the revocation of %s", round, restart, ev, ap.ID)
+		}
+		if _, err := b.Authenticate(ctx, creds(secret)); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("round %d (restart=%v): the other server after the notification: %v, want ErrInvalidCredentials", round, restart, err)
 		}
 	}
 }

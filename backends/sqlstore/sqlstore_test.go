@@ -199,14 +199,15 @@ func TestErrUnavailable(t *testing.T) {
 		}
 	})
 	t.Run("PostgresStopped", func(t *testing.T) {
-		s := mustOpen(t, sqlstore.OpenPostgres, testenv.Postgres(t))
+		srv := testenv.NewPostgres(t) // stopped below: a server of its own
+		s := mustOpen(t, sqlstore.OpenPostgres, srv.Database(t))
 		c := newCredential("alice")
 		if err := s.CreateCredential(t.Context(), c); err != nil {
 			t.Fatal(err)
 		}
-		testenv.StopPostgres(t)
+		srv.Stop(t)
 		checkUnavailable(t, s)
-		testenv.StartPostgres(t)
+		srv.Start(t)
 
 		// The same Store recovers: the pool replaces its broken
 		// connections (an error on the way must still be ErrUnavailable).

@@ -21,24 +21,6 @@ import (
 	"github.com/appauth/appauth/internal/testkit"
 )
 
-// needTool finds a client program: under `make test` (strict) a missing one
-// fails the test, elsewhere it skips.
-func needTool(t *testing.T, name string, check ...string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil && len(check) > 0 {
-		err = exec.Command(path, check...).Run()
-	}
-	if err != nil {
-		msg := fmt.Sprintf("%s is not usable (%v); internal/testenv/run.sh installs it (Debian packages litmus, python3-caldav, vdirsyncer, curl)", name, err)
-		if testenv.Strict() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "; run `make test`")
-	}
-	return path
-}
-
 // serverProcess is the built davserver binary, running.
 type serverProcess struct {
 	cmd    *exec.Cmd
@@ -176,14 +158,12 @@ func curlStatus(t *testing.T, curl string, args ...string) string {
 // empty folder), signs in with the printed demo password, and checks it
 // with real DAV clients: litmus, python3-caldav, vdirsyncer and curl.
 func TestRealClients(t *testing.T) {
-	curl := needTool(t, "curl", "--version")
-	litmus := needTool(t, "litmus", "--version")
-	vdirsyncer := needTool(t, "vdirsyncer", "--version")
-	python := "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		python = "python3"
-	}
-	python = needTool(t, python, "-c", "import caldav")
+	curl := testenv.Program(t, "curl", "--version")
+	litmus := testenv.Program(t, "litmus", "--version")
+	vdirsyncer := testenv.Program(t, "vdirsyncer", "--version")
+	// Debian's python3-caldav is for Debian's python3, not one from pyenv
+	// or a virtualenv that may come first on PATH.
+	python := testenv.Program(t, "/usr/bin/python3", "-c", "import caldav")
 
 	bin := buildServer(t)
 	dir := t.TempDir()

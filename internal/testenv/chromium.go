@@ -1,13 +1,10 @@
 package testenv
 
 import (
-	"os"
+	"os/exec"
+	"strings"
 	"testing"
 )
-
-// EnvChromium holds the path of the Chromium (or Chrome) program that browser
-// tests drive headless. The harness finds or installs it (Debian's chromium).
-const EnvChromium = "APPAUTH_TEST_CHROMIUM"
 
 // ChromiumFlags are the command-line flags browser tests start Chromium
 // with, besides a temporary --user-data-dir: headless, no sandbox (tests
@@ -32,20 +29,41 @@ var ChromiumFlags = []string{
 	"--use-mock-keychain",
 }
 
-// Chromium returns the path of the Chromium program in APPAUTH_TEST_CHROMIUM.
-// If it is unset or not an executable file, the test is skipped with a
-// message naming `make test`, or fails when [Strict].
+// Chromium returns the path of the Chromium (or Chrome) program, for a
+// browser test to start with [ChromiumFlags]. If there is none (chromium,
+// chromium-browser or google-chrome on PATH, or in /usr/bin), the test is
+// skipped with a message naming `make test`, or fails when [Strict].
 func Chromium(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv(EnvChromium)
-	if path == "" {
-		unavailable(t, "testenv: Chromium is not available: %s is not set", EnvChromium)
-		return ""
+	p, ok := findProgram([]string{"chromium", "chromium-browser", "google-chrome-stable", "google-chrome"}, "/usr/bin")
+	if !ok {
+		unavailable(t, "testenv: Chromium is not installed: no chromium, chromium-browser or google-chrome on PATH (Debian package chromium)")
 	}
-	st, err := os.Stat(path)
-	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		unavailable(t, "testenv: Chromium is not available: %s=%s is not an executable file", EnvChromium, path)
-		return ""
+	return p
+}
+
+// Program returns the path of a client program that a test runs, such as
+// "litmus" or "/usr/bin/python3", after running it once with check (for
+// example "--version", or "-c", "import caldav") if check is given. If the
+// program is missing, or the check fails, the test is skipped with a
+// message naming `make test`, or fails when [Strict].
+func Program(t testing.TB, name string, check ...string) string {
+	t.Helper()
+	p, err := exec.LookPath(name) // a path with a slash is checked as it is
+	if err == nil && len(check) > 0 {
+		var out []byte
+		if out, err = exec.Command(p, check...).CombinedOutput(); err != nil {
+			unavailable(t, "testenv: %s %s failed: %v: %s (internal/testenv/install.sh installs the Debian packages litmus, vdirsyncer, curl, python3-caldav)",
+				name, strings.Join(check, " "), err, lastLine(out))
+		}
 	}
-	return path
+	if err != nil {
+		unavailable(t, "testenv: %s is not installed: %v (internal/testenv/install.sh installs the Debian packages litmus, vdirsyncer, curl, python3-caldav)", name, err)
+	}
+	return p
+}
+
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	return s[strings.LastIndex(s, "\n")+1:]
 }

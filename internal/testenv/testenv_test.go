@@ -2,58 +2,33 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	goldap "github.com/go-ldap/ldap/v3"
 	_ "github.com/lib/pq"
 )
 
-// fakeTB records Skip and Fatal instead of acting on them, so the missing-
-// service paths can be tested; everything else goes to the real test.
+func TestMain(m *testing.M) { Main(m) }
+
+// fakeTB records Skip and Fatal instead of acting on them; everything else
+// goes to the real test.
 type fakeTB struct {
 	testing.TB
-	name     string
-	mu       sync.Mutex
-	skipped  string
-	failed   string
-	own      bool // keep cleanups for runCleanups instead of passing them on
-	cleanups []func()
-}
-
-func (f *fakeTB) Cleanup(fn func()) {
-	if !f.own {
-		f.TB.Cleanup(fn)
-		return
-	}
-	f.mu.Lock()
-	f.cleanups = append(f.cleanups, fn)
-	f.mu.Unlock()
-}
-
-// runCleanups runs the cleanups kept when own is set, last first.
-func (f *fakeTB) runCleanups() {
-	f.mu.Lock()
-	fns := f.cleanups
-	f.cleanups = nil
-	f.mu.Unlock()
-	for i := len(fns) - 1; i >= 0; i-- {
-		fns[i]()
-	}
-}
-
-func (f *fakeTB) Name() string {
-	if f.name != "" {
-		return f.name
-	}
-	return f.TB.Name()
+	mu      sync.Mutex
+	skipped string
+	failed  string
 }
 
 func (f *fakeTB) Skipf(format string, args ...any) {
@@ -69,6 +44,8 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.mu.Unlock()
 	runtime.Goexit()
 }
+
+func (f *fakeTB) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
 
 // call runs fn in its own goroutine, as the testing package would, so that
 // Skipf and Fatalf can end it.
@@ -92,51 +69,81 @@ func TestStrict(t *testing.T) {
 	}
 }
 
-func TestMissingServiceSkipsOrFails(t *testing.T) {
-	t.Setenv(EnvPostgres, "")
-	t.Setenv(EnvPostgresCtl, "")
-	t.Setenv(EnvLDAPURL, "")
-	t.Setenv(EnvLDAPCtl, "")
-	for _, strict := range []bool{false, true} {
-		for name, fn := range map[string]func(testing.TB){
-			"Postgres":      func(tb testing.TB) { Postgres(tb) },
-			"StopPostgres":  StopPostgres,
-			"StartPostgres": StartPostgres,
-			"LDAP":          func(tb testing.TB) { LDAP(tb) },
-			"StopLDAP":      StopLDAP,
-			"StartLDAP":     StartLDAP,
-		} {
+// helpers are what TestMissingPrograms calls in a child process whose PATH
+// holds none of the programs.
+var helpers = map[string]func(t *testing.T){
+	"Postgres":    func(t *testing.T) { Postgres(t) },
+	"NewPostgres": func(t *testing.T) { NewPostgres(t) },
+	"LDAP":        func(t *testing.T) { LDAP(t) },
+	"NewLDAP":     func(t *testing.T) { NewLDAP(t) },
+	"Chromium":    func(t *testing.T) { Chromium(t) },
+	"Program":     func(t *testing.T) { Program(t, "litmus") },
+}
+
+const envHelper = "APPAUTH_TESTENV_HELPER"
+
+// TestHelper is the child process of TestMissingPrograms.
+func TestHelper(t *testing.T) {
+	fn := helpers[os.Getenv(envHelper)]
+	if fn == nil {
+		t.Skip("run by TestMissingPrograms")
+	}
+	fn(t)
+	t.Log("helper returned")
+}
+
+// TestMissingPrograms runs each helper in a copy of this test binary with an
+// empty PATH (and APPAUTH_TEST_PATH_ONLY=1): the test skips naming
+// `make test`, or, with APPAUTH_TEST_STRICT=1, fails.
+func TestMissingPrograms(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	for name := range helpers {
+		for _, strict := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/strict=%v", name, strict), func(t *testing.T) {
-				if strict {
-					t.Setenv(EnvStrict, "1")
-				} else {
-					t.Setenv(EnvStrict, "")
-				}
-				f := &fakeTB{TB: t}
-				f.call(func() { fn(f) })
+				t.Parallel()
+				cmd := exec.Command(exe, "-test.run=^TestHelper$", "-test.v")
+				cmd.Env = append(os.Environ(), "PATH="+empty, EnvPathOnly+"=1", envHelper+"="+name,
+					fmt.Sprintf("%s=%v", EnvStrict, map[bool]string{true: "1", false: "0"}[strict]))
+				out, err := cmd.CombinedOutput()
 				switch {
-				case strict && f.failed == "":
-					t.Errorf("strict: want a failure, got skip %q", f.skipped)
-				case !strict && f.skipped == "":
-					t.Errorf("not strict: want a skip, got failure %q", f.failed)
-				case !strict && !strings.Contains(f.skipped, "make test"):
-					t.Errorf("skip message %q does not name `make test`", f.skipped)
+				case strings.Contains(string(out), "helper returned"):
+					t.Fatalf("the helper found its program with an empty PATH:\n%s", out)
+				case strict && (err == nil || !strings.Contains(string(out), "--- FAIL: TestHelper") || !strings.Contains(string(out), "APPAUTH_TEST_STRICT=1")):
+					t.Errorf("strict: want a failure naming APPAUTH_TEST_STRICT=1, got %v:\n%s", err, out)
+				case !strict && (err != nil || !strings.Contains(string(out), "--- SKIP: TestHelper") || !strings.Contains(string(out), "make test")):
+					t.Errorf("want a skip naming `make test`, got %v:\n%s", err, out)
 				}
 			})
 		}
 	}
 }
 
-func TestWithDatabase(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"postgres://appauth@127.0.0.1:5432/postgres?sslmode=disable", "postgres://appauth@127.0.0.1:5432/appauth_x?sslmode=disable"},
-		{"postgresql://u:p@h/db", "postgresql://u:p@h/appauth_x"},
-		{"host=h user=u dbname=postgres", "host=h user=u dbname=postgres dbname=appauth_x"},
-	} {
-		got, err := withDatabase(tc.in, "appauth_x")
-		if err != nil || got != tc.want {
-			t.Errorf("withDatabase(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+func TestProgram(t *testing.T) {
+	if p := Program(t, "sh", "-c", "exit 0"); p == "" {
+		t.Fatal("Program(sh) = empty path")
+	}
+	for _, strict := range []string{"", "1"} {
+		t.Setenv(EnvStrict, strict)
+		f := &fakeTB{TB: t}
+		f.call(func() { Program(f, "sh", "-c", "echo no such module >&2; exit 1") })
+		if strict == "1" && !strings.Contains(f.failed, "no such module") {
+			t.Errorf("strict, failing check: failure %q, skip %q", f.failed, f.skipped)
 		}
+		if strict == "" && (!strings.Contains(f.skipped, "no such module") || !strings.Contains(f.skipped, "make test")) {
+			t.Errorf("failing check: skip %q, failure %q", f.skipped, f.failed)
+		}
+	}
+}
+
+func TestChromium(t *testing.T) {
+	p := Chromium(t)
+	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
+		t.Fatalf("Chromium = %q: %v", p, err)
 	}
 }
 
@@ -165,12 +172,14 @@ func TestPostgres(t *testing.T) {
 	if dsn1 == dsn2 {
 		t.Fatalf("two calls gave the same DSN %q", dsn1)
 	}
+	if u, err := url.Parse(dsn1); err != nil || !strings.HasPrefix(u.Host, "127.0.0.1:") {
+		t.Errorf("DSN %q: want a server on 127.0.0.1 (%v)", dsn1, err)
+	}
 	db1, db2 := open(t, dsn1), open(t, dsn2)
 	name1, name2 := currentDatabase(t, db1), currentDatabase(t, db2)
 	if name1 == name2 || !strings.HasPrefix(name1, "appauth_") {
 		t.Fatalf("databases %q and %q: want two different appauth_* databases", name1, name2)
 	}
-
 	if _, err := db1.Exec("CREATE TABLE t (id int PRIMARY KEY, v text)"); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +201,9 @@ func TestPostgres(t *testing.T) {
 
 func TestPostgresDropsDatabase(t *testing.T) {
 	t.Parallel()
-	admin := open(t, Postgres(t)) // skips without a server
+	Postgres(t) // skips without a server
+	s, _ := sharedPostgres()
+	admin := open(t, s.DSN())
 	var name string
 	t.Run("use", func(t *testing.T) {
 		db := open(t, Postgres(t))
@@ -214,105 +225,184 @@ func TestPostgresDropsDatabase(t *testing.T) {
 	}
 }
 
-// TestStopStartPostgres checks that StopPostgres makes the server unreachable,
-// StartPostgres makes it reachable again, and that another test wanting the
-// server meanwhile waits for the outage to end.
-func TestStopStartPostgres(t *testing.T) {
+// pingWithin pings db, giving up after d.
+func pingWithin(db *sql.DB, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+// TestNewPostgres stops, starts, pauses and resumes a private server: the
+// database survives, and the server answers exactly when it should.
+func TestNewPostgres(t *testing.T) {
 	t.Parallel()
-	// The other test below must get the server once this one is done with it.
-	got := make(chan struct{})
-	started := false
-	t.Cleanup(func() {
-		if !started {
-			return
-		}
-		select {
-		case <-got:
-		case <-time.After(lockTimeout + time.Minute):
-			t.Error("another test still waits for the server after this one ended")
-		}
-	})
-	db := open(t, Postgres(t))
+	s := NewPostgres(t)
+	dsn := s.Database(t)
+	db := open(t, dsn)
 	if _, err := db.Exec("CREATE TABLE t (id int)"); err != nil {
 		t.Fatal(err)
 	}
 
-	StopPostgres(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err == nil {
+	s.Stop(t)
+	if err := pingWithin(db, 5*time.Second); err == nil {
 		t.Fatal("ping succeeded with the server stopped")
-	} else {
-		t.Logf("during the outage: %v", err)
 	}
-
-	// Another test (in this or another package) asking for the server now
-	// must wait until it is back. (It may also wait for outages of other
-	// packages, so this test does not wait for it while holding the server.)
-	if os.Getenv(EnvPostgresLock) != "" {
-		started = true
-		go func() {
-			other := &fakeTB{TB: t, name: t.Name() + "-other", own: true}
-			other.call(func() { postgresLocks.acquireShared(other) })
-			close(got)
-			other.runCleanups()
-		}()
-		select {
-		case <-got:
-			t.Fatal("another test got the server while it was stopped")
-		case <-time.After(300 * time.Millisecond):
-		}
-	} else {
-		close(got)
-	}
-
-	StartPostgres(t)
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("ping after StartPostgres: %v", err)
+	s.Start(t)
+	if err := pingWithin(db, 10*time.Second); err != nil {
+		t.Fatalf("ping after Start: %v", err)
 	}
 	if _, err := db.Exec("INSERT INTO t VALUES (1)"); err != nil {
-		t.Fatalf("the database did not survive the outage: %v", err)
+		t.Fatalf("the database did not survive the restart: %v", err)
+	}
+
+	s.Pause(t)
+	// A new connection: a query on an open one would hang, since lib/pq
+	// waits for its cancel request, which the paused server never answers.
+	paused := open(t, dsn+"&connect_timeout=1")
+	if err := pingWithin(paused, 3*time.Second); err == nil {
+		t.Error("a paused server accepted a connection")
+	}
+	s.Resume(t)
+	if err := pingWithin(db, 10*time.Second); err != nil {
+		t.Fatalf("ping after Resume: %v", err)
 	}
 }
 
-// TestStopPostgresRestartsAtCleanup checks that a test ending with the server
-// stopped leaves it running for the others.
-func TestStopPostgresRestartsAtCleanup(t *testing.T) {
+// TestSharedNeverStops: the shared servers refuse Stop and Pause.
+func TestSharedNeverStops(t *testing.T) {
 	t.Parallel()
-	t.Run("forget", func(t *testing.T) {
-		Postgres(t)
-		StopPostgres(t)
-	})
-	db := open(t, Postgres(t))
-	if err := db.Ping(); err != nil {
-		t.Fatalf("server not running after a test left it stopped: %v", err)
+	pg := func(t *testing.T) *PostgresServer { Postgres(t); s, _ := sharedPostgres(); return s }
+	for name, fn := range map[string]func(t *testing.T) func(testing.TB){
+		"PostgresServer.Stop":  func(t *testing.T) func(testing.TB) { return pg(t).Stop },
+		"PostgresServer.Pause": func(t *testing.T) func(testing.TB) { return pg(t).Pause },
+		"LDAPServer.Stop":      func(t *testing.T) func(testing.TB) { return LDAP(t).Stop },
+		"LDAPServer.Pause":     func(t *testing.T) func(testing.TB) { return LDAP(t).Pause },
+	} {
+		t.Run(name, func(t *testing.T) {
+			stop := fn(t) // skips without the server
+			f := &fakeTB{TB: t}
+			f.call(func() { stop(f) })
+			if !strings.Contains(f.failed, "shared server") {
+				t.Errorf("%s on a shared server: failure %q", name, f.failed)
+			}
+		})
 	}
 }
 
-// TestStopStartLDAP checks that StopLDAP makes slapd unreachable and
-// StartLDAP brings it back with its data.
-func TestStopStartLDAP(t *testing.T) {
+// bind connects to url (StartTLS if asked, trusting only s's CA) and binds.
+func bind(s *LDAPServer, url string, startTLS bool, dn, password string) (*goldap.Conn, error) {
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	c, err := goldap.DialURL(url, goldap.DialWithTLSConfig(cfg), goldap.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}))
+	if err != nil {
+		return nil, err
+	}
+	c.SetTimeout(2 * time.Second)
+	if startTLS {
+		if err := c.StartTLS(cfg); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if err := c.Bind(dn, password); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// TestLDAP checks the shared slapd: binds over ldap://, StartTLS and
+// ldaps:// with the CA, the fixture with the overlays' attributes.
+func TestLDAP(t *testing.T) {
+	t.Parallel()
 	s := LDAP(t)
-	u, err := url.Parse(s.URL)
+	alice := "uid=alice,ou=people," + s.BaseDN
+	for _, tc := range []struct {
+		url      string
+		startTLS bool
+	}{{s.URL, false}, {s.URL, true}, {s.TLSURL, false}} {
+		c, err := bind(s, tc.url, tc.startTLS, alice, "alice-Secret-1")
+		if err != nil {
+			t.Fatalf("%s (StartTLS %v): %v", tc.url, tc.startTLS, err)
+		}
+		c.Close()
+	}
+	c, err := bind(s, s.URL, false, s.AdminDN, s.AdminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	StopLDAP(t)
-	if c, err := net.DialTimeout("tcp", u.Host, 5*time.Second); err == nil {
-		c.Close()
-		t.Fatal("slapd still accepts connections after StopLDAP")
-	}
-	StartLDAP(t)
-	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	defer c.Close()
+	res, err := c.Search(goldap.NewSearchRequest(s.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
+		"(|(uid=alice)(uid=dave))", []string{"uid", "memberOf", "pwdAccountLockedTime"}, nil))
 	if err != nil {
-		t.Fatalf("slapd does not accept connections after StartLDAP: %v", err)
+		t.Fatal(err)
+	}
+	got := map[string]*goldap.Entry{}
+	for _, e := range res.Entries {
+		got[e.GetAttributeValue("uid")] = e
+	}
+	if a := got["alice"]; a == nil || len(a.GetAttributeValues("memberOf")) == 0 {
+		t.Errorf("alice has no memberOf (memberof overlay): %+v", a)
+	}
+	if d := got["dave"]; d == nil || d.GetAttributeValue("pwdAccountLockedTime") == "" {
+		t.Errorf("dave is not locked (ppolicy, relax control): %+v", d)
+	}
+	if _, err := os.Stat(s.LogFile); err != nil {
+		t.Errorf("log file: %v", err)
+	}
+}
+
+// TestNewLDAP stops, starts, pauses and resumes a private slapd.
+func TestNewLDAP(t *testing.T) {
+	t.Parallel()
+	s := NewLDAP(t)
+	if s.URL == LDAP(t).URL {
+		t.Fatal("NewLDAP gave the shared server")
+	}
+	alice := "uid=alice,ou=people," + s.BaseDN
+	s.Stop(t)
+	if _, err := bind(s, s.URL, false, alice, "alice-Secret-1"); err == nil {
+		t.Fatal("bind succeeded with slapd stopped")
+	}
+	s.Start(t)
+	c, err := bind(s, s.TLSURL, false, alice, "alice-Secret-1")
+	if err != nil {
+		t.Fatalf("bind after Start: %v", err)
+	}
+	s.Pause(t)
+	if err := c.Bind(alice, "alice-Secret-1"); err == nil {
+		t.Error("bind succeeded with slapd paused")
 	}
 	c.Close()
-	for _, f := range []string{s.CAFile} {
-		if _, err := os.Stat(f); err != nil {
-			t.Errorf("CA file: %v", err)
+	s.Resume(t)
+	c, err = bind(s, s.URL, true, alice, "alice-Secret-1")
+	if err != nil {
+		t.Fatalf("bind after Resume: %v", err)
+	}
+	c.Close()
+}
+
+func TestParseLDIF(t *testing.T) {
+	entries, err := parseLDIF([]byte("# comment\ndn: cn=a,dc=x\ncn: a\ndescription: long\n  line\n\ndn:: Y249w6ksZGM9eA==\ncn:: w6k=\ncn: e\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].DN != "cn=a,dc=x" || entries[0].GetAttributeValue("description") != "long line" ||
+		entries[1].DN != "cn=é,dc=x" || strings.Join(entries[1].GetAttributeValues("cn"), ",") != "é,e" {
+		for _, e := range entries {
+			e.PrettyPrint(2)
 		}
+		t.Fatal("wrong entries")
+	}
+	if _, err := parseLDIF([]byte("cn: a\n")); err == nil {
+		t.Error("a record without dn parsed")
+	}
+	if entries, err := parseLDIF(fixture); err != nil || len(entries) < 10 {
+		t.Errorf("fixture: %d entries, %v", len(entries), err)
 	}
 }
