@@ -1,6 +1,7 @@
-# make test is the one command (see the Testing section of DESIGN.md): it
+# make test is the one command (see CONTRIBUTING.md): it
 # installs the Debian packages that are missing (internal/testenv/install.sh,
-# as root; a clear message otherwise), checks gofmt and go vet, and runs every
+# as root; a clear message otherwise), checks gofmt, go vet, staticcheck and
+# govulncheck (offline data, internal/cmd/vulncheck), and runs every
 # test with the race detector. The tests start their own throwaway PostgreSQL
 # and OpenLDAP servers from Go (package internal/testenv); APPAUTH_TEST_STRICT=1
 # makes a missing one a failure instead of a skip.
@@ -13,10 +14,11 @@
 export PATH := $(PATH):/usr/local/go/bin
 PKGS ?= ./...
 FUZZTIME ?= 30s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: test bench fuzz vet install
 
-# gofmt, go vet, then go test -race against real services.
+# The checks, then go test -race against real services.
 test: install vet
 	APPAUTH_TEST_STRICT=1 go test -race -count=1 $(GOTESTFLAGS) $(PKGS)
 
@@ -32,10 +34,12 @@ fuzz: install
 		done; \
 	done
 
-# gofmt check and go vet only.
+# gofmt, go vet, staticcheck (zero findings) and known vulnerabilities.
 vet:
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt -w needed:" $$files >&2; exit 1; fi
 	go vet $(PKGS)
+	go run $(STATICCHECK) $(PKGS)
+	go run ./internal/cmd/vulncheck $(PKGS)
 
 # The Debian packages behind the services, if missing.
 install:
