@@ -27,8 +27,9 @@ var (
 	// (HTTP 403). It means nothing else.
 	ErrForbidden = errors.New("auth: forbidden")
 	// ErrInvalidInput means a request argument was rejected (an empty or
-	// over-long name, an unknown scope, too many app passwords). The error
-	// is an [*InputError], whose Message may be shown to the person.
+	// over-long name, an unknown scope, too many app passwords). From the
+	// [Manager] it is an [*InputError], whose Message may be shown to the
+	// person.
 	ErrInvalidInput = errors.New("auth: invalid input")
 )
 

@@ -2,7 +2,9 @@
 // trusted reverse proxies. One [Resolver] is the single proxy setting of an
 // embedding server: give the same one to the middleware (package httpauth)
 // and the settings page (package settings), so that throttling, the audit
-// log and the device list all see the same address.
+// log and the device list all see the same address. A server that learns
+// the client another way (X-Real-IP, the PROXY protocol) sets the request's
+// RemoteAddr in a handler in front of both.
 package clientaddr
 
 import (

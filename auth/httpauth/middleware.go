@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,7 +102,7 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 	if strings.ContainsFunc(o.Realm, func(r rune) bool { return r == '"' || r == '\\' || !unicode.IsPrint(r) }) {
 		return nil, fmt.Errorf("httpauth: Options.Realm %q: want printable text without '\"' or '\\'", o.Realm)
 	}
-	if o.AccountPasswords != nil && o.Limiter == nil {
+	if o.AccountPasswords != nil && isNil(o.Limiter) {
 		return nil, errors.New("httpauth: Options.AccountPasswords needs Options.Limiter: account passwords must be throttled")
 	}
 	if o.UnavailableRetryAfter < 0 {
@@ -246,6 +247,16 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		h["Retry-After"] = m.retry503
 		writeStatus(w, http.StatusServiceUnavailable)
 	}
+}
+
+// isNil reports whether l is nil or holds a nil pointer (a
+// (*throttle.Throttle)(nil), which would panic on every request).
+func isNil(l auth.Limiter) bool {
+	if l == nil {
+		return true
+	}
+	v := reflect.ValueOf(l)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 func writeStatus(w http.ResponseWriter, code int) {

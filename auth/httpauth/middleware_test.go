@@ -12,6 +12,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/internal/testkit"
 )
 
@@ -108,6 +109,10 @@ func TestAccountPassword(t *testing.T) {
 
 	if _, err := httpauth.New(e.m, &httpauth.Options{AccountPasswords: e.verifier}); err == nil || !strings.Contains(err.Error(), "Limiter") {
 		t.Errorf("New with AccountPasswords and no Limiter: %v, want an error naming Limiter", err)
+	}
+	var none *throttle.Throttle // e.g. left nil by a config branch
+	if _, err := httpauth.New(e.m, &httpauth.Options{AccountPasswords: e.verifier, Limiter: none}); err == nil {
+		t.Error("New with AccountPasswords and a nil *throttle.Throttle succeeded; every account-password request would panic")
 	}
 }
 

@@ -452,6 +452,16 @@ func TestStaticFiles(t *testing.T) {
 			t.Errorf("%s: 200; static serves files outside static/", path)
 		}
 	}
+	// A Range request gets the whole file, with the headers.
+	for _, rng := range []string{"bytes=999999-", "bytes=0-1,5-6"} {
+		r := httptest.NewRequest("GET", e.prefix+"static/app.js", nil)
+		r.Header.Set("Range", rng)
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != 200 || w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != "text/javascript; charset=utf-8" {
+			t.Errorf("Range %s: %d, Cache-Control %q, Content-Type %q", rng, w.Code, w.Header().Get("Cache-Control"), w.Header().Get("Content-Type"))
+		}
+	}
 	// No directory listing, and a 404 keeps the headers.
 	for _, path := range []string{"static/", "static", "static/.", "static/index.html", "static/nope.css"} {
 		w := c.get(path)

@@ -271,5 +271,11 @@ func (h *Handler) staticFile(w http.ResponseWriter, r *http.Request) {
 		ct = "application/octet-stream"
 	}
 	w.Header().Set("Content-Type", ct)
+	// The files are small: always serve them whole. A Range request would
+	// otherwise get a 416 from the file server's serveError, which drops
+	// Cache-Control, or a multipart/byteranges body with another type.
+	r = r.Clone(r.Context())
+	r.Header.Del("Range")
+	r.Header.Del("If-Range")
 	h.files.ServeHTTP(w, r)
 }

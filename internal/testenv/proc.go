@@ -115,7 +115,9 @@ func (p *proc) stop() error {
 		killGroup(cmd, syscall.SIGKILL)
 		<-done
 	}
-	killGroup(cmd, syscall.SIGKILL) // leftover children, if any
+	// Leftovers in the group, if any. Not killGroup: the server is reaped,
+	// so its PID may already belong to an unrelated process's children.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	return err
 }
 

@@ -57,7 +57,10 @@ func run(pkgs []string, failStdlib bool) error {
 	cmd := exec.Command("go", args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
-	if err != nil && len(out) == 0 {
+	if err != nil {
+		// With -format json, govulncheck exits 0 whatever it finds; any
+		// other status is a failure (packages that do not load, ...), even
+		// after it has written part of its output.
 		return fmt.Errorf("govulncheck: %w", err)
 	}
 	called, err := calledFindings(bytes.NewReader(out))
