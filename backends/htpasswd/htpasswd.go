@@ -3,11 +3,10 @@
 //
 // Each line is "login:hash". Accepted hashes are bcrypt ($2y$, $2a$, $2b$,
 // as written by `htpasswd -B`) and SHA-crypt ($5$, $6$, as written by
-// `openssl passwd -5/-6` or `mkpasswd`; rounds from 1,000 to 10,000,000, so
-// that a crafted entry cannot make each sign-in cost seconds). Plaintext,
-// crypt(3) DES, MD5
-// ($apr1$, $1$) and unsalted SHA-1 ({SHA}) entries are refused with an
-// error naming the line. A hash prefixed with "!" (as `usermod -L` does in
+// `openssl passwd -5/-6` or `mkpasswd`), with rounds from 1,000 to
+// 10,000,000, which bounds a crafted entry to about two seconds per
+// sign-in. Plaintext, crypt(3) DES, MD5 ($apr1$, $1$) and unsalted SHA-1
+// ({SHA}) entries are refused with an error naming the line. A hash prefixed with "!" (as `usermod -L` does in
 // /etc/shadow) marks a disabled account. Blank lines and lines starting
 // with "#" are ignored.
 //
