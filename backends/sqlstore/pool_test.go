@@ -1,11 +1,13 @@
 package sqlstore_test
 
 import (
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/sqlstore"
 	"github.com/appauth/appauth/internal/testenv"
 )
@@ -102,6 +104,29 @@ func TestPoolOptions(t *testing.T) {
 		}
 		if err := sqlstore.ConfigurePool(db.DB, &sqlstore.Options{MaxOpenConns: -1}); err == nil {
 			t.Error("ConfigurePool accepted MaxOpenConns -1")
+		}
+	})
+}
+
+// TestCountCredentials counts app passwords and sessions of every user,
+// what a server sizes its credential cache from.
+func TestCountCredentials(t *testing.T) {
+	dialects(t, func(t *testing.T, open openFunc, driver, dsn string) {
+		s := mustOpen(t, open, dsn)
+		if n, err := s.CountCredentials(t.Context()); err != nil || n != 0 {
+			t.Fatalf("empty store: %d, %v", n, err)
+		}
+		for _, u := range []string{"alice", "alice", "bob"} {
+			if err := s.CreateCredential(t.Context(), newCredential(u)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.CountCredentials(t.Context()); err != nil || n != 3 {
+			t.Errorf("CountCredentials = %d, %v; want 3", n, err)
+		}
+		s.Close()
+		if _, err := s.CountCredentials(t.Context()); !errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("closed store: %v, want ErrUnavailable", err)
 		}
 	})
 }

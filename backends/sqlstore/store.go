@@ -355,6 +355,17 @@ func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Ki
 	return out, nil
 }
 
+// CountCredentials returns how many credentials (app passwords and
+// sessions, of every user) the store holds: one COUNT over the table, for
+// sizing [auth.Options.CacheSize] at start.
+func (s *Store) CountCredentials(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q.count).Scan(&n); err != nil {
+		return 0, translate("count credentials", err)
+	}
+	return n, nil
+}
+
 // UpdateCredential implements [auth.Store].
 func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) error {
 	scopes, err := encodeScopes(c.Scopes)
