@@ -163,7 +163,7 @@ func TestCacheSizeSetting(t *testing.T) {
 	}
 	for _, tc := range []struct{ flag, count, want int }{
 		{0, 0, minAutoCacheSize},                        // small: the library's default
-		{0, 9_000, minAutoCacheSize},                    // fits with room to spare
+		{0, 8_000, minAutoCacheSize},                    // fits with room to spare
 		{0, 40_000, 50_000},                             // every credential, plus a quarter
 		{0, 10_000_000, maxAutoCacheSize},               // bounded: memory
 		{25_000, 10_000_000, 25_000},                    // an explicit size wins
