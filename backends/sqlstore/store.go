@@ -7,6 +7,11 @@
 // open the same database at once. The schema is described in the package's
 // README.md.
 //
+// The Open functions size their connection pool deliberately (as many
+// idle connections as open ones, a lifetime and an idle time; see
+// [ConfigurePool] and the pool fields of [Options]), so a burst of cache
+// misses reuses connections instead of opening new ones.
+//
 // Driver errors are translated at this boundary: a missing row is
 // [auth.ErrNotFound], a duplicate ID or hash [auth.ErrAlreadyExists], and a
 // dropped connection, a timeout or a locked database [auth.ErrUnavailable].
