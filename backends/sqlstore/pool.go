@@ -13,8 +13,9 @@ const (
 	// DefaultMaxOpenConns is a fixed number, not one derived from the
 	// server's cores: the bound protects the database, whose
 	// max_connections (100 by default on PostgreSQL) every server shares.
-	// 16 busy connections keep a loopback or LAN PostgreSQL saturated; a
-	// verify waiting for a connection waits under its context's deadline.
+	// With 16, the 16 concurrent clients of BENCHMARKS.md's cold pass never
+	// wait for one; a verify that does wait, waits under its context's
+	// deadline.
 	DefaultMaxOpenConns = 16
 	// DefaultConnMaxLifetime replaces connections after half an hour, so a
 	// pool follows a failover or a new replica behind the same name.
