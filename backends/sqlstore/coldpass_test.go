@@ -270,6 +270,7 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	st := store.Stats()
 	b.ReportMetric(float64(st.MaxIdleClosed), "idle-closed")
 	b.ReportMetric(float64(st.OpenConnections), "open-conns")
+	b.ReportMetric(float64(st.WaitCount), "pool-waits")
 }
 
 // scanRow scans a credentials row into throwaway variables, as the Store
