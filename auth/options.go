@@ -39,7 +39,10 @@ type Options struct {
 	Limiter Limiter
 
 	// CacheSize bounds the cache of verified credentials (and, separately, of
-	// directory answers). Default 10,000; negative disables caching.
+	// directory answers). Default 10,000; negative disables caching. Each
+	// cached credential holds about 0.5 KB (BenchmarkCacheMemory): size it
+	// to the active credentials, since a cache smaller than they are turns
+	// repeated use into store queries.
 	CacheSize int
 	// CacheTTL is how long a cached credential is trusted before it is read
 	// from the store again. It bounds how late a revocation made on another

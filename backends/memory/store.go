@@ -21,6 +21,9 @@ type Store struct {
 	mu     sync.RWMutex
 	byID   map[string]*auth.StoredCredential
 	byHash map[string]string // hash -> ID
+	// byUser indexes IDs by owner, so listing and revoking all of one
+	// user's credentials cost that user's count, not the store's.
+	byUser map[string]map[string]struct{}
 }
 
 var (
@@ -30,7 +33,7 @@ var (
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}}
+	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}, byUser: map[string]map[string]struct{}{}}
 }
 
 // CreateCredential implements [auth.Store].
@@ -48,6 +51,12 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) 
 	}
 	s.byID[c.ID] = clone(c)
 	s.byHash[string(c.Hash)] = c.ID
+	ids := s.byUser[c.UserID]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		s.byUser[c.UserID] = ids
+	}
+	ids[c.ID] = struct{}{}
 	return nil
 }
 
@@ -78,8 +87,8 @@ func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Ki
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []*auth.StoredCredential
-	for _, c := range s.byID {
-		if c.UserID == userID && c.Kind == kind {
+	for id := range s.byUser[userID] {
+		if c := s.byID[id]; c.Kind == kind {
 			out = append(out, clone(c))
 		}
 	}
@@ -112,8 +121,7 @@ func (s *Store) DeleteCredential(ctx context.Context, userID, id string) error {
 	if !ok || c.UserID != userID {
 		return fmt.Errorf("memory: delete credential: %w", auth.ErrNotFound)
 	}
-	delete(s.byID, id)
-	delete(s.byHash, string(c.Hash))
+	s.remove(c)
 	return nil
 }
 
@@ -122,10 +130,9 @@ func (s *Store) DeleteCredentials(ctx context.Context, userID string, kind auth.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for id, c := range s.byID {
-		if c.UserID == userID && c.Kind == kind && id != except {
-			delete(s.byID, id)
-			delete(s.byHash, string(c.Hash))
+	for id := range s.byUser[userID] {
+		if c := s.byID[id]; c.Kind == kind && id != except {
+			s.remove(c) // deleting from the map being ranged over is allowed
 			n++
 		}
 	}
@@ -151,14 +158,25 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for id, c := range s.byID {
+	for _, c := range s.byID {
 		if !c.ExpiresAt.IsZero() && !c.ExpiresAt.After(now) {
-			delete(s.byID, id)
-			delete(s.byHash, string(c.Hash))
+			s.remove(c)
 			n++
 		}
 	}
 	return n, nil
+}
+
+// remove deletes c from every index; s.mu must be held for writing.
+func (s *Store) remove(c *auth.StoredCredential) {
+	delete(s.byID, c.ID)
+	delete(s.byHash, string(c.Hash))
+	if ids := s.byUser[c.UserID]; ids != nil {
+		delete(ids, c.ID)
+		if len(ids) == 0 {
+			delete(s.byUser, c.UserID)
+		}
+	}
 }
 
 // clone returns a deep copy in UTC, so callers never share the stored record.

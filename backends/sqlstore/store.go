@@ -7,6 +7,11 @@
 // open the same database at once. The schema is described in the package's
 // README.md.
 //
+// The Open functions size their connection pool deliberately (as many
+// idle connections as open ones, a lifetime and an idle time; see
+// [ConfigurePool] and the pool fields of [Options]), so a burst of cache
+// misses reuses connections instead of opening new ones.
+//
 // Driver errors are translated at this boundary: a missing row is
 // [auth.ErrNotFound], a duplicate ID or hash [auth.ErrAlreadyExists], and a
 // dropped connection, a timeout or a locked database [auth.ErrUnavailable].
@@ -14,6 +19,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +56,20 @@ type Options struct {
 	// to. [OpenPostgres] sets it from its own DSN; set it for a Store made
 	// with [New] so that revocations reach every server at once.
 	ListenDSN string
+
+	// MaxOpenConns bounds the connections of a pool the Store opens
+	// ([OpenPostgres], [OpenSQLite]); as many are kept idle, so a burst of
+	// cache misses reuses them instead of opening new ones. Zero means
+	// [DefaultMaxOpenConns]; negative is an error. See [ConfigurePool].
+	MaxOpenConns int
+	// ConnMaxLifetime is how long a pooled connection is used before it is
+	// replaced, so connections move to a database that failed over or was
+	// scaled out. Zero means [DefaultConnMaxLifetime]; negative is an error.
+	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime is how long a connection may sit idle before it is
+	// closed: how the pool shrinks again after a burst. Zero means
+	// [DefaultConnMaxIdleTime]; negative is an error.
+	ConnMaxIdleTime time.Duration
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -84,15 +104,20 @@ var (
 // OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
 // URL or key=value string), applies the schema migrations and returns the
 // Store, which owns the connection pool. Errors never contain the DSN's
-// password. For pool settings, open the *sqlx.DB yourself and call [New].
+// password. The pool is sized by [Options.MaxOpenConns] and its neighbours
+// (see [ConfigurePool]).
 func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return nil, redactDSN(fmt.Errorf("sqlstore: open postgres: %w", err), dsn)
 	}
-	o := Options{}
-	if opts != nil {
-		o = *opts
+	if err := ConfigurePool(db.DB, &o); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if o.ListenDSN == "" {
 		o.ListenDSN = dsn
@@ -117,8 +142,12 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 		return nil, fmt.Errorf("sqlstore: open sqlite: %q is not a plain file path", path)
 	}
 	// Concurrency: WAL lets any number of readers run beside the one writer,
-	// so the pool stays unlimited and CredentialByHash never queues behind a
-	// write (SetMaxOpenConns(1) would serialize reads too). Writers take
+	// so the pool holds several connections and CredentialByHash never
+	// queues behind a write (SetMaxOpenConns(1) would serialize reads too);
+	// its bound (ConfigurePool) costs no write throughput, since writers
+	// take turns on one lock anyway, and bounds the memory of the
+	// connections' page caches. A writer waiting for the lock holds its
+	// connection, but the lock holder already has its own. Writers take
 	// turns on the database's write lock:
 	//   - _busy_timeout makes a writer wait for the lock (up to 10 s, far
 	//     longer than any of our transactions) instead of failing at once;
@@ -133,6 +162,10 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
+	if err := ConfigurePool(db.DB, opts); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s, err := newStore(ctx, db, true, opts)
 	if err != nil {
 		db.Close()
@@ -145,10 +178,15 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 // (github.com/lib/pq) or "sqlite" (modernc.org/sqlite), after applying the
 // schema migrations. The caller keeps ownership of db: [Store.Close] does
 // not close it. A SQLite db should be opened like [OpenSQLite] does (a file,
-// WAL, _busy_timeout and _txlock=immediate).
+// WAL, _busy_timeout and _txlock=immediate). The pool is the caller's:
+// size it with [ConfigurePool]; New refuses the pool fields of Options
+// rather than ignore them.
 func New(ctx context.Context, db *sqlx.DB, opts *Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: New: nil *sqlx.DB")
+	}
+	if opts != nil && (opts.MaxOpenConns != 0 || opts.ConnMaxLifetime != 0 || opts.ConnMaxIdleTime != 0) {
+		return nil, errors.New("sqlstore: New: MaxOpenConns, ConnMaxLifetime and ConnMaxIdleTime size a pool the Store opens; size yours with ConfigurePool")
 	}
 	return newStore(ctx, db, false, opts)
 }
@@ -322,6 +360,17 @@ func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Ki
 	return out, nil
 }
 
+// CountCredentials returns how many credentials (app passwords and
+// sessions, of every user) the store holds: one COUNT over the table, for
+// sizing [auth.Options.CacheSize] at start.
+func (s *Store) CountCredentials(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q.count).Scan(&n); err != nil {
+		return 0, translate("count credentials", err)
+	}
+	return n, nil
+}
+
 // UpdateCredential implements [auth.Store].
 func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) error {
 	scopes, err := encodeScopes(c.Scopes)
@@ -407,3 +456,7 @@ func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 	}
 	return translate("record usage: commit", tx.Commit())
 }
+
+// Stats returns the connection pool's statistics, for metrics and to check
+// the pool's size.
+func (s *Store) Stats() sql.DBStats { return s.db.Stats() }

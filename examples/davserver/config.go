@@ -36,6 +36,9 @@ type config struct {
 	logFormat            string
 	logLevel             string
 	title                string
+	// cacheSize is auth.Options.CacheSize; 0: sized from the store at
+	// start (see cacheSize).
+	cacheSize int
 
 	addUser string
 
@@ -77,6 +80,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.forwardedHeader, "forwarded-header", "X-Forwarded-For", "the header in which -trusted-proxies name the client: X-Forwarded-For or Forwarded (only that one is read)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.5 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
 	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.Usage = func() {
@@ -119,6 +123,9 @@ func (c *config) validate() error {
 	}
 	if c.pepperFile == "" {
 		c.pepperFile = filepath.Join(c.data, "pepper")
+	}
+	if c.cacheSize < 0 {
+		return fmt.Errorf("-cache-size %d: want a positive number of credentials (or 0: sized from the store)", c.cacheSize)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("-tls-cert and -tls-key go together: give both or neither")
@@ -203,4 +210,25 @@ func checkPrivate(name, what string) error {
 		return fmt.Errorf("%s %s is readable by other users (mode %04o); run: chmod 600 %s", what, name, st.Mode().Perm(), name)
 	}
 	return nil
+}
+
+// Bounds of the credential cache's automatic size. The lower one is the
+// library's default. The upper one keeps the automatic size to about
+// 125 MB (about 500 B per cached credential, see BENCHMARKS.md); a larger
+// cache is a choice to make with -cache-size.
+const (
+	minAutoCacheSize = 10_000
+	maxAutoCacheSize = 250_000
+)
+
+// cacheSize returns the credential cache's size: flag when it is set (not
+// 0), else the store's count of credentials plus a quarter for devices
+// added while the server runs, within [minAutoCacheSize,
+// maxAutoCacheSize]. A cache smaller than the active credentials turns a
+// second pass over them into misses; each miss is a store query.
+func cacheSize(flag, count int) int {
+	if flag > 0 {
+		return flag
+	}
+	return min(max(count+count/4, minAutoCacheSize), maxAutoCacheSize)
 }

@@ -143,3 +143,36 @@ func TestBadPepperFile(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheSizeSetting: -cache-size and APPAUTH_CACHE_SIZE set the
+// credential cache; unset, it follows the store's count of credentials
+// with headroom, within bounds; a negative or malformed size is refused.
+func TestCacheSizeSetting(t *testing.T) {
+	c, err := parseConfig([]string{"-cache-size", "50000"}, noEnv, &bytes.Buffer{})
+	if err != nil || c.cacheSize != 50000 {
+		t.Fatalf("-cache-size 50000: %d, %v", c.cacheSize, err)
+	}
+	env := map[string]string{"APPAUTH_CACHE_SIZE": "70000"}
+	if c, err := parseConfig(nil, func(k string) string { return env[k] }, &bytes.Buffer{}); err != nil || c.cacheSize != 70000 {
+		t.Errorf("APPAUTH_CACHE_SIZE=70000: %v, %v", c, err)
+	}
+	for _, v := range []string{"-1", "lots"} {
+		if _, err := parseConfig([]string{"-cache-size", v}, noEnv, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "cache-size") {
+			t.Errorf("-cache-size %s: %v, want an error naming the flag", v, err)
+		}
+	}
+	for _, tc := range []struct{ flag, count, want int }{
+		{0, 0, minAutoCacheSize},                        // small: the library's default
+		{0, 8_000, minAutoCacheSize},                    // fits with room to spare
+		{0, 40_000, 50_000},                             // every credential, plus a quarter
+		{0, 10_000_000, maxAutoCacheSize},               // bounded: memory
+		{25_000, 10_000_000, 25_000},                    // an explicit size wins
+		{2_000_000, 0, 2_000_000},                       // also above the automatic bound
+		{0, maxAutoCacheSize, maxAutoCacheSize},         // the bound itself
+		{0, maxAutoCacheSize * 4 / 5, maxAutoCacheSize}, // just fits
+	} {
+		if got := cacheSize(tc.flag, tc.count); got != tc.want {
+			t.Errorf("cacheSize(%d, %d) = %d, want %d", tc.flag, tc.count, got, tc.want)
+		}
+	}
+}

@@ -165,6 +165,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, store.Close)
+	size := cfg.cacheSize
+	if size == 0 {
+		// A count that fails leaves the default: the cache's size is no
+		// reason to refuse the start.
+		n, err := store.CountCredentials(openCtx)
+		if err != nil {
+			logger.Warn("cannot count credentials to size the cache; using the default", "error", err)
+		}
+		size = cacheSize(0, n)
+	}
 
 	clients, err := clientaddr.New(&clientaddr.Options{TrustedProxies: cfg.proxies, Header: cfg.forwardedHeader})
 	if err != nil {
@@ -175,9 +185,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	manager, err := auth.NewManager(store, dir, &auth.Options{
-		Peppers: peppers,
-		Logger:  logger.With("component", "auth"),
-		Limiter: limiter,
+		Peppers:   peppers,
+		Logger:    logger.With("component", "auth"),
+		Limiter:   limiter,
+		CacheSize: size,
 	})
 	if err != nil {
 		return err
@@ -237,7 +248,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	started = true
 	printBanner(stdout, cfg, base, newPepper, demoPassword)
-	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg))
+	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg), "cache_size", size)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
