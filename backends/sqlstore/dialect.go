@@ -156,12 +156,8 @@ func (d *dialect) beginMigration(ctx context.Context, db *sqlx.DB, prefix string
 	// version is read, so a second process waits (busy_timeout) and then
 	// finds the schema current. It is issued by hand on one connection so
 	// this holds whatever _txlock a DB given to New was opened with.
-	conn, err := db.Conn(ctx)
+	conn, err := beginImmediate(ctx, db)
 	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		conn.Close()
 		return nil, nil, err
 	}
 	return conn, func(commit bool) error {
@@ -197,6 +193,33 @@ const (
 // package prefix and op: sql.ErrNoRows is auth.ErrNotFound, a unique
 // violation auth.ErrAlreadyExists, and anything that means "cannot answer
 // now" auth.ErrUnavailable. Other errors are wrapped as they are.
+// beginImmediate takes a connection of db and runs BEGIN IMMEDIATE on it.
+// While another process is creating the database file or switching it to
+// WAL, SQLite can answer SQLITE_BUSY at once (opening a connection runs the
+// journal_mode pragma), without calling the busy handler: it does not wait
+// where waiting could deadlock. So a busy answer is retried for up to 10 s.
+func beginImmediate(ctx context.Context, db *sqlx.DB) (*sql.Conn, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := db.Conn(ctx)
+		if err == nil {
+			if _, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err == nil {
+				return conn, nil
+			}
+			conn.Close()
+		}
+		e, ok := errors.AsType[*sqlite.Error](err)
+		if !ok || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 func translate(op string, err error) error {
 	switch {
 	case err == nil:
