@@ -15,14 +15,15 @@ import (
 // davPrefix is where the DAV tree is served.
 const davPrefix = "/dav"
 
-// userFromContext is davstore's UserFunc: the login of the principal the
-// authentication middleware put in the request's context.
-func userFromContext(ctx context.Context) (string, error) {
+// userFromContext is davstore's UserFunc: the principal the authentication
+// middleware put in the request's context. Its login names the URLs, its
+// stable ID the data folder.
+func userFromContext(ctx context.Context) (davstore.User, error) {
 	p, ok := httpauth.PrincipalFromContext(ctx)
 	if !ok {
-		return "", errors.New("no authenticated user")
+		return davstore.User{}, errors.New("no authenticated user")
 	}
-	return p.User.Login, nil
+	return davstore.User{Login: p.User.Login, ID: p.User.ID}, nil
 }
 
 // areaScopes maps a part of the DAV tree to the scope a credential needs.

@@ -31,7 +31,7 @@ func (s *Store) CalendarHomeSetPath(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.CalendarHomePath(u), nil
+	return s.CalendarHomePath(u.Login), nil
 }
 
 // calendarPath parses a calendar or calendar-object path of the current user.
@@ -83,7 +83,7 @@ func (s *Store) ListCalendars(ctx context.Context) ([]caldav.Calendar, error) {
 	if err != nil {
 		return nil, err
 	}
-	udir, err := s.userDir(u)
+	udir, err := s.userDir(u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (s *Store) ListCalendars(ctx context.Context) ([]caldav.Calendar, error) {
 		if !ok || !e.IsDir() {
 			continue
 		}
-		cal, err := s.GetCalendar(ctx, s.CalendarHomePath(u)+name+"/")
+		cal, err := s.GetCalendar(ctx, s.CalendarHomePath(u.Login)+name+"/")
 		if err != nil {
 			continue // half-created or removed meanwhile
 		}

@@ -29,7 +29,7 @@ func (s *Store) AddressBookHomeSetPath(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.AddressBookHomePath(u), nil
+	return s.AddressBookHomePath(u.Login), nil
 }
 
 // contactsPath parses an address-book or address-object path of the current user.
@@ -79,7 +79,7 @@ func (s *Store) ListAddressBooks(ctx context.Context) ([]carddav.AddressBook, er
 	if err != nil {
 		return nil, err
 	}
-	udir, err := s.userDir(u)
+	udir, err := s.userDir(u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (s *Store) ListAddressBooks(ctx context.Context) ([]carddav.AddressBook, er
 		if !ok || !e.IsDir() {
 			continue
 		}
-		ab, err := s.GetAddressBook(ctx, s.AddressBookHomePath(u)+name+"/")
+		ab, err := s.GetAddressBook(ctx, s.AddressBookHomePath(u.Login)+name+"/")
 		if err != nil {
 			continue
 		}

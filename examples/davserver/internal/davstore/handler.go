@@ -66,7 +66,7 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Forbidden", http.StatusForbidden)
 		return
 	}
-	if owner != user {
+	if owner != user.Login {
 		http.Error(w, "Forbidden: another user's data", http.StatusForbidden)
 		return
 	}
@@ -84,10 +84,10 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header.Set("Content-Type", "application/xml")
 		}
 		gowebdav.ServePrincipal(w, r, &gowebdav.ServePrincipalOptions{
-			CurrentUserPrincipalPath: s.PrincipalPath(user),
+			CurrentUserPrincipalPath: s.PrincipalPath(user.Login),
 			HomeSets: []gowebdav.BackendSuppliedHomeSet{
-				caldav.NewCalendarHomeSet(s.CalendarHomePath(user)),
-				carddav.NewAddressBookHomeSet(s.AddressBookHomePath(user)),
+				caldav.NewCalendarHomeSet(s.CalendarHomePath(user.Login)),
+				carddav.NewAddressBookHomeSet(s.AddressBookHomePath(user.Login)),
 			},
 			Capabilities: []gowebdav.Capability{caldav.CapabilityCalendar, carddav.CapabilityAddressBook},
 		})
@@ -105,7 +105,7 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 			return
 		}
-		if (r.Method == "COPY" || r.Method == "MOVE") && !s.inFiles(r.Header.Get("Destination"), user) {
+		if (r.Method == "COPY" || r.Method == "MOVE") && !s.inFiles(r.Header.Get("Destination"), user.Login) {
 			http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
 			return
 		}
@@ -222,13 +222,13 @@ func serveError(w http.ResponseWriter, err error) {
 
 // filesHandler returns user's WebDAV handler, creating the folder and the
 // handler (with its lock system, which must outlive one request) on first use.
-func (s *Store) filesHandler(user string) (*webdav.Handler, error) {
+func (s *Store) filesHandler(user User) (*webdav.Handler, error) {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
 	if h, ok := s.files[user]; ok {
 		return h, nil
 	}
-	udir, err := s.userDir(user)
+	udir, err := s.userDir(user.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +241,7 @@ func (s *Store) filesHandler(user string) (*webdav.Handler, error) {
 		return nil, err
 	}
 	h := &webdav.Handler{
-		Prefix:     strings.TrimSuffix(s.FilesPath(user), "/"),
+		Prefix:     strings.TrimSuffix(s.FilesPath(user.Login), "/"),
 		FileSystem: pfs,
 		LockSystem: webdav.NewMemLS(),
 	}

@@ -21,16 +21,17 @@ import (
 
 type userKey struct{}
 
-func userFromContext(ctx context.Context) (string, error) {
-	u, _ := ctx.Value(userKey{}).(string)
-	if u == "" {
-		return "", errors.New("no user")
+func userFromContext(ctx context.Context) (User, error) {
+	u, _ := ctx.Value(userKey{}).(User)
+	if u.Login == "" {
+		return User{}, errors.New("no user")
 	}
 	return u, nil
 }
 
 // newServer serves a Store under /dav/. The user is the Basic-auth username,
-// unchecked: this fake stands in for the authentication middleware.
+// unchecked, and its ID the password, or the username when the password is
+// "x": this fake stands in for the authentication middleware.
 func newServer(t *testing.T) (*httptest.Server, *Store, string) {
 	t.Helper()
 	root := t.TempDir()
@@ -41,8 +42,12 @@ func newServer(t *testing.T) (*httptest.Server, *Store, string) {
 	mux := http.NewServeMux()
 	mux.Handle("/dav/", s)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, _, ok := r.BasicAuth(); ok {
-			r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
+		if u, pw, ok := r.BasicAuth(); ok {
+			id := pw
+			if pw == "x" {
+				id = u
+			}
+			r = r.WithContext(context.WithValue(r.Context(), userKey{}, User{Login: u, ID: id}))
 		}
 		mux.ServeHTTP(w, r)
 	}))
@@ -153,7 +158,7 @@ func TestCalDAV(t *testing.T) {
 	}
 
 	// The event is a file under alice's folder.
-	if _, err := os.Stat(filepath.Join(root, "alice", "calendars", "work", "ev1.ics")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, folderOf("alice"), "calendars", "work", "ev1.ics")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -300,7 +305,7 @@ func TestIsolation(t *testing.T) {
 	for _, p := range []string{"/dav/files/alice/../bob/secret.txt", "/dav/files/alice/./../bob/secret.txt",
 		"/dav/calendars/alice/../bob/private/secret.ics", "/dav/files/alice//x", "/dav/files/alice/.."} {
 		st, _ := New(root, "/dav", userFromContext)
-		r := httptest.NewRequestWithContext(context.WithValue(t.Context(), userKey{}, "alice"), "GET", "/", nil)
+		r := httptest.NewRequestWithContext(context.WithValue(t.Context(), userKey{}, User{Login: "alice", ID: "alice"}), "GET", "/", nil)
 		r.URL.Path = p
 		w := httptest.NewRecorder()
 		st.ServeHTTP(w, r)
@@ -345,7 +350,7 @@ func TestIsolation(t *testing.T) {
 	} {
 		for _, m := range []string{"COPY", "MOVE"} {
 			do(t, srv, "alice", m, "/dav/files/alice/a.txt", map[string]string{"Destination": dest}, "")
-			if _, err := os.Stat(filepath.Join(root, "bob", "files", "stolen.txt")); err == nil {
+			if _, err := os.Stat(filepath.Join(root, folderOf("bob"), "files", "stolen.txt")); err == nil {
 				t.Fatalf("%s to %s wrote into bob's folder", m, dest)
 			}
 			// Put the source back if a MOVE landed inside alice's folder.
@@ -358,14 +363,14 @@ func TestIsolation(t *testing.T) {
 		if code, _ := do(t, srv, "alice", m, "/dav/files/alice/a.txt", map[string]string{"Destination": srv.URL + "/dav/files/alice2/x.txt"}, ""); code != http.StatusForbidden {
 			t.Errorf("%s to alice2's folder: %d, want 403", m, code)
 		}
-		if _, err := os.Stat(filepath.Join(root, "alice", "files", "2")); err == nil {
+		if _, err := os.Stat(filepath.Join(root, folderOf("alice"), "files", "2")); err == nil {
 			t.Fatalf("%s to /dav/files/alice2/x.txt wrote alice's 2/x.txt", m)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(root, "bob", "files", "secret.txt")); err != nil || string(b) != "BOBFILE" {
+	if b, err := os.ReadFile(filepath.Join(root, folderOf("bob"), "files", "secret.txt")); err != nil || string(b) != "BOBFILE" {
 		t.Fatalf("bob's file changed: %q, %v", b, err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(root, "bob", "calendars")); len(entries) != 1 {
+	if entries, _ := os.ReadDir(filepath.Join(root, folderOf("bob"), "calendars")); len(entries) != 1 {
 		t.Fatalf("bob's calendars: %v", entries)
 	}
 }
@@ -384,7 +389,7 @@ func TestFiles(t *testing.T) {
 	if code, _ := do(t, srv, "alice", "MOVE", "/dav/files/alice/docs/a.txt", map[string]string{"Destination": srv.URL + "/dav/files/alice/b.txt"}, ""); code != http.StatusCreated {
 		t.Fatalf("MOVE: %d", code)
 	}
-	if b, err := os.ReadFile(filepath.Join(root, "alice", "files", "b.txt")); err != nil || string(b) != "hello" {
+	if b, err := os.ReadFile(filepath.Join(root, folderOf("alice"), "files", "b.txt")); err != nil || string(b) != "hello" {
 		t.Fatalf("moved file: %q, %v", b, err)
 	}
 }
@@ -414,8 +419,7 @@ func TestNames(t *testing.T) {
 	if code, _ := do(t, srv, user, "PUT", "/dav/files/Zo%C3%AB%20O%27Neil/x.txt", nil, "z"); code != http.StatusCreated {
 		t.Fatalf("PUT as %q: %d", user, code)
 	}
-	enc, _ := encodeName(user)
-	if _, err := os.Stat(filepath.Join(root, enc, "files", "x.txt")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, folderOf(user), "files", "x.txt")); err != nil {
 		t.Fatal(err)
 	}
 }
