@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -422,4 +423,147 @@ func TestNames(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, folderOf(user), "files", "x.txt")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDataByUserID: storage follows the stable user ID, not the login; a new
+// account with a deleted one's login sees none of its data, and the
+// login-named folders of older versions are migrated to the ID folder.
+func TestDataByUserID(t *testing.T) {
+	srv, s, root := newServer(t)
+	ctx := t.Context()
+	// The first alice (ID old-id) keeps an event and a file.
+	oldCal, _ := caldav.NewClient(gowebdav.HTTPClientWithBasicAuth(srv.Client(), "alice", "old-id"), srv.URL)
+	if code, _ := doAs(t, srv, "alice", "old-id", "MKCALENDAR", "/dav/calendars/alice/private/", ""); code != http.StatusCreated {
+		t.Fatalf("MKCALENDAR: %d", code)
+	}
+	if _, err := oldCal.PutCalendarObject(ctx, "/dav/calendars/alice/private/e.ics", event("e", "OLDSECRET")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := doAs(t, srv, "alice", "old-id", "PUT", "/dav/files/alice/f.txt", "OLDFILE"); code != http.StatusCreated {
+		t.Fatalf("PUT file: %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(root, folderOf("old-id"), "calendars", "private", "e.ics")); err != nil {
+		t.Fatalf("the event is not in the ID folder: %v", err)
+	}
+	// A new person gets the login alice with another ID: nothing of the old.
+	for _, path := range []string{"/dav/calendars/alice/private/e.ics", "/dav/files/alice/f.txt"} {
+		if code, body := doAs(t, srv, "alice", "new-id", "GET", path, ""); code != http.StatusNotFound || strings.Contains(body, "OLD") {
+			t.Errorf("new alice GET %s: %d %q, want 404", path, code, body)
+		}
+	}
+	for _, path := range []string{"/dav/calendars/alice/", "/dav/files/alice/"} {
+		if code, body := doAs(t, srv, "alice", "new-id", "PROPFIND", path, ""); strings.Contains(body, "private") || strings.Contains(body, "f.txt") {
+			t.Errorf("new alice PROPFIND %s: %d shows old data: %s", path, code, body)
+		}
+	}
+
+	// An older version's folders: named after the login.
+	for _, login := range []string{"carol", "ghost", "dave"} {
+		dir := filepath.Join(root, login, "calendars", "home")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeJSON(filepath.Join(dir, calendarMeta), calendarProps{Name: "Home"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "x.ics"), []byte(icsOf(t, event("x", "OF-"+login))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	lookup := func(_ context.Context, login string) (string, error) {
+		switch login {
+		case "carol":
+			return "carol-id", nil
+		case "dave":
+			return "", errors.New("directory down")
+		}
+		return "", ErrNoSuchUser
+	}
+	if err := s.MigrateLogins(ctx, lookup, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := doAs(t, srv, "carol", "carol-id", "GET", "/dav/calendars/carol/home/x.ics", ""); code != http.StatusOK || !strings.Contains(body, "OF-carol") {
+		t.Errorf("carol after the migration: %d %q", code, body)
+	}
+	for _, login := range []string{"ghost", "dave"} {
+		if _, err := os.Stat(filepath.Join(root, login, "calendars", "home", "x.ics")); err != nil {
+			t.Errorf("%s's folder was not left as is: %v", login, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "carol")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("carol's login folder still there: %v", err)
+	}
+	if !strings.Contains(logs.String(), "data folder migrated") || !strings.Contains(logs.String(), "login=carol") || !strings.Contains(logs.String(), "directory lookup failed") {
+		t.Errorf("migration log:\n%s", logs.String())
+	}
+	// A second run changes nothing.
+	if err := s.MigrateLogins(ctx, lookup, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Archiving a user: the same ID starts empty afterwards.
+	archived, err := s.ArchiveUser("carol-id", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err != nil || archived == "" {
+		t.Fatalf("ArchiveUser: %q, %v", archived, err)
+	}
+	if _, err := os.Stat(filepath.Join(archived, "calendars", "home", "x.ics")); err != nil {
+		t.Errorf("the archive lacks the event: %v", err)
+	}
+	if code, body := doAs(t, srv, "carol", "carol-id", "GET", "/dav/calendars/carol/home/x.ics", ""); code != http.StatusNotFound || strings.Contains(body, "OF-carol") {
+		t.Errorf("carol after the archive: %d %q", code, body)
+	}
+	if got, err := s.ArchiveUser("nobody", time.Now()); got != "" || err != nil {
+		t.Errorf("ArchiveUser of a user without data: %q, %v", got, err)
+	}
+	// Archives are never taken for a login folder by a later migration.
+	if err := s.MigrateLogins(ctx, func(context.Context, string) (string, error) { return "x", nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(archived); err != nil {
+		t.Errorf("a migration moved the archive: %v", err)
+	}
+}
+
+func TestFolderOf(t *testing.T) {
+	seen := map[string]string{}
+	for _, id := range []string{"alice", "Alice", "a/b", "..", "", "\x00", "6f1b7d3e-0d1c-4b5e-9a1f-2f9f0c0b7a11", strings.Repeat("x", 101), strings.Repeat("x", 1000)} {
+		f := folderOf(id)
+		if strings.ContainsAny(f, "/\\\x00") || len(f) > 255 || !strings.Contains(f, "=") || strings.HasPrefix(f, ".") {
+			t.Errorf("folderOf(%q) = %q: not one safe file name apart from login folders", id, f)
+		}
+		if other, ok := seen[f]; ok {
+			t.Errorf("folderOf(%q) = folderOf(%q) = %q", id, other, f)
+		}
+		seen[f] = id
+	}
+}
+
+// doAs sends a request as user whose stable ID is id.
+func doAs(t *testing.T, srv *httptest.Server, user, id, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, id)
+	if method == "PROPFIND" {
+		req.Header.Set("Depth", "1")
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func icsOf(t *testing.T, cal *ical.Calendar) string {
+	t.Helper()
+	var b strings.Builder
+	if err := ical.NewEncoder(&b).Encode(cal); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
