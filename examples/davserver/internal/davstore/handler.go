@@ -96,9 +96,9 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveMkcalendar(w, r)
 			return
 		}
-		(&caldav.Handler{Backend: s, Prefix: s.prefix}).ServeHTTP(w, r)
+		s.serveCollections(w, r, area, user, &caldav.Handler{Backend: s, Prefix: s.prefix})
 	case "contacts":
-		(&carddav.Handler{Backend: s, Prefix: s.prefix}).ServeHTTP(w, r)
+		s.serveCollections(w, r, area, user, &carddav.Handler{Backend: s, Prefix: s.prefix})
 	case "files":
 		h, err := s.filesHandler(user)
 		if err != nil {
@@ -113,6 +113,33 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(w, r)
 		}
 	}
+}
+
+// serveCollections serves the calendars or contacts area through next
+// (go-webdav's handler), answering itself what go-webdav does not know:
+// REPORT sync-collection and the extra properties of a PROPFIND.
+func (s *Store) serveCollections(w http.ResponseWriter, r *http.Request, area string, user User, next http.Handler) {
+	switch r.Method {
+	case "REPORT":
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		if rootElement(body) == (xml.Name{Space: nsDAV, Local: "sync-collection"}) {
+			s.serveSyncCollection(w, r, area, user, body)
+			return
+		}
+	case "PROPFIND":
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		if extras := extrasRequested(body); len(extras) > 0 {
+			s.servePropfindExtras(w, r, area, user, extras, next)
+			return
+		}
+	}
+	next.ServeHTTP(w, r)
 }
 
 // inFiles reports whether a COPY or MOVE Destination (empty or malformed:
@@ -225,7 +252,8 @@ func serveError(w http.ResponseWriter, err error) {
 func (s *Store) filesHandler(user User) (*webdav.Handler, error) {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
-	if h, ok := s.files[user]; ok {
+	key := filesKey{user.Login, user.ID}
+	if h, ok := s.files[key]; ok {
 		return h, nil
 	}
 	udir, err := s.userDir(user.ID)
@@ -245,6 +273,6 @@ func (s *Store) filesHandler(user User) (*webdav.Handler, error) {
 		FileSystem: pfs,
 		LockSystem: webdav.NewMemLS(),
 	}
-	s.files[user] = h
+	s.files[key] = h
 	return h, nil
 }

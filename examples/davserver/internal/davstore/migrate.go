@@ -84,9 +84,9 @@ func (s *Store) ArchiveUser(id string, now time.Time) (string, error) {
 		return "", fmt.Errorf("davstore: archive: %w", err)
 	}
 	s.filesMu.Lock()
-	for u := range s.files {
-		if u.ID == id {
-			delete(s.files, u)
+	for k := range s.files {
+		if k.id == id {
+			delete(s.files, k)
 		}
 	}
 	s.filesMu.Unlock()

@@ -44,6 +44,9 @@ type User struct {
 	// folder, so a new account that is given a deleted one's login starts
 	// empty.
 	ID string
+	// ReadOnly is shown in current-user-privilege-set; refusing writes is
+	// the authentication middleware's job.
+	ReadOnly bool
 }
 
 // UserFunc returns the user a request acts for, from the request's context,
@@ -63,8 +66,11 @@ type Store struct {
 	mu sync.Mutex
 
 	filesMu sync.Mutex
-	files   map[User]*webdav.Handler
+	files   map[filesKey]*webdav.Handler
 }
+
+// filesKey names one user's files handler.
+type filesKey struct{ login, id string }
 
 // New returns a Store keeping its data under root (created if missing) and
 // serving URLs under prefix (such as "/dav"; "" for the server root).
@@ -83,7 +89,7 @@ func New(root, prefix string, user UserFunc) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("davstore: %w", err)
 	}
-	return &Store{root: abs, prefix: prefix, user: user, files: map[User]*webdav.Handler{}}, nil
+	return &Store{root: abs, prefix: prefix, user: user, files: map[filesKey]*webdav.Handler{}}, nil
 }
 
 // PrincipalPath is the URL path of user's principal.

@@ -35,7 +35,12 @@ func userFromContext(ctx context.Context) (User, error) {
 // "x": this fake stands in for the authentication middleware.
 func newServer(t *testing.T) (*httptest.Server, *Store, string) {
 	t.Helper()
-	root := t.TempDir()
+	return newServerAt(t, t.TempDir())
+}
+
+// newServerAt is newServer on the folder root.
+func newServerAt(t *testing.T, root string) (*httptest.Server, *Store, string) {
+	t.Helper()
 	s, err := New(root, "/dav", userFromContext)
 	if err != nil {
 		t.Fatal(err)
