@@ -197,7 +197,7 @@ func (s *Store) QueryCalendarObjects(ctx context.Context, urlPath string, query 
 	if err != nil {
 		return nil, err
 	}
-	return caldav.Filter(query, objs)
+	return filter(query, objs)
 }
 
 // PutCalendarObject implements caldav.Backend.
