@@ -171,6 +171,16 @@ func badPath(p string) bool {
 	return false
 }
 
+// ServeDiscovery answers a PROPFIND at another path, such as the server's
+// root "/" that people are told to enter in their devices, as at the prefix
+// itself: with the current-user-principal. Mount it for PROPFIND only, behind
+// the same authentication as the Store.
+func (s *Store) ServeDiscovery(w http.ResponseWriter, r *http.Request) {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = s.prefix+"/", ""
+	s.ServeHTTP(w, r2)
+}
+
 // serveRoot answers discovery at the prefix itself: OPTIONS with both DAV
 // capabilities, PROPFIND with the current-user-principal.
 func (s *Store) serveRoot(w http.ResponseWriter, r *http.Request) {
