@@ -117,7 +117,7 @@ func todoInRange(start, end time.Time, todo *ical.Component) (bool, error) {
 		}
 		hasDuration = true
 	}
-	beforeEnd := func(t time.Time) bool { return end.IsZero() || end.After(t) }    // end > t
+	beforeEnd := func(t time.Time) bool { return end.IsZero() || end.After(t) }       // end > t
 	atOrBeforeEnd := func(t time.Time) bool { return end.IsZero() || !end.Before(t) } // end >= t
 	switch {
 	case hasStart && hasDuration:
