@@ -232,6 +232,39 @@ func TestSetPassword(t *testing.T) {
 	}
 }
 
+func TestRemoveUser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	content := "# keep me\nalice:" + bcryptHash(t, "a") + "\nBob:" + bcryptHash(t, "b") + "\ncarol:" + bcryptHash(t, "c")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveUser(path, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if want := strings.Replace(content, "Bob:"+strings.Split(strings.Split(content, "Bob:")[1], "\n")[0]+"\n", "", 1); string(data) != want {
+		t.Errorf("after removing bob:\n%s\nwant:\n%s", data, want)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+	if err := RemoveUser(path, "bob"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("removing bob again: %v, want ErrNotFound", err)
+	}
+	if err := RemoveUser(path, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for login, want := range map[string]error{"alice": nil, "bob": auth.ErrNotFound, "carol": auth.ErrNotFound} {
+		if _, err := d.LookupUser(t.Context(), login); !errors.Is(err, want) {
+			t.Errorf("LookupUser(%s): %v, want %v", login, err, want)
+		}
+	}
+}
+
 // TestUnknownUserHashes checks that an unknown login is checked against a
 // real entry's hash (same cost as a wrong password) yet never accepted,
 // even with that entry's password.

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/appauth/appauth/auth"
 )
 
 // SetPassword sets login's password in the htpasswd file at path, adding
@@ -77,6 +79,34 @@ func SetPassword(path, login, password string, cost int) error {
 	}
 	if err := writeAtomic(path, out.Bytes()); err != nil {
 		return fmt.Errorf("htpasswd: set password: %w", err)
+	}
+	return nil
+}
+
+// RemoveUser removes login's entry (matched case-insensitively) from the
+// htpasswd file at path, keeping every other line, and replaces the file
+// atomically like [SetPassword]. A login the file does not hold is
+// [auth.ErrNotFound].
+func RemoveUser(path, login string) error {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("htpasswd: remove user: %w", err)
+	}
+	var out bytes.Buffer
+	found := false
+	for _, line := range strings.SplitAfter(string(old), "\n") {
+		body := strings.TrimRight(line, "\r\n")
+		if name, _, ok := strings.Cut(body, ":"); ok && !strings.HasPrefix(body, "#") && fold(name) == fold(login) {
+			found = true
+			continue
+		}
+		out.WriteString(line)
+	}
+	if !found {
+		return fmt.Errorf("htpasswd: remove user %q: %w", login, auth.ErrNotFound)
+	}
+	if err := writeAtomic(path, out.Bytes()); err != nil {
+		return fmt.Errorf("htpasswd: remove user: %w", err)
 	}
 	return nil
 }

@@ -40,7 +40,8 @@ type config struct {
 	// start (see cacheSize).
 	cacheSize int
 
-	addUser string
+	addUser    string
+	removeUser string
 
 	// set records which flags were given (on the command line or in the
 	// environment), to tell a default from an explicit choice.
@@ -83,11 +84,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.5 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
 	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
+	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 
+	// Removing a user destroys access: only on the command line, never
+	// from a variable left in an environment.
+	if getenv(envName("remove-user")) != "" {
+		return nil, fmt.Errorf("%s: -remove-user is a one-off command; give it on the command line", envName("remove-user"))
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
@@ -117,6 +124,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 func (c *config) validate() error {
 	if c.data == "" {
 		return errors.New("-data must not be empty")
+	}
+	if c.addUser != "" && c.removeUser != "" {
+		return errors.New("-add-user and -remove-user exclude each other")
 	}
 	if c.users == "" {
 		c.users = filepath.Join(c.data, "users.htpasswd")
@@ -149,6 +159,9 @@ func (c *config) validate() error {
 		}
 		if c.addUser != "" {
 			return errors.New("-add-user adds to the htpasswd users file; with -ldap-url, add users in LDAP")
+		}
+		if c.removeUser != "" {
+			return errors.New("-remove-user removes from the htpasswd users file; with -ldap-url, remove users in LDAP (their data stays with their ID)")
 		}
 	} else {
 		for _, name := range []string{"ldap-bind-dn", "ldap-bind-password-file", "ldap-base-dn", "ldap-filter", "ldap-starttls", "ldap-ca-file", "ldap-insecure-skip-verify"} {

@@ -59,6 +59,13 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(st
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.removeUser != "" {
+		if err := removeUser(ctx, cfg, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "davserver: %v\n", oneLine(err))
+			return 1
+		}
+		return 0
+	}
 	if err := serve(ctx, cfg, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "davserver: %v\n", oneLine(err))
 		return 1
@@ -152,15 +159,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		dir = d
 	}
 
-	var store *sqlstore.Store
-	storeOpts := &sqlstore.Options{Logger: logger.With("component", "sqlstore")}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if cfg.postgres != "" {
-		store, err = sqlstore.OpenPostgres(openCtx, cfg.postgres, storeOpts)
-	} else {
-		store, err = sqlstore.OpenSQLite(openCtx, filepath.Join(cfg.data, "appauth.db"), storeOpts)
-	}
+	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -195,7 +194,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	closers = append(closers, manager.Close)
 
-	dav, err := davstore.New(filepath.Join(cfg.data, "dav"), davPrefix, userFromContext)
+	dav, err := openDAV(ctx, cfg, dir, logger)
 	if err != nil {
 		return err
 	}
@@ -269,6 +268,45 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	// last-used times, then the store and directory close.
 	logger.Info("stopped")
 	return nil
+}
+
+// openStore opens the store of app passwords and sessions: PostgreSQL with
+// -postgres, else the SQLite file in the data folder.
+func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (*sqlstore.Store, error) {
+	storeOpts := &sqlstore.Options{Logger: logger.With("component", "sqlstore")}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if cfg.postgres != "" {
+		return sqlstore.OpenPostgres(openCtx, cfg.postgres, storeOpts)
+	}
+	return sqlstore.OpenSQLite(openCtx, filepath.Join(cfg.data, "appauth.db"), storeOpts)
+}
+
+// openDAV opens the users' DAV data and moves the login-named folders of
+// older versions to their owners' ID folders, asking dir who owns a login
+// now (each lookup under a deadline; a login it cannot answer for keeps its
+// folder until the next start).
+func openDAV(ctx context.Context, cfg *config, dir auth.Directory, logger *slog.Logger) (*davstore.Store, error) {
+	dav, err := davstore.New(filepath.Join(cfg.data, "dav"), davPrefix, userFromContext)
+	if err != nil {
+		return nil, err
+	}
+	lookup := func(ctx context.Context, login string) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		u, err := dir.LookupUser(ctx, login)
+		if errors.Is(err, auth.ErrNotFound) {
+			return "", davstore.ErrNoSuchUser
+		}
+		if err != nil {
+			return "", err
+		}
+		return u.ID, nil
+	}
+	if err := dav.MigrateLogins(ctx, lookup, logger.With("component", "davstore")); err != nil {
+		return nil, err
+	}
+	return dav, nil
 }
 
 func storeKind(cfg *config) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/appauth/appauth/auth"
@@ -15,14 +16,15 @@ import (
 // davPrefix is where the DAV tree is served.
 const davPrefix = "/dav"
 
-// userFromContext is davstore's UserFunc: the login of the principal the
-// authentication middleware put in the request's context.
-func userFromContext(ctx context.Context) (string, error) {
+// userFromContext is davstore's UserFunc: the principal the authentication
+// middleware put in the request's context. Its login names the URLs, its
+// stable ID the data folder.
+func userFromContext(ctx context.Context) (davstore.User, error) {
 	p, ok := httpauth.PrincipalFromContext(ctx)
 	if !ok {
-		return "", errors.New("no authenticated user")
+		return davstore.User{}, errors.New("no authenticated user")
 	}
-	return p.User.Login, nil
+	return davstore.User{Login: p.User.Login, ID: p.User.ID, ReadOnly: slices.Contains(p.Scopes, auth.ScopeReadOnly)}, nil
 }
 
 // areaScopes maps a part of the DAV tree to the scope a credential needs.
@@ -52,7 +54,8 @@ func requireAreaScope(store *davstore.Store, next http.Handler) http.Handler {
 }
 
 // routes is the server's HTTP handler: the DAV tree behind authenticate,
-// the well-known redirects, and the settings pages at "/".
+// the well-known redirects, discovery by PROPFIND on "/", and the settings
+// pages at "/".
 func routes(store *davstore.Store, authenticate func(http.Handler) http.Handler, settings http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	// RFC 6764: clients start discovery here. The redirect reveals nothing,
@@ -61,6 +64,10 @@ func routes(store *davstore.Store, authenticate func(http.Handler) http.Handler,
 	mux.Handle("/.well-known/carddav", http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
 	mux.Handle(davPrefix+"/", authenticate(requireAreaScope(store, store)))
 	mux.Handle(davPrefix, http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
+	// People are told to enter the server's root in their devices: a
+	// PROPFIND there is discovery, like one on the DAV root; GET stays the
+	// settings page.
+	mux.Handle("PROPFIND /{$}", authenticate(http.HandlerFunc(store.ServeDiscovery)))
 	mux.Handle("/", settings)
 	return mux
 }

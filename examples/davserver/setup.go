@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -176,5 +178,70 @@ func addUser(c *config, stdin *os.File, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "Saved the password of %s in %s.\n", login, c.users)
+	return nil
+}
+
+// removeUser removes a user of the users file for good, so that a user
+// added later under the same name (whose ID, with htpasswd, is the name)
+// inherits nothing: it revokes their app passwords and sessions, archives
+// their DAV data folder (after moving an older version's login-named folder
+// there), and only then removes their line from the users file. Run it with
+// the server stopped; a running server refuses the user at its next owner
+// re-check, as the file is reloaded.
+func removeUser(ctx context.Context, c *config, stdout, stderr io.Writer) error {
+	login := c.removeUser
+	logger := newLogger(c, stderr)
+	dir, err := htpasswd.Open(c.users, nil)
+	if err != nil {
+		return err
+	}
+	u, err := dir.LookupUser(ctx, login)
+	if errors.Is(err, auth.ErrNotFound) {
+		return fmt.Errorf("-remove-user %q: no such user in %s; nothing changed", login, c.users)
+	} else if err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.pepperFile); err != nil {
+		return fmt.Errorf("-remove-user: pepper file: %w", err)
+	}
+	peppers, _, err := loadPeppers(c.pepperFile)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, c, logger)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	m, err := auth.NewManager(store, dir, &auth.Options{Peppers: peppers, Logger: logger.With("component", "auth")})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	opCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	apps, err := m.RevokeAllAppPasswords(opCtx, u.ID)
+	if err != nil {
+		return fmt.Errorf("-remove-user: revoke app passwords: %w; the user is still in %s", err, c.users)
+	}
+	sessions, err := m.RevokeOtherSessions(opCtx, u.ID, "")
+	if err != nil {
+		return fmt.Errorf("-remove-user: revoke sessions: %w; the user is still in %s", err, c.users)
+	}
+	dav, err := openDAV(opCtx, c, dir, logger)
+	if err != nil {
+		return err
+	}
+	archived, err := dav.ArchiveUser(u.ID, time.Now())
+	if err != nil {
+		return fmt.Errorf("-remove-user: %w; the user is still in %s", err, c.users)
+	}
+	if err := htpasswd.RemoveUser(c.users, u.Login); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Removed %s from %s: revoked %d app passwords and %d sessions.\n", u.Login, c.users, apps, sessions)
+	if archived != "" {
+		fmt.Fprintf(stdout, "Their data is archived in %s.\n", archived)
+	}
 	return nil
 }

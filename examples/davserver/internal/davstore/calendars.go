@@ -18,6 +18,19 @@ var _ caldav.Backend = (*Store)(nil)
 
 const calendarMeta = ".calendar.json"
 
+// defaultComponents is what a calendar made without a component list takes
+// (RFC 4791 lets the server choose): events and to-dos, as clients such as
+// Thunderbird and python3-caldav expect of a calendar they create.
+var defaultComponents = []string{ical.CompEvent, ical.CompToDo}
+
+// components is the component set of a calendar with these properties.
+func (p calendarProps) components() []string {
+	if len(p.Components) == 0 {
+		return defaultComponents
+	}
+	return p.Components
+}
+
 // calendarProps is what .calendar.json holds.
 type calendarProps struct {
 	Name        string   `json:"name,omitempty"`
@@ -31,7 +44,7 @@ func (s *Store) CalendarHomeSetPath(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.CalendarHomePath(u), nil
+	return s.CalendarHomePath(u.Login), nil
 }
 
 // calendarPath parses a calendar or calendar-object path of the current user.
@@ -70,6 +83,10 @@ func (s *Store) CreateCalendar(ctx context.Context, cal *caldav.Calendar) error 
 		return fsError(err)
 	}
 	props := calendarProps{Name: cal.Name, Description: cal.Description, Components: cal.SupportedComponentSet}
+	if err := writeJSON(filepath.Join(dir, changesFile), newChangeLog()); err != nil {
+		os.RemoveAll(dir)
+		return fsError(err)
+	}
 	if err := writeJSON(filepath.Join(dir, calendarMeta), props); err != nil {
 		os.RemoveAll(dir)
 		return fsError(err)
@@ -83,7 +100,7 @@ func (s *Store) ListCalendars(ctx context.Context) ([]caldav.Calendar, error) {
 	if err != nil {
 		return nil, err
 	}
-	udir, err := s.userDir(u)
+	udir, err := s.userDir(u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +116,7 @@ func (s *Store) ListCalendars(ctx context.Context) ([]caldav.Calendar, error) {
 		if !ok || !e.IsDir() {
 			continue
 		}
-		cal, err := s.GetCalendar(ctx, s.CalendarHomePath(u)+name+"/")
+		cal, err := s.GetCalendar(ctx, s.CalendarHomePath(u.Login)+name+"/")
 		if err != nil {
 			continue // half-created or removed meanwhile
 		}
@@ -125,7 +142,7 @@ func (s *Store) GetCalendar(ctx context.Context, urlPath string) (*caldav.Calend
 		Path:                  s.CalendarHomePath(p.user) + p.coll + "/",
 		Name:                  props.Name,
 		Description:           props.Description,
-		SupportedComponentSet: props.Components,
+		SupportedComponentSet: props.components(),
 	}, nil
 }
 
@@ -180,7 +197,7 @@ func (s *Store) QueryCalendarObjects(ctx context.Context, urlPath string, query 
 	if err != nil {
 		return nil, err
 	}
-	return caldav.Filter(query, objs)
+	return filter(query, objs)
 }
 
 // PutCalendarObject implements caldav.Backend.
@@ -210,14 +227,14 @@ func (s *Store) PutCalendarObject(ctx context.Context, urlPath string, cal *ical
 		}
 		return nil, fsError(err)
 	}
-	if len(props.Components) > 0 && !slices.Contains(props.Components, compType) {
+	if !slices.Contains(props.components(), compType) {
 		return nil, caldav.NewPreconditionError(caldav.PreconditionSupportedCalendarComponent)
 	}
 	var ifNoneMatch, ifMatch gowebdav.ConditionalMatch
 	if opts != nil {
 		ifNoneMatch, ifMatch = opts.IfNoneMatch, opts.IfMatch
 	}
-	if err := storeObject(file, buf.Bytes(), ifNoneMatch, ifMatch); err != nil {
+	if err := storeObject(dir, p.obj, file, buf.Bytes(), ifNoneMatch, ifMatch); err != nil {
 		return nil, err
 	}
 	return s.readCalendarObject(p.user, p.coll, p.obj, file)
@@ -235,10 +252,7 @@ func (s *Store) DeleteCalendarObject(ctx context.Context, urlPath string) error 
 	if p.obj == "" {
 		return removeCollection(dir, calendarMeta)
 	}
-	if err := os.Remove(file); err != nil {
-		return fsError(err)
-	}
-	return nil
+	return removeObject(dir, p.obj, file)
 }
 
 // checkConditions applies If-None-Match and If-Match to the object in file.

@@ -29,7 +29,7 @@ func (s *Store) AddressBookHomeSetPath(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.AddressBookHomePath(u), nil
+	return s.AddressBookHomePath(u.Login), nil
 }
 
 // contactsPath parses an address-book or address-object path of the current user.
@@ -66,6 +66,10 @@ func (s *Store) CreateAddressBook(ctx context.Context, ab *carddav.AddressBook) 
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fsError(err)
 	}
+	if err := writeJSON(filepath.Join(dir, changesFile), newChangeLog()); err != nil {
+		os.RemoveAll(dir)
+		return fsError(err)
+	}
 	if err := writeJSON(filepath.Join(dir, addressBookMeta), addressBookProps{Name: ab.Name, Description: ab.Description}); err != nil {
 		os.RemoveAll(dir)
 		return fsError(err)
@@ -79,7 +83,7 @@ func (s *Store) ListAddressBooks(ctx context.Context) ([]carddav.AddressBook, er
 	if err != nil {
 		return nil, err
 	}
-	udir, err := s.userDir(u)
+	udir, err := s.userDir(u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +99,7 @@ func (s *Store) ListAddressBooks(ctx context.Context) ([]carddav.AddressBook, er
 		if !ok || !e.IsDir() {
 			continue
 		}
-		ab, err := s.GetAddressBook(ctx, s.AddressBookHomePath(u)+name+"/")
+		ab, err := s.GetAddressBook(ctx, s.AddressBookHomePath(u.Login)+name+"/")
 		if err != nil {
 			continue
 		}
@@ -221,7 +225,7 @@ func (s *Store) PutAddressObject(ctx context.Context, urlPath string, card vcard
 	if opts != nil {
 		ifNoneMatch, ifMatch = opts.IfNoneMatch, opts.IfMatch
 	}
-	if err := storeObject(file, buf.Bytes(), ifNoneMatch, ifMatch); err != nil {
+	if err := storeObject(dir, p.obj, file, buf.Bytes(), ifNoneMatch, ifMatch); err != nil {
 		return nil, err
 	}
 	return s.readAddressObject(p.user, p.coll, p.obj, file)
@@ -229,7 +233,7 @@ func (s *Store) PutAddressObject(ctx context.Context, urlPath string, card vcard
 
 // DeleteAddressObject implements carddav.Backend.
 func (s *Store) DeleteAddressObject(ctx context.Context, urlPath string) error {
-	p, _, file, err := s.contactsPath(ctx, urlPath)
+	p, dir, file, err := s.contactsPath(ctx, urlPath)
 	if err != nil {
 		return err
 	}
@@ -238,5 +242,5 @@ func (s *Store) DeleteAddressObject(ctx context.Context, urlPath string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fsError(os.Remove(file))
+	return removeObject(dir, p.obj, file)
 }

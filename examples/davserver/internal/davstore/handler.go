@@ -66,7 +66,7 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Forbidden", http.StatusForbidden)
 		return
 	}
-	if owner != user {
+	if owner != user.Login {
 		http.Error(w, "Forbidden: another user's data", http.StatusForbidden)
 		return
 	}
@@ -84,10 +84,10 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header.Set("Content-Type", "application/xml")
 		}
 		gowebdav.ServePrincipal(w, r, &gowebdav.ServePrincipalOptions{
-			CurrentUserPrincipalPath: s.PrincipalPath(user),
+			CurrentUserPrincipalPath: s.PrincipalPath(user.Login),
 			HomeSets: []gowebdav.BackendSuppliedHomeSet{
-				caldav.NewCalendarHomeSet(s.CalendarHomePath(user)),
-				carddav.NewAddressBookHomeSet(s.AddressBookHomePath(user)),
+				caldav.NewCalendarHomeSet(s.CalendarHomePath(user.Login)),
+				carddav.NewAddressBookHomeSet(s.AddressBookHomePath(user.Login)),
 			},
 			Capabilities: []gowebdav.Capability{caldav.CapabilityCalendar, carddav.CapabilityAddressBook},
 		})
@@ -96,16 +96,16 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveMkcalendar(w, r)
 			return
 		}
-		(&caldav.Handler{Backend: s, Prefix: s.prefix}).ServeHTTP(w, r)
+		s.serveCollections(w, r, area, user, &caldav.Handler{Backend: s, Prefix: s.prefix})
 	case "contacts":
-		(&carddav.Handler{Backend: s, Prefix: s.prefix}).ServeHTTP(w, r)
+		s.serveCollections(w, r, area, user, &carddav.Handler{Backend: s, Prefix: s.prefix})
 	case "files":
 		h, err := s.filesHandler(user)
 		if err != nil {
 			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 			return
 		}
-		if (r.Method == "COPY" || r.Method == "MOVE") && !s.inFiles(r.Header.Get("Destination"), user) {
+		if (r.Method == "COPY" || r.Method == "MOVE") && !s.inFiles(r.Header.Get("Destination"), user.Login) {
 			http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
 			return
 		}
@@ -113,6 +113,33 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(w, r)
 		}
 	}
+}
+
+// serveCollections serves the calendars or contacts area through next
+// (go-webdav's handler), answering itself what go-webdav does not know:
+// REPORT sync-collection and the extra properties of a PROPFIND.
+func (s *Store) serveCollections(w http.ResponseWriter, r *http.Request, area string, user User, next http.Handler) {
+	switch r.Method {
+	case "REPORT":
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		if rootElement(body) == (xml.Name{Space: nsDAV, Local: "sync-collection"}) {
+			s.serveSyncCollection(w, r, area, user, body)
+			return
+		}
+	case "PROPFIND":
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		if extras := extrasRequested(body); len(extras) > 0 {
+			s.servePropfindExtras(w, r, area, user, extras, next)
+			return
+		}
+	}
+	next.ServeHTTP(w, r)
 }
 
 // inFiles reports whether a COPY or MOVE Destination (empty or malformed:
@@ -142,6 +169,16 @@ func badPath(p string) bool {
 		}
 	}
 	return false
+}
+
+// ServeDiscovery answers a PROPFIND at another path, such as the server's
+// root "/" that people are told to enter in their devices, as at the prefix
+// itself: with the current-user-principal. Mount it for PROPFIND only, behind
+// the same authentication as the Store.
+func (s *Store) ServeDiscovery(w http.ResponseWriter, r *http.Request) {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = s.prefix+"/", ""
+	s.ServeHTTP(w, r2)
 }
 
 // serveRoot answers discovery at the prefix itself: OPTIONS with both DAV
@@ -222,13 +259,14 @@ func serveError(w http.ResponseWriter, err error) {
 
 // filesHandler returns user's WebDAV handler, creating the folder and the
 // handler (with its lock system, which must outlive one request) on first use.
-func (s *Store) filesHandler(user string) (*webdav.Handler, error) {
+func (s *Store) filesHandler(user User) (*webdav.Handler, error) {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
-	if h, ok := s.files[user]; ok {
+	key := filesKey{user.Login, user.ID}
+	if h, ok := s.files[key]; ok {
 		return h, nil
 	}
-	udir, err := s.userDir(user)
+	udir, err := s.userDir(user.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -241,10 +279,10 @@ func (s *Store) filesHandler(user string) (*webdav.Handler, error) {
 		return nil, err
 	}
 	h := &webdav.Handler{
-		Prefix:     strings.TrimSuffix(s.FilesPath(user), "/"),
+		Prefix:     strings.TrimSuffix(s.FilesPath(user.Login), "/"),
 		FileSystem: pfs,
 		LockSystem: webdav.NewMemLS(),
 	}
-	s.files[user] = h
+	s.files[key] = h
 	return h, nil
 }

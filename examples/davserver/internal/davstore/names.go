@@ -2,6 +2,7 @@ package davstore
 
 import (
 	"crypto/sha256"
+	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,19 @@ func decodeName(file string) (string, bool) {
 		return string(b), true
 	}
 	return file, true
+}
+
+// folderOf names the data folder of the user with this ID: "u=" and the ID
+// in lower-case base32hex, or "h=" and its SHA-256 when that would be too
+// long for a file name. The "=" keeps these apart from the login-named
+// folders of older versions (see [encodeName]), which [Store.MigrateLogins]
+// renames.
+func folderOf(id string) string {
+	if len(id) <= maxName/2 {
+		return "u=" + strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(id)))
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "h=" + hex.EncodeToString(sum[:])
 }
 
 // webdavError is an error that go-webdav serves with the given status; the
@@ -141,11 +155,12 @@ func readJSON(name string, v any) error {
 // /AREA/USER/COLL/OBJ, where COLL and OBJ may be empty.
 type davPath struct {
 	user, coll, obj string
+	id              string // the user's stable ID, which names their folder
 }
 
 // parse splits urlPath, which must be under the prefix and area, and checks
 // that its user is the request's user (403 otherwise).
-func (s *Store) parse(urlPath, area, current string) (davPath, error) {
+func (s *Store) parse(urlPath, area string, current User) (davPath, error) {
 	var p davPath
 	rest, ok := s.trim(urlPath)
 	if !ok {
@@ -164,8 +179,8 @@ func (s *Store) parse(urlPath, area, current string) (davPath, error) {
 			return p, webdavError(http.StatusNotFound, "davstore: bad path")
 		}
 	}
-	p.user = segs[0]
-	if p.user != current {
+	p.user, p.id = segs[0], current.ID
+	if p.user != current.Login {
 		return p, webdavError(http.StatusForbidden, "davstore: another user's data")
 	}
 	if len(segs) > 1 {
@@ -180,7 +195,7 @@ func (s *Store) parse(urlPath, area, current string) (davPath, error) {
 // dirs returns the folder of p's collection and the file of its object (the
 // latter empty when p names no object).
 func (s *Store) dirs(p davPath, area string) (collDir, objFile string, err error) {
-	udir, err := s.userDir(p.user)
+	udir, err := s.userDir(p.id)
 	if err != nil {
 		return "", "", err
 	}

@@ -56,11 +56,27 @@ func removeCollection(dir, meta string) error {
 	return fsError(os.RemoveAll(dir))
 }
 
-// storeObject writes b to file if the request's conditions hold. The
-// caller holds s.mu.
-func storeObject(file string, b []byte, ifNoneMatch, ifMatch gowebdav.ConditionalMatch) error {
+// storeObject writes b to file, the object name of the collection in dir,
+// if the request's conditions hold, and records the change. The caller
+// holds s.mu.
+func storeObject(dir, name, file string, b []byte, ifNoneMatch, ifMatch gowebdav.ConditionalMatch) error {
 	if err := checkConditions(file, ifNoneMatch, ifMatch); err != nil {
 		return err
 	}
+	if err := recordChange(dir, name, false); err != nil {
+		return err
+	}
 	return fsError(writeFileAtomic(file, b))
+}
+
+// removeObject deletes file, the object name of the collection in dir, and
+// records the deletion. The caller holds s.mu.
+func removeObject(dir, name, file string) error {
+	if _, err := os.Stat(file); err != nil {
+		return fsError(err)
+	}
+	if err := recordChange(dir, name, true); err != nil {
+		return err
+	}
+	return fsError(os.Remove(file))
 }

@@ -14,12 +14,13 @@
 //	/contacts/USER/                address-book home; /contacts/USER/BOOK/OBJ.vcf
 //	/files/USER/                   WebDAV files
 //
-// On disk, under the root folder, USER, CAL, BOOK and OBJ become file names
-// (see [encodeName]):
+// On disk, under the root folder, each user's folder is named after the
+// user's stable ID, never the login (see [folderOf]); CAL, BOOK and OBJ
+// become file names (see [encodeName]):
 //
-//	USER/calendars/CAL/.calendar.json  CAL/OBJ.ics
-//	USER/contacts/BOOK/.addressbook.json  BOOK/OBJ.vcf
-//	USER/files/...
+//	ID/calendars/CAL/.calendar.json  CAL/.changes.json  CAL/OBJ.ics
+//	ID/contacts/BOOK/.addressbook.json  BOOK/.changes.json  BOOK/OBJ.vcf
+//	ID/files/...
 package davstore
 
 import (
@@ -35,9 +36,22 @@ import (
 	"golang.org/x/net/webdav"
 )
 
-// UserFunc returns the login of the user a request acts for, from the
-// request's context, or an error when there is none.
-type UserFunc func(ctx context.Context) (string, error)
+// User is who a request acts for.
+type User struct {
+	// Login is the name in the user's URLs (/calendars/LOGIN/...).
+	Login string
+	// ID is the directory's stable ID of the account; it names the data
+	// folder, so a new account that is given a deleted one's login starts
+	// empty.
+	ID string
+	// ReadOnly is shown in current-user-privilege-set; refusing writes is
+	// the authentication middleware's job.
+	ReadOnly bool
+}
+
+// UserFunc returns the user a request acts for, from the request's context,
+// or an error when there is none.
+type UserFunc func(ctx context.Context) (User, error)
 
 // Store is the DAV storage of all users under one folder. It implements
 // caldav.Backend and carddav.Backend and, through [Store.ServeHTTP], routes
@@ -52,8 +66,11 @@ type Store struct {
 	mu sync.Mutex
 
 	filesMu sync.Mutex
-	files   map[string]*webdav.Handler // by login
+	files   map[filesKey]*webdav.Handler
 }
+
+// filesKey names one user's files handler.
+type filesKey struct{ login, id string }
 
 // New returns a Store keeping its data under root (created if missing) and
 // serving URLs under prefix (such as "/dav"; "" for the server root).
@@ -72,7 +89,7 @@ func New(root, prefix string, user UserFunc) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("davstore: %w", err)
 	}
-	return &Store{root: abs, prefix: prefix, user: user, files: map[string]*webdav.Handler{}}, nil
+	return &Store{root: abs, prefix: prefix, user: user, files: map[filesKey]*webdav.Handler{}}, nil
 }
 
 // PrincipalPath is the URL path of user's principal.
@@ -117,20 +134,19 @@ func (s *Store) trim(urlPath string) (string, bool) {
 	return "/" + rest, true
 }
 
-// userDir is the folder of one user's data.
-func (s *Store) userDir(user string) (string, error) {
-	name, err := encodeName(user)
-	if err != nil {
-		return "", err
+// userDir is the folder of the data of the user with this ID.
+func (s *Store) userDir(id string) (string, error) {
+	if id == "" {
+		return "", webdavError(http.StatusUnauthorized, "davstore: user without an ID")
 	}
-	return filepath.Join(s.root, name), nil
+	return filepath.Join(s.root, folderOf(id)), nil
 }
 
 // currentUser returns the request's user or an error for ServeError.
-func (s *Store) currentUser(ctx context.Context) (string, error) {
+func (s *Store) currentUser(ctx context.Context) (User, error) {
 	u, err := s.user(ctx)
-	if err != nil || u == "" {
-		return "", webdavError(http.StatusUnauthorized, "davstore: no user in the request context")
+	if err != nil || u.Login == "" || u.ID == "" {
+		return User{}, webdavError(http.StatusUnauthorized, "davstore: no user in the request context")
 	}
 	return u, nil
 }
@@ -141,5 +157,5 @@ func (s *Store) CurrentUserPrincipal(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.PrincipalPath(u), nil
+	return s.PrincipalPath(u.Login), nil
 }

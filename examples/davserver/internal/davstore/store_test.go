@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,19 +22,25 @@ import (
 
 type userKey struct{}
 
-func userFromContext(ctx context.Context) (string, error) {
-	u, _ := ctx.Value(userKey{}).(string)
-	if u == "" {
-		return "", errors.New("no user")
+func userFromContext(ctx context.Context) (User, error) {
+	u, _ := ctx.Value(userKey{}).(User)
+	if u.Login == "" {
+		return User{}, errors.New("no user")
 	}
 	return u, nil
 }
 
 // newServer serves a Store under /dav/. The user is the Basic-auth username,
-// unchecked: this fake stands in for the authentication middleware.
+// unchecked, and its ID the password, or the username when the password is
+// "x": this fake stands in for the authentication middleware.
 func newServer(t *testing.T) (*httptest.Server, *Store, string) {
 	t.Helper()
-	root := t.TempDir()
+	return newServerAt(t, t.TempDir())
+}
+
+// newServerAt is newServer on the folder root.
+func newServerAt(t *testing.T, root string) (*httptest.Server, *Store, string) {
+	t.Helper()
 	s, err := New(root, "/dav", userFromContext)
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +48,12 @@ func newServer(t *testing.T) (*httptest.Server, *Store, string) {
 	mux := http.NewServeMux()
 	mux.Handle("/dav/", s)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, _, ok := r.BasicAuth(); ok {
-			r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
+		if u, pw, ok := r.BasicAuth(); ok {
+			id := pw
+			if pw == "x" {
+				id = u
+			}
+			r = r.WithContext(context.WithValue(r.Context(), userKey{}, User{Login: u, ID: id}))
 		}
 		mux.ServeHTTP(w, r)
 	}))
@@ -153,7 +164,7 @@ func TestCalDAV(t *testing.T) {
 	}
 
 	// The event is a file under alice's folder.
-	if _, err := os.Stat(filepath.Join(root, "alice", "calendars", "work", "ev1.ics")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, folderOf("alice"), "calendars", "work", "ev1.ics")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -300,7 +311,7 @@ func TestIsolation(t *testing.T) {
 	for _, p := range []string{"/dav/files/alice/../bob/secret.txt", "/dav/files/alice/./../bob/secret.txt",
 		"/dav/calendars/alice/../bob/private/secret.ics", "/dav/files/alice//x", "/dav/files/alice/.."} {
 		st, _ := New(root, "/dav", userFromContext)
-		r := httptest.NewRequestWithContext(context.WithValue(t.Context(), userKey{}, "alice"), "GET", "/", nil)
+		r := httptest.NewRequestWithContext(context.WithValue(t.Context(), userKey{}, User{Login: "alice", ID: "alice"}), "GET", "/", nil)
 		r.URL.Path = p
 		w := httptest.NewRecorder()
 		st.ServeHTTP(w, r)
@@ -345,7 +356,7 @@ func TestIsolation(t *testing.T) {
 	} {
 		for _, m := range []string{"COPY", "MOVE"} {
 			do(t, srv, "alice", m, "/dav/files/alice/a.txt", map[string]string{"Destination": dest}, "")
-			if _, err := os.Stat(filepath.Join(root, "bob", "files", "stolen.txt")); err == nil {
+			if _, err := os.Stat(filepath.Join(root, folderOf("bob"), "files", "stolen.txt")); err == nil {
 				t.Fatalf("%s to %s wrote into bob's folder", m, dest)
 			}
 			// Put the source back if a MOVE landed inside alice's folder.
@@ -358,14 +369,14 @@ func TestIsolation(t *testing.T) {
 		if code, _ := do(t, srv, "alice", m, "/dav/files/alice/a.txt", map[string]string{"Destination": srv.URL + "/dav/files/alice2/x.txt"}, ""); code != http.StatusForbidden {
 			t.Errorf("%s to alice2's folder: %d, want 403", m, code)
 		}
-		if _, err := os.Stat(filepath.Join(root, "alice", "files", "2")); err == nil {
+		if _, err := os.Stat(filepath.Join(root, folderOf("alice"), "files", "2")); err == nil {
 			t.Fatalf("%s to /dav/files/alice2/x.txt wrote alice's 2/x.txt", m)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(root, "bob", "files", "secret.txt")); err != nil || string(b) != "BOBFILE" {
+	if b, err := os.ReadFile(filepath.Join(root, folderOf("bob"), "files", "secret.txt")); err != nil || string(b) != "BOBFILE" {
 		t.Fatalf("bob's file changed: %q, %v", b, err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(root, "bob", "calendars")); len(entries) != 1 {
+	if entries, _ := os.ReadDir(filepath.Join(root, folderOf("bob"), "calendars")); len(entries) != 1 {
 		t.Fatalf("bob's calendars: %v", entries)
 	}
 }
@@ -384,7 +395,7 @@ func TestFiles(t *testing.T) {
 	if code, _ := do(t, srv, "alice", "MOVE", "/dav/files/alice/docs/a.txt", map[string]string{"Destination": srv.URL + "/dav/files/alice/b.txt"}, ""); code != http.StatusCreated {
 		t.Fatalf("MOVE: %d", code)
 	}
-	if b, err := os.ReadFile(filepath.Join(root, "alice", "files", "b.txt")); err != nil || string(b) != "hello" {
+	if b, err := os.ReadFile(filepath.Join(root, folderOf("alice"), "files", "b.txt")); err != nil || string(b) != "hello" {
 		t.Fatalf("moved file: %q, %v", b, err)
 	}
 }
@@ -414,8 +425,150 @@ func TestNames(t *testing.T) {
 	if code, _ := do(t, srv, user, "PUT", "/dav/files/Zo%C3%AB%20O%27Neil/x.txt", nil, "z"); code != http.StatusCreated {
 		t.Fatalf("PUT as %q: %d", user, code)
 	}
-	enc, _ := encodeName(user)
-	if _, err := os.Stat(filepath.Join(root, enc, "files", "x.txt")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, folderOf(user), "files", "x.txt")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDataByUserID: storage follows the stable user ID, not the login; a new
+// account with a deleted one's login sees none of its data, and the
+// login-named folders of older versions are migrated to the ID folder.
+func TestDataByUserID(t *testing.T) {
+	srv, s, root := newServer(t)
+	ctx := t.Context()
+	// The first alice (ID old-id) keeps an event and a file.
+	oldCal, _ := caldav.NewClient(gowebdav.HTTPClientWithBasicAuth(srv.Client(), "alice", "old-id"), srv.URL)
+	if code, _ := doAs(t, srv, "alice", "old-id", "MKCALENDAR", "/dav/calendars/alice/private/", ""); code != http.StatusCreated {
+		t.Fatalf("MKCALENDAR: %d", code)
+	}
+	if _, err := oldCal.PutCalendarObject(ctx, "/dav/calendars/alice/private/e.ics", event("e", "OLDSECRET")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := doAs(t, srv, "alice", "old-id", "PUT", "/dav/files/alice/f.txt", "OLDFILE"); code != http.StatusCreated {
+		t.Fatalf("PUT file: %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(root, folderOf("old-id"), "calendars", "private", "e.ics")); err != nil {
+		t.Fatalf("the event is not in the ID folder: %v", err)
+	}
+	// A new person gets the login alice with another ID: nothing of the old.
+	for _, path := range []string{"/dav/calendars/alice/private/e.ics", "/dav/files/alice/f.txt"} {
+		if code, body := doAs(t, srv, "alice", "new-id", "GET", path, ""); code != http.StatusNotFound || strings.Contains(body, "OLD") {
+			t.Errorf("new alice GET %s: %d %q, want 404", path, code, body)
+		}
+	}
+	for _, path := range []string{"/dav/calendars/alice/", "/dav/files/alice/"} {
+		if code, body := doAs(t, srv, "alice", "new-id", "PROPFIND", path, ""); strings.Contains(body, "private") || strings.Contains(body, "f.txt") {
+			t.Errorf("new alice PROPFIND %s: %d shows old data: %s", path, code, body)
+		}
+	}
+
+	// An older version's folders: named after the login.
+	for _, login := range []string{"carol", "ghost", "dave"} {
+		dir := filepath.Join(root, login, "calendars", "home")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeJSON(filepath.Join(dir, calendarMeta), calendarProps{Name: "Home"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "x.ics"), []byte(icsOf(t, event("x", "OF-"+login))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	lookup := func(_ context.Context, login string) (string, error) {
+		switch login {
+		case "carol":
+			return "carol-id", nil
+		case "dave":
+			return "", errors.New("directory down")
+		}
+		return "", ErrNoSuchUser
+	}
+	if err := s.MigrateLogins(ctx, lookup, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := doAs(t, srv, "carol", "carol-id", "GET", "/dav/calendars/carol/home/x.ics", ""); code != http.StatusOK || !strings.Contains(body, "OF-carol") {
+		t.Errorf("carol after the migration: %d %q", code, body)
+	}
+	for _, login := range []string{"ghost", "dave"} {
+		if _, err := os.Stat(filepath.Join(root, login, "calendars", "home", "x.ics")); err != nil {
+			t.Errorf("%s's folder was not left as is: %v", login, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "carol")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("carol's login folder still there: %v", err)
+	}
+	if !strings.Contains(logs.String(), "data folder migrated") || !strings.Contains(logs.String(), "login=carol") || !strings.Contains(logs.String(), "directory lookup failed") {
+		t.Errorf("migration log:\n%s", logs.String())
+	}
+	// A second run changes nothing.
+	if err := s.MigrateLogins(ctx, lookup, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Archiving a user: the same ID starts empty afterwards.
+	archived, err := s.ArchiveUser("carol-id", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err != nil || archived == "" {
+		t.Fatalf("ArchiveUser: %q, %v", archived, err)
+	}
+	if _, err := os.Stat(filepath.Join(archived, "calendars", "home", "x.ics")); err != nil {
+		t.Errorf("the archive lacks the event: %v", err)
+	}
+	if code, body := doAs(t, srv, "carol", "carol-id", "GET", "/dav/calendars/carol/home/x.ics", ""); code != http.StatusNotFound || strings.Contains(body, "OF-carol") {
+		t.Errorf("carol after the archive: %d %q", code, body)
+	}
+	if got, err := s.ArchiveUser("nobody", time.Now()); got != "" || err != nil {
+		t.Errorf("ArchiveUser of a user without data: %q, %v", got, err)
+	}
+	// Archives are never taken for a login folder by a later migration.
+	if err := s.MigrateLogins(ctx, func(context.Context, string) (string, error) { return "x", nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(archived); err != nil {
+		t.Errorf("a migration moved the archive: %v", err)
+	}
+}
+
+func TestFolderOf(t *testing.T) {
+	seen := map[string]string{}
+	for _, id := range []string{"alice", "Alice", "a/b", "..", "", "\x00", "6f1b7d3e-0d1c-4b5e-9a1f-2f9f0c0b7a11", strings.Repeat("x", 101), strings.Repeat("x", 1000)} {
+		f := folderOf(id)
+		if strings.ContainsAny(f, "/\\\x00") || len(f) > 255 || !strings.Contains(f, "=") || strings.HasPrefix(f, ".") {
+			t.Errorf("folderOf(%q) = %q: not one safe file name apart from login folders", id, f)
+		}
+		if other, ok := seen[f]; ok {
+			t.Errorf("folderOf(%q) = folderOf(%q) = %q", id, other, f)
+		}
+		seen[f] = id
+	}
+}
+
+// doAs sends a request as user whose stable ID is id.
+func doAs(t *testing.T, srv *httptest.Server, user, id, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, id)
+	if method == "PROPFIND" {
+		req.Header.Set("Depth", "1")
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func icsOf(t *testing.T, cal *ical.Calendar) string {
+	t.Helper()
+	var b strings.Builder
+	if err := ical.NewEncoder(&b).Encode(cal); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
