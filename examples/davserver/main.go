@@ -168,7 +168,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if size == 0 {
 		// A count that fails leaves the default: the cache's size is no
 		// reason to refuse the start.
-		n, err := store.CountCredentials(openCtx)
+		countCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := store.CountCredentials(countCtx)
+		cancel()
 		if err != nil {
 			logger.Warn("cannot count credentials to size the cache; using the default", "error", err)
 		}
