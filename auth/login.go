@@ -5,7 +5,14 @@ import (
 	"strings"
 
 	"golang.org/x/text/secure/precis"
+	"golang.org/x/text/unicode/norm"
 )
+
+// loginProfile is PRECIS UsernameCaseMapped (RFC 8265) without the Bidi
+// Rule: golang.org/x/text applies that rule to every non-ASCII string,
+// which would refuse left-to-right logins such as "zoë*" or "jürgen.",
+// while RFC 8265 needs it only for strings with right-to-left characters.
+var loginProfile = precis.NewIdentifier(precis.FoldWidth, precis.LowerCase(), precis.Norm(norm.NFC))
 
 // ErrInvalidLogin is returned by [CanonicalLogin] for a login that no
 // account can have: empty, too long, or holding characters the PRECIS
@@ -19,7 +26,8 @@ var ErrInvalidLogin = errors.Join(errors.New("auth: invalid login"), ErrInvalidC
 // width variants ("sam", "SAM", fullwidth "ｓａｍ") name the same account and
 // share one throttle count, and variants that a directory might fold
 // differently ("ſam") name none. It is the PRECIS UsernameCaseMapped
-// profile (RFC 8265: width mapping, lower case, NFC, IdentifierClass),
+// profile (RFC 8265: width mapping, lower case, NFC, IdentifierClass; the
+// Bidi Rule is not applied),
 // applied to each space-separated part, as RFC 8265 section 3.5 allows, so
 // that directory logins with single inner spaces keep working.
 //
@@ -46,7 +54,7 @@ func CanonicalLogin(login string) (string, error) {
 	}
 	var b strings.Builder
 	for i, part := range strings.Split(login, " ") {
-		s, err := precis.UsernameCaseMapped.String(part)
+		s, err := loginProfile.String(part)
 		if err != nil || s == "" {
 			return "", ErrInvalidLogin
 		}

@@ -11,7 +11,7 @@ func TestCanonicalLogin(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"sam", "sam"}, {"SAM", "sam"}, {"Sam", "sam"}, {"ｓａｍ", "sam"}, {"ＳＡＭ", "sam"},
 		{"alice@example.com", "alice@example.com"}, {"Jürgen", "jürgen"}, {"JU\u0308RGEN", "jürgen"},
-		{"Ann Lee", "ann lee"}, {"\u212Aate", "kate"}, // Kelvin sign: canonically K
+		{"Ann Lee", "ann lee"}, {"Zoë*", "zoë*"}, {"Jürgen.", "jürgen."}, {"\u212Aate", "kate"}, // Kelvin sign: canonically K
 
 	} {
 		got, err := auth.CanonicalLogin(tc.in)

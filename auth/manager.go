@@ -11,7 +11,6 @@ import (
 	"hash"
 	"hash/maphash"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +51,7 @@ type Manager struct {
 	closed    sync.Once
 	err       error
 	userLocks [64]sync.Mutex // see lockUser
+	checks    chan struct{}  // slots for account-password checks
 	lockSeed  maphash.Seed
 
 	// stopWatch ends the store's change notification, if it has one.
@@ -99,6 +99,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
 		lockSeed:     maphash.MakeSeed(),
+		checks:       make(chan struct{}, o.MaxPasswordChecks),
 	}
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
@@ -244,9 +245,16 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // It returns ErrInvalidCredentials for anything that is not a valid app
 // password of that user, ErrThrottled from the Limiter, and ErrUnavailable
 // when the store or directory cannot answer.
+//
+// An address the Limiter throttles (perhaps for someone else's guesses
+// behind the same NAT) still gets in with an app password this Manager has
+// verified and cached; anything else from it is throttled. That is no
+// oracle: only the exact secret hits the cache, and every other answer is
+// the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
 	p, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
+	// An attempt the Limiter refused was not allowed: it reports nothing.
 	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
 		l.Done(c, err == nil)
 	}
@@ -258,22 +266,35 @@ func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, erro
 // (a bearer token).
 func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (*Principal, error) {
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
-	if byUsername && (c.Username == "" || len(c.Username) > maxLoginLen) {
-		return nil, m.deny(ctx, fail, "malformed")
+	var login string
+	if byUsername {
+		var err error
+		if login, err = CanonicalLogin(c.Username); err != nil {
+			return nil, m.deny(ctx, fail, "malformed")
+		}
 	}
-	e, err := m.verify(ctx, KindAppPassword, c, &fail)
+	// Past the Limiter's refusal (a cache hit goes on), only a success goes
+	// through; any failure is the refusal.
+	var throttled error
+	refuse := func(err error) error {
+		if throttled != nil && errors.Is(err, ErrInvalidCredentials) {
+			return m.throttled(ctx, fail, throttled)
+		}
+		return err
+	}
+	e, err := m.verify(ctx, KindAppPassword, c, &fail, &throttled)
 	if err != nil {
-		return nil, err
+		return nil, refuse(err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
-	} else if !strings.EqualFold(cred.Login, c.Username) {
-		return nil, m.deny(ctx, fail, "wrong_user")
+	} else if !SameLogin(cred.Login, login) {
+		return nil, refuse(m.deny(ctx, fail, "wrong_user"))
 	}
 	user, err := m.owner(ctx, cred, fail)
 	if err != nil {
-		return nil, err
+		return nil, refuse(err)
 	}
 	m.touch(e, c, fail.Time)
 	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
@@ -285,7 +306,12 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 // share: format and checksum, throttle (app passwords), HMAC, cache, store,
 // expiry. fail is the failure event to emit, stamped with the attempt's
 // time; verify adds what it learns to it.
-func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event) (*cacheEntry, error) {
+//
+// For app passwords, when the Limiter refuses the attempt but the secret
+// is an exact hit in the cache of verified credentials, verify goes on and
+// sets *throttled to the Limiter's error: the caller must turn any later
+// failure into it.
+func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event, throttled *error) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
 		codec = m.sessionCodec
@@ -296,20 +322,17 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event)
 	if err != nil {
 		return nil, m.deny(ctx, *fail, "malformed")
 	}
-	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
-		if err := l.Allow(ctx, c); err != nil {
-			ev := *fail
-			ev.Type, ev.Err = EventThrottled, err
-			if !errors.Is(err, ErrThrottled) {
-				ev.Type, err = EventUnavailable, fmt.Errorf("%w: limiter: %w", ErrUnavailable, err)
-			}
-			m.emit(ctx, ev)
-			return nil, err
-		}
-	}
 	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)
 	e, unknown := m.cache.get(key, now.UnixNano())
+	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
+		if err := l.Allow(ctx, c); err != nil {
+			if e == nil || e.cred.Kind != kind || !errors.Is(err, ErrThrottled) {
+				return nil, m.throttled(ctx, *fail, err)
+			}
+			*throttled = err
+		}
+	}
 	if unknown {
 		return nil, m.deny(ctx, *fail, "unknown")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 )
 
@@ -35,8 +36,15 @@ type Options struct {
 	// OnEvent, if set, is called synchronously for every event. It must be
 	// fast and must not call back into the Manager.
 	OnEvent func(Event)
-	// Limiter, if set, throttles authentication attempts.
+	// Limiter, if set, throttles authentication attempts: app passwords
+	// and, through [Manager.VerifyAccountPassword], account passwords, so
+	// that every kind of guess counts together.
 	Limiter Limiter
+	// MaxPasswordChecks bounds how many account-password checks
+	// ([Manager.VerifyAccountPassword]) run at once, so that a burst of
+	// sign-ins cannot tie up every core with password hashing or flood the
+	// directory with binds. Default 2 × GOMAXPROCS.
+	MaxPasswordChecks int
 
 	// CacheSize bounds the cache of verified credentials (and, separately, of
 	// directory answers). Default 10,000; negative disables caching.
@@ -109,6 +117,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxAppPasswords == 0 {
 		o.MaxAppPasswords = 100
 	}
+	if o.MaxPasswordChecks == 0 {
+		o.MaxPasswordChecks = 2 * runtime.GOMAXPROCS(0)
+	}
 	if o.MaxNameLength == 0 {
 		o.MaxNameLength = 100
 	}
@@ -142,8 +153,8 @@ func (o *Options) validate() error {
 			return fmt.Errorf("auth: option %q must not be negative", name)
 		}
 	}
-	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 {
-		return fmt.Errorf("auth: MaxAppPasswords and MaxNameLength must not be negative")
+	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 || o.MaxPasswordChecks < 0 {
+		return fmt.Errorf("auth: MaxAppPasswords, MaxNameLength and MaxPasswordChecks must not be negative")
 	}
 	return nil
 }
