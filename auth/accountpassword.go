@@ -62,21 +62,24 @@ func (m *Manager) VerifyAccountPassword(ctx context.Context, v PasswordVerifier,
 		reason = "invalid_login" // no account can have it: never asked
 	case errors.Is(err, ErrInvalidCredentials):
 		reason = "wrong_password" // or an unknown user: the verifier does not say
+	case err == nil && (u == nil || u.ID == "" || u.Login == ""):
+		err = errors.New("auth: PasswordVerifier returned no usable user")
+		fallthrough
 	case err != nil:
-		return nil, m.unavailable(ctx, fail, err)
-	case u == nil || u.ID == "" || u.Login == "":
-		return nil, m.unavailable(ctx, fail, errors.New("auth: PasswordVerifier returned no usable user"))
+		err = m.unavailable(ctx, fail, err)
+		m.settle(a, err)
+		return nil, err
 	case u.Disabled:
 		reason = "owner_invalid"
 	case !SameLogin(u.Login, login):
 		reason = "wrong_user" // the directory answered for another login
 	}
-	if l != nil {
-		l.Done(a, reason == "")
-	}
 	if reason != "" {
-		return nil, m.deny(ctx, fail, reason)
+		err := m.deny(ctx, fail, reason)
+		m.settle(a, err)
+		return nil, err
 	}
+	m.settle(a, nil)
 	m.emit(ctx, Event{Type: EventAuthenticated, Time: now, Kind: KindAccountPassword, UserID: u.ID, Login: u.Login,
 		RemoteAddr: a.RemoteAddr, UserAgent: a.UserAgent})
 	return &Principal{User: *u, Method: MethodAccountPassword, AuthTime: now}, nil

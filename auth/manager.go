@@ -252,25 +252,45 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // oracle: only the exact secret hits the cache, and every other answer is
 // the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
-	p, err := m.appPassword(ctx, c, true)
+	p, bypassed, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
-	// An attempt the Limiter refused was not allowed: it reports nothing.
-	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
-		l.Done(c, err == nil)
+	// An attempt the Limiter refused was not allowed: it reports nothing,
+	// not even the success of a cached secret, which changes nothing in the
+	// Limiter's state (so a device behind a throttled NAT does not reset it).
+	if !bypassed {
+		m.settle(c, err)
 	}
 	return p, err
+}
+
+// settle reports an attempt's outcome to the Limiter: Done for a success
+// or a refusal, Cancel (when the Limiter has it) for an outage, nothing
+// for an attempt the Limiter itself refused.
+func (m *Manager) settle(c Attempt, err error) {
+	l := m.opts.Limiter
+	switch {
+	case l == nil || errors.Is(err, ErrThrottled):
+	case err == nil || errors.Is(err, ErrInvalidCredentials):
+		l.Done(c, err == nil)
+	default:
+		if lc, ok := l.(LimiterCanceler); ok {
+			lc.Cancel(c)
+		}
+	}
 }
 
 // appPassword verifies an app password. With byUsername, c.Username must
 // name its owner (Basic auth); without, the owner is whoever it belongs to
 // (a bearer token).
-func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (*Principal, error) {
+//
+// bypassed reports that the Limiter refused the attempt and it went on as
+// an exact hit in the cache of verified credentials (see [Manager.verify]).
+func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, bypassed bool, err error) {
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
 	var login string
 	if byUsername {
-		var err error
 		if login, err = CanonicalLogin(c.Username); err != nil {
-			return nil, m.deny(ctx, fail, "malformed")
+			return nil, false, m.deny(ctx, fail, "malformed")
 		}
 	}
 	// Past the Limiter's refusal (a cache hit goes on), only a success goes
@@ -283,23 +303,24 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 		return err
 	}
 	e, err := m.verify(ctx, KindAppPassword, c, &fail, &throttled)
+	bypassed = throttled != nil
 	if err != nil {
-		return nil, refuse(err)
+		return nil, bypassed, refuse(err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
 	} else if !SameLogin(cred.Login, login) {
-		return nil, refuse(m.deny(ctx, fail, "wrong_user"))
+		return nil, bypassed, refuse(m.deny(ctx, fail, "wrong_user"))
 	}
 	user, err := m.owner(ctx, cred, fail)
 	if err != nil {
-		return nil, refuse(err)
+		return nil, bypassed, refuse(err)
 	}
 	m.touch(e, c, fail.Time)
 	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
 		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
-	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, nil
+	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, bypassed, nil
 }
 
 // verify runs the part of the verify path that app passwords and sessions
@@ -320,7 +341,12 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	defer m.hashers.Put(h)
 	canonical, err := codec.AppendNormalized(h.buf[:0], c.Password)
 	if err != nil {
-		return nil, m.deny(ctx, *fail, "malformed")
+		reason := "malformed"
+		if kind == KindAppPassword && c.Password != "" && !LooksLikeAppPassword(c.Password) {
+			// Most likely the account password, which DAV refuses.
+			reason = "account_password"
+		}
+		return nil, m.deny(ctx, *fail, reason)
 	}
 	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)

@@ -92,6 +92,16 @@ type Limiter interface {
 	Done(a Attempt, success bool)
 }
 
+// LimiterCanceler is an optional [Limiter] capability: Cancel settles an
+// allowed attempt whose outcome is unknown (the store or directory could not
+// answer, or the server was too busy to check), counting it neither as a
+// failure nor as a success. The Manager calls it after such outages, so
+// that a Limiter that counts attempts in flight (package auth/throttle)
+// frees them at once.
+type LimiterCanceler interface {
+	Cancel(a Attempt)
+}
+
 func (o Options) withDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {

@@ -113,8 +113,9 @@ type Options struct {
 // # Attempts in flight
 //
 // An allowed attempt counts as a provisional failure of its prefix, login
-// and pair until its outcome is reported with Done, or until 10 seconds
-// have passed (an outcome never reported, such as an outage). A burst of
+// and pair until its outcome is reported with Done (or Cancel, for an
+// outage, which counts neither way), or until 10 seconds have passed (an
+// outcome never reported). A burst of
 // parallel attempts therefore cannot pass a limit: at most the remaining
 // allowance is in flight at once, and beyond a limit one attempt at a time.
 //
@@ -149,7 +150,10 @@ type Throttle struct {
 	pairs  map[pairKey]*pairRecord
 }
 
-var _ auth.Limiter = (*Throttle)(nil)
+var (
+	_ auth.Limiter         = (*Throttle)(nil)
+	_ auth.LimiterCanceler = (*Throttle)(nil)
+)
 
 // record counts failures of one address prefix, login or pair.
 type record struct {
@@ -373,6 +377,27 @@ func (t *Throttle) Done(c auth.Attempt, success bool) {
 	pr.fail(now, fingerprint, o.TrustedLoginLimit, o.LoginLockout, o)
 	if counted {
 		pr.clearable++
+	}
+}
+
+// Cancel settles an allowed attempt whose outcome is unknown (an outage)
+// without counting it: it implements [auth.LimiterCanceler].
+func (t *Throttle) Cancel(c auth.Attempt) {
+	prefix := t.prefix(c.RemoteAddr)
+	login, hasLogin := t.loginKey(c.Username)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.addrs[prefix]; r != nil {
+		r.settle()
+	}
+	if !hasLogin {
+		return
+	}
+	if r := t.logins[login]; r != nil {
+		r.settle()
+	}
+	if r := t.pairs[pairKey{prefix, login}]; r != nil {
+		r.settle()
 	}
 }
 
