@@ -8,9 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/throttle"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // gatedVerifier blocks every check until released, counting checks and
@@ -197,5 +199,27 @@ func TestAccountPasswordOverDAVLoggedAsSuch(t *testing.T) {
 	}
 	if len(reasons) != 1 || reasons[0] != "account_password" {
 		t.Errorf("reasons %q, want [account_password]", reasons)
+	}
+}
+
+// TestOnlyAllowedAttemptsReported: the Limiter hears of an attempt's
+// outcome only if it allowed it. An attempt refused before the Limiter is
+// asked (malformed) must not settle another attempt in flight, or a flood
+// of free malformed requests would let a burst past the limit.
+func TestOnlyAllowedAttemptsReported(t *testing.T) {
+	l := &testkit.Limiter{}
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = l })
+	_, secret := e.issue(t, e.alice, "phone")
+	e.auth(t, "alice", "aap-not-even-close")
+	e.auth(t, "al\x00ice", secret)
+	e.m.VerifyAccountPassword(t.Context(), e.dir, auth.Attempt{Username: "alice", Password: ""})
+	if a, r := l.Allowed(), l.Results(); len(a) != 0 || len(r) != 0 {
+		t.Errorf("malformed attempts: Allow saw %d, Done saw %d; want none", len(a), len(r))
+	}
+	l.Refuse(&auth.ThrottleError{RetryAfter: time.Second})
+	e.auth(t, "alice", secret)
+	e.m.VerifyAccountPassword(t.Context(), e.dir, auth.Attempt{Username: "alice", Password: "account-password-of-alice"})
+	if r := l.Results(); len(r) != 0 {
+		t.Errorf("refused attempts reported to Done: %+v", r)
 	}
 }

@@ -25,11 +25,11 @@ func LooksLikeAppPassword(s string) bool { return appPasswordShape.Looks(s) }
 // success, Done with the owner's login.
 func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
 	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
-	p, bypassed, err := m.appPassword(ctx, c, false)
+	p, allowed, err := m.appPassword(ctx, c, false)
 	if err == nil {
 		c.Username = p.User.Login
 	}
-	if !bypassed {
+	if allowed {
 		m.settle(c, err)
 	}
 	return p, err

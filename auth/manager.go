@@ -252,12 +252,14 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // oracle: only the exact secret hits the cache, and every other answer is
 // the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
-	p, bypassed, err := m.appPassword(ctx, c, true)
+	p, allowed, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
-	// An attempt the Limiter refused was not allowed: it reports nothing,
-	// not even the success of a cached secret, which changes nothing in the
-	// Limiter's state (so a device behind a throttled NAT does not reset it).
-	if !bypassed {
+	// Only attempts the Limiter allowed are reported: not one refused
+	// before it was asked (a malformed one, which costs nothing), nor one
+	// it refused, not even the success of a cached secret, which changes
+	// nothing in its state (so a device behind a throttled NAT does not
+	// reset it).
+	if allowed {
 		m.settle(c, err)
 	}
 	return p, err
@@ -283,9 +285,9 @@ func (m *Manager) settle(c Attempt, err error) {
 // name its owner (Basic auth); without, the owner is whoever it belongs to
 // (a bearer token).
 //
-// bypassed reports that the Limiter refused the attempt and it went on as
-// an exact hit in the cache of verified credentials (see [Manager.verify]).
-func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, bypassed bool, err error) {
+// allowed reports that the Limiter allowed the attempt, so its outcome
+// must be reported to it.
+func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
 	var login string
 	if byUsername {
@@ -295,32 +297,32 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	}
 	// Past the Limiter's refusal (a cache hit goes on), only a success goes
 	// through; any failure is the refusal.
-	var throttled error
+	var lim limiterState
 	refuse := func(err error) error {
-		if throttled != nil && errors.Is(err, ErrInvalidCredentials) {
-			return m.throttled(ctx, fail, throttled)
+		if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
+			return m.throttled(ctx, fail, lim.refused)
 		}
 		return err
 	}
-	e, err := m.verify(ctx, KindAppPassword, c, &fail, &throttled)
-	bypassed = throttled != nil
+	e, err := m.verify(ctx, KindAppPassword, c, &fail, &lim)
+	allowed = lim.allowed
 	if err != nil {
-		return nil, bypassed, refuse(err)
+		return nil, allowed, refuse(err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
 	} else if !SameLogin(cred.Login, login) {
-		return nil, bypassed, refuse(m.deny(ctx, fail, "wrong_user"))
+		return nil, allowed, refuse(m.deny(ctx, fail, "wrong_user"))
 	}
 	user, err := m.owner(ctx, cred, fail)
 	if err != nil {
-		return nil, bypassed, refuse(err)
+		return nil, allowed, refuse(err)
 	}
 	m.touch(e, c, fail.Time)
 	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
 		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
-	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, bypassed, nil
+	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, allowed, nil
 }
 
 // verify runs the part of the verify path that app passwords and sessions
@@ -330,9 +332,9 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 //
 // For app passwords, when the Limiter refuses the attempt but the secret
 // is an exact hit in the cache of verified credentials, verify goes on and
-// sets *throttled to the Limiter's error: the caller must turn any later
-// failure into it.
-func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event, throttled *error) (*cacheEntry, error) {
+// sets lim.refused to the Limiter's error: the caller must turn any later
+// failure into it. lim.allowed reports that the Limiter allowed it.
+func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
 		codec = m.sessionCodec
@@ -356,7 +358,9 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 			if e == nil || e.cred.Kind != kind || !errors.Is(err, ErrThrottled) {
 				return nil, m.throttled(ctx, *fail, err)
 			}
-			*throttled = err
+			lim.refused = err
+		} else {
+			lim.allowed = true
 		}
 	}
 	if unknown {
@@ -389,6 +393,12 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 		}
 	}
 	return e, nil
+}
+
+// limiterState is what the Limiter said about an app-password attempt.
+type limiterState struct {
+	allowed bool  // Allow returned nil: report the outcome
+	refused error // Allow refused, and a cache hit goes on (see verify)
 }
 
 // lookup finds the credential for canonical, trying every pepper (newest

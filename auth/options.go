@@ -84,7 +84,10 @@ type Options struct {
 // Limiter throttles authentication attempts (package auth/throttle has one).
 // Allow is called before a credential is looked up and returns nil, an error
 // matching [ErrThrottled] (typically a [*ThrottleError]), or [ErrUnavailable]
-// when it cannot decide (it must fail closed). Done reports the outcome.
+// when it cannot decide (it must fail closed). Done reports the outcome of
+// each attempt Allow allowed, once, and is called for no other attempt (so
+// a Limiter may count attempts in flight); an outage is reported with
+// [LimiterCanceler].Cancel when the Limiter has it, or not at all.
 type Limiter interface {
 	// Allow decides whether the attempt may be evaluated.
 	Allow(ctx context.Context, a Attempt) error

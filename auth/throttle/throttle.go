@@ -300,9 +300,7 @@ func (t *Throttle) Allow(ctx context.Context, c auth.Attempt) error {
 		if pr == nil {
 			pr = t.pairRecord(pairKey{prefix, login}, now)
 		}
-		if !trusted {
-			lr.begin(now)
-		}
+		lr.begin(now) // also from a trusted prefix: Done settles it either way
 		pr.begin(now)
 	}
 	return nil
