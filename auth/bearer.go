@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 
 	"github.com/appauth/appauth/internal/token"
 )
@@ -26,12 +25,12 @@ func LooksLikeAppPassword(s string) bool { return appPasswordShape.Looks(s) }
 // success, Done with the owner's login.
 func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
 	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
-	p, err := m.appPassword(ctx, c, false)
-	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
-		if err == nil {
-			c.Username = p.User.Login
-		}
-		l.Done(c, err == nil)
+	p, allowed, err := m.appPassword(ctx, c, false)
+	if err == nil {
+		c.Username = p.User.Login
+	}
+	if allowed {
+		m.settle(c, err)
 	}
 	return p, err
 }

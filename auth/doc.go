@@ -15,7 +15,11 @@
 //     PostgreSQL and SQLite, backends/memory for tests).
 //   - [Directory] says who a login is and whether they are still enabled
 //     (backends/ldap, backends/htpasswd, backends/memory);
-//     [PasswordVerifier] checks the account password for the web sign-in.
+//     [PasswordVerifier] checks the account password for the web sign-in,
+//     always through [Manager.VerifyAccountPassword] (the Limiter, a bound
+//     on concurrent checks, the audit events).
+//   - [CanonicalLogin] is the one spelling of a login that the Manager, the
+//     throttle and every directory compare.
 //
 // # Quick start
 //

@@ -33,7 +33,11 @@ type Event struct {
 	RemoteAddr   string    // the client's address, as given by the edge
 	UserAgent    string    // the client's User-Agent
 	// Reason says why an attempt failed (for logs only, never for the client):
-	// "malformed", "unknown", "wrong_user", "expired", "owner_invalid", ...
+	// "malformed", "unknown", "wrong_user", "expired", "owner_invalid",
+	// "account_password" (a password that is no app password, most likely
+	// the account password, where an app password was expected), and for
+	// account passwords "wrong_password" (or an unknown login) and
+	// "invalid_login" (no account can have it), ...
 	Reason string
 	// Count is how many credentials a revocation removed.
 	Count int

@@ -11,7 +11,6 @@ import (
 	"hash"
 	"hash/maphash"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +51,7 @@ type Manager struct {
 	closed    sync.Once
 	err       error
 	userLocks [64]sync.Mutex // see lockUser
+	checks    chan struct{}  // slots for account-password checks
 	lockSeed  maphash.Seed
 
 	// stopWatch ends the store's change notification, if it has one.
@@ -99,6 +99,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
 		lockSeed:     maphash.MakeSeed(),
+		checks:       make(chan struct{}, o.MaxPasswordChecks),
 	}
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
@@ -244,48 +245,96 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // It returns ErrInvalidCredentials for anything that is not a valid app
 // password of that user, ErrThrottled from the Limiter, and ErrUnavailable
 // when the store or directory cannot answer.
+//
+// An address the Limiter throttles (perhaps for someone else's guesses
+// behind the same NAT) still gets in with an app password this Manager has
+// verified and cached; anything else from it is throttled. That is no
+// oracle: only the exact secret hits the cache, and every other answer is
+// the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
-	p, err := m.appPassword(ctx, c, true)
+	p, allowed, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
-	if l := m.opts.Limiter; l != nil && (err == nil || errors.Is(err, ErrInvalidCredentials)) {
-		l.Done(c, err == nil)
+	// Only attempts the Limiter allowed are reported: not one refused
+	// before it was asked (a malformed one, which costs nothing), nor one
+	// it refused, not even the success of a cached secret, which changes
+	// nothing in its state (so a device behind a throttled NAT does not
+	// reset it).
+	if allowed {
+		m.settle(c, err)
 	}
 	return p, err
+}
+
+// settle reports an attempt's outcome to the Limiter: Done for a success
+// or a refusal, Cancel (when the Limiter has it) for an outage, nothing
+// for an attempt the Limiter itself refused.
+func (m *Manager) settle(c Attempt, err error) {
+	l := m.opts.Limiter
+	switch {
+	case l == nil || errors.Is(err, ErrThrottled):
+	case err == nil || errors.Is(err, ErrInvalidCredentials):
+		l.Done(c, err == nil)
+	default:
+		if lc, ok := l.(LimiterCanceler); ok {
+			lc.Cancel(c)
+		}
+	}
 }
 
 // appPassword verifies an app password. With byUsername, c.Username must
 // name its owner (Basic auth); without, the owner is whoever it belongs to
 // (a bearer token).
-func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (*Principal, error) {
+//
+// allowed reports that the Limiter allowed the attempt, so its outcome
+// must be reported to it.
+func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
-	if byUsername && (c.Username == "" || len(c.Username) > maxLoginLen) {
-		return nil, m.deny(ctx, fail, "malformed")
+	var login string
+	if byUsername {
+		if login, err = CanonicalLogin(c.Username); err != nil {
+			return nil, false, m.deny(ctx, fail, "malformed")
+		}
 	}
-	e, err := m.verify(ctx, KindAppPassword, c, &fail)
+	// Past the Limiter's refusal (a cache hit goes on), only a success goes
+	// through; any failure is the refusal.
+	var lim limiterState
+	refuse := func(err error) error {
+		if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
+			return m.throttled(ctx, fail, lim.refused)
+		}
+		return err
+	}
+	e, err := m.verify(ctx, KindAppPassword, c, &fail, &lim)
+	allowed = lim.allowed
 	if err != nil {
-		return nil, err
+		return nil, allowed, refuse(err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
-	} else if !strings.EqualFold(cred.Login, c.Username) {
-		return nil, m.deny(ctx, fail, "wrong_user")
+	} else if !SameLogin(cred.Login, login) {
+		return nil, allowed, refuse(m.deny(ctx, fail, "wrong_user"))
 	}
 	user, err := m.owner(ctx, cred, fail)
 	if err != nil {
-		return nil, err
+		return nil, allowed, refuse(err)
 	}
 	m.touch(e, c, fail.Time)
 	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
 		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
-	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, nil
+	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, allowed, nil
 }
 
 // verify runs the part of the verify path that app passwords and sessions
 // share: format and checksum, throttle (app passwords), HMAC, cache, store,
 // expiry. fail is the failure event to emit, stamped with the attempt's
 // time; verify adds what it learns to it.
-func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event) (*cacheEntry, error) {
+//
+// For app passwords, when the Limiter refuses the attempt but the secret
+// is an exact hit in the cache of verified credentials, verify goes on and
+// sets lim.refused to the Limiter's error: the caller must turn any later
+// failure into it. lim.allowed reports that the Limiter allowed it.
+func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
 		codec = m.sessionCodec
@@ -294,22 +343,26 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event)
 	defer m.hashers.Put(h)
 	canonical, err := codec.AppendNormalized(h.buf[:0], c.Password)
 	if err != nil {
-		return nil, m.deny(ctx, *fail, "malformed")
-	}
-	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
-		if err := l.Allow(ctx, c); err != nil {
-			ev := *fail
-			ev.Type, ev.Err = EventThrottled, err
-			if !errors.Is(err, ErrThrottled) {
-				ev.Type, err = EventUnavailable, fmt.Errorf("%w: limiter: %w", ErrUnavailable, err)
-			}
-			m.emit(ctx, ev)
-			return nil, err
+		reason := "malformed"
+		if kind == KindAppPassword && c.Password != "" && !LooksLikeAppPassword(c.Password) {
+			// Most likely the account password, which DAV refuses.
+			reason = "account_password"
 		}
+		return nil, m.deny(ctx, *fail, reason)
 	}
 	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)
 	e, unknown := m.cache.get(key, now.UnixNano())
+	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
+		if err := l.Allow(ctx, c); err != nil {
+			if e == nil || e.cred.Kind != kind || !errors.Is(err, ErrThrottled) {
+				return nil, m.throttled(ctx, *fail, err)
+			}
+			lim.refused = err
+		} else {
+			lim.allowed = true
+		}
+	}
 	if unknown {
 		return nil, m.deny(ctx, *fail, "unknown")
 	}
@@ -340,6 +393,12 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event)
 		}
 	}
 	return e, nil
+}
+
+// limiterState is what the Limiter said about an app-password attempt.
+type limiterState struct {
+	allowed bool  // Allow returned nil: report the outcome
+	refused error // Allow refused, and a cache hit goes on (see verify)
 }
 
 // lookup finds the credential for canonical, trying every pepper (newest

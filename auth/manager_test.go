@@ -27,6 +27,9 @@ func TestNewManagerRefusesBadPeppers(t *testing.T) {
 		"bad ID":       {Peppers: []auth.Pepper{{ID: "k 1", Key: long}}},
 		"duplicate ID": {Peppers: []auth.Pepper{{ID: "k1", Key: long}, {ID: "k1", Key: long}}},
 		"negative TTL": {Peppers: []auth.Pepper{{ID: "k1", Key: long}}, CacheTTL: -time.Second},
+		// e.g. a *throttle.Throttle left nil by a config branch: it would
+		// panic on every attempt.
+		"nil Limiter pointer": {Peppers: []auth.Pepper{{ID: "k1", Key: long}}, Limiter: (*testkit.Limiter)(nil)},
 	}
 	for name, opts := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"runtime"
 	"time"
 )
 
@@ -35,8 +37,15 @@ type Options struct {
 	// OnEvent, if set, is called synchronously for every event. It must be
 	// fast and must not call back into the Manager.
 	OnEvent func(Event)
-	// Limiter, if set, throttles authentication attempts.
+	// Limiter, if set, throttles authentication attempts: app passwords
+	// and, through [Manager.VerifyAccountPassword], account passwords, so
+	// that every kind of guess counts together.
 	Limiter Limiter
+	// MaxPasswordChecks bounds how many account-password checks
+	// ([Manager.VerifyAccountPassword]) run at once, so that a burst of
+	// sign-ins cannot tie up every core with password hashing or flood the
+	// directory with binds. Default 2 × GOMAXPROCS.
+	MaxPasswordChecks int
 
 	// CacheSize bounds the cache of verified credentials (and, separately, of
 	// directory answers). Default 10,000; negative disables caching. Each
@@ -79,12 +88,25 @@ type Options struct {
 // Limiter throttles authentication attempts (package auth/throttle has one).
 // Allow is called before a credential is looked up and returns nil, an error
 // matching [ErrThrottled] (typically a [*ThrottleError]), or [ErrUnavailable]
-// when it cannot decide (it must fail closed). Done reports the outcome.
+// when it cannot decide (it must fail closed). Done reports the outcome of
+// each attempt Allow allowed, once, and is called for no other attempt (so
+// a Limiter may count attempts in flight); an outage is reported with
+// [LimiterCanceler].Cancel when the Limiter has it, or not at all.
 type Limiter interface {
 	// Allow decides whether the attempt may be evaluated.
 	Allow(ctx context.Context, a Attempt) error
 	// Done reports whether an allowed attempt succeeded.
 	Done(a Attempt, success bool)
+}
+
+// LimiterCanceler is an optional [Limiter] capability: Cancel settles an
+// allowed attempt whose outcome is unknown (the store or directory could not
+// answer, or the server was too busy to check), counting it neither as a
+// failure nor as a success. The Manager calls it after such outages, so
+// that a Limiter that counts attempts in flight (package auth/throttle)
+// frees them at once.
+type LimiterCanceler interface {
+	Cancel(a Attempt)
 }
 
 func (o Options) withDefaults() Options {
@@ -112,6 +134,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxAppPasswords == 0 {
 		o.MaxAppPasswords = 100
 	}
+	if o.MaxPasswordChecks == 0 {
+		o.MaxPasswordChecks = 2 * runtime.GOMAXPROCS(0)
+	}
 	if o.MaxNameLength == 0 {
 		o.MaxNameLength = 100
 	}
@@ -121,6 +146,11 @@ func (o Options) withDefaults() Options {
 func (o *Options) validate() error {
 	if len(o.Peppers) == 0 {
 		return fmt.Errorf("auth: missing required option \"Peppers\"")
+	}
+	// A typed nil (a *throttle.Throttle left nil) would panic on the first
+	// attempt rather than throttle it.
+	if v := reflect.ValueOf(o.Limiter); o.Limiter != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		return fmt.Errorf("auth: Limiter is a nil %T", o.Limiter)
 	}
 	seen := map[string]bool{}
 	for i, p := range o.Peppers {
@@ -145,8 +175,8 @@ func (o *Options) validate() error {
 			return fmt.Errorf("auth: option %q must not be negative", name)
 		}
 	}
-	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 {
-		return fmt.Errorf("auth: MaxAppPasswords and MaxNameLength must not be negative")
+	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 || o.MaxPasswordChecks < 0 {
+		return fmt.Errorf("auth: MaxAppPasswords, MaxNameLength and MaxPasswordChecks must not be negative")
 	}
 	return nil
 }

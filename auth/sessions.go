@@ -35,7 +35,7 @@ func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, use
 func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
 	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
 	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent}
-	e, err := m.verify(ctx, KindSession, c, &fail)
+	e, err := m.verify(ctx, KindSession, c, &fail, nil)
 	if err != nil {
 		return nil, err
 	}

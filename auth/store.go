@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Kind tells the two kinds of [StoredCredential] apart.
+// Kind tells the two kinds of [StoredCredential] apart; in an [Event] it
+// may also be [KindAccountPassword].
 type Kind string
 
 // Kinds of stored credential.

@@ -32,7 +32,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		b.Fatal(err)
 	}
 	m := testkit.NewManager(b, memory.NewStore(), dir, &auth.Options{Limiter: limiter})
-	mw, err := httpauth.New(m, &httpauth.Options{Limiter: limiter})
+	mw, err := httpauth.New(m, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func Example() {
 		panic(err)
 	}
 	defer m.Close()
-	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Calendars", Limiter: limiter})
+	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Calendars"})
 	if err != nil {
 		panic(err)
 	}

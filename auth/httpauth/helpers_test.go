@@ -67,7 +67,7 @@ func newEnv(t testing.TB, edit func(*env, *httpauth.Options)) *env {
 		Logger:  logger,
 		Limiter: e.throttle,
 	})
-	opts := &httpauth.Options{Limiter: e.throttle, Logger: logger}
+	opts := &httpauth.Options{Logger: logger}
 	if edit != nil {
 		edit(e, opts)
 	}

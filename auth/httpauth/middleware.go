@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,17 +27,15 @@ type Options struct {
 
 	// AccountPasswords, if set, lets clients sign in with the account
 	// (directory) password: a Basic password that does not look like an app
-	// password ([auth.LooksLikeAppPassword]) is checked with it, and the
-	// principal's Method is [auth.MethodAccountPassword]. It is meant for
-	// migrations; by default the account password is refused (401), so it
-	// stays off devices. Setting it requires Limiter.
+	// password ([auth.LooksLikeAppPassword]) is checked with it through
+	// [AccountPasswordAuthenticator] (the Manager's one account-password
+	// path: its Limiter, its audit log), and the principal's Method is
+	// [auth.MethodAccountPassword]. It is meant for migrations; by default
+	// the account password is refused (401), so it stays off devices.
+	// Setting it requires an Authenticator that implements
+	// AccountPasswordAuthenticator and throttles ([*auth.Manager] with an
+	// [auth.Options].Limiter).
 	AccountPasswords auth.PasswordVerifier
-
-	// Limiter limits guessing of account passwords, for example the
-	// Throttle of package auth/throttle. Pass the same one as the Manager's
-	// [auth.Options].Limiter, which throttles app passwords, so that both
-	// kinds of guess count together.
-	Limiter auth.Limiter
 
 	// ClientAddr finds the client's address behind trusted reverse proxies,
 	// for throttling and the audit log. Give the settings page the same one.
@@ -56,8 +53,8 @@ type Options struct {
 	UnavailableRetryAfter time.Duration
 
 	// Logger receives the middleware's own decisions (malformed headers,
-	// account passwords, errors), never a secret or an Authorization header.
-	// App-password decisions are logged by the Manager. Default: discard.
+	// errors), never a secret or an Authorization header. App-password and
+	// account-password decisions are logged by the Manager. Default: discard.
 	Logger *slog.Logger
 }
 
@@ -70,12 +67,22 @@ type TokenAuthenticator interface {
 	AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*auth.Principal, error)
 }
 
+// AccountPasswordAuthenticator is the interface of an [auth.Authenticator]
+// that checks account passwords, for [Options].AccountPasswords;
+// [*auth.Manager] implements it. HasLimiter must report whether those
+// checks are throttled.
+type AccountPasswordAuthenticator interface {
+	VerifyAccountPassword(ctx context.Context, v auth.PasswordVerifier, a auth.Attempt) (*auth.Principal, error)
+	HasLimiter() bool
+}
+
 // Middleware authenticates HTTP requests with HTTP Basic or Bearer
 // credentials. Create it with [New] and protect a handler with
 // [Middleware.Wrap]. It is safe for concurrent use.
 type Middleware struct {
 	auth      auth.Authenticator
-	tokens    TokenAuthenticator // nil if auth does not implement it
+	tokens    TokenAuthenticator           // nil if auth does not implement it
+	accounts  AccountPasswordAuthenticator // set with Options.AccountPasswords
 	opts      Options
 	log       *slog.Logger
 	challenge []string // the WWW-Authenticate header value
@@ -102,8 +109,9 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 	if strings.ContainsFunc(o.Realm, func(r rune) bool { return r == '"' || r == '\\' || !unicode.IsPrint(r) }) {
 		return nil, fmt.Errorf("httpauth: Options.Realm %q: want printable text without '\"' or '\\'", o.Realm)
 	}
-	if o.AccountPasswords != nil && isNil(o.Limiter) {
-		return nil, errors.New("httpauth: Options.AccountPasswords needs Options.Limiter: account passwords must be throttled")
+	accounts, _ := a.(AccountPasswordAuthenticator)
+	if o.AccountPasswords != nil && (accounts == nil || !accounts.HasLimiter()) {
+		return nil, errors.New("httpauth: Options.AccountPasswords needs an Authenticator that throttles account passwords (an *auth.Manager with Options.Limiter)")
 	}
 	if o.UnavailableRetryAfter < 0 {
 		return nil, errors.New("httpauth: Options.UnavailableRetryAfter must not be negative")
@@ -122,6 +130,9 @@ func New(a auth.Authenticator, opts *Options) (*Middleware, error) {
 		retry503:  []string{retryAfter(o.UnavailableRetryAfter)},
 	}
 	m.tokens, _ = a.(TokenAuthenticator)
+	if o.AccountPasswords != nil {
+		m.accounts = accounts
+	}
 	return m, nil
 }
 
@@ -187,39 +198,10 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 		return m.tokens.AuthenticateToken(ctx, password, addr, ua)
 	}
 	c := auth.Attempt{Username: username, Password: password, RemoteAddr: addr, UserAgent: ua}
-	if m.opts.AccountPasswords != nil && !auth.LooksLikeAppPassword(password) {
-		return m.accountPassword(ctx, c)
+	if m.accounts != nil && !auth.LooksLikeAppPassword(password) {
+		return m.accounts.VerifyAccountPassword(ctx, m.opts.AccountPasswords, c)
 	}
 	return m.auth.Authenticate(ctx, c)
-}
-
-// accountPassword checks c with the PasswordVerifier, through the Limiter.
-func (m *Middleware) accountPassword(ctx context.Context, c auth.Attempt) (*auth.Principal, error) {
-	attrs := []any{"method", auth.MethodAccountPassword, "login", safetext.Escape(c.Username), "remote_addr", safetext.Escape(c.RemoteAddr), "user_agent", safetext.Escape(c.UserAgent)}
-	t := m.opts.Limiter
-	if err := t.Allow(ctx, c); err != nil {
-		m.log.WarnContext(ctx, "auth throttled", append(attrs, "error", err)...)
-		return nil, err
-	}
-	u, err := m.opts.AccountPasswords.VerifyPassword(ctx, c.Username, c.Password)
-	if err == nil && u != nil && u.Disabled {
-		// PasswordVerifier should refuse a disabled user; do not rely on it.
-		err = auth.ErrInvalidCredentials
-	}
-	switch {
-	case errors.Is(err, auth.ErrInvalidCredentials):
-		t.Done(c, false)
-		m.log.WarnContext(ctx, "auth failed", attrs...)
-		return nil, auth.ErrInvalidCredentials
-	case err == nil && u != nil:
-		t.Done(c, true)
-		m.log.InfoContext(ctx, "auth authenticated", append(attrs, "user_id", u.ID)...)
-		return &auth.Principal{User: *u, Method: auth.MethodAccountPassword, AuthTime: time.Now().UTC()}, nil
-	case err == nil:
-		err = errors.New("PasswordVerifier returned no user and no error")
-	}
-	m.log.ErrorContext(ctx, "auth unavailable", append(attrs, "error", err)...)
-	return nil, fmt.Errorf("httpauth: verify account password: %w", err)
 }
 
 // refuse answers a request that may not proceed. The body is the status
@@ -247,16 +229,6 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		h["Retry-After"] = m.retry503
 		writeStatus(w, http.StatusServiceUnavailable)
 	}
-}
-
-// isNil reports whether l is nil or holds a nil pointer (a
-// (*throttle.Throttle)(nil), which would panic on every request).
-func isNil(l auth.Limiter) bool {
-	if l == nil {
-		return true
-	}
-	v := reflect.ValueOf(l)
-	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 func writeStatus(w http.ResponseWriter, code int) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
-	"github.com/appauth/appauth/auth/throttle"
+	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testkit"
 )
 
@@ -107,12 +107,9 @@ func TestAccountPassword(t *testing.T) {
 		t.Errorf("verifier called %d times, want 2 (the two account passwords)", n)
 	}
 
-	if _, err := httpauth.New(e.m, &httpauth.Options{AccountPasswords: e.verifier}); err == nil || !strings.Contains(err.Error(), "Limiter") {
-		t.Errorf("New with AccountPasswords and no Limiter: %v, want an error naming Limiter", err)
-	}
-	var none *throttle.Throttle // e.g. left nil by a config branch
-	if _, err := httpauth.New(e.m, &httpauth.Options{AccountPasswords: e.verifier, Limiter: none}); err == nil {
-		t.Error("New with AccountPasswords and a nil *throttle.Throttle succeeded; every account-password request would panic")
+	unthrottled := testkit.NewManager(t, memory.NewStore(), memory.NewDirectory(), &auth.Options{})
+	if _, err := httpauth.New(unthrottled, &httpauth.Options{AccountPasswords: e.verifier}); err == nil || !strings.Contains(err.Error(), "Limiter") {
+		t.Errorf("New with AccountPasswords and a Manager without a Limiter: %v, want an error naming Limiter", err)
 	}
 }
 
@@ -257,7 +254,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	e.do(request{authz: basic("alice", aliceAccountPassword)})
 
 	logs := e.logs.String()
-	if !strings.Contains(logs, `"method":"account_password"`) || !strings.Contains(logs, `"reason":"malformed"`) {
+	if !strings.Contains(logs, `"kind":"account_password"`) || !strings.Contains(logs, `"reason":"malformed"`) {
 		t.Fatalf("expected the middleware's own log lines, got:\n%s", logs)
 	}
 	forbidden := []string{secret, strings.ReplaceAll(secret, "-", ""), testkit.Typo(secret), aliceAccountPassword, "wrong-account-password"}

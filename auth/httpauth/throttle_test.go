@@ -42,5 +42,11 @@ func TestTenThousandGuesses(t *testing.T) {
 	}
 	check(t, "good login from another address, at once", e.do(request{authz: basic("alice", secret), remote: home}), 200, "alice app_password ")
 	check(t, "good bearer from another address", e.do(request{authz: "Bearer " + secret, remote: "[2001:db8::1]:443"}), 200, "")
-	check(t, "the attacker's address stays throttled", e.do(request{authz: basic("alice", secret), remote: attacker}), http.StatusTooManyRequests, "")
+	// The attacker's address stays throttled for every secret this server
+	// has not verified, even a valid one...
+	check(t, "the attacker's address stays throttled", e.do(request{authz: basic("alice", e.issue(t, e.alice)), remote: attacker}), http.StatusTooManyRequests, "")
+	// ...but a device behind the same address (a NAT) whose app password
+	// was verified before keeps working.
+	check(t, "a verified device behind the attacker's address", e.do(request{authz: basic("alice", secret), remote: attacker}), 200, "alice app_password ")
+	check(t, "the same secret with another username", e.do(request{authz: basic("bob", secret), remote: attacker}), http.StatusTooManyRequests, "")
 }

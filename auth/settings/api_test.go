@@ -726,7 +726,7 @@ func TestAPISessions(t *testing.T) {
 
 func TestSignInThrottled(t *testing.T) {
 	lim := &testkit.Limiter{}
-	e := newEnv(t, nil, func(o *settings.Options) { o.Limiter = lim })
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = lim }, nil)
 	c := e.client()
 	for range 3 {
 		if w := c.api("POST", "session", `{"username":"alice","password":"wrong"}`); w.Code != http.StatusUnauthorized {
@@ -770,7 +770,7 @@ func TestSignInThrottled(t *testing.T) {
 
 	// Successes are reported.
 	lim2 := &testkit.Limiter{}
-	e2 := newEnv(t, nil, func(o *settings.Options) { o.Limiter = lim2 })
+	e2 := newEnv(t, func(o *auth.Options) { o.Limiter = lim2 }, nil)
 	e2.client().signIn("alice", alicePassword)
 	if f, s := lim2.Counts(); f != 0 || s != 1 {
 		t.Errorf("limiter saw %d failures %d successes after a good sign-in, want 0 and 1", f, s)

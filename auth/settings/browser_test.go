@@ -314,7 +314,7 @@ func TestSignInWithHTTPAuthThrottle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, nil, func(o *settings.Options) { o.Limiter = limiter })
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = limiter }, nil)
 	attacker := e.client()
 	attacker.addr = "203.0.113.66:4000"
 	var status int

@@ -9,7 +9,6 @@
 //		Prefix:    "/account/",
 //		Title:     "Example Cloud",
 //		ServerURL: "https://dav.example.com/",
-//		Limiter:   limiter, // e.g. a throttle.Throttle (package auth/throttle)
 //	})
 //	mux.Handle("/account/", h)
 //	mux.Handle("/dav/", davMiddleware.Wrap(davHandler))
@@ -59,5 +58,8 @@
 // strict Content-Security-Policy (scripts and styles from files only,
 // frame-ancestors 'none'), X-Content-Type-Options: nosniff and
 // Referrer-Policy: no-referrer. Password attempts go through
-// [Options.Limiter]; a directory outage is a 503, never "wrong password".
+// [auth.Manager.VerifyAccountPassword]: the Manager's Limiter (for example
+// a throttle.Throttle of package auth/throttle, given as
+// [auth.Options].Limiter) and its audit log; a directory outage is a 503,
+// never "wrong password".
 package settings

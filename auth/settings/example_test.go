@@ -17,7 +17,7 @@ import (
 )
 
 // Mount the settings page at /account/ next to a DAV handler protected by
-// the Basic-auth middleware, sharing one throttle.
+// the Basic-auth middleware; the Manager's throttle covers both.
 func Example() {
 	dir := memory.NewDirectory()
 	dir.AddUser(auth.User{ID: "1", Login: "alice"}, "account password")
@@ -35,12 +35,11 @@ func Example() {
 		Prefix:    "/account/",
 		Title:     "Example Cloud",
 		ServerURL: "https://dav.example.com/dav/",
-		Limiter:   limiter,
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Example Cloud", Limiter: limiter})
+	mw, err := httpauth.New(m, &httpauth.Options{Realm: "Example Cloud"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -297,7 +297,7 @@ func TestRenameAndRevokePage(t *testing.T) {
 
 func TestRecentAuthPage(t *testing.T) {
 	lim := &testkit.Limiter{}
-	e := newEnv(t, nil, func(o *settings.Options) { o.RecentAuth = 5 * time.Minute; o.Limiter = lim })
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = lim }, func(o *settings.Options) { o.RecentAuth = 5 * time.Minute })
 	c := e.client()
 	signInForm(t, c, "alice", alicePassword)
 	e.clock.Add(6 * time.Minute)

@@ -69,45 +69,20 @@ var (
 	errWrongUser        = fmt.Errorf("settings: password of another user: %w", auth.ErrInvalidCredentials)
 )
 
-// checkPassword verifies login's account password through the Limiter and
-// the PasswordVerifier. Errors match auth.ErrInvalidCredentials,
-// auth.ErrThrottled (a *auth.ThrottleError when the Limiter gives a delay),
-// auth.ErrUnavailable or errEmptyCredentials.
+// checkPassword verifies login's account password through the Manager's
+// one account-password path (Limiter, audit events). Errors match
+// auth.ErrInvalidCredentials, auth.ErrThrottled (a *auth.ThrottleError when
+// the Limiter gives a delay), auth.ErrUnavailable or errEmptyCredentials.
 func (h *Handler) checkPassword(r *http.Request, login, password string) (*auth.User, error) {
 	if login == "" || password == "" {
 		return nil, errEmptyCredentials
 	}
-	if len(login) > maxLoginBytes || len(password) > maxSecretBytes {
-		return nil, auth.ErrInvalidCredentials
-	}
-	ctx := r.Context()
 	c := auth.Attempt{Username: login, Password: password, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()}
-	if l := h.opts.Limiter; l != nil {
-		if err := l.Allow(ctx, c); err != nil {
-			if errors.Is(err, auth.ErrThrottled) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: limiter: %w", auth.ErrUnavailable, err)
-		}
-	}
-	u, err := h.verifier.VerifyPassword(ctx, login, password)
-	if err == nil && (u == nil || u.ID == "" || u.Login == "" || u.Disabled) {
-		err = fmt.Errorf("settings: verifier returned no usable user: %w", auth.ErrInvalidCredentials)
-	}
-	if l := h.opts.Limiter; l != nil && (err == nil || errors.Is(err, auth.ErrInvalidCredentials)) {
-		l.Done(c, err == nil)
-	}
-	switch {
-	case err == nil:
-		return u, nil
-	case errors.Is(err, auth.ErrInvalidCredentials):
+	p, err := h.m.VerifyAccountPassword(r.Context(), h.verifier, c)
+	if err != nil {
 		return nil, err
-	case errors.Is(err, auth.ErrUnavailable):
-		return nil, err
-	default:
-		// An unexpected error from the verifier: fail closed, as an outage.
-		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
+	return &p.User, nil
 }
 
 // signIn checks the account password and starts a new session, setting

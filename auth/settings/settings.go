@@ -55,16 +55,14 @@ type Options struct {
 	// to make state-changing requests. Same-origin requests always are.
 	TrustedOrigins []string
 
-	// Limiter, if set, throttles password attempts on the sign-in and
-	// re-authentication forms and POST api/v1/session (for example the
-	// Throttle of package auth/throttle). Without one, only the directory's own
-	// lockout policy protects accounts from guessing.
-	Limiter auth.Limiter
 	// Now is the clock, for the recent sign-in check; give it the Manager's
 	// clock in tests. Default time.Now.
 	Now func() time.Time
 	// Logger receives errors (never a secret). Default: discard. The
-	// Manager writes the audit log of sign-ins and credential changes.
+	// Manager writes the audit log of sign-ins and credential changes, and
+	// throttles password attempts with its [auth.Options].Limiter: every
+	// account password this Handler checks goes through
+	// [auth.Manager.VerifyAccountPassword].
 	Logger *slog.Logger
 }
 

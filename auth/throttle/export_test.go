@@ -1,5 +1,5 @@
 package throttle
 
-// Size returns the number of entries in the throttle's address and login
-// tables, for tests that check memory stays bounded.
-func (t *Throttle) Size() (addresses, logins int) { return t.size() }
+// Size returns the number of entries in the throttle's address, login and
+// pair tables, for tests that check memory stays bounded.
+func (t *Throttle) Size() (addresses, logins, pairs int) { return t.size() }

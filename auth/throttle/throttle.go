@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +39,14 @@ type Options struct {
 	// NIST SP 800-63B's maximum of consecutive failures per account.
 	LoginLockout int
 
+	// TrustedLoginLimit is how many failures one login may have from one
+	// address prefix, trusted or not, before that prefix must wait
+	// BaseDelay for it, doubling with every further failure; from
+	// LoginLockout such failures on, the prefix is refused for the login
+	// until ForgetAfter has passed. No success clears this count. Default
+	// 50 (or LoginLockout, if lower).
+	TrustedLoginLimit int
+
 	// BaseDelay is the first wait; it doubles with every failure up to
 	// MaxDelay. Default 1s and 15m.
 	BaseDelay time.Duration
@@ -51,50 +58,75 @@ type Options struct {
 	// that prefix exempt from the login's limits. Default 30 days.
 	TrustFor time.Duration
 
-	// MaxEntries bounds each of the two tables (address prefixes and
-	// logins). Default 10,000 (about 3 MB in all). Set it above the number of
+	// MaxEntries bounds each of the three tables (address prefixes, logins,
+	// and logins per prefix). Default 10,000 (about 4 MB in all). Set it above the number of
 	// people active within TrustFor, so that their trusted prefixes stay.
 	MaxEntries int
 }
 
 // Throttle limits password guessing, per client address prefix and per
 // login, with exponential backoff. It implements [auth.Limiter]: pass it as
-// [auth.Options].Limiter to the Manager, and the same one as the Limiter of
-// the edges that check account passwords (httpauth, settings), so that
-// every kind of guess counts together. It keeps everything in memory (each
-// server its own), starts no goroutine and is safe for concurrent use.
+// [auth.Options].Limiter to the Manager, which checks app passwords and
+// (through [auth.Manager.VerifyAccountPassword]) account passwords for every
+// edge, so that every kind of guess counts together. It keeps everything in
+// memory (each server its own), starts no goroutine and is safe for
+// concurrent use. Logins are compared in their [auth.CanonicalLogin] form, so
+// "sam", "SAM" and fullwidth "ｓａｍ" share one count.
 //
 // # Per address prefix
 //
 // Each IPv4 address and each IPv6 /64 may fail AddressLimit (10) times; then
 // it waits 1s, 2s, 4s ... up to MaxDelay (15m) after each further failure,
 // and gets [auth.ThrottleError] (HTTP 429 with Retry-After) meanwhile. A
-// success from the prefix clears its count; failures are forgotten 24h after
-// the last one. Ten is enough for a person retyping and for clients that
-// retry a refused request a few times; a repeat of the same failed username
-// and password counts once, so a device with a stale password does not
-// throttle its network. After that, one address gets about 100 guesses a day.
+// success of a login from the prefix takes that login's failures from there
+// off the prefix's count, and no one else's: neither the attacker's own
+// account nor the victim's phone behind the same NAT resets the count of
+// guesses at other logins. Failures are forgotten 24h after the last one.
+// Ten is enough for a person retyping and for clients that retry a refused
+// request a few times; a repeat of the same failed username and password
+// counts once, so a device with a stale password does not throttle its
+// network.
 //
 // # Per login
 //
-// Failures against one login count only from address prefixes that have not
+// Failures against one login count from address prefixes that have not
 // logged in to it successfully within TrustFor. After LoginLimit (20) such
 // failures, untrusted prefixes wait with the same backoff; after
 // LoginLockout (100) they are refused until ForgetAfter (24h) has passed
 // since the last counted failure. So a login gets at most 100 guesses from
 // the whole internet in about two days, within NIST's limit, while an
 // attacker cannot lock the real user out of the devices and networks they
-// already use: those prefixes are trusted and see only their own per-address
-// limit. The cost: during an attack, a new device on a new network must wait.
+// already use: those prefixes are trusted and do not see the login's
+// count. The cost: during an attack, a new device on a new network must wait.
 // A success does not clear a login's count, or a phone syncing every few
 // minutes would hand an attacker a fresh allowance each time.
 //
+// # Per login and address prefix
+//
+// A trusted prefix still has a bound of its own: every failure against a
+// login from a prefix, trusted or not, counts in that pair's budget, which
+// no success clears. After TrustedLoginLimit (50) it waits with the same
+// backoff, and after LoginLockout (100) the pair is refused until
+// ForgetAfter has passed. So no address gets more than LoginLockout guesses
+// at one account per ForgetAfter, whoever else signs in from it.
+//
+// # Attempts in flight
+//
+// An allowed attempt counts as a provisional failure of its prefix, login
+// and pair until its outcome is reported with Done (or Cancel, for an
+// outage, which counts neither way), or until 10 seconds have passed (an
+// outcome never reported). A burst of
+// parallel attempts therefore cannot pass a limit: at most the remaining
+// allowance is in flight at once, and beyond a limit one attempt at a time.
+//
 // # Memory and eviction
 //
-// Each table holds at most MaxEntries entries. To add one to a full table,
+// Each table (address prefixes, logins, and pairs of the two) holds at most
+// MaxEntries entries. To add one to a full table,
 // the Throttle samples 8 entries and evicts the least valuable: forgotten
-// ones first, then by failure count, with blocking entries and logins with a
-// trusted prefix kept over one-failure entries. An attacker rotating usernames or addresses therefore mostly evicts
+// ones first, then by failure count, with blocking entries, entries with
+// attempts in flight and logins with a trusted prefix kept over one-failure
+// entries. An attacker rotating usernames or addresses therefore mostly evicts
 // its own one-failure entries; flushing a blocked login would need 8
 // sampled entries all at least as bad, which the flood itself never makes.
 // What eviction does give up: an attacker with more address prefixes than
@@ -105,11 +137,9 @@ type Options struct {
 // The Throttle never fails to record: a full table evicts rather than
 // forgetting the new failure, and an address it cannot parse (for example a
 // Unix socket peer) is counted in one bucket shared by all such clients
-// rather than exempted. Once an address prefix or login is one failure short
-// of its limit, it gets one attempt at a time (the others wait at most
-// BaseDelay), so parallel requests cannot all pass before the first of them
-// fails; below that, a burst of parallel first attempts can exceed the limit
-// once, by its size, and is then met by the backoff.
+// rather than exempted. A username that is no valid login
+// ([auth.CanonicalLogin] refuses it) names no account and counts for its
+// address only.
 type Throttle struct {
 	opts Options
 	seed maphash.Seed
@@ -117,11 +147,15 @@ type Throttle struct {
 	mu     sync.Mutex
 	addrs  map[netip.Prefix]*record
 	logins map[uint64]*loginRecord
+	pairs  map[pairKey]*pairRecord
 }
 
-var _ auth.Limiter = (*Throttle)(nil)
+var (
+	_ auth.Limiter         = (*Throttle)(nil)
+	_ auth.LimiterCanceler = (*Throttle)(nil)
+)
 
-// record counts failures of one address prefix or one login.
+// record counts failures of one address prefix, login or pair.
 type record struct {
 	failures     int
 	last         int64 // last counted failure, Unix nanoseconds
@@ -130,19 +164,34 @@ type record struct {
 	// pairs, so that a client repeating one failure counts once.
 	recent [4]uint64
 	next   int
-	// probeUntil is set while the one attempt allowed at the edge of the
-	// limit is in flight (see atEdge); it expires by itself in case the
-	// attempt's outcome is never reported.
-	probeUntil int64
+	// pending counts allowed attempts whose outcome is not reported yet:
+	// provisional failures. They all expire at pendingUntil, in case the
+	// outcomes are never reported.
+	pending      int
+	pendingUntil int64
 }
 
-// probeTimeout bounds how long an attempt in flight at the edge of a limit
-// holds back the next one when its outcome is never reported (an outage).
-const probeTimeout = 10 * time.Second
+// pendingTimeout bounds how long an attempt in flight counts as a
+// provisional failure when its outcome is never reported (an outage).
+const pendingTimeout = 10 * time.Second
 
 type loginRecord struct {
 	record
 	trusted [4]trustedPrefix
+}
+
+// pairKey names one login from one address prefix.
+type pairKey struct {
+	prefix netip.Prefix
+	login  uint64
+}
+
+// pairRecord counts a login's failures from one prefix. Its record is the
+// budget no success clears; cleared counts the failures that a success of
+// the login there takes off the prefix's count.
+type pairRecord struct {
+	record
+	clearable int
 }
 
 type trustedPrefix struct {
@@ -174,6 +223,7 @@ func New(opts *Options) (*Throttle, error) {
 	defInt(&o.AddressLimit, 10)
 	defInt(&o.LoginLimit, 20)
 	defInt(&o.LoginLockout, 100)
+	defInt(&o.TrustedLoginLimit, min(50, o.LoginLockout))
 	defInt(&o.MaxEntries, 10_000)
 	defDur(&o.BaseDelay, time.Second)
 	defDur(&o.MaxDelay, 15*time.Minute)
@@ -184,10 +234,12 @@ func New(opts *Options) (*Throttle, error) {
 		return nil, fmt.Errorf("throttle: Options.IPv4PrefixLen %d: want 1-32", o.IPv4PrefixLen)
 	case o.IPv6PrefixLen < 0 || o.IPv6PrefixLen > 128:
 		return nil, fmt.Errorf("throttle: Options.IPv6PrefixLen %d: want 1-128", o.IPv6PrefixLen)
-	case o.AddressLimit < 0 || o.LoginLimit < 0 || o.LoginLockout < 0 || o.MaxEntries < 0:
+	case o.AddressLimit < 0 || o.LoginLimit < 0 || o.LoginLockout < 0 || o.TrustedLoginLimit < 0 || o.MaxEntries < 0:
 		return nil, errors.New("throttle: Options: limits and MaxEntries must not be negative")
 	case o.LoginLockout < o.LoginLimit:
 		return nil, fmt.Errorf("throttle: Options.LoginLockout %d is below LoginLimit %d", o.LoginLockout, o.LoginLimit)
+	case o.LoginLockout < o.TrustedLoginLimit:
+		return nil, fmt.Errorf("throttle: Options.LoginLockout %d is below TrustedLoginLimit %d", o.LoginLockout, o.TrustedLoginLimit)
 	case o.BaseDelay < 0 || o.MaxDelay < o.BaseDelay:
 		return nil, errors.New("throttle: Options: need 0 < BaseDelay <= MaxDelay")
 	case o.ForgetAfter < o.MaxDelay:
@@ -200,97 +252,176 @@ func New(opts *Options) (*Throttle, error) {
 		seed:   maphash.MakeSeed(),
 		addrs:  make(map[netip.Prefix]*record),
 		logins: make(map[uint64]*loginRecord),
+		pairs:  make(map[pairKey]*pairRecord),
 	}, nil
 }
 
-// Allow returns a [*auth.ThrottleError] when c's address prefix, or c's
-// login from an address prefix without a recent success, must wait.
-// It never fails otherwise.
+// Allow returns a [*auth.ThrottleError] when c's address prefix, c's login
+// from an address prefix without a recent success, or c's login from this
+// prefix must wait. It never fails otherwise. An allowed attempt counts as
+// a provisional failure until [Throttle.Done] reports its outcome.
 func (t *Throttle) Allow(ctx context.Context, c auth.Attempt) error {
 	now := t.opts.Now().UnixNano()
 	prefix := t.prefix(c.RemoteAddr)
-	var login uint64
-	if c.Username != "" {
-		login = t.loginKey(c.Username)
-	}
+	login, hasLogin := t.loginKey(c.Username)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	o := &t.opts
 	var wait int64
-	var edge []*record // records whose next failure blocks
-	if r := t.addrs[prefix]; r != nil {
-		wait = r.wait(now, t.opts.ForgetAfter)
-		if r.atEdge(now, t.opts.AddressLimit, t.opts.ForgetAfter) {
-			edge = append(edge, r)
-		}
+	ar := t.addrs[prefix]
+	if ar != nil {
+		wait = ar.check(now, o.AddressLimit, 0, o)
 	}
-	if c.Username != "" {
-		if r := t.logins[login]; r != nil && !r.trusts(prefix, now, t.opts.TrustFor) {
-			wait = max(wait, r.wait(now, t.opts.ForgetAfter))
-			if r.atEdge(now, t.opts.LoginLimit, t.opts.ForgetAfter) {
-				edge = append(edge, &r.record)
-			}
+	var lr *loginRecord
+	var pr *pairRecord
+	trusted := false
+	if hasLogin {
+		lr = t.logins[login]
+		pr = t.pairs[pairKey{prefix, login}]
+		trusted = lr != nil && lr.trusts(prefix, now, o.TrustFor)
+		if lr != nil && !trusted {
+			wait = max(wait, lr.check(now, o.LoginLimit, o.LoginLockout, o))
 		}
-	}
-	// At the edge of a limit, one attempt at a time: otherwise parallel
-	// requests would all pass before the first of them fails and blocks.
-	for _, r := range edge {
-		if r.probeUntil > now {
-			wait = max(wait, min(r.probeUntil-now, int64(t.opts.BaseDelay)))
+		if pr != nil {
+			wait = max(wait, pr.check(now, o.TrustedLoginLimit, o.LoginLockout, o))
 		}
 	}
 	if wait > 0 {
 		return &auth.ThrottleError{RetryAfter: time.Duration(wait)}
 	}
-	for _, r := range edge {
-		r.probeUntil = now + int64(probeTimeout)
+	if ar == nil {
+		ar = t.addrRecord(prefix, now)
+	}
+	ar.begin(now)
+	if hasLogin {
+		if lr == nil {
+			lr = t.loginRecord(login, now)
+		}
+		if pr == nil {
+			pr = t.pairRecord(pairKey{prefix, login}, now)
+		}
+		lr.begin(now) // also from a trusted prefix: Done settles it either way
+		pr.begin(now)
 	}
 	return nil
 }
 
-// Done records the outcome of an attempt. A success clears the address
-// prefix's failures and trusts the prefix for the login; a failure counts
-// against the prefix, and against the login unless the prefix is trusted
-// for it.
+// Done records the outcome of an attempt and settles its provisional
+// failure. A success of a login takes that login's failures from the
+// address prefix off the prefix's count and trusts the prefix for the login;
+// a failure counts against the prefix, against the pair of login and
+// prefix, and against the login unless the prefix is trusted for it.
 func (t *Throttle) Done(c auth.Attempt, success bool) {
 	now := t.opts.Now().UnixNano()
 	prefix := t.prefix(c.RemoteAddr)
-	var login, fingerprint uint64
-	if c.Username != "" {
-		login = t.loginKey(c.Username)
-	}
+	login, hasLogin := t.loginKey(c.Username)
+	var fingerprint uint64
 	if !success {
 		fingerprint = t.fingerprint(c)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r := t.addrs[prefix]; r != nil {
-		r.probeUntil = 0
+	o := &t.opts
+	ar := t.addrs[prefix]
+	var lr *loginRecord
+	var pr *pairRecord
+	if hasLogin {
+		lr, pr = t.logins[login], t.pairs[pairKey{prefix, login}]
 	}
-	if r := t.logins[login]; c.Username != "" && r != nil {
-		r.probeUntil = 0
+	if ar != nil {
+		ar.settle()
+	}
+	if lr != nil {
+		lr.settle()
+	}
+	if pr != nil {
+		pr.settle()
 	}
 	if success {
-		delete(t.addrs, prefix)
-		if c.Username != "" {
-			t.loginRecord(login, now).trust(prefix, now)
+		if !hasLogin {
+			return
 		}
+		if pr != nil && ar != nil {
+			ar.failures = max(ar.failures-pr.clearable, 0)
+			if ar.failures < o.AddressLimit {
+				ar.blockedUntil = 0
+			}
+		}
+		if pr != nil {
+			pr.clearable = 0
+		}
+		if lr == nil {
+			lr = t.loginRecord(login, now)
+		}
+		lr.trust(prefix, now)
 		return
 	}
-	r := t.addrs[prefix]
-	if r == nil {
-		if len(t.addrs) >= t.opts.MaxEntries {
-			evict(t.addrs, func(r *record) int64 { return r.value(now, &t.opts) })
-		}
-		r = &record{}
-		t.addrs[prefix] = r
+	if ar == nil {
+		ar = t.addrRecord(prefix, now)
 	}
-	r.fail(now, fingerprint, t.opts.AddressLimit, 0, &t.opts)
-	if c.Username != "" {
-		lr := t.loginRecord(login, now)
-		if !lr.trusts(prefix, now, t.opts.TrustFor) {
-			lr.fail(now, fingerprint, t.opts.LoginLimit, t.opts.LoginLockout, &t.opts)
-		}
+	counted := ar.fail(now, fingerprint, o.AddressLimit, 0, o)
+	if !hasLogin {
+		return
 	}
+	if lr == nil {
+		lr = t.loginRecord(login, now)
+	}
+	if !lr.trusts(prefix, now, o.TrustFor) {
+		lr.fail(now, fingerprint, o.LoginLimit, o.LoginLockout, o)
+	}
+	if pr == nil {
+		pr = t.pairRecord(pairKey{prefix, login}, now)
+	}
+	pr.fail(now, fingerprint, o.TrustedLoginLimit, o.LoginLockout, o)
+	if counted {
+		pr.clearable++
+	}
+}
+
+// Cancel settles an allowed attempt whose outcome is unknown (an outage)
+// without counting it: it implements [auth.LimiterCanceler].
+func (t *Throttle) Cancel(c auth.Attempt) {
+	prefix := t.prefix(c.RemoteAddr)
+	login, hasLogin := t.loginKey(c.Username)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.addrs[prefix]; r != nil {
+		r.settle()
+	}
+	if !hasLogin {
+		return
+	}
+	if r := t.logins[login]; r != nil {
+		r.settle()
+	}
+	if r := t.pairs[pairKey{prefix, login}]; r != nil {
+		r.settle()
+	}
+}
+
+// addrRecord adds the record of an address prefix, evicting another if
+// the table is full. t.mu is held.
+func (t *Throttle) addrRecord(prefix netip.Prefix, now int64) *record {
+	if len(t.addrs) >= t.opts.MaxEntries {
+		evict(t.addrs, func(r *record) int64 { return r.value(now, &t.opts) })
+	}
+	r := &record{}
+	t.addrs[prefix] = r
+	return r
+}
+
+// pairRecord returns the record of a login from a prefix, adding it (and
+// evicting another if the table is full) when missing. t.mu is held.
+func (t *Throttle) pairRecord(k pairKey, now int64) *pairRecord {
+	if r := t.pairs[k]; r != nil {
+		return r
+	}
+	if len(t.pairs) >= t.opts.MaxEntries {
+		evict(t.pairs, func(r *pairRecord) int64 { return r.value(now, &t.opts) })
+	}
+	r := &pairRecord{}
+	t.pairs[k] = r
+	return r
 }
 
 // loginRecord returns the record of login, adding it (and evicting another
@@ -334,41 +465,70 @@ func evict[K comparable, V any](m map[K]V, value func(V) int64) {
 }
 
 // value ranks a record for eviction: its live failure count, doubled, plus
-// one while it blocks.
+// one while it blocks, plus its attempts in flight.
 func (r *record) value(now int64, o *Options) int64 {
+	v := int64(r.inflight(now))
 	if now-r.last >= int64(o.ForgetAfter) {
-		return 0
+		return v
 	}
-	v := 2 * int64(r.failures)
+	v += 2 * int64(r.failures)
 	if r.blockedUntil > now {
 		v++
 	}
 	return v
 }
 
-// atEdge reports whether the record's next failure will block.
-func (r *record) atEdge(now int64, limit int, forget time.Duration) bool {
-	return now-r.last < int64(forget) && r.failures >= limit-1
-}
-
-// wait returns how long the record still blocks, in nanoseconds.
-func (r *record) wait(now int64, forget time.Duration) int64 {
-	if now-r.last >= int64(forget) || r.blockedUntil <= now {
+// inflight returns the attempts in flight that have not expired.
+func (r *record) inflight(now int64) int {
+	if r.pendingUntil <= now {
 		return 0
 	}
-	return r.blockedUntil - now
+	return r.pending
 }
 
-// fail counts a failure unless it repeats a recent one, then sets the
-// block: none up to limit-1 failures, then BaseDelay doubling per failure
-// up to MaxDelay, and ForgetAfter from lockout failures on (0: never).
-func (r *record) fail(now int64, fingerprint uint64, limit, lockout int, o *Options) {
+// begin counts an allowed attempt as a provisional failure.
+func (r *record) begin(now int64) {
+	r.pending = r.inflight(now) + 1
+	r.pendingUntil = now + int64(pendingTimeout)
+}
+
+// settle ends an attempt's provisional failure.
+func (r *record) settle() {
+	if r.pending > 0 {
+		r.pending--
+	}
+}
+
+// check returns how long the record makes the next attempt wait, in
+// nanoseconds: the block of its last failure, or, while failures and
+// attempts in flight together reach limit (or lockout), until one of those
+// in flight is settled, at most BaseDelay at a time. So below the limit at
+// most the remaining allowance is in flight, and beyond it one attempt at a
+// time.
+func (r *record) check(now int64, limit, lockout int, o *Options) int64 {
+	failures := r.failures
 	if now-r.last >= int64(o.ForgetAfter) {
-		*r = record{}
+		failures = 0
+	} else if r.blockedUntil > now {
+		return r.blockedUntil - now
+	}
+	p := r.inflight(now)
+	if p > 0 && (failures+p >= limit || lockout > 0 && failures+p >= lockout) {
+		return min(r.pendingUntil-now, int64(o.BaseDelay))
+	}
+	return 0
+}
+
+// fail counts a failure unless it repeats a recent one (then it reports
+// false), and sets the block: none up to limit-1 failures, then BaseDelay doubling per failure
+// up to MaxDelay, and ForgetAfter from lockout failures on (0: never).
+func (r *record) fail(now int64, fingerprint uint64, limit, lockout int, o *Options) (counted bool) {
+	if now-r.last >= int64(o.ForgetAfter) {
+		*r = record{pending: r.pending, pendingUntil: r.pendingUntil}
 	}
 	for _, f := range r.recent {
 		if f == fingerprint && f != 0 {
-			return
+			return false
 		}
 	}
 	r.recent[r.next] = fingerprint
@@ -387,6 +547,7 @@ func (r *record) fail(now int64, fingerprint uint64, limit, lockout int, o *Opti
 		}
 		r.blockedUntil = now + int64(d)
 	}
+	return true
 }
 
 // trusts reports whether prefix logged in successfully within trustFor.
@@ -445,10 +606,18 @@ func (t *Throttle) prefix(addr string) netip.Prefix {
 	return p
 }
 
-// loginKey identifies a login case-insensitively, as the Manager matches
-// them, in fixed size whatever the username's length.
-func (t *Throttle) loginKey(username string) uint64 {
-	return maphash.String(t.seed, strings.ToLower(username))
+// loginKey identifies a login by its canonical form, as the Manager and
+// the directories match them, in fixed size whatever its length. It
+// reports false for no username or one that is no valid login.
+func (t *Throttle) loginKey(username string) (uint64, bool) {
+	if username == "" {
+		return 0, false
+	}
+	login, err := auth.CanonicalLogin(username)
+	if err != nil {
+		return 0, false
+	}
+	return maphash.String(t.seed, login), true
 }
 
 // fingerprint identifies a failed username and password pair in memory
@@ -456,15 +625,19 @@ func (t *Throttle) loginKey(username string) uint64 {
 func (t *Throttle) fingerprint(c auth.Attempt) uint64 {
 	var h maphash.Hash
 	h.SetSeed(t.seed)
-	h.WriteString(strings.ToLower(c.Username))
+	if login, err := auth.CanonicalLogin(c.Username); err == nil {
+		h.WriteString(login)
+	} else {
+		h.WriteString(c.Username)
+	}
 	h.WriteByte(0)
 	h.WriteString(c.Password)
 	return h.Sum64() | 1 // never 0, which marks an empty slot
 }
 
-// size returns the number of entries in the address and login tables.
-func (t *Throttle) size() (addresses, logins int) {
+// size returns the number of entries in the address, login and pair tables.
+func (t *Throttle) size() (addresses, logins, pairs int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.addrs), len(t.logins)
+	return len(t.addrs), len(t.logins), len(t.pairs)
 }

@@ -224,8 +224,8 @@ func TestThrottleMemoryBounded(t *testing.T) {
 		th.Done(guess(fmt.Sprintf("user%d", i), netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String(), i), false)
 		th.Done(guess(fmt.Sprintf("v6user%d", i), fmt.Sprintf("2001:db8:%x::1", i), i), false)
 	}
-	if a, l := th.Size(); a > 100 || l > 100 {
-		t.Errorf("after rotating 20,000 usernames and addresses: %d address and %d login entries, want at most 100 each", a, l)
+	if a, l, p := th.Size(); a > 100 || l > 100 || p > 100 {
+		t.Errorf("after rotating 20,000 usernames and addresses: %d address, %d login and %d pair entries, want at most 100 each", a, l, p)
 	}
 	if th.Allow(t.Context(), guess("target", "198.18.1.1", 0)) == nil {
 		t.Error("rotating usernames evicted the blocked login")
@@ -319,11 +319,10 @@ func TestThrottleOneAttemptAtTheEdge(t *testing.T) {
 	if d := retryAfter(t, th, guess("d", "192.0.2.1", 102)); d != 0 {
 		t.Errorf("an unreported attempt still holds the address back: wait %v", d)
 	}
-	// A success lets everything through again.
+	// A success of another login does not let anything through.
 	th.Done(auth.Attempt{Username: "d", RemoteAddr: "192.0.2.1"}, true)
-	for range 3 {
-		if d := retryAfter(t, th, guess("e", "192.0.2.1", 103)); d != 0 {
-			t.Errorf("after a success: wait %v", d)
-		}
+	th.Done(guess("e", "192.0.2.1", 103), false)
+	if d := retryAfter(t, th, guess("f", "192.0.2.1", 104)); d != 2*time.Second {
+		t.Errorf("the 11th failure after a success of another login: wait %v, want 2s (the count kept)", d)
 	}
 }

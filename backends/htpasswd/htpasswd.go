@@ -222,7 +222,15 @@ func (d *Directory) current() *snapshot {
 	return s
 }
 
-func fold(login string) string { return strings.ToLower(login) }
+// fold returns login's canonical form ([auth.CanonicalLogin]), the key of
+// the users map, or "" (no user's) for an invalid one.
+func fold(login string) string {
+	c, err := auth.CanonicalLogin(login)
+	if err != nil {
+		return ""
+	}
+	return c
+}
 
 // LookupUser implements [auth.Directory]. It returns ErrUnavailable while
 // the file is unreadable or invalid.
@@ -309,7 +317,7 @@ func parse(data []byte) (map[string]*entry, error) {
 		}
 		k := fold(login)
 		if prev, dup := users[k]; dup {
-			return nil, fmt.Errorf("line %d: login %q already appears on line %d (logins match case-insensitively)", lineNo, login, prev.line)
+			return nil, fmt.Errorf("line %d: login %q already appears on line %d (logins match ignoring case and width)", lineNo, login, prev.line)
 		}
 		users[k] = e
 	}
@@ -332,6 +340,8 @@ func checkLogin(login string) error {
 		return fmt.Errorf("login %q has control characters", login)
 	case strings.ContainsRune(login, ':'):
 		return fmt.Errorf("login %q contains ':'", login)
+	case fold(login) == "":
+		return fmt.Errorf("login %q is not a valid login (PRECIS UsernameCaseMapped, RFC 8265)", login)
 	}
 	return nil
 }

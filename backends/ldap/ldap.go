@@ -19,7 +19,9 @@ package ldap
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +65,10 @@ type Directory struct {
 	binds     *pool // for users' binds only
 	attrs     []string
 	groups    groupCache
+	// decoyDN is bound to for a login that is not found, with the
+	// password given: an entry that does not exist, so the bind always
+	// fails, and one per Directory, so it cannot be told from a user's DN.
+	decoyDN string
 }
 
 var (
@@ -88,6 +94,9 @@ func New(cfg Config, opts *Options) (*Directory, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Directory{cfg: cfg, servers: servers, deadUntil: make([]atomic.Int64, len(servers)), log: log.With("backend", "ldap")}
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	d.decoyDN = cfg.LoginAttribute + "=" + goldap.EscapeDN("appauth-"+hex.EncodeToString(nonce[:])) + "," + cfg.BaseDN
 	d.search = newPool(d, "search", cfg.PoolSize)
 	d.binds = newPool(d, "bind", cfg.PoolSize)
 	d.groups.entries = map[string]groupEntry{}
@@ -161,11 +170,15 @@ func (d *Directory) VerifyPassword(ctx context.Context, login, password string) 
 	u, dn, err := d.find(ctx, login)
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
+		// An unknown login costs what a wrong password does: one search
+		// and one bind, so that timing does not tell which logins exist.
+		d.bind(ctx, d.decoyDN, password)
 		return nil, denied
 	case err != nil:
 		return nil, fmt.Errorf("ldap: verify password: %w", err)
 	case u.Disabled:
 		d.log.InfoContext(ctx, "ldap: disabled account refused", "dn", dn)
+		d.bind(ctx, d.decoyDN, password)
 		return nil, denied
 	}
 	if err := d.bind(ctx, dn, password); err != nil {
@@ -251,7 +264,15 @@ func isLDAPError(err error) bool {
 }
 
 // find searches for login and returns the user and their DN.
+//
+// It searches for login's [auth.CanonicalLogin] form and keeps the entry
+// whose login attribute has that canonical form; a login with none
+// (no account can have it) is not found, without a request.
 func (d *Directory) find(ctx context.Context, login string) (*auth.User, string, error) {
+	login, err := auth.CanonicalLogin(login)
+	if err != nil {
+		return nil, "", notFound()
+	}
 	for attempt := 0; ; attempt++ {
 		c, reused, err := d.search.get(ctx)
 		if err != nil {
@@ -302,12 +323,13 @@ func (d *Directory) findOn(ctx context.Context, c *conn, login string) (*auth.Us
 		return nil, "", fmt.Errorf("%w: user search: %w", auth.ErrUnavailable, &answerError{err})
 	}
 	// The server's matching ignores more than case (insignificant spaces,
-	// for one): keep only entries whose login equals the login but for case.
+	// for one): keep only entries whose login is the login, compared in
+	// canonical form as the Manager and the throttle compare them.
 	var found []*goldap.Entry
 	var spelled []string
 	for _, e := range res.Entries {
 		for _, v := range e.GetEqualFoldAttributeValues(d.cfg.LoginAttribute) {
-			if strings.EqualFold(v, login) {
+			if auth.SameLogin(v, login) {
 				found = append(found, e)
 				spelled = append(spelled, v)
 				break

@@ -7,14 +7,14 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/appauth/appauth/auth"
 )
 
 // Directory is an [auth.Directory] and [auth.PasswordVerifier] of users added
-// in code. Logins match case-insensitively. Its zero value is not usable;
+// in code. Logins match in their [auth.CanonicalLogin] form (case and width
+// variants are one login). Its zero value is not usable;
 // call [NewDirectory].
 type Directory struct {
 	mu    sync.RWMutex
@@ -39,7 +39,14 @@ func NewDirectory() *Directory {
 	return d
 }
 
-func fold(login string) string { return strings.ToLower(login) }
+// fold returns login's canonical form, or "" (no user's) for an invalid one.
+func fold(login string) string {
+	c, err := auth.CanonicalLogin(login)
+	if err != nil {
+		return ""
+	}
+	return c
+}
 
 func (d *Directory) hash(password string) [sha256.Size]byte {
 	m := hmac.New(sha256.New, d.key[:])
@@ -53,6 +60,9 @@ func (d *Directory) hash(password string) [sha256.Size]byte {
 func (d *Directory) AddUser(u auth.User, password string) error {
 	if u.ID == "" || u.Login == "" {
 		return fmt.Errorf("memory: add user: %w: ID and Login are required", auth.ErrInvalidInput)
+	}
+	if fold(u.Login) == "" {
+		return fmt.Errorf("memory: add user: %w: Login %q is not a valid login (auth.CanonicalLogin)", auth.ErrInvalidInput, u.Login)
 	}
 	u.Groups = slices.Clone(u.Groups)
 	d.mu.Lock()

@@ -209,7 +209,7 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 			b.Fatal(err)
 		}
 		m := testkit.NewManager(b, storeOnly{store}, dir, &auth.Options{Limiter: limiter, Logger: auditLog})
-		mw, err := httpauth.New(m, &httpauth.Options{Limiter: limiter})
+		mw, err := httpauth.New(m, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -73,7 +73,7 @@ func benchServers(b *testing.B) (withAuth, noAuth, goWebdav, user, secret string
 	if err != nil {
 		b.Fatal(err)
 	}
-	mw, err := httpauth.New(m, &httpauth.Options{Limiter: limiter, Logger: logger})
+	mw, err := httpauth.New(m, &httpauth.Options{Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}

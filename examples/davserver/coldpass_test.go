@@ -73,7 +73,7 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 	key := make([]byte, 32)
 	rand.Read(key)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	newManager := func() (*auth.Manager, *throttle.Throttle) {
+	newManager := func() *auth.Manager {
 		limiter, err := throttle.New(nil)
 		if err != nil {
 			b.Fatal(err)
@@ -82,11 +82,11 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return m, limiter
+		return m
 	}
 	type login struct{ user, secret string }
 	logins := make([]login, passwords)
-	issuer, _ := newManager()
+	issuer := newManager()
 	for i := range logins {
 		name := fmt.Sprint("user", i%users)
 		u, err := d.LookupUser(ctx, name)
@@ -106,8 +106,8 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 	}
 	var handler atomic.Pointer[http.Handler]
 	install := func() *auth.Manager {
-		m, limiter := newManager()
-		mw, err := httpauth.New(m, &httpauth.Options{Limiter: limiter, Logger: logger})
+		m := newManager()
+		mw, err := httpauth.New(m, &httpauth.Options{Logger: logger})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -202,7 +202,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	mwOpts := &httpauth.Options{
 		Realm:      cfg.title,
-		Limiter:    limiter,
 		ClientAddr: clients,
 		Logger:     logger,
 	}
@@ -229,7 +228,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Title:      cfg.title,
 		ServerURL:  base,
 		ClientAddr: clients,
-		Limiter:    limiter,
 		Logger:     logger.With("component", "settings"),
 	})
 	if err != nil {
