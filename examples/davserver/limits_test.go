@@ -176,6 +176,8 @@ func TestHostileRequests(t *testing.T) {
 		{"9 MB nested PROPFIND on /dav/", "PROPFIND", "dav/", string(nested(propfindRoot, 3<<20)), xmlHdr, http.StatusRequestEntityTooLarge},
 		{"9 MB nested REPORT on a calendar", "REPORT", "dav/calendars/" + user + "/work/", string(nested(reportRoot, 3<<20)), xmlHdr, http.StatusRequestEntityTooLarge},
 		{"900 kB nested PROPFIND on /dav/", "PROPFIND", "dav/", string(nested(propfindRoot, 300_000)), xmlHdr, http.StatusBadRequest},
+		{"900 kB nested PROPFIND on / (discovery)", "PROPFIND", "", string(nested(propfindRoot, 300_000)), xmlHdr, http.StatusBadRequest},
+		{"9 MB nested PROPFIND on / (discovery)", "PROPFIND", "", string(nested(propfindRoot, 3<<20)), xmlHdr, http.StatusRequestEntityTooLarge},
 		{"900 kB nested REPORT on a calendar", "REPORT", "dav/calendars/" + user + "/work/", string(nested(reportRoot, 300_000)), xmlHdr, http.StatusBadRequest},
 		{"900 kB nested PROPFIND on contacts", "PROPFIND", "dav/contacts/" + user + "/", string(nested(propfindRoot, 300_000)), xmlHdr, http.StatusBadRequest},
 		{"900 kB nested PROPFIND on files", "PROPFIND", "dav/files/" + user + "/", string(nested(propfindRoot, 300_000)), xmlHdr, http.StatusBadRequest},
