@@ -31,8 +31,10 @@ import (
 // by a fixed principal (authentication off), and a third time with the
 // Store behind go-webdav's caldav.Handler alone, without davstore's routing
 // (which reads REPORT bodies to answer sync-collection itself) and without
-// authentication. It returns the URLs and an app password for the first.
-func benchServers(b *testing.B) (withAuth, noAuth, goWebdav, user, secret string) {
+// authentication. A fourth, noLimits, is the first without the body limits
+// and XML pre-scan. It returns the URLs and an app password for the first
+// and the fourth.
+func benchServers(b *testing.B) (withAuth, noAuth, goWebdav, noLimits, user, secret string) {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -81,9 +83,9 @@ func benchServers(b *testing.B) (withAuth, noAuth, goWebdav, user, secret string
 	if err != nil {
 		b.Fatal(err)
 	}
-	on := logRequests(logger, routes(dav, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+	on := logRequests(logger, routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
 	fixed := &auth.Principal{User: *u, Method: auth.MethodAppPassword}
-	off := logRequests(logger, routes(dav, func(h http.Handler) http.Handler {
+	off := logRequests(logger, routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			recordUser(h).ServeHTTP(w, r.WithContext(httpauth.ContextWithPrincipal(r.Context(), fixed)))
 		})
@@ -95,7 +97,9 @@ func benchServers(b *testing.B) (withAuth, noAuth, goWebdav, user, secret string
 		(&caldav.Handler{Backend: dav, Prefix: davPrefix}).ServeHTTP(w, r.WithContext(httpauth.ContextWithPrincipal(r.Context(), fixed)))
 	})))
 	b.Cleanup(s3.Close)
-	return s1.URL, s2.URL, s3.URL, "demo", secret
+	s4 := httptest.NewServer(logRequests(logger, routes(dav, nil, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web)))
+	b.Cleanup(s4.Close)
+	return s1.URL, s2.URL, s3.URL, s4.URL, "demo", secret
 }
 
 // propfindLoad sends n PROPFIND Depth 0 requests from workers goroutines
@@ -150,7 +154,7 @@ func davLoad(b *testing.B, client *http.Client, method, url, user, secret, body 
 // alternating rounds of 1,000 requests each (b.N rounds), and reports both
 // throughputs and their ratio (target: auth/noauth >= 0.9).
 func BenchmarkPropfind(b *testing.B) {
-	withAuth, noAuth, _, user, secret := benchServers(b)
+	withAuth, noAuth, _, _, user, secret := benchServers(b)
 	workers := 2 * runtime.GOMAXPROCS(0)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}}
 	defer client.CloseIdleConnections()
@@ -227,7 +231,7 @@ func benchCalendar(b *testing.B, noAuth, user string) string {
 // calendar of 20 events, in rounds of 200 requests to each server; with
 // viaGoWebdav also to go-webdav's handler alone.
 func benchmarkReport(b *testing.B, body string, viaGoWebdav bool) {
-	withAuth, noAuth, direct, user, secret := benchServers(b)
+	withAuth, noAuth, direct, _, user, secret := benchServers(b)
 	if !viaGoWebdav {
 		direct = ""
 	}
@@ -280,4 +284,51 @@ func BenchmarkReportCalendarQuery(b *testing.B) { benchmarkReport(b, calendarQue
 // password and with authentication off.
 func BenchmarkReportSyncCollection(b *testing.B) {
 	benchmarkReport(b, syncCollection, false)
+}
+
+// benchPropfindBody is DAVx5's PROPFIND of a calendar collection.
+const benchPropfindBody = `<?xml version="1.0" encoding="utf-8"?>
+<propfind xmlns="DAV:" xmlns:CAL="urn:ietf:params:xml:ns:caldav" xmlns:CS="http://calendarserver.org/ns/">
+ <prop><resourcetype/><displayname/><getetag/><CS:getctag/><sync-token/><current-user-privilege-set/>
+ <CAL:supported-calendar-component-set/><CAL:calendar-description/></prop>
+</propfind>`
+
+// BenchmarkBodyLimits measures PROPFIND (Depth 0, DAVx5's body) and REPORT
+// calendar-query on a calendar of 20 events, both with the app password,
+// with the body limits and XML pre-scan (as davserver runs) and without, in
+// alternating rounds of 200 requests, and reports the throughputs and their
+// ratio (target: ratio >= 0.95).
+func BenchmarkBodyLimits(b *testing.B) {
+	withLimits, noAuth, _, noLimits, user, secret := benchServers(b)
+	path := benchCalendar(b, noAuth, user)
+	workers := 2 * runtime.GOMAXPROCS(0)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}}
+	defer client.CloseIdleConnections()
+	for _, m := range []struct{ method, body string }{{"PROPFIND", benchPropfindBody}, {"REPORT", calendarQuery}} {
+		b.Run(m.method, func(b *testing.B) {
+			load := func(url string, n int) time.Duration {
+				return davLoad(b, client, m.method, url+path, user, secret, m.body, http.StatusMultiStatus, n, workers)
+			}
+			load(withLimits, 100)
+			load(noLimits, 100)
+			const round = 200
+			var tOn, tOff time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				if i%2 == 0 {
+					tOff += load(noLimits, round)
+					tOn += load(withLimits, round)
+				} else {
+					tOn += load(withLimits, round)
+					tOff += load(noLimits, round)
+				}
+			}
+			b.StopTimer()
+			reqs := float64(b.N * round)
+			b.ReportMetric(reqs/tOn.Seconds(), "req/s-limits")
+			b.ReportMetric(reqs/tOff.Seconds(), "req/s-nolimits")
+			b.ReportMetric(tOff.Seconds()/tOn.Seconds(), "ratio")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }

@@ -115,7 +115,7 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		h := logRequests(logger, routes(dav, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+		h := logRequests(logger, routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
 		handler.Store(&h)
 		return m
 	}

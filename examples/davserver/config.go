@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 )
 
 // config is the command line (and its APPAUTH_* environment variables).
@@ -40,6 +42,10 @@ type config struct {
 	// start (see cacheSize).
 	cacheSize int
 
+	maxFileSize  byteSize
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+
 	addUser    string
 	removeUser string
 
@@ -59,36 +65,7 @@ func envName(flagName string) string {
 // as its default, and validates them. getenv is os.Getenv outside tests.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{set: map[string]bool{}}
-	fs := flag.NewFlagSet("davserver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
-	fs.StringVar(&c.data, "data", "data", "folder for the database, the pepper, the users file and the DAV data")
-	fs.StringVar(&c.users, "users", "", "htpasswd users file (default DATA/users.htpasswd, created with a demo user on first run)")
-	fs.StringVar(&c.pepperFile, "pepper-file", "", "file with the secret HMAC key(s) for app passwords (default DATA/pepper, generated on first run)")
-	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN for app passwords and sessions instead of SQLite in DATA (prefer the APPAUTH_POSTGRES variable: a password on the command line is visible to other local users)")
-	fs.StringVar(&c.ldapURL, "ldap-url", "", "LDAP server URL(s), comma-separated, tried in order (ldap:// or ldaps://); users come from LDAP instead of the users file")
-	fs.StringVar(&c.ldapBindDN, "ldap-bind-dn", "", "DN of the LDAP service account that searches for users (empty: anonymous search)")
-	fs.StringVar(&c.ldapBindPassFile, "ldap-bind-password-file", "", "file holding the service account's password")
-	fs.StringVar(&c.ldapBaseDN, "ldap-base-dn", "", "LDAP base DN of the user search")
-	fs.StringVar(&c.ldapFilter, "ldap-filter", "", "LDAP user filter with {login} (default: the LDAP backend's OpenLDAP filter)")
-	fs.BoolVar(&c.ldapStartTLS, "ldap-starttls", false, "upgrade ldap:// connections with StartTLS (a failure stops the login)")
-	fs.StringVar(&c.ldapCAFile, "ldap-ca-file", "", "PEM file of the CA(s) that sign the LDAP server's certificate (default: the system's)")
-	fs.BoolVar(&c.ldapInsecureVerify, "ldap-insecure-skip-verify", false, "do not verify the LDAP server's certificate (testing only)")
-	fs.BoolVar(&c.allowAccountPassword, "allow-account-password", false, "let DAV clients use the account password too (for migrations; off: app passwords only)")
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS (with -tls-key)")
-	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for -tls-cert")
-	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose -forwarded-header is believed")
-	fs.StringVar(&c.forwardedHeader, "forwarded-header", "X-Forwarded-For", "the header in which -trusted-proxies name the client: X-Forwarded-For or Forwarded (only that one is read)")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.5 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
-	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
-	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
-	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(c, stderr)
 
 	// Removing a user destroys access: only on the command line, never
 	// from a variable left in an environment.
@@ -119,6 +96,89 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		}
 	})
 	return c, c.validate()
+}
+
+// newFlagSet defines every flag of c on a new flag set.
+func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("davserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
+	fs.StringVar(&c.data, "data", "data", "folder for the database, the pepper, the users file and the DAV data")
+	fs.StringVar(&c.users, "users", "", "htpasswd users file (default DATA/users.htpasswd, created with a demo user on first run)")
+	fs.StringVar(&c.pepperFile, "pepper-file", "", "file with the secret HMAC key(s) for app passwords (default DATA/pepper, generated on first run)")
+	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN for app passwords and sessions instead of SQLite in DATA (prefer the APPAUTH_POSTGRES variable: a password on the command line is visible to other local users)")
+	fs.StringVar(&c.ldapURL, "ldap-url", "", "LDAP server URL(s), comma-separated, tried in order (ldap:// or ldaps://); users come from LDAP instead of the users file")
+	fs.StringVar(&c.ldapBindDN, "ldap-bind-dn", "", "DN of the LDAP service account that searches for users (empty: anonymous search)")
+	fs.StringVar(&c.ldapBindPassFile, "ldap-bind-password-file", "", "file holding the service account's password")
+	fs.StringVar(&c.ldapBaseDN, "ldap-base-dn", "", "LDAP base DN of the user search")
+	fs.StringVar(&c.ldapFilter, "ldap-filter", "", "LDAP user filter with {login} (default: the LDAP backend's OpenLDAP filter)")
+	fs.BoolVar(&c.ldapStartTLS, "ldap-starttls", false, "upgrade ldap:// connections with StartTLS (a failure stops the login)")
+	fs.StringVar(&c.ldapCAFile, "ldap-ca-file", "", "PEM file of the CA(s) that sign the LDAP server's certificate (default: the system's)")
+	fs.BoolVar(&c.ldapInsecureVerify, "ldap-insecure-skip-verify", false, "do not verify the LDAP server's certificate (testing only)")
+	fs.BoolVar(&c.allowAccountPassword, "allow-account-password", false, "let DAV clients use the account password too (for migrations; off: app passwords only)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS (with -tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for -tls-cert")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose -forwarded-header is believed")
+	fs.StringVar(&c.forwardedHeader, "forwarded-header", "X-Forwarded-For", "the header in which -trusted-proxies name the client: X-Forwarded-For or Forwarded (only that one is read)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.5 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
+	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
+	c.maxFileSize = byteSize(defaultBodyLimits.File)
+	fs.Var(&c.maxFileSize, "max-file-size", "largest WebDAV file upload, in bytes or with K, M or G (0: no limit)")
+	fs.DurationVar(&c.readTimeout, "read-timeout", time.Minute, "disconnect a client that sends no part of its request body for this long")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", time.Minute, "disconnect a client that takes no part of the response for this long")
+	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
+	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// checkEnvNames refuses an APPAUTH_* variable in environ ("NAME=value"
+// entries) that names no flag, such as APPAUTH_LDAP_URI: ignored, it would
+// leave the server running with a setting the operator believes is on. The
+// closest known name is suggested. APPAUTH_TEST_* belong to the tests.
+func checkEnvNames(environ []string) error {
+	known := []string{}
+	newFlagSet(&config{}, io.Discard).VisitAll(func(f *flag.Flag) { known = append(known, envName(f.Name)) })
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "APPAUTH_") || strings.HasPrefix(name, "APPAUTH_TEST_") || slices.Contains(known, name) {
+			continue
+		}
+		best, bestDist := "", -1
+		for _, k := range known {
+			if d := editDistance(name, k); bestDist < 0 || d < bestDist {
+				best, bestDist = k, d
+			}
+		}
+		return fmt.Errorf("unknown environment variable %s (did you mean %s? see -help)", name, best)
+	}
+	return nil
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (c *config) validate() error {

@@ -176,3 +176,54 @@ func TestCacheSizeSetting(t *testing.T) {
 		}
 	}
 }
+func TestCheckEnvNames(t *testing.T) {
+	for _, tc := range []struct {
+		env     []string
+		wantErr string // "" for none; else the suggestion
+	}{
+		{[]string{"HOME=/root", "APPAUTH_LDAP_URL=ldap://x", "APPAUTH_TEST_STRICT=1"}, ""},
+		{[]string{"APPAUTH_LDAP_URI=ldap://x"}, "APPAUTH_LDAP_URL"},
+		{[]string{"APPAUTH_POSTGRESS=x"}, "APPAUTH_POSTGRES"},
+		{[]string{"APPAUTH_TLS_CERTIFICATE=x"}, "APPAUTH_TLS_CERT"},
+	} {
+		err := checkEnvNames(tc.env)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%v: %v", tc.env, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), "did you mean "+tc.wantErr+"?")):
+			t.Errorf("%v: %v, want a suggestion of %s", tc.env, err, tc.wantErr)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1024": 1024, "1K": 1 << 10, "5M": 5 << 20, "2G": 2 << 30} {
+		var b byteSize
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("%q: %d %v, want %d", in, b, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1T", "x", "99999999999G"} {
+		var b byteSize
+		if err := b.Set(in); err == nil {
+			t.Errorf("%q: accepted as %d", in, b)
+		}
+	}
+}
+
+func TestScanXML(t *testing.T) {
+	deep := func(n int) []byte { return nested("", n) }
+	if err := scanXML(deep(64), 64, 1000); err != nil {
+		t.Errorf("depth 64: %v", err)
+	}
+	if err := scanXML(deep(65), 64, 1000); err == nil {
+		t.Error("depth 65 accepted")
+	}
+	flat := []byte("<r>" + strings.Repeat(`<a x="1"/>`, 100) + "</r>")
+	if err := scanXML(flat, 64, 201); err != nil {
+		t.Errorf("201 elements and attributes: %v", err)
+	}
+	if err := scanXML(flat, 64, 200); err == nil {
+		t.Error("201 elements and attributes accepted with a limit of 200")
+	}
+}

@@ -37,6 +37,10 @@ import (
 )
 
 func main() {
+	if err := checkEnvNames(os.Environ()); err != nil {
+		fmt.Fprintf(os.Stderr, "davserver: %v\n", err)
+		os.Exit(2)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -125,7 +129,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		}
 	}()
 
-	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+	if err := makePrivateDir(cfg.data); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
 	peppers, newPepper, err := loadPeppers(cfg.pepperFile)
@@ -223,7 +227,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 
 	base := baseURL(ln.Addr(), tlsConfig != nil)
+	cookieName := "" // the default, appauth_session
+	if tlsConfig != nil {
+		// Served over TLS at "/": the __Host- prefix makes browsers refuse
+		// the cookie from a sibling subdomain or over plain HTTP.
+		cookieName = "__Host-appauth_session"
+	}
 	web, err := settings.New(manager, dir, &settings.Options{
+		CookieName: cookieName,
 		Prefix:     "/",
 		Title:      cfg.title,
 		ServerURL:  base,
@@ -233,13 +244,22 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	handler := logRequests(logger, routes(dav, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+	limits := defaultBodyLimits
+	limits.File = int64(cfg.maxFileSize)
+	handler := logRequests(logger, routes(dav, &limits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+	if tlsConfig != nil {
+		handler = hsts(handler)
+	}
+	to := timeouts{Header: 10 * time.Second, Read: cfg.readTimeout, Write: cfg.writeTimeout, Idle: 2 * time.Minute}
+	handler = withDeadlines(to, handler)
 
+	// No ReadTimeout or WriteTimeout: they would cut large uploads and
+	// downloads; withDeadlines bounds each step instead.
 	srv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: to.Header,
+		IdleTimeout:       to.Idle,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if tlsConfig != nil {
@@ -279,7 +299,11 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (*sqlstore
 	if cfg.postgres != "" {
 		return sqlstore.OpenPostgres(openCtx, cfg.postgres, storeOpts)
 	}
-	return sqlstore.OpenSQLite(openCtx, filepath.Join(cfg.data, "appauth.db"), storeOpts)
+	db := filepath.Join(cfg.data, "appauth.db")
+	if err := makePrivateFile(db); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return sqlstore.OpenSQLite(openCtx, db, storeOpts)
 }
 
 // openDAV opens the users' DAV data and moves the login-named folders of
@@ -287,6 +311,9 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (*sqlstore
 // now (each lookup under a deadline; a login it cannot answer for keeps its
 // folder until the next start).
 func openDAV(ctx context.Context, cfg *config, dir auth.Directory, logger *slog.Logger) (*davstore.Store, error) {
+	if err := makePrivateDir(filepath.Join(cfg.data, "dav")); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
 	dav, err := davstore.New(filepath.Join(cfg.data, "dav"), davPrefix, userFromContext)
 	if err != nil {
 		return nil, err
@@ -307,6 +334,32 @@ func openDAV(ctx context.Context, cfg *config, dir auth.Directory, logger *slog.
 		return nil, err
 	}
 	return dav, nil
+}
+
+// makePrivateDir creates dir, or makes an existing one, readable by its
+// owner only: it holds the pepper, the database and every user's data.
+func makePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// makePrivateFile creates name empty, or makes an existing one, readable
+// by its owner only. SQLite gives its -wal and -shm files the database
+// file's mode.
+func makePrivateFile(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, n := range []string{name, name + "-wal", name + "-shm"} {
+		if err := os.Chmod(n, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func storeKind(cfg *config) string {

@@ -53,21 +53,28 @@ func requireAreaScope(store *davstore.Store, next http.Handler) http.Handler {
 	})
 }
 
-// routes is the server's HTTP handler: the DAV tree behind authenticate,
-// the well-known redirects, discovery by PROPFIND on "/", and the settings
+// routes is the server's HTTP handler: the DAV tree behind authenticate
+// (its request bodies bounded by limits; nil only in benchmarks), the
+// well-known redirects, discovery by PROPFIND on "/", and the settings
 // pages at "/".
-func routes(store *davstore.Store, authenticate func(http.Handler) http.Handler, settings http.Handler) *http.ServeMux {
+func routes(store *davstore.Store, limits *bodyLimits, authenticate func(http.Handler) http.Handler, settings http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	// RFC 6764: clients start discovery here. The redirect reveals nothing,
 	// so it needs no credentials; the DAV root then names the principal.
 	mux.Handle("/.well-known/caldav", http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
 	mux.Handle("/.well-known/carddav", http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
-	mux.Handle(davPrefix+"/", authenticate(requireAreaScope(store, store)))
+	limit := func(h http.Handler) http.Handler {
+		if limits == nil {
+			return h
+		}
+		return limitBodies(store, *limits, h)
+	}
+	mux.Handle(davPrefix+"/", authenticate(requireAreaScope(store, limit(store))))
 	mux.Handle(davPrefix, http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
 	// People are told to enter the server's root in their devices: a
 	// PROPFIND there is discovery, like one on the DAV root; GET stays the
 	// settings page.
-	mux.Handle("PROPFIND /{$}", authenticate(http.HandlerFunc(store.ServeDiscovery)))
+	mux.Handle("PROPFIND /{$}", authenticate(limit(http.HandlerFunc(store.ServeDiscovery))))
 	mux.Handle("/", settings)
 	return mux
 }

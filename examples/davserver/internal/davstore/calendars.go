@@ -209,7 +209,7 @@ func (s *Store) PutCalendarObject(ctx context.Context, urlPath string, cal *ical
 	if p.obj == "" {
 		return nil, webdavError(http.StatusMethodNotAllowed, "davstore: PUT needs an object name")
 	}
-	compType, _, err := caldav.ValidateCalendarObject(cal)
+	compType, uid, err := caldav.ValidateCalendarObject(cal)
 	if err != nil {
 		return nil, caldav.NewPreconditionError(caldav.PreconditionValidCalendarObjectResource)
 	}
@@ -230,6 +230,9 @@ func (s *Store) PutCalendarObject(ctx context.Context, urlPath string, cal *ical
 	if !slices.Contains(props.components(), compType) {
 		return nil, caldav.NewPreconditionError(caldav.PreconditionSupportedCalendarComponent)
 	}
+	if err := checkUIDConflict(dir, file, uid); err != nil {
+		return nil, err
+	}
 	var ifNoneMatch, ifMatch gowebdav.ConditionalMatch
 	if opts != nil {
 		ifNoneMatch, ifMatch = opts.IfNoneMatch, opts.IfMatch
@@ -249,6 +252,9 @@ func (s *Store) DeleteCalendarObject(ctx context.Context, urlPath string) error 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := checkDeleteConditions(ctx, file); err != nil {
+		return err
+	}
 	if p.obj == "" {
 		return removeCollection(dir, calendarMeta)
 	}

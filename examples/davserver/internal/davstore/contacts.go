@@ -242,5 +242,8 @@ func (s *Store) DeleteAddressObject(ctx context.Context, urlPath string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := checkDeleteConditions(ctx, file); err != nil {
+		return err
+	}
 	return removeObject(dir, p.obj, file)
 }

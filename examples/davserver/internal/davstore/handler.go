@@ -96,9 +96,9 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveMkcalendar(w, r)
 			return
 		}
-		s.serveCollections(w, r, area, user, &caldav.Handler{Backend: s, Prefix: s.prefix})
+		s.serveCollections(w, withConditions(r), area, user, &caldav.Handler{Backend: s, Prefix: s.prefix})
 	case "contacts":
-		s.serveCollections(w, r, area, user, &carddav.Handler{Backend: s, Prefix: s.prefix})
+		s.serveCollections(w, withConditions(r), area, user, &carddav.Handler{Backend: s, Prefix: s.prefix})
 	case "files":
 		h, err := s.filesHandler(user)
 		if err != nil {
@@ -109,7 +109,16 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
 			return
 		}
-		if checkXMLNamespaces(w, r) {
+		if !checkXMLNamespaces(w, r) {
+			return
+		}
+		// A conditional write's check and the write itself are atomic
+		// among conditional writes (unconditional ones do not wait).
+		if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "" {
+			s.condMu.Lock()
+			defer s.condMu.Unlock()
+		}
+		if checkFileConditions(w, r, h) {
 			h.ServeHTTP(w, r)
 		}
 	}
@@ -281,7 +290,7 @@ func (s *Store) filesHandler(user User) (*webdav.Handler, error) {
 	h := &webdav.Handler{
 		Prefix:     strings.TrimSuffix(s.FilesPath(user.Login), "/"),
 		FileSystem: pfs,
-		LockSystem: webdav.NewMemLS(),
+		LockSystem: &etagLS{LockSystem: webdav.NewMemLS(), fs: pfs},
 	}
 	s.files[key] = h
 	return h, nil

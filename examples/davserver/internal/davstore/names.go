@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -102,7 +101,9 @@ func fsError(err error) error {
 	if errors.Is(err, fs.ErrExist) {
 		return webdavError(http.StatusMethodNotAllowed, "davstore: already exists")
 	}
-	return fmt.Errorf("davstore: %w", err)
+	// go-webdav writes an error's text into the 500 body; a file-system
+	// error names the path on disk.
+	return webdavError(http.StatusInternalServerError, "davstore: storage error")
 }
 
 // etagOf is the entity tag of a stored object: a hash of its bytes.

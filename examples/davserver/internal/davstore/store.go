@@ -67,6 +67,9 @@ type Store struct {
 
 	filesMu sync.Mutex
 	files   map[filesKey]*webdav.Handler
+
+	// condMu makes a conditional file request's check and write atomic.
+	condMu sync.Mutex
 }
 
 // filesKey names one user's files handler.
