@@ -129,7 +129,43 @@ func (p *proc) signal(sig syscall.Signal) error {
 		return fmt.Errorf("testenv: %s is not running", p.name)
 	}
 	p.paused = sig == syscall.SIGSTOP
-	return killGroup(p.cmd, sig)
+	if err := killGroup(p.cmd, sig); err != nil || !p.paused {
+		return err
+	}
+	return waitStopped(p.name, p.cmd.Process.Pid)
+}
+
+// waitStopped returns once every thread of pid and its descendants is
+// stopped. kill(2) returns before a thread running on another CPU has
+// stopped (slapd could still answer a request sent at once), and a child
+// forked just before the signal (a PostgreSQL worker) may have missed it,
+// so it is sent again to any process still running.
+func waitStopped(name string, pid int) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		running := 0
+		for _, p := range append(descendants(pid), pid) {
+			tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+			for _, task := range tasks {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", p, task.Name()))
+				if err != nil {
+					continue // exited
+				}
+				// pid (comm) state ...: T stopped, Z and X exiting.
+				if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 0 && !strings.Contains("TtZX", f[0]) {
+					running++
+					syscall.Kill(p, syscall.SIGSTOP)
+				}
+			}
+		}
+		if running == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testenv: %s: %d threads still running 5s after SIGSTOP", name, running)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // killGroup sends sig to the server's process group and to every process
