@@ -85,7 +85,12 @@ var (
 // URL or key=value string), applies the schema migrations and returns the
 // Store, which owns the connection pool. Errors never contain the DSN's
 // password. For pool settings, open the *sqlx.DB yourself and call [New].
+//
+// Unless dsn sets connect_timeout, connections (including lib/pq's cancel
+// requests) give up after [DefaultConnectTimeout]: lib/pq dials without the
+// caller's context.
 func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	dsn = withConnectTimeout(dsn)
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return nil, redactDSN(fmt.Errorf("sqlstore: open postgres: %w", err), dsn)
