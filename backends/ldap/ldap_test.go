@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -471,5 +472,42 @@ func TestGroupsAndDisabled(t *testing.T) {
 	}
 	if _, err := d.VerifyPassword(ctx, login, "tmp-Secret-1"); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Fatalf("locked user signed in: %v", err)
+	}
+}
+
+// TestDeadServersDialledOncePerCall: with every server hung, one call
+// dials each server once (not once more in a "try the dead ones" pass),
+// and while one call is trying servers that all failed recently, another
+// fails at once with ErrUnavailable instead of waiting on them too.
+func TestDeadServersDialledOncePerCall(t *testing.T) {
+	s := testenv.LDAP(t)
+	hole1, accepted1 := blackHole(t)
+	hole2, accepted2 := blackHole(t)
+	c := config(s, hole1, hole2)
+	c.DialTimeout = time.Second
+	d := open(t, c)
+	ctx := t.Context()
+	if _, err := d.LookupUser(ctx, "alice"); !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("LookupUser with every server hung = %v; want ErrUnavailable", err)
+	}
+	if a, b := accepted1.Load(), accepted2.Load(); a != 1 || b != 1 {
+		t.Fatalf("one call dialled the servers %d and %d times; want once each", a, b)
+	}
+	// Both are now marked dead. One call tries them again...
+	probe := make(chan error, 1)
+	go func() { _, err := d.LookupUser(ctx, "alice"); probe <- err }()
+	for accepted1.Load() < 2 {
+		runtime.Gosched()
+	}
+	// ...and meanwhile another does not wait on them.
+	_, err := d.LookupUser(ctx, "bob")
+	if !errors.Is(err, auth.ErrUnavailable) || !strings.Contains(err.Error(), "another request is trying them") {
+		t.Fatalf("LookupUser while another call tries the dead servers = %v; want ErrUnavailable at once", err)
+	}
+	if err := <-probe; !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("the probing call = %v; want ErrUnavailable", err)
+	}
+	if a, b := accepted1.Load(), accepted2.Load(); a != 2 || b != 2 {
+		t.Fatalf("two calls (one probing, one refused) dialled the servers %d and %d times; want twice each", a, b)
 	}
 }
