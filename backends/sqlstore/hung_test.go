@@ -38,7 +38,7 @@ func within[T any](t *testing.T, limit time.Duration, what string, fn func() T) 
 // the final last-used write and says how many updates it dropped.
 func TestHungPostgresIsUnavailableAndCloseIsBounded(t *testing.T) {
 	srv := testenv.NewPostgres(t) // paused below: a server of its own
-	store := mustOpen(t, sqlstore.OpenPostgres, srv.Database(t))
+	store := &watchedStore{Store: mustOpen(t, sqlstore.OpenPostgres, srv.Database(t)), events: make(chan [2]string, 16)}
 	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	const timeout = time.Second
 	m, err := auth.NewManager(store, newDirectory(), &auth.Options{
@@ -55,6 +55,10 @@ func TestHungPostgresIsUnavailableAndCloseIsBounded(t *testing.T) {
 		}
 	})
 	ctx := t.Context()
+	// The watcher clears the cache once it listens: wait for that first.
+	if ev := store.next(t, "the listener to start"); ev != [2]string{} {
+		t.Fatalf("first change event %q, want the listener's forget-everything", ev)
+	}
 	_, cached, err := m.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: "cached"})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -115,7 +117,8 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error
 // the connection pool. path must be a file name, not ":memory:" or a
 // "file:" URI: every pooled connection must see the same database.
 //
-// The database is put in WAL journal mode with synchronous=FULL (a
+// A new database file, and with it its -wal and -shm files, is created
+// mode 0600. The database is put in WAL journal mode with synchronous=FULL (a
 // committed revocation survives a power loss) and foreign keys on.
 func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
@@ -133,6 +136,13 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 	//     upgrade with SQLITE_BUSY immediately, without waiting, to avoid a
 	//     deadlock; immediate transactions never upgrade. Single statements
 	//     outside a transaction wait under busy_timeout by themselves.
+	// Create the file 0600 before SQLite does (0644 under the usual
+	// umask): SQLite gives the -wal and -shm files the database's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
 	dsn := path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
 	db, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
