@@ -105,4 +105,3 @@ func fill(t *testing.T, dir string) {
 		}
 	}
 }
-
