@@ -33,7 +33,8 @@ type Event struct {
 	RemoteAddr   string    // the client's address, as given by the edge
 	UserAgent    string    // the client's User-Agent
 	// Reason says why an attempt failed (for logs only, never for the client):
-	// "malformed", "unknown", "wrong_user", "expired", "owner_invalid", ...
+	// "malformed", "unknown", "wrong_user", "expired", "owner_invalid", ...;
+	// on a revocation the Manager made itself, why ("session_limit").
 	Reason string
 	// Count is how many credentials a revocation removed.
 	Count int
