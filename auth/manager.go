@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/appauth/appauth/internal/safetext"
@@ -53,6 +54,9 @@ type Manager struct {
 	err       error
 	userLocks [64]sync.Mutex // see lockUser
 	lockSeed  maphash.Seed
+
+	// peppersChecked: Check has passed (see create).
+	peppersChecked atomic.Bool
 
 	// Background owner re-checks while the directory is down.
 	refreshCtx    context.Context

@@ -21,16 +21,39 @@ type Store struct {
 	mu     sync.RWMutex
 	byID   map[string]*auth.StoredCredential
 	byHash map[string]string // hash -> ID
+	checks map[string][]byte // pepper key ID -> check value
 }
 
 var (
-	_ auth.Store         = (*Store)(nil)
-	_ auth.ExpiredPurger = (*Store)(nil)
+	_ auth.Store          = (*Store)(nil)
+	_ auth.ExpiredPurger  = (*Store)(nil)
+	_ auth.PepperRegistry = (*Store)(nil)
 )
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}}
+	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}, checks: map[string][]byte{}}
+}
+
+// RegisterPepper implements [auth.PepperRegistry].
+func (s *Store) RegisterPepper(ctx context.Context, keyID string, check []byte, replace bool) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.checks[keyID]; !ok || replace {
+		s.checks[keyID] = bytes.Clone(check)
+	}
+	return bytes.Clone(s.checks[keyID]), nil
+}
+
+// CredentialsByKey implements [auth.PepperRegistry].
+func (s *Store) CredentialsByKey(ctx context.Context) (map[string]int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]int{}
+	for _, c := range s.byID {
+		out[c.KeyID]++
+	}
+	return out, nil
 }
 
 // CreateCredential implements [auth.Store].
