@@ -121,12 +121,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
+	// A missing pepper file is made once the database is open and known
+	// to hold no credential (see createPepperFile).
 	peppers, newPepper, err := loadPeppers(cfg.pepperFile)
 	if err != nil {
 		return err
-	}
-	if newPepper {
-		created = append(created, cfg.pepperFile)
 	}
 
 	var dir directory
@@ -165,6 +164,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, store.Close)
+	if newPepper {
+		if peppers, err = createPepperFile(openCtx, cfg.pepperFile, store); err != nil {
+			return err
+		}
+		created = append(created, cfg.pepperFile)
+	}
 
 	clients, err := clientaddr.New(&clientaddr.Options{TrustedProxies: cfg.proxies, Header: cfg.forwardedHeader})
 	if err != nil {
@@ -183,6 +188,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, manager.Close)
+	// A pepper that is not the key of the stored credentials stops the
+	// start here, naming the key ID and how many devices it would lock out.
+	if err := manager.Check(openCtx); err != nil {
+		return fmt.Errorf("pepper file %s: %w", cfg.pepperFile, err)
+	}
 
 	dav, err := davstore.New(filepath.Join(cfg.data, "dav"), davPrefix, userFromContext)
 	if err != nil {
