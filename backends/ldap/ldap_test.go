@@ -511,3 +511,55 @@ func TestDeadServersDialledOncePerCall(t *testing.T) {
 		t.Fatalf("two calls (one probing, one refused) dialled the servers %d and %d times; want twice each", a, b)
 	}
 }
+
+// TestCheck runs Directory.Check against slapd with each setting wrong in
+// turn: every misconfiguration is an error naming the setting (and is not
+// ErrUnavailable, so a server does not start with it); an unreachable
+// directory is ErrUnavailable only (a server starts and serves 503).
+func TestCheck(t *testing.T) {
+	s := testenv.LDAP(t)
+	otherCA := writeOtherCA(t)
+	for name, tc := range map[string]struct {
+		edit func(*ldap.Config)
+		want []string // in the error; nil: no error
+	}{
+		"good":                   {func(*ldap.Config) {}, nil},
+		"good, ldaps":            {func(c *ldap.Config) { c.URLs = []string{s.TLSURL} }, nil},
+		"wrong bind password":    {func(c *ldap.Config) { c.BindPassword = "not-the-Password-7x" }, []string{"BindPassword", "result 49"}},
+		"wrong bind DN":          {func(c *ldap.Config) { c.BindDN = "cn=nobody," + s.BaseDN }, []string{"BindDN", "result 49"}},
+		"missing base DN":        {func(c *ldap.Config) { c.BaseDN = "ou=nowhere," + s.BaseDN }, []string{"BaseDN", "ou=nowhere", "result 32"}},
+		"filter matches nobody":  {func(c *ldap.Config) { c.UserFilter = "(&(objectClass=device)(cn={login}))" }, []string{"UserFilter", "objectClass=device", "matches no entry"}},
+		"untrusted CA, ldaps":    {func(c *ldap.Config) { c.URLs, c.CAFile = []string{s.TLSURL}, otherCA }, []string{"CAFile", otherCA}},
+		"untrusted CA, StartTLS": {func(c *ldap.Config) { c.StartTLS, c.CAFile = true, otherCA }, []string{"CAFile", otherCA}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := config(s)
+			tc.edit(&c)
+			err := open(t, c).Check(t.Context())
+			t.Logf("Check: %v", err)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Check = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, auth.ErrUnavailable) {
+				t.Fatalf("Check = %v; want a configuration error, not ErrUnavailable", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Check = %q; want it to name %q", err, w)
+				}
+			}
+			if c.BindPassword != "" && strings.Contains(err.Error(), c.BindPassword) {
+				t.Errorf("Check error %q holds the bind password", err)
+			}
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		err := open(t, config(s, closedPort(t))).Check(t.Context())
+		if !errors.Is(err, auth.ErrUnavailable) {
+			t.Fatalf("Check with no server listening = %v; want ErrUnavailable", err)
+		}
+	})
+}

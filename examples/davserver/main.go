@@ -131,7 +131,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	var dir directory
 	var demoPassword string
 	if cfg.ldapURL != "" {
-		d, closeDir, err := openLDAP(cfg, logger)
+		d, closeDir, err := openLDAP(ctx, cfg, logger)
 		if err != nil {
 			return err
 		}
