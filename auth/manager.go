@@ -161,7 +161,8 @@ func cloneAll(ps []Pepper) []Pepper {
 
 // Close writes pending last-used updates and stops the background work. It
 // is bounded: it waits at most [Options.StoreTimeout] for the final write
-// (and as long again for the change watcher), and if the write fails or
+// (and as long again for the change watcher and for background owner
+// re-checks), and if the write fails or
 // times out it returns an error saying how many updates it dropped. Those
 // are only last-used times; no credential is lost. The Manager must not be
 // used after Close.
@@ -169,20 +170,26 @@ func (m *Manager) Close() error {
 	m.closed.Do(func() {
 		if m.stopWatch != nil {
 			m.stopWatch()
-			stopped := make(chan struct{})
-			go func() { m.watching.Wait(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(m.opts.StoreTimeout):
-				m.log.Warn("auth: close: the store's change watcher did not stop in time; leaving it")
-			}
+			m.waitBounded(&m.watching, "the store's change watcher")
 		}
 		m.refreshCancel()
-		m.refreshing.Wait() // bounded: each re-check is under StoreTimeout
+		m.waitBounded(&m.refreshing, "background owner re-checks")
 		close(m.stop)
 		<-m.done
 	})
 	return m.err
+}
+
+// waitBounded waits for wg, at most StoreTimeout: a store or directory
+// that ignores its context cannot hold Close.
+func (m *Manager) waitBounded(wg *sync.WaitGroup, what string) {
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(m.opts.StoreTimeout):
+		m.log.Warn("auth: close: " + what + " did not stop in time; leaving them")
+	}
 }
 
 // purgeEvery is how often expired credentials are deleted from a store
