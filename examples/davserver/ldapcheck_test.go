@@ -30,6 +30,28 @@ func TestLDAPCheckAtStart(t *testing.T) {
 		}
 		return a
 	}
+	// start runs the server with args until it listens (then stops it)
+	// or fails to start, and returns the error and the log.
+	start := func(t *testing.T, args []string) (started bool, logs string, err error) {
+		t.Helper()
+		var stdout bytes.Buffer
+		w := &signalWriter{match: "listening", seen: make(chan struct{})}
+		cfg, err := parseConfig(args, noEnv, &stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, cfg, &stdout, w) }()
+		select {
+		case <-w.seen:
+			cancel()
+			return true, w.String(), <-done
+		case err := <-done:
+			return false, w.String(), err
+		}
+	}
 	for name, tc := range map[string]struct {
 		args []string
 		want []string
@@ -39,15 +61,13 @@ func TestLDAPCheckAtStart(t *testing.T) {
 		"filter matches nobody": {args(s.URL, s.BaseDN, "(&(objectClass=device)(cn={login}))", s.BindPassword), []string{"-ldap-filter", "matches no entry"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tc.args, nil, &stdout, &stderr, noEnv)
-			msg := lastLine(stderr.String())
-			if code == 0 {
-				t.Fatalf("started with %s", name)
+			started, _, err := start(t, tc.args)
+			if started || err == nil {
+				t.Fatalf("started with %s (err %v)", name, err)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q; want it to name %q", msg, w)
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q; want it to name %q", err, w)
 				}
 			}
 		})
@@ -59,26 +79,12 @@ func TestLDAPCheckAtStart(t *testing.T) {
 		}
 		url := "ldap://" + l.Addr().String()
 		l.Close() // nothing listens there now
-		var stdout bytes.Buffer
-		logs := &signalWriter{match: "listening", seen: make(chan struct{})}
-		cfg, err := parseConfig(args(url, s.BaseDN, "", s.BindPassword), noEnv, &stdout)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- serve(ctx, cfg, &stdout, logs) }()
-		select {
-		case <-logs.seen:
-		case err := <-done:
+		started, logs, err := start(t, args(url, s.BaseDN, "", s.BindPassword))
+		if !started || err != nil {
 			t.Fatalf("the server did not start with an unreachable LDAP server: %v", err)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(logs.String(), "directory is unreachable") {
-			t.Errorf("no log line about the unreachable directory in:\n%s", logs.String())
+		if !strings.Contains(logs, "directory is unreachable") {
+			t.Errorf("no log line about the unreachable directory in:\n%s", logs)
 		}
 	})
 }
