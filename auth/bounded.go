@@ -17,6 +17,9 @@ import (
 type boundedStore struct {
 	s       Store
 	timeout time.Duration
+	// direct: the store honours its context (see ContextBounded), so calls
+	// run on the caller's goroutine.
+	direct bool
 	// abandoned counts calls still running after their caller gave up;
 	// past maxAbandoned a call fails at once instead of adding another.
 	abandoned atomic.Int64
@@ -27,6 +30,11 @@ const maxAbandoned = 1000
 
 var _ Store = (*boundedStore)(nil)
 
+func newBoundedStore(s Store, timeout time.Duration) *boundedStore {
+	cb, ok := s.(ContextBounded)
+	return &boundedStore{s: s, timeout: timeout, direct: ok && cb.HonorsContext()}
+}
+
 // bounded runs f under s's deadline.
 func bounded[T any](ctx context.Context, s *boundedStore, op string, f func(context.Context) (T, error)) (T, error) {
 	var zero T
@@ -34,6 +42,11 @@ func bounded[T any](ctx context.Context, s *boundedStore, op string, f func(cont
 		return zero, fmt.Errorf("%w: store: %s: %d earlier calls have not returned", ErrUnavailable, op, n)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	if s.direct {
+		v, err := f(ctx)
+		cancel()
+		return v, storeError(op, err)
+	}
 	type result struct {
 		v   T
 		err error

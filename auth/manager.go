@@ -97,7 +97,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 	}
 	userCacheSize := max(o.CacheSize, 10_000)
 	m := &Manager{
-		store:        &boundedStore{s: store, timeout: o.StoreTimeout},
+		store:        newBoundedStore(store, o.StoreTimeout),
 		dir:          directory,
 		opts:         o,
 		log:          o.Logger,

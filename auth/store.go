@@ -113,3 +113,16 @@ type PepperRegistry interface {
 	// CredentialsByKey returns how many credentials are stored per KeyID.
 	CredentialsByKey(ctx context.Context) (map[string]int, error)
 }
+
+// ContextBounded is an optional [Store] capability. A store whose every call
+// returns promptly once its context is done (its driver interrupts the work,
+// waits for locks included) says so, and the [Manager] calls it directly
+// under [Options.StoreTimeout]. Any other store's calls run on a goroutine
+// of their own, so that the Manager can stop waiting at the deadline for a
+// driver that ignores its context (lib/pq waits on a hung server); that
+// costs a goroutine hand-off per call.
+type ContextBounded interface {
+	// HonorsContext reports whether every call returns promptly once its
+	// context is done.
+	HonorsContext() bool
+}

@@ -28,12 +28,16 @@ var (
 	_ auth.Store          = (*Store)(nil)
 	_ auth.ExpiredPurger  = (*Store)(nil)
 	_ auth.PepperRegistry = (*Store)(nil)
+	_ auth.ContextBounded = (*Store)(nil)
 )
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
 	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}, checks: map[string][]byte{}}
 }
+
+// HonorsContext implements [auth.ContextBounded]: nothing in it waits.
+func (s *Store) HonorsContext() bool { return true }
 
 // RegisterPepper implements [auth.PepperRegistry].
 func (s *Store) RegisterPepper(ctx context.Context, keyID string, check []byte, replace bool) ([]byte, error) {

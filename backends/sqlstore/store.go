@@ -79,8 +79,9 @@ type Store struct {
 }
 
 var (
-	_ auth.Store         = (*Store)(nil)
-	_ auth.ExpiredPurger = (*Store)(nil)
+	_ auth.Store          = (*Store)(nil)
+	_ auth.ExpiredPurger  = (*Store)(nil)
+	_ auth.ContextBounded = (*Store)(nil)
 )
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
@@ -204,6 +205,12 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 	}
 	return s, nil
 }
+
+// HonorsContext implements [auth.ContextBounded]: true on SQLite, whose
+// driver interrupts a statement, and a wait for the write lock, once its
+// context is done; false on PostgreSQL, where lib/pq waits for its cancel
+// request, which a hung server never answers.
+func (s *Store) HonorsContext() bool { return s.dialect == sqliteDialect }
 
 // rebind turns ? placeholders into the dialect's.
 func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType, q) }
