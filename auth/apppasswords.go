@@ -71,6 +71,12 @@ func (m *Manager) lockUser(userID string) (unlock func()) {
 // create fills in cred's ID, hash and hint from a new secret of codec's
 // format, stores it and returns the secret in display form.
 func (m *Manager) create(ctx context.Context, codec *token.Codec, cred *StoredCredential) (string, error) {
+	if !m.peppersChecked.Load() {
+		// Never issue under a key that does not match the stored ones.
+		if err := m.Check(ctx); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
 	secret, err := codec.Generate()
 	if err != nil {
 		return "", err

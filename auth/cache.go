@@ -151,9 +151,17 @@ func (c *credCache) clear() {
 
 // userEntry is the last directory answer for one login.
 type userEntry struct {
-	user     *User // nil: the login was not found
-	checked  int64 // unix nanos of the last answer
-	lastGood int64 // unix nanos of the last answer that found the user
+	user     *User       // nil: the login was not found
+	due      int64       // unix nanos when the directory is to be asked again
+	lastGood int64       // unix nanos of the last answer that found the user
+	failing  bool        // the last re-check found the directory down
+	checking atomic.Bool // a request is asking the directory about this login
+}
+
+// servable reports whether e's last good answer may still be used at now
+// while the directory cannot answer.
+func (e *userEntry) servable(now int64, grace time.Duration) bool {
+	return e != nil && e.user != nil && now-e.lastGood < int64(grace)
 }
 
 // userCache remembers directory answers, bounded like credCache.

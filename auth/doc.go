@@ -29,6 +29,7 @@
 //		Peppers: []auth.Pepper{{ID: "2026-11", Key: key}}, // 32+ random bytes, kept outside the database
 //	})
 //	defer m.Close()
+//	err = m.Check(ctx) // at start: refuses a pepper that is not the stored credentials' key
 //	ap, secret, err := m.IssueAppPassword(ctx, user, auth.IssueRequest{Name: "My iPhone"})
 //	// show secret once; then, on every request:
 //	p, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret})
@@ -43,7 +44,12 @@
 // [ErrUnavailable] (HTTP 503), never a 401 and never a reason to revoke.
 // Revocation takes effect on this Manager before it returns. Failed app
 // passwords never reach the directory, so an old phone cannot lock the
-// account.
+// account. Every store call runs under [Options.StoreTimeout], and the
+// Manager stops waiting at that deadline even when the store's driver does
+// not; while the directory is down, owners are served from the last good
+// answer for [Options.OwnerGracePeriod] without waiting on it. A store that
+// implements [PepperRegistry] lets [Manager.Check] refuse a pepper that is
+// not the key of the stored credentials.
 //
 // # Speed
 //

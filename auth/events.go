@@ -37,7 +37,8 @@ type Event struct {
 	// "account_password" (a password that is no app password, most likely
 	// the account password, where an app password was expected), and for
 	// account passwords "wrong_password" (or an unknown login) and
-	// "invalid_login" (no account can have it), ...
+	// "invalid_login" (no account can have it), ...;
+	// on a revocation the Manager made itself, why ("session_limit").
 	Reason string
 	// Count is how many credentials a revocation removed.
 	Count int

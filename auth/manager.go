@@ -12,6 +12,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/appauth/appauth/internal/safetext"
@@ -35,7 +36,7 @@ const maxClientInfoLen = 200
 // It implements [Authenticator]. Create it with [NewManager] and stop it with
 // [Manager.Close]. It is safe for concurrent use.
 type Manager struct {
-	store Store
+	store *boundedStore
 	dir   Directory
 	opts  Options
 	log   *slog.Logger
@@ -53,6 +54,14 @@ type Manager struct {
 	userLocks [64]sync.Mutex // see lockUser
 	checks    chan struct{}  // slots for account-password checks
 	lockSeed  maphash.Seed
+
+	// peppersChecked: Check has passed (see create).
+	peppersChecked atomic.Bool
+
+	// Background owner re-checks while the directory is down.
+	refreshCtx    context.Context
+	refreshCancel context.CancelFunc
+	refreshing    sync.WaitGroup
 
 	// stopWatch ends the store's change notification, if it has one.
 	stopWatch context.CancelFunc
@@ -88,7 +97,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 	}
 	userCacheSize := max(o.CacheSize, 10_000)
 	m := &Manager{
-		store:        store,
+		store:        newBoundedStore(store, o.StoreTimeout),
 		dir:          directory,
 		opts:         o,
 		log:          o.Logger,
@@ -101,6 +110,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		lockSeed:     maphash.MakeSeed(),
 		checks:       make(chan struct{}, o.MaxPasswordChecks),
 	}
+	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
 	if w, ok := store.(ChangeWatcher); ok && m.opts.CacheSize > 0 {
@@ -150,19 +160,37 @@ func cloneAll(ps []Pepper) []Pepper {
 	return out
 }
 
-// Close writes pending last-used updates and stops the background writer.
-// It returns the error of the final write, if any. The Manager must not be
+// Close writes pending last-used updates and stops the background work. It
+// is bounded: it waits at most [Options.StoreTimeout] for the final write
+// (and as long again for the change watcher and for background owner
+// re-checks), and if the write fails or
+// times out it returns an error saying how many updates it dropped. Those
+// are only last-used times; no credential is lost. The Manager must not be
 // used after Close.
 func (m *Manager) Close() error {
 	m.closed.Do(func() {
 		if m.stopWatch != nil {
 			m.stopWatch()
-			m.watching.Wait()
+			m.waitBounded(&m.watching, "the store's change watcher")
 		}
+		m.refreshCancel()
+		m.waitBounded(&m.refreshing, "background owner re-checks")
 		close(m.stop)
 		<-m.done
 	})
 	return m.err
+}
+
+// waitBounded waits for wg, at most StoreTimeout: a store or directory
+// that ignores its context cannot hold Close.
+func (m *Manager) waitBounded(wg *sync.WaitGroup, what string) {
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(m.opts.StoreTimeout):
+		m.log.Warn("auth: close: " + what + " did not stop in time; leaving them")
+	}
 }
 
 // purgeEvery is how often expired credentials are deleted from a store
@@ -179,21 +207,17 @@ func (m *Manager) flushLoop() {
 	for {
 		select {
 		case <-flush.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
-			if err := m.usage.flush(ctx, m.store); err != nil {
+			if err := m.usage.flush(context.Background(), m.store); err != nil {
 				m.log.Warn("auth: write last-used times", "error", err)
 			}
-			cancel()
 		case <-purge.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			m.purgeExpired(ctx)
-			cancel()
+			m.purgeExpired(context.Background())
 		case <-m.stop:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			m.err = m.usage.flush(ctx, m.store)
-			cancel()
-			if m.err != nil {
-				m.err = fmt.Errorf("auth: close: write last-used times: %w", m.err)
+			// The store bounds the write by StoreTimeout.
+			if err := m.usage.flush(context.Background(), m.store); err != nil {
+				n := m.usage.len()
+				m.log.Error("auth: close: last-used updates dropped", "count", n, "error", err)
+				m.err = fmt.Errorf("auth: close: dropped %d last-used updates: %w", n, err)
 			}
 			return
 		}
@@ -203,11 +227,10 @@ func (m *Manager) flushLoop() {
 // purgeExpired deletes expired credentials if the store can. They are
 // refused anyway; this only keeps the store from growing.
 func (m *Manager) purgeExpired(ctx context.Context) (int, error) {
-	p, ok := m.store.(ExpiredPurger)
+	n, ok, err := m.store.deleteExpired(ctx, m.now())
 	if !ok {
 		return 0, nil
 	}
-	n, err := p.DeleteExpired(ctx, m.now())
 	if err != nil {
 		m.log.Warn("auth: delete expired credentials", "error", err)
 	} else if n > 0 {
@@ -425,31 +448,73 @@ func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key h
 	return nil, ErrNotFound
 }
 
+// ownerRetry is how long after a failed owner re-check the next one runs.
+const ownerRetry = 30 * time.Second
+
 // owner returns the credential's owner as the directory last described it,
 // looking them up again when the answer is older than OwnerCheckInterval.
+//
+// While the directory is down, requests are served from the last good
+// answer for OwnerGracePeriod without waiting on it: after a failed re-check
+// the next one is due ownerRetry later and runs in the background, one per
+// login at a time.
 func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event) (*User, error) {
 	now := fail.Time.UnixNano()
 	e := m.users.get(cred.Login)
-	if e == nil || now-e.checked >= int64(m.opts.OwnerCheckInterval) {
-		u, err := m.dir.LookupUser(ctx, cred.Login)
+	if e == nil || now >= e.due {
+		servable := e.servable(now, m.opts.OwnerGracePeriod)
 		switch {
-		case err == nil:
-			e = &userEntry{user: u, checked: now, lastGood: now}
-			m.users.put(cred.Login, e)
-		case errors.Is(err, ErrNotFound):
-			e = &userEntry{checked: now}
-			m.users.put(cred.Login, e)
-		case e != nil && e.user != nil && now-e.lastGood < int64(m.opts.OwnerGracePeriod):
-			// The directory is down: serve the last good answer for a while.
-			m.log.WarnContext(ctx, "auth: directory unavailable, using last known owner", "login", safetext.Escape(cred.Login), "error", err)
+		case servable && e.failing:
+			// The directory is known to be down: serve the last good
+			// answer and re-check in the background, one at a time.
+			if e.checking.CompareAndSwap(false, true) {
+				m.refreshing.Go(func() { m.recheckOwner(cred.Login, e) })
+			}
+		case servable && !e.checking.CompareAndSwap(false, true):
+			// Another request is asking the directory: don't wait for it.
 		default:
-			return nil, m.unavailable(ctx, fail, fmt.Errorf("directory: %w", err))
+			var err error
+			if e, err = m.checkOwner(ctx, cred.Login, e, now); err != nil {
+				return nil, m.unavailable(ctx, fail, fmt.Errorf("directory: %w", err))
+			}
 		}
 	}
 	if e.user == nil || e.user.Disabled || e.user.ID != cred.UserID {
 		return nil, m.deny(ctx, fail, "owner_invalid")
 	}
 	return e.user, nil
+}
+
+// checkOwner asks the directory about login and stores the answer. On an
+// outage it keeps the last good answer (old) for the grace period, due for
+// a retry after ownerRetry, and returns an error only when there is none.
+func (m *Manager) checkOwner(ctx context.Context, login string, old *userEntry, now int64) (*userEntry, error) {
+	u, err := m.dir.LookupUser(ctx, login)
+	var e *userEntry
+	switch {
+	case err == nil:
+		e = &userEntry{user: u, due: now + int64(m.opts.OwnerCheckInterval), lastGood: now}
+	case errors.Is(err, ErrNotFound):
+		e = &userEntry{due: now + int64(m.opts.OwnerCheckInterval)}
+	case old.servable(now, m.opts.OwnerGracePeriod):
+		m.log.WarnContext(ctx, "auth: directory unavailable, using last known owner", "login", safetext.Escape(login), "error", err)
+		e = &userEntry{user: old.user, due: now + int64(min(ownerRetry, m.opts.OwnerCheckInterval)), lastGood: old.lastGood, failing: true}
+	default:
+		if old != nil {
+			old.checking.Store(false)
+		}
+		return nil, err
+	}
+	m.users.put(login, e)
+	return e, nil
+}
+
+// recheckOwner re-checks login in the background, bounded by StoreTimeout
+// and ended by Close.
+func (m *Manager) recheckOwner(login string, old *userEntry) {
+	ctx, cancel := context.WithTimeout(m.refreshCtx, m.opts.StoreTimeout)
+	defer cancel()
+	m.checkOwner(ctx, login, old, m.now().UnixNano())
 }
 
 // touch queues a last-used update unless one was queued for this credential

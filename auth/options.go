@@ -77,6 +77,15 @@ type Options struct {
 	// MaxNameLength bounds an app password's name, in characters. Default 100.
 	MaxNameLength int
 
+	// MaxSessions is the most browser sessions one user may hold; a new
+	// sign-in beyond it signs out the least recently used. Default 50.
+	MaxSessions int
+
+	// StoreTimeout bounds every call to the Store (and the final write in
+	// [Manager.Close]): a store that has not answered by then is
+	// ErrUnavailable, whatever its driver does. Default 5s.
+	StoreTimeout time.Duration
+
 	// SessionIdleTimeout ends a browser session unused for this long.
 	// Default 24h.
 	SessionIdleTimeout time.Duration
@@ -131,6 +140,10 @@ func (o Options) withDefaults() Options {
 	def(&o.OwnerGracePeriod, time.Hour)
 	def(&o.SessionIdleTimeout, 24*time.Hour)
 	def(&o.SessionLifetime, 14*24*time.Hour)
+	def(&o.StoreTimeout, 5*time.Second)
+	if o.MaxSessions == 0 {
+		o.MaxSessions = 50
+	}
 	if o.MaxAppPasswords == 0 {
 		o.MaxAppPasswords = 100
 	}
@@ -169,14 +182,14 @@ func (o *Options) validate() error {
 		"CacheTTL": o.CacheTTL, "NegativeCacheTTL": o.NegativeCacheTTL,
 		"LastUsedInterval": o.LastUsedInterval, "OwnerCheckInterval": o.OwnerCheckInterval,
 		"OwnerGracePeriod": o.OwnerGracePeriod, "SessionIdleTimeout": o.SessionIdleTimeout,
-		"SessionLifetime": o.SessionLifetime,
+		"SessionLifetime": o.SessionLifetime, "StoreTimeout": o.StoreTimeout,
 	} {
 		if d < 0 {
 			return fmt.Errorf("auth: option %q must not be negative", name)
 		}
 	}
-	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 || o.MaxPasswordChecks < 0 {
-		return fmt.Errorf("auth: MaxAppPasswords, MaxNameLength and MaxPasswordChecks must not be negative")
+	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 || o.MaxPasswordChecks < 0 || o.MaxSessions < 0 {
+		return fmt.Errorf("auth: MaxAppPasswords, MaxNameLength, MaxPasswordChecks and MaxSessions must not be negative")
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/appauth/appauth/internal/safetext"
 )
@@ -20,6 +22,12 @@ func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, use
 		CreatedAt: now, AuthenticatedAt: now, ExpiresAt: now.Add(m.opts.SessionLifetime),
 		LastUsedAt: now, LastUsedAddr: safetext.Truncate(remoteAddr, maxClientInfoLen), LastUsedClient: safetext.Truncate(userAgent, maxClientInfoLen),
 	}
+	// Count and insert under the user's lock, like app passwords.
+	unlock := m.lockUser(user.ID)
+	defer unlock()
+	if err := m.trimSessions(ctx, user.ID, m.opts.MaxSessions-1); err != nil {
+		return nil, "", fmt.Errorf("auth: create session: %w", err)
+	}
 	secret, err := m.create(ctx, m.sessionCodec, cred)
 	if err != nil {
 		return nil, "", fmt.Errorf("auth: create session: %w", err)
@@ -27,6 +35,29 @@ func (m *Manager) CreateSession(ctx context.Context, user *User, remoteAddr, use
 	m.emit(ctx, Event{Type: EventIssued, Time: now, Kind: KindSession, UserID: user.ID, Login: user.Login,
 		CredentialID: cred.ID, RemoteAddr: remoteAddr, UserAgent: userAgent})
 	return toSession(cred), secret, nil
+}
+
+// trimSessions signs out userID's least recently used sessions until at
+// most keep are left.
+func (m *Manager) trimSessions(ctx context.Context, userID string, keep int) error {
+	creds, err := m.store.ListCredentials(ctx, userID, KindSession)
+	if err != nil || len(creds) <= keep {
+		return err
+	}
+	for _, c := range creds {
+		m.withPendingUsage(c)
+	}
+	slices.SortStableFunc(creds, func(a, b *StoredCredential) int { return a.LastUsedAt.Compare(b.LastUsedAt) })
+	for _, c := range creds[:len(creds)-keep] {
+		err := m.store.DeleteCredential(ctx, userID, c.ID)
+		m.cache.invalidate(userID, c.ID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		m.emit(ctx, Event{Type: EventRevoked, Time: m.now(), Kind: KindSession, UserID: userID, Login: c.Login,
+			CredentialID: c.ID, Count: 1, Reason: "session_limit"})
+	}
+	return nil
 }
 
 // AuthenticateSession verifies a session secret from a cookie. It returns

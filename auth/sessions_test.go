@@ -147,3 +147,51 @@ func TestExpiredCredentialsArePurged(t *testing.T) {
 		t.Errorf("%d app passwords left, want 2", len(list))
 	}
 }
+
+// TestSessionLimit: 151 sign-ins leave MaxSessions (default 50) sessions;
+// those signed out are the least recently used, so a session in use
+// survives however old it is, and the newest sign-in always works.
+func TestSessionLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	var first *auth.Session
+	var firstSecret string
+	var newest []string
+	for i := range 151 {
+		e.clock.Add(2 * time.Minute)
+		s, secret, err := e.m.CreateSession(ctx, e.alice, "192.0.2.1", "Firefox")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first, firstSecret = s, secret
+		}
+		if i%20 == 0 { // the first session stays in use
+			if _, err := e.m.AuthenticateSession(ctx, firstSecret, "192.0.2.1", "Firefox"); err != nil {
+				t.Fatalf("session in use, signed out: %v", err)
+			}
+		}
+		if i >= 151-49 {
+			newest = append(newest, s.ID)
+		}
+	}
+	sessions, err := e.m.ListSessions(ctx, e.alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 50 {
+		t.Fatalf("%d sessions after 151 sign-ins, want 50", len(sessions))
+	}
+	kept := map[string]bool{}
+	for _, s := range sessions {
+		kept[s.ID] = true
+	}
+	for _, id := range append(newest, first.ID) {
+		if !kept[id] {
+			t.Errorf("session %s signed out; want the least recently used ones signed out", id)
+		}
+	}
+	if _, err := e.m.AuthenticateSession(ctx, firstSecret, "192.0.2.1", "Firefox"); err != nil {
+		t.Errorf("the session in use after the limit: %v", err)
+	}
+}

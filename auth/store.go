@@ -101,3 +101,29 @@ type ExpiredPurger interface {
 	// or before now and returns how many it removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 }
+
+// PepperRegistry is an optional [Store] capability: it remembers, per
+// [Pepper] ID, a check value derived from the key, so that a [Manager]
+// given another key under the same ID (a lost pepper file replaced by a new
+// one) refuses to start rather than silently making every stored credential
+// of that ID useless. See [Manager.Check].
+type PepperRegistry interface {
+	// RegisterPepper records check as keyID's check value unless one is
+	// recorded (or replace is set), and returns the value recorded now.
+	RegisterPepper(ctx context.Context, keyID string, check []byte, replace bool) ([]byte, error)
+	// CredentialsByKey returns how many credentials are stored per KeyID.
+	CredentialsByKey(ctx context.Context) (map[string]int, error)
+}
+
+// ContextBounded is an optional [Store] capability. A store whose every call
+// returns promptly once its context is done (its driver interrupts the work,
+// waits for locks included) says so, and the [Manager] calls it directly
+// under [Options.StoreTimeout]. Any other store's calls run on a goroutine
+// of their own, so that the Manager can stop waiting at the deadline for a
+// driver that ignores its context (lib/pq waits on a hung server); that
+// costs a goroutine hand-off per call.
+type ContextBounded interface {
+	// HonorsContext reports whether every call returns promptly once its
+	// context is done.
+	HonorsContext() bool
+}

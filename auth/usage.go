@@ -39,6 +39,13 @@ func (q *usageQueue) peek(id string) (Usage, bool) {
 	return Usage{}, false
 }
 
+// len returns how many updates are pending.
+func (q *usageQueue) len() int {
+	n := 0
+	q.pending.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
 // flush writes everything pending in one batch. On failure the batch is put
 // back (newer updates that arrived meanwhile win) for the next attempt.
 func (q *usageQueue) flush(ctx context.Context, s Store) error {

@@ -3,11 +3,13 @@
 package authtest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +41,8 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 		{"ReturnedCopies", testReturnedCopies},
 		{"Concurrency", testConcurrency},
 		{"DeleteExpired", testDeleteExpired},
+		{"PepperRegistry", testPepperRegistry},
+		{"ManagerPepperCheck", testManagerPepperCheck},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,4 +416,99 @@ func testDeleteExpired(t *testing.T, s auth.Store) {
 	}
 	assertEqual(t, mustGet(t, s, "bob", later.ID), later)
 	assertEqual(t, mustGet(t, s, "bob", never.ID), never)
+}
+
+func testPepperRegistry(t *testing.T, s auth.Store) {
+	r, ok := s.(auth.PepperRegistry)
+	if !ok {
+		t.Log("store does not implement auth.PepperRegistry")
+		return
+	}
+	ctx := t.Context()
+	first, second := []byte("check value one"), []byte("check value two")
+	for i, tc := range []struct {
+		id      string
+		check   []byte
+		replace bool
+		want    []byte
+	}{
+		{"k1", first, false, first},   // recorded
+		{"k1", second, false, first},  // kept
+		{"k2", second, false, second}, // per key ID
+		{"k1", second, true, second},  // replaced
+		{"k1", first, false, second},
+	} {
+		got, err := r.RegisterPepper(ctx, tc.id, tc.check, tc.replace)
+		if err != nil {
+			t.Fatalf("step %d: RegisterPepper(%s): %v", i, tc.id, err)
+		}
+		if string(got) != string(tc.want) {
+			t.Fatalf("step %d: RegisterPepper(%s, %q, replace=%v) = %q, want %q", i, tc.id, tc.check, tc.replace, got, tc.want)
+		}
+	}
+	a, b, c := newCredential("alice", auth.KindAppPassword), newCredential("alice", auth.KindSession), newCredential("bob", auth.KindAppPassword)
+	c.KeyID = "k2"
+	mustCreate(t, s, a, b, c)
+	counts, err := r.CredentialsByKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["k1"] != 2 || counts["k2"] != 1 || len(counts) != 2 {
+		t.Fatalf("CredentialsByKey = %v, want k1:2 k2:1", counts)
+	}
+}
+
+// testManagerPepperCheck: a Manager whose pepper is not the key that made
+// the stored credentials of its ID (a lost pepper file replaced by a new
+// key) fails Check, naming the key ID and the count, and issues nothing;
+// the right key passes.
+func testManagerPepperCheck(t *testing.T, s auth.Store) {
+	if _, ok := s.(auth.PepperRegistry); !ok {
+		t.Log("store does not implement auth.PepperRegistry")
+		return
+	}
+	ctx := t.Context()
+	pepper := func(b byte) auth.Pepper {
+		return auth.Pepper{ID: "main", Key: []byte(strings.Repeat(string(rune('a'+b)), 32))}
+	}
+	newManager := func(p auth.Pepper) *auth.Manager {
+		m, err := auth.NewManager(s, noDirectory{}, &auth.Options{Peppers: []auth.Pepper{p}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	user := &auth.User{ID: "u-pepper", Login: "pepper"}
+	orig := newManager(pepper(0))
+	if err := orig.Check(ctx); err != nil {
+		t.Fatalf("Check of the first pepper: %v", err)
+	}
+	for i := range 3 {
+		if _, _, err := orig.IssueAppPassword(ctx, user, auth.IssueRequest{Name: fmt.Sprint("device ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := newManager(pepper(1))
+	err := lost.Check(ctx)
+	var mismatch *auth.PepperMismatchError
+	if !errors.As(err, &mismatch) || mismatch.KeyID != "main" || mismatch.Credentials != 3 {
+		t.Fatalf("Check with another key under the same ID = %v; want a PepperMismatchError for \"main\" and 3 credentials", err)
+	}
+	if !strings.Contains(err.Error(), `"main"`) || !strings.Contains(err.Error(), "3 stored credentials") {
+		t.Errorf("error %q does not name the key ID and the count", err)
+	}
+	if _, _, err := lost.IssueAppPassword(ctx, user, auth.IssueRequest{Name: "new"}); !errors.As(err, &mismatch) {
+		t.Errorf("issue under a mismatched pepper: %v; want a PepperMismatchError", err)
+	}
+	if err := newManager(pepper(0)).Check(ctx); err != nil {
+		t.Errorf("Check with the original key: %v", err)
+	}
+}
+
+// noDirectory knows nobody; the pepper check needs no directory.
+type noDirectory struct{}
+
+func (noDirectory) LookupUser(context.Context, string) (*auth.User, error) {
+	return nil, auth.ErrNotFound
 }

@@ -60,6 +60,7 @@ type Directory struct {
 	cfg       Config
 	servers   []server
 	deadUntil []atomic.Int64 // per server, unix nanoseconds
+	probing   atomic.Bool    // a caller is trying servers that all failed recently
 	log       *slog.Logger
 	search    *pool // bound as the service account
 	binds     *pool // for users' binds only

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -471,4 +472,93 @@ func TestGroupsAndDisabled(t *testing.T) {
 	if _, err := d.VerifyPassword(ctx, login, "tmp-Secret-1"); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Fatalf("locked user signed in: %v", err)
 	}
+}
+
+// TestDeadServersDialledOncePerCall: with every server hung, one call
+// dials each server once (not once more in a "try the dead ones" pass),
+// and while one call is trying servers that all failed recently, another
+// fails at once with ErrUnavailable instead of waiting on them too.
+func TestDeadServersDialledOncePerCall(t *testing.T) {
+	s := testenv.LDAP(t)
+	hole1, accepted1 := blackHole(t)
+	hole2, accepted2 := blackHole(t)
+	c := config(s, hole1, hole2)
+	c.DialTimeout = time.Second
+	d := open(t, c)
+	ctx := t.Context()
+	if _, err := d.LookupUser(ctx, "alice"); !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("LookupUser with every server hung = %v; want ErrUnavailable", err)
+	}
+	if a, b := accepted1.Load(), accepted2.Load(); a != 1 || b != 1 {
+		t.Fatalf("one call dialled the servers %d and %d times; want once each", a, b)
+	}
+	// Both are now marked dead. One call tries them again...
+	probe := make(chan error, 1)
+	go func() { _, err := d.LookupUser(ctx, "alice"); probe <- err }()
+	for accepted1.Load() < 2 {
+		runtime.Gosched()
+	}
+	// ...and meanwhile another does not wait on them.
+	_, err := d.LookupUser(ctx, "bob")
+	if !errors.Is(err, auth.ErrUnavailable) || !strings.Contains(err.Error(), "another request is trying them") {
+		t.Fatalf("LookupUser while another call tries the dead servers = %v; want ErrUnavailable at once", err)
+	}
+	if err := <-probe; !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("the probing call = %v; want ErrUnavailable", err)
+	}
+	if a, b := accepted1.Load(), accepted2.Load(); a != 2 || b != 2 {
+		t.Fatalf("two calls (one probing, one refused) dialled the servers %d and %d times; want twice each", a, b)
+	}
+}
+
+// TestCheck runs Directory.Check against slapd with each setting wrong in
+// turn: every misconfiguration is an error naming the setting (and is not
+// ErrUnavailable, so a server does not start with it); an unreachable
+// directory is ErrUnavailable only (a server starts and serves 503).
+func TestCheck(t *testing.T) {
+	s := testenv.LDAP(t)
+	otherCA := writeOtherCA(t)
+	for name, tc := range map[string]struct {
+		edit func(*ldap.Config)
+		want []string // in the error; nil: no error
+	}{
+		"good":                   {func(*ldap.Config) {}, nil},
+		"good, ldaps":            {func(c *ldap.Config) { c.URLs = []string{s.TLSURL} }, nil},
+		"wrong bind password":    {func(c *ldap.Config) { c.BindPassword = "not-the-Password-7x" }, []string{"BindPassword", "result 49"}},
+		"wrong bind DN":          {func(c *ldap.Config) { c.BindDN = "cn=nobody," + s.BaseDN }, []string{"BindDN", "result 49"}},
+		"missing base DN":        {func(c *ldap.Config) { c.BaseDN = "ou=nowhere," + s.BaseDN }, []string{"BaseDN", "ou=nowhere", "result 32"}},
+		"filter matches nobody":  {func(c *ldap.Config) { c.UserFilter = "(&(objectClass=device)(cn={login}))" }, []string{"UserFilter", "objectClass=device", "matches no entry"}},
+		"untrusted CA, ldaps":    {func(c *ldap.Config) { c.URLs, c.CAFile = []string{s.TLSURL}, otherCA }, []string{"CAFile", otherCA}},
+		"untrusted CA, StartTLS": {func(c *ldap.Config) { c.StartTLS, c.CAFile = true, otherCA }, []string{"CAFile", otherCA}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := config(s)
+			tc.edit(&c)
+			err := open(t, c).Check(t.Context())
+			t.Logf("Check: %v", err)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Check = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, auth.ErrUnavailable) {
+				t.Fatalf("Check = %v; want a configuration error, not ErrUnavailable", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Check = %q; want it to name %q", err, w)
+				}
+			}
+			if c.BindPassword != "" && strings.Contains(err.Error(), c.BindPassword) {
+				t.Errorf("Check error %q holds the bind password", err)
+			}
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		err := open(t, config(s, closedPort(t))).Check(t.Context())
+		if !errors.Is(err, auth.ErrUnavailable) {
+			t.Fatalf("Check with no server listening = %v; want ErrUnavailable", err)
+		}
+	})
 }

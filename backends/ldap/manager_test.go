@@ -1,7 +1,10 @@
 package ldap_test
 
 import (
+	"context"
 	"errors"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,5 +141,87 @@ func TestManagerWrongAppPasswordNoBind(t *testing.T) {
 	}
 	if n := p.userBinds(s.BindDN); n != userBinds {
 		t.Errorf("wrong app passwords caused %d user binds", n-userBinds)
+	}
+}
+
+// countingDir counts the directory lookups the Manager makes.
+type countingDir struct {
+	*ldap.Directory
+	calls, inflight atomic.Int64
+}
+
+func (d *countingDir) LookupUser(ctx context.Context, login string) (*auth.User, error) {
+	d.calls.Add(1)
+	d.inflight.Add(1)
+	defer d.inflight.Add(-1)
+	return d.Directory.LookupUser(ctx, login)
+}
+
+// TestManagerGraceDoesNotWaitOnHungDirectory pauses slapd (SIGSTOP: it
+// accepts connections and never answers). The first owner re-check finds
+// it down; after that, requests within the grace period are served from
+// the last good answer without asking the directory again until the retry
+// is due, and then only one background lookup runs. After the grace period
+// the answer is ErrUnavailable; after slapd is resumed, the owner is
+// re-checked and access continues.
+func TestManagerGraceDoesNotWaitOnHungDirectory(t *testing.T) {
+	s := testenv.NewLDAP(t) // paused below: a server of its own
+	c := config(s)
+	c.DialTimeout, c.RequestTimeout = time.Second, time.Second
+	ld := open(t, c)
+	dir := &countingDir{Directory: ld}
+	clk := testkit.NewClock(time.Now())
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{
+		Now: clk.Now, OwnerCheckInterval: ownerCheck, OwnerGracePeriod: grace, StoreTimeout: 5 * time.Second,
+	})
+	ctx := t.Context()
+	secret := issue(t, m, ld, "bob", "bob-Secret-2")
+	creds := auth.Attempt{Username: "bob", Password: secret}
+	if _, err := m.Authenticate(ctx, creds); err != nil {
+		t.Fatal(err)
+	}
+	s.Pause(t)
+	clk.Add(ownerCheck) // due: this re-check waits on the hung directory, once
+	start := time.Now()
+	if _, err := m.Authenticate(ctx, creds); err != nil {
+		t.Fatalf("within the grace period: %v", err)
+	}
+	t.Logf("hung slapd: first re-check served from grace after %s", time.Since(start).Round(time.Millisecond))
+	before := dir.calls.Load()
+	for range 20 {
+		clk.Add(time.Second) // within the retry backoff
+		if _, err := m.Authenticate(ctx, creds); err != nil {
+			t.Fatalf("within the grace period: %v", err)
+		}
+	}
+	if n := dir.calls.Load() - before; n != 0 {
+		t.Fatalf("%d directory lookups within the retry backoff after a failed re-check; want 0", n)
+	}
+	clk.Add(time.Minute) // the retry is due: one lookup, in the background
+	for range 20 {
+		if _, err := m.Authenticate(ctx, creds); err != nil {
+			t.Fatalf("within the grace period, retry due: %v", err)
+		}
+	}
+	// The background re-check starts, and ends by the directory's timeouts.
+	for safety := time.Now().Add(time.Minute); dir.calls.Load() == before || dir.inflight.Load() != 0; {
+		if time.Now().After(safety) {
+			t.Fatal("the background re-check did not run or did not end")
+		}
+		runtime.Gosched()
+	}
+	if n := dir.calls.Load() - before; n != 1 {
+		t.Fatalf("%d directory lookups for 20 requests once the retry was due; want 1 (in the background)", n)
+	}
+	clk.Add(grace)
+	start = time.Now()
+	if _, err := m.Authenticate(ctx, creds); !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("after the grace period: %v; want ErrUnavailable", err)
+	}
+	t.Logf("hung slapd: ErrUnavailable after the grace period in %s", time.Since(start).Round(time.Millisecond))
+	s.Resume(t)
+	clk.Add(time.Minute)
+	if _, err := m.Authenticate(ctx, creds); err != nil {
+		t.Fatalf("after slapd is back: %v", err)
 	}
 }

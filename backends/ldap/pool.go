@@ -114,28 +114,41 @@ func (p *pool) close() {
 }
 
 // dial connects to the first live server in order, marking the ones that
-// fail dead for DeadServerBackoff; if every server is dead, all are tried.
-// A search connection is bound as the service account; a binding one is
-// too when there is one (it proves the server answers), else it reads the
-// root DSE.
+// fail dead for DeadServerBackoff; if every server is dead, they are tried
+// again by one caller at a time while the others fail at once, so no
+// request waits on a directory already known to be down. Each server is
+// dialled at most once per call. A search connection is bound as the
+// service account; a binding one is too when there is one (it proves the
+// server answers), else it reads the root DSE.
 func (d *Directory) dial(ctx context.Context, search bool) (*conn, error) {
 	now := time.Now().UnixNano()
+	dead := make([]bool, len(d.servers))
+	allDead := true
+	for i := range d.servers {
+		dead[i] = d.deadUntil[i].Load() > now
+		allDead = allDead && dead[i]
+	}
+	if allDead {
+		if !d.probing.CompareAndSwap(false, true) {
+			return nil, fmt.Errorf("ldap: every server failed in the last %s and another request is trying them: %w", d.cfg.DeadServerBackoff, auth.ErrUnavailable)
+		}
+		defer d.probing.Store(false)
+	}
 	var errs []error
+	// Live servers first, then the ones that failed recently.
 	for pass := range 2 {
 		for i := range d.servers {
-			if pass == 0 && d.deadUntil[i].Load() > now {
+			if dead[i] != (pass == 1) {
 				continue
-			}
-			if pass == 1 && d.deadUntil[i].Load() <= now {
-				continue // tried in the first pass
 			}
 			c, err := d.dialServer(ctx, i, search)
 			if err == nil {
 				d.deadUntil[i].Store(0)
 				return c, nil
 			}
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%w: %w: %w", auth.ErrUnavailable, ctx.Err(), errors.Join(append(errs, err)...))
+			if cerr := ctxEnded(ctx); cerr != nil {
+				// The caller's deadline, not the server: don't mark it dead.
+				return nil, fmt.Errorf("%w: %w: %w", auth.ErrUnavailable, cerr, errors.Join(append(errs, err)...))
 			}
 			if errors.Is(err, errServiceBind) {
 				return nil, err // a configuration error: another server will say the same
@@ -145,6 +158,18 @@ func (d *Directory) dial(ctx context.Context, search bool) (*conn, error) {
 		}
 	}
 	return nil, fmt.Errorf("ldap: no server answers: %w: %w", auth.ErrUnavailable, errors.Join(errs...))
+}
+
+// ctxEnded returns ctx's error, also when its deadline has passed but its
+// timer has not fired yet (a read that timed out at that deadline).
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (d *Directory) markDead(i int, err error) {

@@ -24,16 +24,43 @@ type Store struct {
 	// byUser indexes IDs by owner, so listing and revoking all of one
 	// user's credentials cost that user's count, not the store's.
 	byUser map[string]map[string]struct{}
+	checks map[string][]byte // pepper key ID -> check value
 }
 
 var (
-	_ auth.Store         = (*Store)(nil)
-	_ auth.ExpiredPurger = (*Store)(nil)
+	_ auth.Store          = (*Store)(nil)
+	_ auth.ExpiredPurger  = (*Store)(nil)
+	_ auth.PepperRegistry = (*Store)(nil)
+	_ auth.ContextBounded = (*Store)(nil)
 )
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}, byUser: map[string]map[string]struct{}{}}
+	return &Store{byID: map[string]*auth.StoredCredential{}, byHash: map[string]string{}, byUser: map[string]map[string]struct{}{}, checks: map[string][]byte{}}
+}
+
+// HonorsContext implements [auth.ContextBounded]: nothing in it waits.
+func (s *Store) HonorsContext() bool { return true }
+
+// RegisterPepper implements [auth.PepperRegistry].
+func (s *Store) RegisterPepper(ctx context.Context, keyID string, check []byte, replace bool) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.checks[keyID]; !ok || replace {
+		s.checks[keyID] = bytes.Clone(check)
+	}
+	return bytes.Clone(s.checks[keyID]), nil
+}
+
+// CredentialsByKey implements [auth.PepperRegistry].
+func (s *Store) CredentialsByKey(ctx context.Context) (map[string]int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]int{}
+	for _, c := range s.byID {
+		out[c.KeyID]++
+	}
+	return out, nil
 }
 
 // CreateCredential implements [auth.Store].

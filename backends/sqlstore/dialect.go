@@ -231,7 +231,9 @@ func translate(op string, err error) error {
 	case isUnavailable(err):
 		return fmt.Errorf("sqlstore: %s: %w: %w", op, auth.ErrUnavailable, err)
 	}
-	return fmt.Errorf("sqlstore: %s: %w", op, err)
+	// Not an answer about the data (a full disk, a read-only file, a
+	// driver failure): the store cannot serve, which is a 503, never a 500.
+	return fmt.Errorf("sqlstore: %s: %w: %w", op, auth.ErrUnavailable, err)
 }
 
 func isUniqueViolation(err error) bool {
@@ -269,7 +271,8 @@ func isUnavailable(err error) bool {
 	}
 	if e, ok := errors.AsType[*sqlite.Error](err); ok {
 		switch e.Code() & 0xff { // primary result code
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+			sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
 			return true
 		}
 		return false

@@ -3,8 +3,36 @@ package sqlstore
 import (
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
+
+// DefaultConnectTimeout is the connect_timeout, in seconds, that
+// [OpenPostgres] adds to a DSN without one.
+const DefaultConnectTimeout = 5
+
+// withConnectTimeout adds connect_timeout to a URL or key=value DSN that
+// has none.
+func withConnectTimeout(dsn string) string {
+	if strings.Contains(dsn, "connect_timeout") {
+		return dsn
+	}
+	param := "connect_timeout=" + strconv.Itoa(DefaultConnectTimeout)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		if i := strings.Index(dsn, "#"); i >= 0 {
+			return dsn[:i] + sep + param + dsn[i:]
+		}
+		return dsn + sep + param
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return param
+	}
+	return dsn + " " + param
+}
 
 // redactedError is an error whose message has a password blanked out; it
 // still unwraps to the original, so errors.Is keeps working.

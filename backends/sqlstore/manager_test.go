@@ -3,8 +3,12 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -328,3 +332,110 @@ func TestRevocationReachesOtherServers(t *testing.T) {
 		}
 	}
 }
+
+var restartRounds = flag.Int("restart-rounds", 2, "PostgreSQL restarts in TestRevocationRightAfterRestart (20 to measure propagation)")
+
+// TestRevocationRightAfterRestart: the other server has the app password
+// cached, PostgreSQL restarts, and the revocation comes as soon as the
+// database takes writes again, while the other server's listener may still
+// be reconnecting (its NOTIFY is then lost). The listener reconnects at once
+// and clears the cache when it does, so the other server refuses the
+// password after its watcher's next event (the NOTIFY, or the reconnect's
+// forget-everything). With -v it logs how long the refusal took after the
+// revoke returned (min/median/max over -restart-rounds).
+func TestRevocationRightAfterRestart(t *testing.T) {
+	srv := testenv.NewPostgres(t) // restarted below: a server of its own
+	dsn := srv.Database(t)
+	hour := func(o *auth.Options) { o.CacheTTL = time.Hour }
+	a := newManager(t, mustOpen(t, sqlstore.OpenPostgres, dsn), hour)
+	failed := make(chan struct{}, 100) // b's listener's failed connection attempts
+	bRaw, err := sqlstore.OpenPostgres(t.Context(), dsn, &sqlstore.Options{Logger: slog.New(&signalHandler{match: "cannot connect", c: failed})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bRaw.Close() })
+	bStore := &watchedStore{Store: bRaw, events: make(chan [2]string, 64)}
+	b := newManager(t, bStore, hour)
+	ctx := t.Context()
+	if ev := bStore.next(t, "the listener to start"); ev != [2]string{} {
+		t.Fatalf("first change event %q, want the listener's forget-everything", ev)
+	}
+	var took []time.Duration
+	for round := range *restartRounds {
+		ap, secret, err := a.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: fmt.Sprint("phone ", round)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds := auth.Attempt{Username: "alice", Password: secret}
+		if _, err := b.Authenticate(ctx, creds); err != nil { // cached on b now
+			t.Fatal(err)
+		}
+		srv.Stop(t)
+		// A long outage: the listener has failed to reconnect several
+		// times, so a backoff has grown as far as it goes.
+		for range 6 {
+			select {
+			case <-failed:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the listener did not try to reconnect")
+			}
+		}
+		srv.Start(t)
+		var revoked time.Time
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) {
+			err := a.RevokeAppPassword(ctx, alice.ID, ap.ID)
+			if err == nil {
+				revoked = time.Now()
+				break
+			}
+			if !errors.Is(err, auth.ErrUnavailable) || time.Now().After(deadline) {
+				t.Fatalf("round %d: revoke after the restart: %v", round, err)
+			}
+		}
+		// Measure: how long b still accepts it.
+		for {
+			_, err := b.Authenticate(ctx, creds)
+			if errors.Is(err, auth.ErrInvalidCredentials) {
+				took = append(took, time.Since(revoked))
+				break
+			}
+			if time.Since(revoked) > 20*time.Second {
+				t.Fatalf("round %d: the other server still says %v 20s after the revocation", round, err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// Drain b's events of this round (the reconnect and perhaps the
+		// revocation's NOTIFY) and its failed attempts.
+		for drained := false; !drained; {
+			select {
+			case <-bStore.events:
+			case <-failed:
+			default:
+				drained = true
+			}
+		}
+	}
+	slices.Sort(took)
+	t.Logf("revocation reached the other server after a PostgreSQL restart: min %s, median %s, max %s over %d restarts",
+		took[0].Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), len(took))
+}
+
+// signalHandler is a slog.Handler that signals c for every record whose
+// message contains match, and drops everything.
+type signalHandler struct {
+	match string
+	c     chan struct{}
+}
+
+func (h *signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.match) {
+		select {
+		case h.c <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h *signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *signalHandler) WithGroup(string) slog.Handler      { return h }

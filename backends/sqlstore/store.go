@@ -22,7 +22,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -97,8 +99,9 @@ type Store struct {
 }
 
 var (
-	_ auth.Store         = (*Store)(nil)
-	_ auth.ExpiredPurger = (*Store)(nil)
+	_ auth.Store          = (*Store)(nil)
+	_ auth.ExpiredPurger  = (*Store)(nil)
+	_ auth.ContextBounded = (*Store)(nil)
 )
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
@@ -106,7 +109,12 @@ var (
 // Store, which owns the connection pool. Errors never contain the DSN's
 // password. The pool is sized by [Options.MaxOpenConns] and its neighbours
 // (see [ConfigurePool]).
+//
+// Unless dsn sets connect_timeout, connections (including lib/pq's cancel
+// requests) give up after [DefaultConnectTimeout]: lib/pq dials without the
+// caller's context.
 func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	dsn = withConnectTimeout(dsn)
 	o := Options{}
 	if opts != nil {
 		o = *opts
@@ -135,7 +143,8 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error
 // the connection pool. path must be a file name, not ":memory:" or a
 // "file:" URI: every pooled connection must see the same database.
 //
-// The database is put in WAL journal mode with synchronous=FULL (a
+// A new database file, and with it its -wal and -shm files, is created
+// mode 0600. The database is put in WAL journal mode with synchronous=FULL (a
 // committed revocation survives a power loss) and foreign keys on.
 func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
@@ -157,6 +166,13 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 	//     upgrade with SQLITE_BUSY immediately, without waiting, to avoid a
 	//     deadlock; immediate transactions never upgrade. Single statements
 	//     outside a transaction wait under busy_timeout by themselves.
+	// Create the file 0600 before SQLite does (0644 under the usual
+	// umask): SQLite gives the -wal and -shm files the database's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
 	dsn := path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
 	db, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
@@ -227,6 +243,12 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 	}
 	return s, nil
 }
+
+// HonorsContext implements [auth.ContextBounded]: true on SQLite, whose
+// driver interrupts a statement, and a wait for the write lock, once its
+// context is done; false on PostgreSQL, where lib/pq waits for its cancel
+// request, which a hung server never answers.
+func (s *Store) HonorsContext() bool { return s.dialect == sqliteDialect }
 
 // rebind turns ? placeholders into the dialect's.
 func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType, q) }

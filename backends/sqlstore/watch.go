@@ -14,6 +14,16 @@ import (
 
 var _ auth.ChangeWatcher = (*Store)(nil)
 
+// The listener reconnects at once when its connection drops, then retries
+// after listenRetryMin, doubling up to listenRetryMax. NOTIFYs sent while
+// it is disconnected are lost (it then clears the caches), so the longest
+// retry interval bounds how late another server learns of a revocation
+// made just after the database came back: well under the promised second.
+const (
+	listenRetryMin = 10 * time.Millisecond
+	listenRetryMax = 250 * time.Millisecond
+)
+
 // WatchChanges implements [auth.ChangeWatcher] on PostgreSQL: it LISTENs on
 // the channel that the credentials table's trigger notifies. It needs the
 // DSN, so a Store made with [New] watches only when [Options.ListenDSN] is
@@ -23,7 +33,7 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 		return fmt.Errorf("sqlstore: watch changes: %w on %s without Options.ListenDSN", errors.ErrUnsupported, s.dialect.name)
 	}
 	failed := make(chan error, 1)
-	l := pq.NewListener(s.listenDSN, 100*time.Millisecond, 2*time.Second, func(ev pq.ListenerEventType, err error) {
+	l := pq.NewListener(s.listenDSN, listenRetryMin, listenRetryMax, func(ev pq.ListenerEventType, err error) {
 		if ev == pq.ListenerEventConnectionAttemptFailed {
 			s.logger.Warn("sqlstore: change notification: cannot connect", "error", redactDSN(err, s.listenDSN))
 		}

@@ -132,18 +132,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err := makePrivateDir(cfg.data); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
+	// A missing pepper file is made once the database is open and known
+	// to hold no credential (see createPepperFile).
 	peppers, newPepper, err := loadPeppers(cfg.pepperFile)
 	if err != nil {
 		return err
-	}
-	if newPepper {
-		created = append(created, cfg.pepperFile)
 	}
 
 	var dir directory
 	var demoPassword string
 	if cfg.ldapURL != "" {
-		d, closeDir, err := openLDAP(cfg, logger)
+		d, closeDir, err := openLDAP(ctx, cfg, logger)
 		if err != nil {
 			return err
 		}
@@ -168,13 +167,21 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, store.Close)
+	// The start-up work on the store (pepper, cache size, pepper check)
+	// shares one deadline.
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if newPepper {
+		if peppers, err = createPepperFile(openCtx, cfg.pepperFile, store); err != nil {
+			return err
+		}
+		created = append(created, cfg.pepperFile)
+	}
 	size := cfg.cacheSize
 	if size == 0 {
 		// A count that fails leaves the default: the cache's size is no
 		// reason to refuse the start.
-		countCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		n, err := store.CountCredentials(countCtx)
-		cancel()
+		n, err := store.CountCredentials(openCtx)
 		if err != nil {
 			logger.Warn("cannot count credentials to size the cache; using the default", "error", err)
 		}
@@ -199,6 +206,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, manager.Close)
+	// A pepper that is not the key of the stored credentials stops the
+	// start here, naming the key ID and how many devices it would lock out.
+	if err := manager.Check(openCtx); err != nil {
+		return fmt.Errorf("pepper file %s: %w", cfg.pepperFile, err)
+	}
 
 	dav, err := openDAV(ctx, cfg, dir, logger)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,17 +27,12 @@ const demoUser = "demo"
 
 // loadPeppers reads the pepper file, one key per line as "ID:HEX" (the last
 // line issues new app passwords, every line verifies: add a line to rotate).
-// When the file does not exist, a new 32-byte key is generated and written
-// with mode 0600; created reports that.
-func loadPeppers(name string) (peppers []auth.Pepper, created bool, err error) {
+// When the file does not exist it returns missing and no error: the caller
+// makes one with [createPepperFile] once it knows the database holds no
+// credential that a new key would lock out.
+func loadPeppers(name string) (peppers []auth.Pepper, missing bool, err error) {
 	if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, auth.MinPepperLen)
-		rand.Read(key) // never fails (crypto/rand)
-		line := "1:" + hex.EncodeToString(key) + "\n"
-		if err := writeNewFile(name, []byte("# appauth pepper: HMAC keys for app passwords, one \"ID:HEX\" per line.\n# Keep it secret and backed up; without it no app password works. The last line\n# issues new ones; add a line to rotate.\n"+line)); err != nil {
-			return nil, false, fmt.Errorf("pepper file: %w", err)
-		}
-		created = true
+		return nil, true, nil
 	}
 	if err := checkPrivate(name, "pepper file"); err != nil {
 		return nil, false, err
@@ -62,7 +59,35 @@ func loadPeppers(name string) (peppers []auth.Pepper, created bool, err error) {
 	if len(peppers) == 0 {
 		return nil, false, fmt.Errorf("pepper file %s holds no key", name)
 	}
-	return peppers, created, nil
+	return peppers, false, nil
+}
+
+// createPepperFile writes a new pepper file with one 32-byte key (mode
+// 0600) and returns its key, unless the store already holds credentials: a
+// new key would silently make every one of them useless, so then the
+// missing file is an error that says to restore it.
+func createPepperFile(ctx context.Context, name string, store auth.PepperRegistry) ([]auth.Pepper, error) {
+	counts, err := store.CredentialsByKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pepper file %s is missing and the database cannot say whether it holds credentials: %w", name, err)
+	}
+	total, ids := 0, []string{}
+	for id, n := range counts {
+		total += n
+		ids = append(ids, strconv.Quote(id))
+	}
+	if total > 0 {
+		slices.Sort(ids)
+		return nil, fmt.Errorf("pepper file %s is missing, but the database holds %d credentials made with key ID %s: "+
+			"restore the pepper file from its backup (a new key would lock out every device)", name, total, strings.Join(ids, ", "))
+	}
+	key := make([]byte, auth.MinPepperLen)
+	rand.Read(key) // never fails (crypto/rand)
+	line := "1:" + hex.EncodeToString(key) + "\n"
+	if err := writeNewFile(name, []byte("# appauth pepper: HMAC keys for app passwords, one \"ID:HEX\" per line.\n# Keep it secret and backed up; without it no app password works. The last line\n# issues new ones; add a line to rotate.\n"+line)); err != nil {
+		return nil, fmt.Errorf("pepper file: %w", err)
+	}
+	return []auth.Pepper{{ID: "1", Key: key}}, nil
 }
 
 // writeNewFile creates name with mode 0600, failing if it exists.

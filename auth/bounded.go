@@ -1,0 +1,148 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// boundedStore runs every call of a [Store] under [Options.StoreTimeout]
+// and stops waiting at that deadline even when the store does not (a driver
+// can wait on a hung server whatever its context says): the caller gets
+// ErrUnavailable and the call ends, or not, on its own goroutine. Every
+// failure that is not an answer (not found, already exists, refused input)
+// becomes ErrUnavailable, so no store error is ever a 500 or a 401.
+type boundedStore struct {
+	s       Store
+	timeout time.Duration
+	// direct: the store honours its context (see ContextBounded), so calls
+	// run on the caller's goroutine.
+	direct bool
+	// abandoned counts calls still running after their caller gave up;
+	// past maxAbandoned a call fails at once instead of adding another.
+	abandoned atomic.Int64
+}
+
+// maxAbandoned bounds the goroutines a hung store can hold.
+const maxAbandoned = 1000
+
+var _ Store = (*boundedStore)(nil)
+
+func newBoundedStore(s Store, timeout time.Duration) *boundedStore {
+	cb, ok := s.(ContextBounded)
+	return &boundedStore{s: s, timeout: timeout, direct: ok && cb.HonorsContext()}
+}
+
+// bounded runs f under s's deadline.
+func bounded[T any](ctx context.Context, s *boundedStore, op string, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if n := s.abandoned.Load(); n >= maxAbandoned {
+		return zero, fmt.Errorf("%w: store: %s: %d earlier calls have not returned", ErrUnavailable, op, n)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	if s.direct {
+		v, err := f(ctx)
+		cancel()
+		return v, storeError(op, err)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		cancel()
+		return r.v, storeError(op, r.err)
+	case <-ctx.Done():
+		select {
+		case r := <-done: // finished at the same moment
+			cancel()
+			return r.v, storeError(op, r.err)
+		default:
+		}
+		cancel()
+		s.abandoned.Add(1)
+		go func() { <-done; s.abandoned.Add(-1) }()
+		return zero, fmt.Errorf("%w: store: %s: %w", ErrUnavailable, op, context.Cause(ctx))
+	}
+}
+
+// storeError makes every failure that is not an answer ErrUnavailable.
+func storeError(op string, err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrAlreadyExists) ||
+		errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: store: %s: %w", ErrUnavailable, op, err)
+}
+
+func (b *boundedStore) CreateCredential(ctx context.Context, c *StoredCredential) error {
+	_, err := bounded(ctx, b, "create credential", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.s.CreateCredential(ctx, c)
+	})
+	return err
+}
+
+func (b *boundedStore) CredentialByHash(ctx context.Context, hash []byte) (*StoredCredential, error) {
+	return bounded(ctx, b, "credential by hash", func(ctx context.Context) (*StoredCredential, error) {
+		return b.s.CredentialByHash(ctx, hash)
+	})
+}
+
+func (b *boundedStore) Credential(ctx context.Context, userID, id string) (*StoredCredential, error) {
+	return bounded(ctx, b, "credential", func(ctx context.Context) (*StoredCredential, error) {
+		return b.s.Credential(ctx, userID, id)
+	})
+}
+
+func (b *boundedStore) ListCredentials(ctx context.Context, userID string, kind Kind) ([]*StoredCredential, error) {
+	return bounded(ctx, b, "list credentials", func(ctx context.Context) ([]*StoredCredential, error) {
+		return b.s.ListCredentials(ctx, userID, kind)
+	})
+}
+
+func (b *boundedStore) UpdateCredential(ctx context.Context, c *StoredCredential) error {
+	_, err := bounded(ctx, b, "update credential", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.s.UpdateCredential(ctx, c)
+	})
+	return err
+}
+
+func (b *boundedStore) DeleteCredential(ctx context.Context, userID, id string) error {
+	_, err := bounded(ctx, b, "delete credential", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.s.DeleteCredential(ctx, userID, id)
+	})
+	return err
+}
+
+func (b *boundedStore) DeleteCredentials(ctx context.Context, userID string, kind Kind, except string) (int, error) {
+	return bounded(ctx, b, "delete credentials", func(ctx context.Context) (int, error) {
+		return b.s.DeleteCredentials(ctx, userID, kind, except)
+	})
+}
+
+func (b *boundedStore) RecordUsage(ctx context.Context, usage []Usage) error {
+	_, err := bounded(ctx, b, "record usage", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.s.RecordUsage(ctx, usage)
+	})
+	return err
+}
+
+// deleteExpired calls the store's [ExpiredPurger], if it has one.
+func (b *boundedStore) deleteExpired(ctx context.Context, now time.Time) (int, bool, error) {
+	p, ok := b.s.(ExpiredPurger)
+	if !ok {
+		return 0, false, nil
+	}
+	n, err := bounded(ctx, b, "delete expired", func(ctx context.Context) (int, error) {
+		return p.DeleteExpired(ctx, now)
+	})
+	return n, true, err
+}
