@@ -29,7 +29,15 @@ func TestRemoveUser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	peppers, _, err := loadPeppers(cfg.pepperFile)
+	if err := makePrivateDir(data); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := sqlstore.OpenSQLite(ctx, filepath.Join(data, "appauth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peppers, err := createPepperFile(ctx, cfg.pepperFile, fresh) // as the first start does
+	fresh.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
