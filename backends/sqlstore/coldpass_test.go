@@ -153,8 +153,13 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	mux.Handle("/dav/", http.StripPrefix("/dav", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().Wrap(work).ServeHTTP(w, r) })))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: coldWorkers}}
-	defer client.CloseIdleConnections()
+	// One address per worker: many devices, not one address's burst.
+	clients := testkit.LoopbackClients(coldWorkers)
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}()
 
 	// pass sends the 1,000 requests once with coldWorkers clients and
 	// returns its wall time and every request's latency.
@@ -163,7 +168,7 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
-		for range coldWorkers {
+		for _, client := range clients {
 			wg.Go(func() {
 				for {
 					i := int(next.Add(1) - 1)

@@ -23,6 +23,7 @@ import (
 	"github.com/appauth/appauth/backends/sqlstore"
 	"github.com/appauth/appauth/examples/davserver/internal/davstore"
 	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // BenchmarkColdPassServer is the measurement on the example
@@ -121,15 +122,20 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	defer client.CloseIdleConnections()
+	// One address per worker: many devices, not one address's burst.
+	clients := testkit.LoopbackClients(workers)
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}()
 
 	pass := func() (time.Duration, []time.Duration) {
 		lat := make([]time.Duration, passwords)
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
-		for range workers {
+		for _, client := range clients {
 			wg.Go(func() {
 				for {
 					i := int(next.Add(1) - 1)
