@@ -42,9 +42,7 @@ type LDAPServer struct {
 	AdminDN, AdminPassword string // root DN: writes anything
 	LogFile                string // slapd's log (loglevel stats: connections, binds, search filters)
 
-	shared bool
-	dir    string
-	proc   *proc
+	server
 }
 
 var sharedLDAP = sync.OnceValues(func() (*LDAPServer, error) {
@@ -84,54 +82,6 @@ func NewLDAP(t testing.TB) *LDAPServer {
 	}
 	t.Cleanup(s.close)
 	return s
-}
-
-// Stop stops slapd and returns once it is down; open connections are closed
-// and new ones refused. Only for servers from [NewLDAP]; the directory stays
-// for [LDAPServer.Start].
-func (s *LDAPServer) Stop(t testing.TB) {
-	t.Helper()
-	s.private(t, "Stop")
-	if err := s.proc.stop(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Start starts slapd again after [LDAPServer.Stop], on the same ports, and
-// returns once it answers. It does nothing if the server runs.
-func (s *LDAPServer) Start(t testing.TB) {
-	t.Helper()
-	s.private(t, "Start")
-	if err := s.proc.restart(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Pause stops slapd with SIGSTOP: it accepts TCP connections (the kernel
-// does) but answers nothing, as a hung server. [LDAPServer.Resume]
-// continues it.
-func (s *LDAPServer) Pause(t testing.TB) {
-	t.Helper()
-	s.private(t, "Pause")
-	if err := s.proc.signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Resume continues a server stopped by [LDAPServer.Pause].
-func (s *LDAPServer) Resume(t testing.TB) {
-	t.Helper()
-	s.private(t, "Resume")
-	if err := s.proc.signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *LDAPServer) private(t testing.TB, method string) {
-	t.Helper()
-	if s.shared {
-		t.Fatalf("testenv: LDAPServer.%s on the shared server, which other tests use: use testenv.NewLDAP", method)
-	}
 }
 
 func (s *LDAPServer) close() {
@@ -242,7 +192,7 @@ func startLDAP() (*LDAPServer, error) {
 		CAFile: filepath.Join(dir, "tls", "ca.crt"), BaseDN: "dc=example,dc=org",
 		BindDN: "cn=appauth,ou=services,dc=example,dc=org", BindPassword: "service-Secret-0",
 		AdminDN: "cn=admin,dc=example,dc=org", AdminPassword: randomHex(16),
-		LogFile: filepath.Join(dir, "slapd.log"), dir: dir,
+		LogFile: filepath.Join(dir, "slapd.log"), server: server{kind: "LDAPServer", ctor: "NewLDAP", dir: dir},
 	}
 	if err := s.init(bin, moddir, schemadir); err != nil {
 		s.close()

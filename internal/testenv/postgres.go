@@ -27,9 +27,7 @@ const connectTimeout = 30 * time.Second
 type PostgresServer struct {
 	dsn     string // superuser DSN of the database postgres
 	LogFile string // the server's log
-	shared  bool
-	dir     string
-	proc    *proc
+	server
 }
 
 var sharedPostgres = sync.OnceValues(func() (*PostgresServer, error) {
@@ -111,59 +109,6 @@ func (s *PostgresServer) drop(t testing.TB, name string) {
 	}
 }
 
-// Stop stops the server (fast shutdown: open connections are closed, new
-// ones refused) and returns once it is down. Only for servers from
-// [NewPostgres]; the data stays for [PostgresServer.Start].
-func (s *PostgresServer) Stop(t testing.TB) {
-	t.Helper()
-	s.private(t, "Stop")
-	if err := s.proc.stop(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Start starts the server again after [PostgresServer.Stop], on the same
-// port, and returns once it accepts connections. Existing *sql.DB pools
-// reconnect by themselves. It does nothing if the server runs.
-func (s *PostgresServer) Start(t testing.TB) {
-	t.Helper()
-	s.private(t, "Start")
-	if err := s.proc.restart(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Pause stops every process of the server (the postmaster's group and its
-// backends, which PostgreSQL puts in sessions of their own) with SIGSTOP:
-// connections stay open but nothing answers, as on a hung host.
-// [PostgresServer.Resume] continues it; the test's end does too. Note that
-// lib/pq, when a query's context ends, waits for its cancel request to be
-// answered, which a paused server never does. If the test binary is killed
-// while the server is paused, its stopped backends are left behind.
-func (s *PostgresServer) Pause(t testing.TB) {
-	t.Helper()
-	s.private(t, "Pause")
-	if err := s.proc.signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Resume continues a server stopped by [PostgresServer.Pause].
-func (s *PostgresServer) Resume(t testing.TB) {
-	t.Helper()
-	s.private(t, "Resume")
-	if err := s.proc.signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *PostgresServer) private(t testing.TB, method string) {
-	t.Helper()
-	if s.shared {
-		t.Fatalf("testenv: PostgresServer.%s on the shared server, which other tests use: use testenv.NewPostgres", method)
-	}
-}
-
 func (s *PostgresServer) close() {
 	if err := s.proc.stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -215,7 +160,7 @@ func startPostgres() (*PostgresServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &PostgresServer{dir: dir, LogFile: filepath.Join(dir, "postgres.log")}
+	s := &PostgresServer{server: server{kind: "PostgresServer", ctor: "NewPostgres", dir: dir}, LogFile: filepath.Join(dir, "postgres.log")}
 	err = s.init(initdb, postgres, cred)
 	if err != nil {
 		os.RemoveAll(dir)

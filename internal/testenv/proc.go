@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -350,4 +351,56 @@ func (p *proc) restart() error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return err
+}
+
+// server is what PostgresServer and LDAPServer share: the process, the
+// folder, and the outage controls, which only a private server (from
+// NewPostgres or NewLDAP) allows, since other tests use a shared one.
+type server struct {
+	kind, ctor string // "PostgresServer", "NewPostgres": for messages
+	shared     bool
+	dir        string
+	proc       *proc
+}
+
+// Stop stops the server and returns once it is down: open connections are
+// closed, new ones refused. The data stays for [server.Start].
+func (s *server) Stop(t testing.TB) {
+	t.Helper()
+	s.control(t, "Stop", s.proc.stop)
+}
+
+// Start starts the server again after [server.Stop], on the same ports,
+// and returns once it answers. It does nothing if the server runs.
+func (s *server) Start(t testing.TB) {
+	t.Helper()
+	s.control(t, "Start", s.proc.restart)
+}
+
+// Pause stops every process of the server with SIGSTOP (PostgreSQL's
+// backends too, in sessions of their own) and returns once they all have
+// stopped: the kernel still accepts connections, but nothing answers, as
+// on a hung host. [server.Resume] continues it; the test's end does too.
+// lib/pq, when a query's context ends, waits for its cancel request to be
+// answered, which a paused server never does. If the test binary is killed
+// while a server is paused, its stopped processes are left behind.
+func (s *server) Pause(t testing.TB) {
+	t.Helper()
+	s.control(t, "Pause", func() error { return s.proc.signal(syscall.SIGSTOP) })
+}
+
+// Resume continues a server stopped by [server.Pause].
+func (s *server) Resume(t testing.TB) {
+	t.Helper()
+	s.control(t, "Resume", func() error { return s.proc.signal(syscall.SIGCONT) })
+}
+
+func (s *server) control(t testing.TB, method string, do func() error) {
+	t.Helper()
+	if s.shared {
+		t.Fatalf("testenv: %s.%s on the shared server, which other tests use: use testenv.%s", s.kind, method, s.ctor)
+	}
+	if err := do(); err != nil {
+		t.Fatal(err)
+	}
 }
