@@ -142,7 +142,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n       davserver app-passwords|sessions|users|pepper COMMAND [flags]   (administration; davserver users -help)\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs
