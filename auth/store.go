@@ -115,6 +115,17 @@ type PepperRegistry interface {
 	CredentialsByKey(ctx context.Context) (map[string]int, error)
 }
 
+// CredentialLister is an optional [Store] capability: listing every user's
+// credentials, for administration (which devices has nobody used for a
+// year?). The [Manager] never calls it; it is for tools that run beside
+// it, such as the example server's command line, which revoke what they
+// find through the Manager so that caches and audit events stay right.
+type CredentialLister interface {
+	// AllCredentials returns every user's credentials of one kind, ordered
+	// by UserID, then oldest first (as ListCredentials orders one user's).
+	AllCredentials(ctx context.Context, kind Kind) ([]*StoredCredential, error)
+}
+
 // ContextBounded is an optional [Store] capability. A store whose every call
 // returns promptly once its context is done (its driver interrupts the work,
 // waits for locks included) says so, and the [Manager] calls it directly

@@ -43,6 +43,7 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 		{"DeleteExpired", testDeleteExpired},
 		{"PepperRegistry", testPepperRegistry},
 		{"ManagerPepperCheck", testManagerPepperCheck},
+		{"AllCredentials", testAllCredentials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -455,6 +456,43 @@ func testPepperRegistry(t *testing.T, s auth.Store) {
 	}
 	if counts["k1"] != 2 || counts["k2"] != 1 || len(counts) != 2 {
 		t.Fatalf("CredentialsByKey = %v, want k1:2 k2:1", counts)
+	}
+}
+
+// testAllCredentials: a CredentialLister returns every user's credentials
+// of the asked kind, by owner then oldest first, as copies.
+func testAllCredentials(t *testing.T, s auth.Store) {
+	l, ok := s.(auth.CredentialLister)
+	if !ok {
+		t.Log("store does not implement auth.CredentialLister")
+		return
+	}
+	ctx := t.Context()
+	if got, err := l.AllCredentials(ctx, auth.KindAppPassword); err != nil || len(got) != 0 {
+		t.Fatalf("AllCredentials on an empty store = %d, %v; want 0, nil", len(got), err)
+	}
+	bobOld, bobNew, alice := newCredential("bob", auth.KindAppPassword), newCredential("bob", auth.KindAppPassword), newCredential("alice", auth.KindAppPassword)
+	bobOld.CreatedAt = base.Add(-time.Hour)
+	session := newCredential("alice", auth.KindSession)
+	mustCreate(t, s, bobNew, session, alice, bobOld)
+	got, err := l.AllCredentials(ctx, auth.KindAppPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*auth.StoredCredential{alice, bobOld, bobNew}
+	if len(got) != len(want) {
+		t.Fatalf("AllCredentials(app passwords) returned %d credentials, want %d", len(got), len(want))
+	}
+	for i := range want {
+		assertEqual(t, got[i], want[i])
+	}
+	got[0].Name = "changed"
+	if again, _ := l.AllCredentials(ctx, auth.KindAppPassword); again[0].Name == "changed" {
+		t.Error("AllCredentials returned the stored credential, not a copy")
+	}
+	sessions, err := l.AllCredentials(ctx, auth.KindSession)
+	if err != nil || len(sessions) != 1 || sessions[0].ID != session.ID {
+		t.Fatalf("AllCredentials(sessions) = %d credentials, %v; want only %s", len(sessions), err, session.ID)
 	}
 }
 

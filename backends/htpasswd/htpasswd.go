@@ -250,6 +250,21 @@ func (e *entry) user() *auth.User {
 	return &auth.User{ID: e.login, Login: e.login, Disabled: e.disabled}
 }
 
+// Users returns the file's users in file order, for administration (an
+// LDAP directory cannot list its users; this file can). It fails with
+// ErrUnavailable while the file is unreadable or invalid.
+func (d *Directory) Users(ctx context.Context) ([]*auth.User, error) {
+	s := d.current()
+	if s.err != nil {
+		return nil, fmt.Errorf("htpasswd: users: %w: %w", auth.ErrUnavailable, s.err)
+	}
+	out := make([]*auth.User, len(s.entries))
+	for i, e := range s.entries {
+		out[i] = e.user()
+	}
+	return out, nil
+}
+
 // VerifyPassword implements [auth.PasswordVerifier]. An unknown login costs
 // the same hash computation as a wrong password.
 func (d *Directory) VerifyPassword(ctx context.Context, login, password string) (*auth.User, error) {

@@ -339,3 +339,31 @@ func TestDecoyPerLogin(t *testing.T) {
 		t.Errorf("64 unknown logins used decoys %v; want both entries", used)
 	}
 }
+
+// TestUsers: Users lists every user of the file in file order, disabled
+// ones marked, and fails closed once the file is invalid.
+func TestUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	content := "# comment\ncarol:" + bcryptHash(t, "c") + "\nalice:!" + bcryptHash(t, "a") + "\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(0, 0)
+	d, err := Open(path, &Options{CheckInterval: time.Nanosecond, Now: func() time.Time { now = now.Add(time.Second); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := d.Users(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 2 || users[0].Login != "carol" || users[0].Disabled || users[1].Login != "alice" || !users[1].Disabled {
+		t.Fatalf("Users = %+v %+v, want carol, then alice disabled", users[0], users[1])
+	}
+	if err := os.WriteFile(path, []byte("not an htpasswd line at all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Users(t.Context()); !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Users on an invalid file: %v, want ErrUnavailable", err)
+	}
+}

@@ -28,10 +28,11 @@ type Store struct {
 }
 
 var (
-	_ auth.Store          = (*Store)(nil)
-	_ auth.ExpiredPurger  = (*Store)(nil)
-	_ auth.PepperRegistry = (*Store)(nil)
-	_ auth.ContextBounded = (*Store)(nil)
+	_ auth.Store            = (*Store)(nil)
+	_ auth.ExpiredPurger    = (*Store)(nil)
+	_ auth.PepperRegistry   = (*Store)(nil)
+	_ auth.ContextBounded   = (*Store)(nil)
+	_ auth.CredentialLister = (*Store)(nil)
 )
 
 // NewStore returns an empty Store.
@@ -121,6 +122,22 @@ func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Ki
 	}
 	slices.SortFunc(out, func(a, b *auth.StoredCredential) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// AllCredentials implements [auth.CredentialLister].
+func (s *Store) AllCredentials(ctx context.Context, kind auth.Kind) ([]*auth.StoredCredential, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*auth.StoredCredential
+	for _, c := range s.byID {
+		if c.Kind == kind {
+			out = append(out, clone(c))
+		}
+	}
+	slices.SortFunc(out, func(a, b *auth.StoredCredential) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
 	return out, nil
 }

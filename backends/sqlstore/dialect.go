@@ -96,7 +96,7 @@ func (d *dbTime) Scan(v any) error {
 // queries are the statements of one Store, built once at open: table name
 // and placeholders filled in.
 type queries struct {
-	insert, byHash, byID, list, count, update, del, delAll, delExpired, usage string
+	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, usage string
 }
 
 // credentialColumns lists the columns in the order of [row].
@@ -110,6 +110,7 @@ func (d *dialect) queries(table string) queries {
 		byHash:     q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
 		byID:       q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
 		list:       q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
+		listAll:    q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ?"),
 		count:      q("SELECT COUNT(*) FROM {t}"),
 		update:     q("UPDATE {t} SET name = ?, scopes = ?, expires_at = ?, authenticated_at = ? WHERE id = ? AND user_id = ?"),
 		del:        q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),

@@ -18,6 +18,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -99,9 +100,10 @@ type Store struct {
 }
 
 var (
-	_ auth.Store          = (*Store)(nil)
-	_ auth.ExpiredPurger  = (*Store)(nil)
-	_ auth.ContextBounded = (*Store)(nil)
+	_ auth.Store            = (*Store)(nil)
+	_ auth.ExpiredPurger    = (*Store)(nil)
+	_ auth.ContextBounded   = (*Store)(nil)
+	_ auth.CredentialLister = (*Store)(nil)
 )
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
@@ -379,6 +381,24 @@ func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Ki
 	for i := range rows {
 		out[i] = rows[i].credential()
 	}
+	return out, nil
+}
+
+// AllCredentials implements [auth.CredentialLister]: one query over the
+// table, for the administration commands. It sorts in Go: a database's
+// collation may order user IDs otherwise than byte by byte.
+func (s *Store) AllCredentials(ctx context.Context, kind auth.Kind) ([]*auth.StoredCredential, error) {
+	var rows []row
+	if err := s.db.SelectContext(ctx, &rows, s.q.listAll, string(kind)); err != nil {
+		return nil, translate("list all credentials", err)
+	}
+	out := make([]*auth.StoredCredential, len(rows))
+	for i := range rows {
+		out[i] = rows[i].credential()
+	}
+	slices.SortFunc(out, func(a, b *auth.StoredCredential) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
 

@@ -64,6 +64,14 @@ func envName(flagName string) string {
 // parseConfig reads flags, with every flag's APPAUTH_* environment variable
 // as its default, and validates them. getenv is os.Getenv outside tests.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	return parseConfigWith(args, getenv, stderr, nil)
+}
+
+// parseConfigWith is parseConfig with more flags: extra defines them (an
+// admin subcommand's own) after the environment is read, so that no
+// APPAUTH_* variable can set them: a revocation is asked for on the command
+// line only.
+func parseConfigWith(args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*config, error) {
 	c := &config{set: map[string]bool{}}
 	fs := newFlagSet(c, stderr)
 
@@ -82,6 +90,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	})
 	if envErr != nil {
 		return nil, envErr
+	}
+	if extra != nil {
+		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -131,7 +142,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: davserver [flags]\n       davserver app-passwords|sessions|users|pepper COMMAND [flags]   (administration; davserver users -help)\n\nA WebDAV, CalDAV and CardDAV server with app passwords. Every flag can also be set\nwith an environment variable: -ldap-url is APPAUTH_LDAP_URL, and so on.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs

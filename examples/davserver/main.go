@@ -46,6 +46,11 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 && isAdminCommand(args[0]) {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runAdmin(ctx, args, &adminEnv{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now})
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
