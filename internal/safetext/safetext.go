@@ -7,11 +7,15 @@ import (
 	"unicode"
 )
 
-// Escape quotes s when it holds control characters or invalid UTF-8, so that
-// a username or user agent cannot forge log lines, whatever slog handler is
-// used. Other text is returned as is, without allocating.
+// Escape quotes s when it holds control characters, format characters
+// (such as U+202E, which reverses the text after it, or zero-width ones) or
+// invalid UTF-8, so that a username or user agent cannot forge or disguise
+// log lines and table rows, whatever slog handler is used. Other text is
+// returned as is, without allocating.
 func Escape(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar }) {
+	if !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == unicode.ReplacementChar
+	}) {
 		return s
 	}
 	q := strconv.QuoteToASCII(s)

@@ -7,13 +7,15 @@ import (
 
 func TestEscape(t *testing.T) {
 	for in, want := range map[string]string{
-		"alice":        "alice",
-		"zoë o'brien":  "zoë o'brien",
-		"a\nfake=line": `a\nfake=line`,
-		"\x1b[31mred":  `\x1b[31mred`,
-		"bad\xffutf8":  `bad\xffutf8`,
-		"tab\there":    `tab\there`,
-		"":             "",
+		"alice":             "alice",
+		"zoë o'brien":       "zoë o'brien",
+		"a\nfake=line":      `a\nfake=line`,
+		"\x1b[31mred":       `\x1b[31mred`,
+		"bad\xffutf8":       `bad\xffutf8`,
+		"tab\there":         `tab\there`,
+		"evil\u202egpj.exe": `evil\u202egpj.exe`, // right-to-left override
+		"zero\u200bwidth":   `zero\u200bwidth`,
+		"":                  "",
 	} {
 		if got := Escape(in); got != want {
 			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
