@@ -53,4 +53,3 @@ func TestVerifyEventsCarryDurationAndCache(t *testing.T) {
 		t.Errorf("Stats = %+v, want one cached credential, nothing served in grace", s)
 	}
 }
-
