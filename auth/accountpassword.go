@@ -40,9 +40,9 @@ var errBusy = fmt.Errorf("%w: too many account-password checks in progress", Err
 // for 5 seconds (an overloaded server is an outage, not the client's fault,
 // so it is not counted against the client).
 func (m *Manager) VerifyAccountPassword(ctx context.Context, v PasswordVerifier, a Attempt) (*Principal, error) {
-	now := m.now()
+	now, start := m.verifyNow()
 	fail := Event{Type: EventFailed, Time: now, Kind: KindAccountPassword, Login: a.Username, RemoteAddr: a.RemoteAddr, UserAgent: a.UserAgent,
-		start: m.verifyStart()}
+		start: start}
 	if v == nil {
 		return nil, m.unavailable(ctx, fail, "directory", errors.New("auth: VerifyAccountPassword: nil PasswordVerifier"))
 	}

@@ -59,6 +59,9 @@ type Manager struct {
 	// through an outage (see [Manager.Stats]).
 	graceServed atomic.Uint64
 
+	// monoClock: Options.Now is time.Now, whose readings are monotonic.
+	monoClock bool
+
 	// peppersChecked: Check has passed (see create).
 	peppersChecked atomic.Bool
 
@@ -113,6 +116,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		done:         make(chan struct{}),
 		lockSeed:     maphash.MakeSeed(),
 		checks:       make(chan struct{}, o.MaxPasswordChecks),
+		monoClock:    opts.Now == nil,
 	}
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
@@ -315,8 +319,9 @@ func (m *Manager) settle(c Attempt, err error) {
 // allowed reports that the Limiter allowed the attempt, so its outcome
 // must be reported to it.
 func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
-	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
-		start: m.verifyStart()}
+	now, start := m.verifyNow()
+	fail := Event{Type: EventFailed, Time: now, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
+		start: start}
 	var login string
 	if byUsername {
 		if login, err = CanonicalLogin(c.Username); err != nil {

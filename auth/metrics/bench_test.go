@@ -1,0 +1,110 @@
+package metrics_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/metrics"
+	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
+)
+
+// BenchmarkVerifyCached measures a cached app-password verify without an
+// event hook (the baseline), with an empty hook (what measuring the
+// duration costs), and with the metrics: compare them as ratios.
+func BenchmarkVerifyCached(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		hook func() func(auth.Event)
+	}{
+		{"baseline=no-hook", func() func(auth.Event) { return nil }},
+		{"empty-hook", func() func(auth.Event) { return func(auth.Event) {} }},
+		{"metrics", func() func(auth.Event) { return metrics.New().Observe }},
+	} {
+		dir := memory.NewDirectory()
+		alice := auth.User{ID: "u-alice", Login: "alice"}
+		if err := dir.AddUser(alice, "pw"); err != nil {
+			b.Fatal(err)
+		}
+		m := testkit.NewManager(b, memory.NewStore(), dir, &auth.Options{OnEvent: bc.hook()})
+		_, secret, err := m.IssueAppPassword(b.Context(), &alice, auth.IssueRequest{Name: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1", UserAgent: "bench"}
+		if _, err := m.Authenticate(b.Context(), c); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Authenticate(b.Context(), c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := m.Authenticate(b.Context(), c); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkMetricsOverhead interleaves blocks of cached verifies without
+// and with the metrics, so that a busy machine slows both alike, and
+// reports the ratio (metrics/baseline; the target is under 1.05).
+func BenchmarkMetricsOverhead(b *testing.B) {
+	newManager := func(hook func(auth.Event)) (*auth.Manager, auth.Attempt) {
+		dir := memory.NewDirectory()
+		alice := auth.User{ID: "u-alice", Login: "alice"}
+		if err := dir.AddUser(alice, "pw"); err != nil {
+			b.Fatal(err)
+		}
+		m := testkit.NewManager(b, memory.NewStore(), dir, &auth.Options{OnEvent: hook})
+		_, secret, err := m.IssueAppPassword(b.Context(), &alice, auth.IssueRequest{Name: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1", UserAgent: "bench"}
+		if _, err := m.Authenticate(b.Context(), c); err != nil {
+			b.Fatal(err)
+		}
+		return m, c
+	}
+	base, bc := newManager(nil)
+	with, wc := newManager(metrics.New().Observe)
+	const block = 200
+	var baseNs, withNs time.Duration
+	run := func(m *auth.Manager, c auth.Attempt) time.Duration {
+		start := time.Now()
+		for range block {
+			if _, err := m.Authenticate(b.Context(), c); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	n := 0
+	for b.Loop() {
+		// Alternate which goes first, so neither always runs warm.
+		if n%2 == 0 {
+			baseNs += run(base, bc)
+			withNs += run(with, wc)
+		} else {
+			withNs += run(with, wc)
+			baseNs += run(base, bc)
+		}
+		n++
+	}
+	b.ReportMetric(float64(baseNs.Nanoseconds())/float64(n*block), "baseline-ns/verify")
+	b.ReportMetric(float64(withNs.Nanoseconds())/float64(n*block), "metrics-ns/verify")
+	b.ReportMetric(float64(withNs)/float64(baseNs), "ratio")
+}
