@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -60,7 +61,9 @@ func BenchmarkVerifyCached(b *testing.B) {
 
 // BenchmarkMetricsOverhead interleaves blocks of cached verifies without
 // and with the metrics, so that a busy machine slows both alike, and
-// reports the ratio (metrics/baseline; the target is under 1.05).
+// reports the median over the pairs of blocks of their ratio
+// (metrics/baseline; the target is under 1.05): a block that another
+// process preempted moves the median little.
 func BenchmarkMetricsOverhead(b *testing.B) {
 	newManager := func(hook func(auth.Event)) (*auth.Manager, auth.Attempt) {
 		dir := memory.NewDirectory()
@@ -83,6 +86,7 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 	with, wc := newManager(metrics.New().Observe)
 	const block = 200
 	var baseNs, withNs time.Duration
+	var ratios []float64
 	run := func(m *auth.Manager, c auth.Attempt) time.Duration {
 		start := time.Now()
 		for range block {
@@ -95,16 +99,31 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		// Alternate which goes first, so neither always runs warm.
+		var bt, wt time.Duration
 		if n%2 == 0 {
-			baseNs += run(base, bc)
-			withNs += run(with, wc)
+			bt = run(base, bc)
+			wt = run(with, wc)
 		} else {
-			withNs += run(with, wc)
-			baseNs += run(base, bc)
+			wt = run(with, wc)
+			bt = run(base, bc)
 		}
+		baseNs, withNs = baseNs+bt, withNs+wt
+		ratios = append(ratios, float64(wt)/float64(bt))
 		n++
 	}
 	b.ReportMetric(float64(baseNs.Nanoseconds())/float64(n*block), "baseline-ns/verify")
 	b.ReportMetric(float64(withNs.Nanoseconds())/float64(n*block), "metrics-ns/verify")
-	b.ReportMetric(float64(withNs)/float64(baseNs), "ratio")
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "ratio")
+}
+
+// BenchmarkObserve is the hook alone on a cached success: what the metrics
+// add to a verify beyond the one clock read for its duration.
+func BenchmarkObserve(b *testing.B) {
+	m := metrics.New()
+	e := auth.Event{Type: auth.EventAuthenticated, Kind: auth.KindAppPassword, Cache: auth.CacheHit, Duration: 700 * time.Nanosecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Observe(e)
+	}
 }
