@@ -3,6 +3,7 @@ package auth_test
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 )
@@ -51,5 +52,28 @@ func TestVerifyEventsCarryDurationAndCache(t *testing.T) {
 	}
 	if s := e.m.Stats(); s.CachedCredentials != 1 || s.GraceServed != 0 {
 		t.Errorf("Stats = %+v, want one cached credential, nothing served in grace", s)
+	}
+}
+
+// TestStatsGraceServed: requests served from the last good directory
+// answer while the directory is down are counted, and only those.
+func TestStatsGraceServed(t *testing.T) {
+	e := newEnv(t, nil)
+	_, secret := e.issue(t, e.alice, "phone")
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.m.Stats().GraceServed; n != 0 {
+		t.Fatalf("GraceServed = %d with the directory up", n)
+	}
+	e.dir.down.Store(true)
+	e.clock.Add(10 * time.Minute) // past OwnerCheckInterval, within the grace period
+	for range 3 {
+		if _, err := e.auth(t, "alice", secret); err != nil {
+			t.Fatalf("within the grace period: %v", err)
+		}
+	}
+	if n := e.m.Stats().GraceServed; n != 3 {
+		t.Errorf("GraceServed = %d, want 3", n)
 	}
 }
