@@ -40,10 +40,11 @@ var errBusy = fmt.Errorf("%w: too many account-password checks in progress", Err
 // for 5 seconds (an overloaded server is an outage, not the client's fault,
 // so it is not counted against the client).
 func (m *Manager) VerifyAccountPassword(ctx context.Context, v PasswordVerifier, a Attempt) (*Principal, error) {
-	now := m.now()
-	fail := Event{Type: EventFailed, Time: now, Kind: KindAccountPassword, Login: a.Username, RemoteAddr: a.RemoteAddr, UserAgent: a.UserAgent}
+	now, start := m.verifyNow()
+	fail := Event{Type: EventFailed, Time: now, Kind: KindAccountPassword, Login: a.Username, RemoteAddr: a.RemoteAddr, UserAgent: a.UserAgent,
+		start: start}
 	if v == nil {
-		return nil, m.unavailable(ctx, fail, errors.New("auth: VerifyAccountPassword: nil PasswordVerifier"))
+		return nil, m.unavailable(ctx, fail, "directory", errors.New("auth: VerifyAccountPassword: nil PasswordVerifier"))
 	}
 	if a.Username == "" || a.Password == "" || len(a.Username) > maxLoginLen || len(a.Password) > maxAccountPasswordLen {
 		return nil, m.deny(ctx, fail, "malformed")
@@ -66,7 +67,7 @@ func (m *Manager) VerifyAccountPassword(ctx context.Context, v PasswordVerifier,
 		err = errors.New("auth: PasswordVerifier returned no usable user")
 		fallthrough
 	case err != nil:
-		err = m.unavailable(ctx, fail, err)
+		err = m.unavailable(ctx, fail, "directory", err)
 		m.settle(a, err)
 		return nil, err
 	case u.Disabled:
@@ -81,7 +82,7 @@ func (m *Manager) VerifyAccountPassword(ctx context.Context, v PasswordVerifier,
 	}
 	m.settle(a, nil)
 	m.emit(ctx, Event{Type: EventAuthenticated, Time: now, Kind: KindAccountPassword, UserID: u.ID, Login: u.Login,
-		RemoteAddr: a.RemoteAddr, UserAgent: a.UserAgent})
+		RemoteAddr: a.RemoteAddr, UserAgent: a.UserAgent, start: fail.start})
 	return &Principal{User: *u, Method: MethodAccountPassword, AuthTime: now}, nil
 }
 
@@ -118,7 +119,7 @@ func (m *Manager) throttled(ctx context.Context, ev Event, err error) error {
 	ev.Type, ev.Err = EventThrottled, err
 	if !errors.Is(err, ErrThrottled) {
 		ev.Type, err = EventUnavailable, fmt.Errorf("%w: limiter: %w", ErrUnavailable, err)
-		ev.Err = err
+		ev.Err, ev.Reason = err, "limiter"
 	}
 	m.emit(ctx, ev)
 	return err

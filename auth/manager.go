@@ -55,6 +55,13 @@ type Manager struct {
 	checks    chan struct{}  // slots for account-password checks
 	lockSeed  maphash.Seed
 
+	// graceServed counts requests served from a directory answer kept
+	// through an outage (see [Manager.Stats]).
+	graceServed atomic.Uint64
+
+	// monoClock: Options.Now is time.Now, whose readings are monotonic.
+	monoClock bool
+
 	// peppersChecked: Check has passed (see create).
 	peppersChecked atomic.Bool
 
@@ -109,6 +116,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		done:         make(chan struct{}),
 		lockSeed:     maphash.MakeSeed(),
 		checks:       make(chan struct{}, o.MaxPasswordChecks),
+		monoClock:    opts.Now == nil,
 	}
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
@@ -311,7 +319,9 @@ func (m *Manager) settle(c Attempt, err error) {
 // allowed reports that the Limiter allowed the attempt, so its outcome
 // must be reported to it.
 func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
-	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	now, start := m.verifyNow()
+	fail := Event{Type: EventFailed, Time: now, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
+		start: start}
 	var login string
 	if byUsername {
 		if login, err = CanonicalLogin(c.Username); err != nil {
@@ -344,7 +354,7 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	}
 	m.touch(e, c, fail.Time)
 	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
-		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent})
+		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent, Cache: fail.Cache, start: fail.start})
 	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, allowed, nil
 }
 
@@ -376,6 +386,12 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)
 	e, unknown := m.cache.get(key, now.UnixNano())
+	if m.cache.max > 0 {
+		fail.Cache = CacheMiss
+		if e != nil || unknown {
+			fail.Cache = CacheHit
+		}
+	}
 	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
 		if err := l.Allow(ctx, c); err != nil {
 			if e == nil || e.cred.Kind != kind || !errors.Is(err, ErrThrottled) {
@@ -397,7 +413,7 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 			m.cache.putUnknown(key, now.UnixNano(), gen)
 			return nil, m.deny(ctx, *fail, "unknown")
 		case err != nil:
-			return nil, m.unavailable(ctx, *fail, err)
+			return nil, m.unavailable(ctx, *fail, "store", err)
 		}
 		e = m.cache.put(key, cred, now.UnixNano(), gen)
 	}
@@ -475,9 +491,12 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event)
 		default:
 			var err error
 			if e, err = m.checkOwner(ctx, cred.Login, e, now); err != nil {
-				return nil, m.unavailable(ctx, fail, fmt.Errorf("directory: %w", err))
+				return nil, m.unavailable(ctx, fail, "directory", fmt.Errorf("directory: %w", err))
 			}
 		}
+	}
+	if e.failing {
+		m.graceServed.Add(1) // served from the last good answer
 	}
 	if e.user == nil || e.user.Disabled || e.user.ID != cred.UserID {
 		return nil, m.deny(ctx, fail, "owner_invalid")
@@ -537,11 +556,12 @@ func (m *Manager) deny(ctx context.Context, ev Event, reason string) error {
 }
 
 // unavailable records an outage and returns it as ErrUnavailable.
-func (m *Manager) unavailable(ctx context.Context, ev Event, err error) error {
+// what is the part that could not answer (see [Event].Reason).
+func (m *Manager) unavailable(ctx context.Context, ev Event, what string, err error) error {
 	if !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	ev.Type, ev.Err = EventUnavailable, err
+	ev.Type, ev.Err, ev.Reason = EventUnavailable, err, what
 	m.emit(ctx, ev)
 	return err
 }

@@ -65,7 +65,9 @@ func (m *Manager) trimSessions(ctx context.Context, userID string, keep int) err
 // disabled owner, and ErrUnavailable when the store or directory cannot answer.
 func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
 	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
-	fail := Event{Type: EventFailed, Time: m.now(), Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	now, start := m.verifyNow()
+	fail := Event{Type: EventFailed, Time: now, Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent,
+		start: start}
 	e, err := m.verify(ctx, KindSession, c, &fail, nil)
 	if err != nil {
 		return nil, err

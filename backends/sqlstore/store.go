@@ -413,6 +413,13 @@ func (s *Store) CountCredentials(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Ping reports whether the database answers, for readiness probes: an
+// error matching [auth.ErrUnavailable] when it does not. It is bounded by
+// ctx.
+func (s *Store) Ping(ctx context.Context) error {
+	return translate("ping", s.db.PingContext(ctx))
+}
+
 // UpdateCredential implements [auth.Store].
 func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) error {
 	scopes, err := encodeScopes(c.Scopes)

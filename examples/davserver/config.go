@@ -16,11 +16,14 @@ import (
 
 // config is the command line (and its APPAUTH_* environment variables).
 type config struct {
-	addr       string
-	data       string
-	users      string
-	pepperFile string
-	postgres   string
+	addr string
+	// metricsAddr is where /metrics, /healthz and /readyz are served
+	// (empty: not at all); see ops.go.
+	metricsAddr string
+	data        string
+	users       string
+	pepperFile  string
+	postgres    string
 
 	ldapURL            string
 	ldapBindDN         string
@@ -114,6 +117,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("davserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "address for /metrics, /healthz and /readyz, apart from -addr (empty: not served; keep it on loopback or a private network)")
 	fs.StringVar(&c.data, "data", "data", "folder for the database, the pepper, the users file and the DAV data")
 	fs.StringVar(&c.users, "users", "", "htpasswd users file (default DATA/users.htpasswd, created with a demo user on first run)")
 	fs.StringVar(&c.pepperFile, "pepper-file", "", "file with the secret HMAC key(s) for app passwords (default DATA/pepper, generated on first run)")

@@ -122,6 +122,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
 	}
 	closers = append(closers, func() error { ln.Close(); return nil })
+	opsSrv, err := listenOps(cfg)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, opsSrv.close)
 	// Files made by this first run are removed again if the start fails, so
 	// the next run makes them anew and prints the demo password then.
 	var created []string
@@ -206,6 +211,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Logger:    logger.With("component", "auth"),
 		Limiter:   limiter,
 		CacheSize: size,
+		OnEvent:   opsSrv.onEvent(),
 	})
 	if err != nil {
 		return err
@@ -283,6 +289,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		ln = tls.NewListener(ln, tlsConfig)
 	}
 	started = true
+	opsSrv.start(manager, []readyCheck{{"store", store.Ping}, {"directory", directoryCheck(dir)}}, logger, stdout)
 	printBanner(stdout, cfg, base, newPepper, demoPassword)
 	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg), "cache_size", size)
 

@@ -1,0 +1,28 @@
+package auth
+
+// Stats is a snapshot of a Manager's caches and outage handling, for
+// metrics. It holds counts only, never an identifier.
+type Stats struct {
+	// CachedCredentials is the number of verified credentials cached.
+	CachedCredentials int
+	// CachedUnknown is the number of hashes cached as unknown.
+	CachedUnknown int
+	// CachedOwners is the number of directory answers cached.
+	CachedOwners int
+	// GraceServed counts the requests served, since NewManager, from a
+	// directory answer kept through an outage ([Options].OwnerGracePeriod).
+	GraceServed uint64
+}
+
+// Stats returns the Manager's current [Stats]. It takes the caches' read
+// locks briefly; call it at scrape time, not per request.
+func (m *Manager) Stats() Stats {
+	s := Stats{GraceServed: m.graceServed.Load()}
+	m.cache.mu.RLock()
+	s.CachedCredentials, s.CachedUnknown = len(m.cache.entries), len(m.cache.neg)
+	m.cache.mu.RUnlock()
+	m.users.mu.RLock()
+	s.CachedOwners = len(m.users.entries)
+	m.users.mu.RUnlock()
+	return s
+}
