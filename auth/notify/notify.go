@@ -272,7 +272,7 @@ func (n *Notifier) message(e auth.Event) *Message {
 	default:
 		return nil
 	}
-	now := n.opts.Now()
+	now := m.Time // the event's time: the bound holds however late the queue runs
 	u.sent = slices.DeleteFunc(u.sent, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
 	if len(u.sent) >= n.opts.PerUserPerHour {
 		n.limited.Add(1)
