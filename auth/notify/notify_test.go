@@ -228,8 +228,12 @@ func TestSMTPOutage(t *testing.T) {
 		t.Fatal("delivery succeeded with the mail server stopped")
 	}
 	srv.Start(t)
-	for delivered := 0; delivered < len(names); {
-		if waitResult(t, w.results) == nil {
+
+	for delivered, attempts := 0, 0; delivered < len(names); attempts++ {
+		if attempts > 1000 {
+			t.Fatalf("not delivered after the server came back: %v", err)
+		}
+		if err = waitResult(t, w.results); err == nil {
 			delivered++
 		}
 	}

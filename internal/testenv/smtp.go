@@ -42,11 +42,16 @@ func SMTP(t testing.TB) *SMTPServer {
 }
 
 func startSMTP() (*SMTPServer, error) {
-	py, ok := findProgram([]string{"python3"}, "/usr/bin")
-	if ok && runChild(exec.Command(py, "-c", "import aiosmtpd"), nil) != nil {
-		ok = false
+	// The python3 on PATH may not be Debian's (pyenv, a virtualenv): take
+	// the first that has the module.
+	var py string
+	for _, cand := range []string{"python3", "/usr/bin/python3"} {
+		if p, ok := findProgram([]string{cand}); ok && runChild(exec.Command(p, "-c", "import aiosmtpd"), nil) == nil {
+			py = p
+			break
+		}
 	}
-	if !ok {
+	if py == "" {
 		return nil, &missingError{"testenv: aiosmtpd is not installed: python3 -m aiosmtpd fails (Debian package python3-aiosmtpd)"}
 	}
 	dir, err := serverDir("smtp", nil)
@@ -54,7 +59,7 @@ func startSMTP() (*SMTPServer, error) {
 		return nil, err
 	}
 	tlsDir, mail := filepath.Join(dir, "tls"), filepath.Join(dir, "mail")
-	for _, d := range []string{tlsDir, mail} {
+	for _, d := range []string{tlsDir, mail, filepath.Join(mail, "tmp"), filepath.Join(mail, "new"), filepath.Join(mail, "cur")} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("testenv: %w", err)
