@@ -123,6 +123,7 @@ type Notifier struct {
 	once   sync.Once
 
 	sent, dropped, limited, failed atomic.Int64
+	sessions                       atomic.Pointer[SessionLister]
 
 	// users is touched by the dispatcher goroutine only.
 	users map[string]*userState
@@ -171,6 +172,9 @@ func New(opts *Options) (*Notifier, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Notifier{opts: o, log: log.With("component", "notify"), events: make(chan auth.Event, o.QueueSize), users: map[string]*userState{}}
+	if o.Sessions != nil {
+		n.sessions.Store(&o.Sessions)
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wg.Add(1 + len(o.Transports))
 	go n.dispatch()
@@ -198,6 +202,14 @@ func (n *Notifier) OnEvent(e auth.Event) {
 func (n *Notifier) drop(why, userID string) {
 	n.dropped.Add(1)
 	n.log.Warn("notify: message dropped", "reason", why, "user_id", userID)
+}
+
+// SetSessions sets [Options.Sessions] after New, for the usual case where
+// the lister is the [auth.Manager] whose OnEvent is this notifier.
+func (n *Notifier) SetSessions(s SessionLister) {
+	if s != nil {
+		n.sessions.Store(&s)
+	}
 }
 
 // Stats returns the counts so far.
@@ -314,9 +326,9 @@ func (n *Notifier) user(userID, exclude string) *userState {
 	}
 	u := &userState{seen: now}
 	n.users[userID] = u
-	if n.opts.Sessions != nil {
+	if sl := n.sessions.Load(); sl != nil {
 		ctx, cancel := context.WithTimeout(n.ctx, n.opts.Timeout)
-		sessions, err := n.opts.Sessions.ListSessions(ctx, userID)
+		sessions, err := (*sl).ListSessions(ctx, userID)
 		cancel()
 		if err != nil {
 			n.log.Warn("notify: list sessions", "user_id", userID, "error", err.Error())
