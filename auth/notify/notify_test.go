@@ -547,3 +547,48 @@ func TestNewAddress(t *testing.T) {
 		t.Fatalf("after a restart, a new address was not notified: %+v", got)
 	}
 }
+
+// stuckDirectory blocks every look-up until released, as a hung LDAP server.
+type stuckDirectory struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (d *stuckDirectory) LookupUser(ctx context.Context, login string) (*auth.User, error) {
+	d.started <- struct{}{}
+	select {
+	case <-d.release:
+		return &alice, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestHookNeverBlocks: with the notifier itself stuck (its directory hangs),
+// the event hook still returns at once: events beyond the queue are dropped
+// and counted then and there, and the queued ones are delivered later.
+func TestHookNeverBlocks(t *testing.T) {
+	const queue, extra = 3, 2
+	r := newRecorder()
+	dir := &stuckDirectory{started: make(chan struct{}, 100), release: make(chan struct{})}
+	m, n := setup(t, notify.Options{Transports: []notify.Transport{r}, Directory: dir, QueueSize: queue, PerUserPerHour: 100}, nil)
+	issue := func(name string) {
+		if _, _, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue("first")
+	<-dir.started // the notifier is stuck on "first"
+	for i := range queue + extra {
+		issue(string(rune('a' + i)))
+	}
+	if s := n.Stats(); s.Dropped != extra { // counted by the hook itself, synchronously
+		t.Fatalf("stats %+v, want %d dropped by the hook", s, extra)
+	}
+	close(dir.release)
+	for _, want := range []string{"first", "a", "b", "c"} {
+		if got := r.next(t); got.Name != want || got.Email != alice.Email {
+			t.Fatalf("delivered %q to %q, want %q", got.Name, got.Email, want)
+		}
+	}
+}
