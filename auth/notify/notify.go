@@ -10,6 +10,12 @@
 // to one user per hour; further ones are dropped and counted, so that a
 // script creating app passwords in a loop cannot flood an inbox.
 //
+// A sign-in is from a new address when no current session of the user (see
+// [Options.Sessions]) and none of their last [Options.KnownAddresses]
+// sign-ins seen by this notifier came from it; a user with no sessions at
+// all is told about their first sign-in, since nothing shows it is theirs.
+// Addresses are compared exactly, as the edge gives them (ports stripped).
+//
 // A message never holds a secret: it is built from an [auth.Event], which
 // has none. It says what happened, when, from which address and client,
 // and links to the settings page where it can be revoked.
