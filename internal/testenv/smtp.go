@@ -110,7 +110,7 @@ func smtpBanner(ctx context.Context, addr string) error {
 }
 
 // Messages returns the messages received so far, whole (headers and body),
-// in the order they arrived.
+// in no particular order (maildir names do not sort by arrival).
 func (s *SMTPServer) Messages(t testing.TB) []string {
 	t.Helper()
 	var files []string
@@ -123,9 +123,7 @@ func (s *SMTPServer) Messages(t testing.TB) []string {
 			files = append(files, filepath.Join(s.dir, "mail", sub, e.Name()))
 		}
 	}
-	// Maildir names start with the delivery time, then a sequence: sorting
-	// by name is close to the order of arrival.
-	slices.SortFunc(files, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
+	slices.Sort(files)
 	var out []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
