@@ -56,7 +56,8 @@ func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueReq
 	if err != nil {
 		return nil, "", fmt.Errorf("auth: issue app password: %w", err)
 	}
-	m.emit(ctx, Event{Type: EventIssued, Time: now, Kind: KindAppPassword, UserID: user.ID, Login: user.Login, CredentialID: cred.ID})
+	m.emit(ctx, Event{Type: EventIssued, Time: now, Kind: KindAppPassword, UserID: user.ID, Login: user.Login, CredentialID: cred.ID,
+		Name: name, RemoteAddr: req.RemoteAddr, UserAgent: req.UserAgent})
 	return toAppPassword(cred), secret, nil
 }
 

@@ -30,6 +30,7 @@ type Event struct {
 	UserID       string    // the owner's stable ID, if known
 	Login        string    // the owner's login, or the presented username on failure
 	CredentialID string    // the credential concerned, if known
+	Name         string    // an issued app password's name ("My iPhone")
 	RemoteAddr   string    // the client's address, as given by the edge
 	UserAgent    string    // the client's User-Agent
 	// Reason says why an attempt failed (for logs only, never for the client):

@@ -111,6 +111,10 @@ type IssueRequest struct {
 	Name      string    // required: the app or device ("My iPhone")
 	Scopes    []string  // empty: unrestricted; see ScopeCalendars and the others
 	ExpiresAt time.Time // zero: never
+	// RemoteAddr and UserAgent are the client that asked for it, for the
+	// issued [Event] (and so for notifications); they are not stored.
+	RemoteAddr string
+	UserAgent  string
 }
 
 // Authenticator decides whether an attempt grants access. Every non-nil error

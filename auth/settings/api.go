@@ -347,7 +347,7 @@ func (h *Handler) apiCreateAppPassword(w http.ResponseWriter, r *http.Request, s
 		writeError(w, e.status, e.msg)
 		return
 	}
-	ir := auth.IssueRequest{Name: req.Name, Scopes: req.Scopes}
+	ir := auth.IssueRequest{Name: req.Name, Scopes: req.Scopes, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()}
 	if req.ExpiresAt != "" {
 		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
 		if err != nil {

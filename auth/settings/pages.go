@@ -313,7 +313,7 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 			return
 		}
 	}
-	a, secret, err := h.m.IssueAppPassword(r.Context(), &s.p.User, auth.IssueRequest{Name: name})
+	a, secret, err := h.m.IssueAppPassword(r.Context(), &s.p.User, auth.IssueRequest{Name: name, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()})
 	if errors.Is(err, auth.ErrInvalidInput) {
 		d.Error = "Could not create the app password: " + inputMessage(err) + "."
 		d.NameInvalid = true

@@ -52,6 +52,8 @@ type config struct {
 	addUser    string
 	removeUser string
 
+	notify notifyConfig
+
 	// set records which flags were given (on the command line or in the
 	// environment), to tell a default from an explicit choice.
 	set map[string]bool
@@ -143,6 +145,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&c.maxFileSize, "max-file-size", "largest WebDAV file upload, in bytes or with K, M or G (0: no limit)")
 	fs.DurationVar(&c.readTimeout, "read-timeout", time.Minute, "disconnect a client that sends no part of its request body for this long")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", time.Minute, "disconnect a client that takes no part of the response for this long")
+	c.notify.flags(fs)
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
@@ -244,6 +247,9 @@ func (c *config) validate() error {
 				return fmt.Errorf("-%s needs -ldap-url", name)
 			}
 		}
+	}
+	if err := c.notify.check(); err != nil {
+		return err
 	}
 	if (c.ldapBindDN == "") != (c.ldapBindPassFile == "") {
 		return errors.New("-ldap-bind-dn and -ldap-bind-password-file go together")

@@ -206,17 +206,26 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	hook := &eventHook{metrics: opsSrv.onEvent()}
 	manager, err := auth.NewManager(store, dir, &auth.Options{
 		Peppers:   peppers,
 		Logger:    logger.With("component", "auth"),
 		Limiter:   limiter,
 		CacheSize: size,
-		OnEvent:   opsSrv.onEvent(),
+		OnEvent:   hook.listener(cfg.notify.enabled()),
 	})
 	if err != nil {
 		return err
 	}
 	closers = append(closers, manager.Close)
+	notifier, err := newNotifier(&cfg.notify, dir, manager, logger)
+	if err != nil {
+		return err
+	}
+	if notifier != nil {
+		hook.n.Store(notifier)
+		closers = append(closers, notifier.Close) // closed before the Manager
+	}
 	// A pepper that is not the key of the stored credentials stops the
 	// start here, naming the key ID and how many devices it would lock out.
 	if err := manager.Check(openCtx); err != nil {
