@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/appauth/appauth/auth"
@@ -50,5 +51,40 @@ func TestSignInAudited(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), `"event":"authenticated","kind":"account_password","login":"bob"`) {
 		t.Errorf("no audit line for bob's sign-in:\n%s", e.logs.String())
+	}
+}
+
+// TestIssuedEventNamesTheClient: an app password created on the page or
+// through the API is reported (to notifications, metrics) with the address
+// and browser that created it.
+func TestIssuedEventNamesTheClient(t *testing.T) {
+	var mu sync.Mutex
+	var issued []auth.Event
+	e := newEnv(t, func(o *auth.Options) {
+		o.OnEvent = func(ev auth.Event) {
+			if ev.Type == auth.EventIssued && ev.Kind == auth.KindAppPassword {
+				mu.Lock()
+				issued = append(issued, ev)
+				mu.Unlock()
+			}
+		}
+	}, nil)
+	c := e.client()
+	c.signIn("alice", alicePassword)
+	if w := c.api("POST", "app-passwords", `{"name":"phone"}`); w.Code != http.StatusCreated && w.Code != http.StatusOK {
+		t.Fatalf("API create: %d %s", w.Code, w.Body)
+	}
+	if w := c.form("app-passwords", "name", "laptop"); w.Code != http.StatusOK {
+		t.Fatalf("page create: %d %s", w.Code, w.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(issued) != 2 {
+		t.Fatalf("%d issued events, want 2", len(issued))
+	}
+	for _, ev := range issued {
+		if ev.RemoteAddr != "192.0.2.10" || ev.UserAgent != c.ua {
+			t.Errorf("issued %q: from %q with %q, want 192.0.2.10 with %q", ev.Name, ev.RemoteAddr, ev.UserAgent, c.ua)
+		}
 	}
 }
