@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/atomicfile"
 )
 
 // SetPassword sets login's password in the htpasswd file at path, adding
@@ -77,7 +77,7 @@ func SetPassword(path, login, password string, cost int) error {
 	if _, err := parse(out.Bytes()); err != nil {
 		return fmt.Errorf("htpasswd: set password: %s would not be valid: %w", path, err)
 	}
-	if err := writeAtomic(path, out.Bytes()); err != nil {
+	if err := atomicfile.Write(path, out.Bytes()); err != nil {
 		return fmt.Errorf("htpasswd: set password: %w", err)
 	}
 	return nil
@@ -105,42 +105,8 @@ func RemoveUser(path, login string) error {
 	if !found {
 		return fmt.Errorf("htpasswd: remove user %q: %w", login, auth.ErrNotFound)
 	}
-	if err := writeAtomic(path, out.Bytes()); err != nil {
+	if err := atomicfile.Write(path, out.Bytes()); err != nil {
 		return fmt.Errorf("htpasswd: remove user: %w", err)
-	}
-	return nil
-}
-
-// writeAtomic replaces path with data, mode 0600.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/atomicfile"
 	"github.com/appauth/appauth/internal/safetext"
 )
 
@@ -163,7 +163,7 @@ func (a *adminRun) pepperRotate(ctx context.Context) error {
 		text += "\n"
 	}
 	text += id + ":" + hex.EncodeToString(key) + "\n"
-	if err := replaceFile(a.cfg.pepperFile, []byte(text)); err != nil {
+	if err := atomicfile.Write(a.cfg.pepperFile, []byte(text)); err != nil {
 		return fmt.Errorf("pepper file: %w", err)
 	}
 	counts, err := a.countByKey(ctx)
@@ -224,7 +224,7 @@ func (a *adminRun) pepperRetire(ctx context.Context, id string) error {
 		}
 		kept = append(kept, line)
 	}
-	if err := replaceFile(a.cfg.pepperFile, []byte(strings.Join(kept, ""))); err != nil {
+	if err := atomicfile.Write(a.cfg.pepperFile, []byte(strings.Join(kept, ""))); err != nil {
 		return fmt.Errorf("pepper file: %w", err)
 	}
 	rest := slices.Delete(slices.Clone(peppers), i, i+1)
@@ -253,39 +253,4 @@ func (a *adminRun) revokeByKey(ctx context.Context, peppers []auth.Pepper, id st
 	ctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(len(doomed))*100*time.Millisecond)
 	defer cancel()
 	return a.revokeEach(ctx, m, doomed)
-}
-
-// replaceFile writes b to name atomically (a temporary file in the same
-// folder, synced, renamed over it) with mode 0600: a crash leaves the old
-// pepper file or the new one, never half of one.
-func replaceFile(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the rename: nothing left to remove
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(name)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
