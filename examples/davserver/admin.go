@@ -265,12 +265,9 @@ func (a *adminRun) openManager(ctx context.Context) (*auth.Manager, error) {
 	if a.manager != nil {
 		return a.manager, nil
 	}
-	peppers, missing, err := loadPeppers(a.cfg.pepperFile)
+	peppers, err := a.loadPepperFile()
 	if err != nil {
 		return nil, err
-	}
-	if missing {
-		return nil, fmt.Errorf("pepper file %s does not exist (is -data the server's data folder?)", a.cfg.pepperFile)
 	}
 	return a.newManager(ctx, peppers)
 }

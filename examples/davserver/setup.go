@@ -226,12 +226,12 @@ func removeUser(ctx context.Context, c *config, stdout, stderr io.Writer) error 
 	} else if err != nil {
 		return err
 	}
-	if _, err := os.Stat(c.pepperFile); err != nil {
-		return fmt.Errorf("-remove-user: pepper file: %w", err)
-	}
-	peppers, _, err := loadPeppers(c.pepperFile)
+	peppers, missing, err := loadPeppers(c.pepperFile)
 	if err != nil {
 		return err
+	}
+	if missing {
+		return fmt.Errorf("-remove-user: pepper file %s does not exist", c.pepperFile)
 	}
 	store, err := openStore(ctx, c, logger)
 	if err != nil {

@@ -133,8 +133,7 @@ func checkFileConditions(w http.ResponseWriter, r *http.Request, h *webdav.Handl
 	if ifMatch == "" && ifNoneMatch == "" {
 		return true
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, "PROPFIND":
+	if readMethod(r.Method) {
 		return true
 	}
 	name := strings.TrimPrefix(r.URL.Path, h.Prefix)
@@ -148,6 +147,15 @@ func checkFileConditions(w http.ResponseWriter, r *http.Request, h *webdav.Handl
 		return false
 	}
 	return true
+}
+
+// readMethod reports whether a request with method only reads a file.
+func readMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, "PROPFIND":
+		return true
+	}
+	return false
 }
 
 // etagLS is a lock system that also checks the entity tags of an If

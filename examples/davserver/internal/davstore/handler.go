@@ -113,8 +113,9 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// A conditional write's check and the write itself are atomic
-		// among conditional writes (unconditional ones do not wait).
-		if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "" {
+		// among conditional writes (unconditional ones do not wait); reads,
+		// which checkFileConditions lets through, never take the lock.
+		if !readMethod(r.Method) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "") {
 			s.condMu.Lock()
 			defer s.condMu.Unlock()
 		}
