@@ -105,6 +105,10 @@ func (m *Manager) checkAccountPassword(ctx context.Context, v PasswordVerifier, 
 		}
 	}
 	defer func() { <-m.checks }()
+	// A hung directory must not hold a check slot for as long as the client
+	// waits.
+	ctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	defer cancel()
 	u, err := v.VerifyPassword(ctx, login, password)
 	if err != nil && !errors.Is(err, ErrInvalidCredentials) && !errors.Is(err, ErrUnavailable) {
 		// An unexpected error: fail closed, as an outage.

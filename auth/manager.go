@@ -484,7 +484,8 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event)
 			// The directory is known to be down: serve the last good
 			// answer and re-check in the background, one at a time.
 			if e.checking.CompareAndSwap(false, true) {
-				m.refreshing.Go(func() { m.recheckOwner(cred.Login, e) })
+				old := e // a copy, so that e itself stays off the heap on every verify
+				m.refreshing.Go(func() { m.recheckOwner(cred.Login, old) })
 			}
 		case servable && !e.checking.CompareAndSwap(false, true):
 			// Another request is asking the directory: don't wait for it.
@@ -508,7 +509,9 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event)
 // outage it keeps the last good answer (old) for the grace period, due for
 // a retry after ownerRetry, and returns an error only when there is none.
 func (m *Manager) checkOwner(ctx context.Context, login string, old *userEntry, now int64) (*userEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
 	u, err := m.dir.LookupUser(ctx, login)
+	cancel()
 	var e *userEntry
 	switch {
 	case err == nil:
@@ -531,9 +534,7 @@ func (m *Manager) checkOwner(ctx context.Context, login string, old *userEntry, 
 // recheckOwner re-checks login in the background, bounded by StoreTimeout
 // and ended by Close.
 func (m *Manager) recheckOwner(login string, old *userEntry) {
-	ctx, cancel := context.WithTimeout(m.refreshCtx, m.opts.StoreTimeout)
-	defer cancel()
-	m.checkOwner(ctx, login, old, m.now().UnixNano())
+	m.checkOwner(m.refreshCtx, login, old, m.now().UnixNano())
 }
 
 // touch queues a last-used update unless one was queued for this credential

@@ -83,7 +83,9 @@ type Options struct {
 
 	// StoreTimeout bounds every call to the Store (and the final write in
 	// [Manager.Close]): a store that has not answered by then is
-	// ErrUnavailable, whatever its driver does. Default 5s.
+	// ErrUnavailable, whatever its driver does. The Manager's calls to the
+	// Directory and PasswordVerifier get the same deadline, passed in their
+	// context. Default 5s.
 	StoreTimeout time.Duration
 
 	// SessionIdleTimeout ends a browser session unused for this long.
