@@ -483,7 +483,7 @@ func TestDeadServersDialledOncePerCall(t *testing.T) {
 	hole1, accepted1 := blackHole(t)
 	hole2, accepted2 := blackHole(t)
 	c := config(s, hole1, hole2)
-	c.DialTimeout = time.Second
+	c.DialTimeout = 5 * time.Second // long enough that the second caller always starts while the probe dials
 	d := open(t, c)
 	ctx := t.Context()
 	if _, err := d.LookupUser(ctx, "alice"); !errors.Is(err, auth.ErrUnavailable) {
