@@ -317,3 +317,21 @@ func TestNoProfileWithoutPrincipalURL(t *testing.T) {
 		t.Errorf("profile without PrincipalURL: %d", w.Code)
 	}
 }
+
+// TestAPIShowsUnusedExpiry: the JSON API says it too, and only with the option.
+func TestAPIShowsUnusedExpiry(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		e := newEnv(t, func(o *auth.Options) {
+			if on {
+				o.ExpireUnusedAfter = 90 * 24 * time.Hour
+			}
+		}, nil)
+		c := e.client()
+		c.signIn("alice", alicePassword)
+		c.createAppPassword("Tablet")
+		body := c.api("GET", "app-passwords", "").Body.String()
+		if got := strings.Contains(body, `"unusedExpiresAt":"2027-02-27T12:00:00Z"`); got != on {
+			t.Errorf("ExpireUnusedAfter set %v: unusedExpiresAt in %s", on, body)
+		}
+	}
+}
