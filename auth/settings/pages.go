@@ -217,6 +217,7 @@ func (h *Handler) passwordError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (h *Handler) signOutForm(w http.ResponseWriter, r *http.Request, s *session) {
+	h.held.forget(s.id()) // a new secret not yet shown goes with the session
 	if err := h.signOut(r.Context(), w, r, s); err != nil {
 		h.failPage(w, r, err, "")
 		return
