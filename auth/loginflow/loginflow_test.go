@@ -62,7 +62,9 @@ func newFixture(t *testing.T, opts *loginflow.Options) *fixture {
 	return &fixture{m: m, f: f, store: store, clock: clock, srv: srv, alice: alice}
 }
 
-func (x *fixture) client() *flowClient { return &flowClient{LoginFlowClient: testkit.LoginFlowClient{HTTP: x.srv.Client(), UserAgent: davx5UA}} }
+func (x *fixture) client() *flowClient {
+	return &flowClient{LoginFlowClient: testkit.LoginFlowClient{HTTP: x.srv.Client(), UserAgent: davx5UA}}
+}
 
 type flowClient struct{ testkit.LoginFlowClient }
 
