@@ -499,30 +499,27 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 }
 
-// clientName is the User-Agent as a name to show: printable, one line,
-// at most maxClientName runes.
+// clientName is the User-Agent as a name to show: printable, one line
+// (runs of spaces and control characters become one space), at most
+// maxClientName runes and an ellipsis.
 func clientName(ua string) string {
-	var b strings.Builder
-	n := 0
+	out := make([]rune, 0, maxClientName+1)
 	space := false
 	for _, r := range strings.ToValidUTF8(ua, "") {
-		if n >= maxClientName {
-			b.WriteString("…")
-			break
-		}
 		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
+			space = len(out) > 0
 			continue
 		}
 		if space {
-			b.WriteByte(' ')
-			n++
+			out = append(out, ' ')
 			space = false
 		}
-		b.WriteRune(r)
-		n++
+		out = append(out, r)
+		if len(out) > maxClientName {
+			return string(out[:maxClientName]) + "…"
+		}
 	}
-	return b.String()
+	return string(out)
 }
 
 // appName names the app password after the client.
