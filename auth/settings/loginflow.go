@@ -52,8 +52,20 @@ func (h *Handler) loginFlowRoutes(handle func(string, http.HandlerFunc)) {
 	if h.opts.LoginFlows == nil {
 		return
 	}
-	handle("GET login/v2/flow/{token}", h.grantPage)
-	handle("POST login/v2/flow/{token}", h.grantForm)
+	handle("GET login/v2/flow/{token}", redactToken(h.grantPage))
+	handle("POST login/v2/flow/{token}", redactToken(h.grantForm))
+}
+
+// redactToken hands fn the request with the token cut from its URL path,
+// so that no error log line of the shared helpers carries it (fn reads it
+// with PathValue).
+func redactToken(fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = strings.TrimSuffix(r.URL.Path, r.PathValue("token")) + "…"
+		r2.URL.RawPath = ""
+		fn(w, r2)
+	}
 }
 
 func (h *Handler) renderGrant(w http.ResponseWriter, r *http.Request, status int, d *grantData) {

@@ -185,6 +185,35 @@ func TestGrantPageHostileInput(t *testing.T) {
 	}
 }
 
+// A directory outage during the sign-in on the grant page is a 503 that
+// keeps the flow, and the log lines about it do not carry the token.
+func TestGrantPageOutage(t *testing.T) {
+	e := newFlowEnv(t)
+	fc, path := e.start("DAVx5/4.4.2-ose")
+	token := path[strings.LastIndex(path, "/")+1:]
+	c := e.client()
+	e.verifier.Fail(errDirectoryDown)
+	if w := c.form(path, "action", "signin", "username", "alice", "password", alicePassword); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("sign-in on the grant page while the directory is down: %d, want 503", w.Code)
+	}
+	if !strings.Contains(e.logs.String(), "unavailable") {
+		t.Fatalf("the outage is not logged:\n%s", e.logs)
+	}
+	if strings.Contains(e.logs.String(), token) {
+		t.Errorf("the log holds the flow's login token:\n%s", e.logs)
+	}
+	e.verifier.Fail(nil)
+	c.form(path, "action", "signin", "username", "alice", "password", alicePassword)
+	w := c.get(path)
+	c.csrf = between(w.Body.String(), `name="csrf" value="`, `"`)
+	if w := c.form(path, "action", "grant"); w.Code != http.StatusOK {
+		t.Fatalf("grant after the outage: %d", w.Code)
+	}
+	if st, _, _ := fc.Poll(); st != http.StatusOK {
+		t.Errorf("poll after the outage and the grant: %d", st)
+	}
+}
+
 func between(s, from, to string) string {
 	_, rest, ok := strings.Cut(s, from)
 	if !ok {
