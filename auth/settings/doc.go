@@ -31,6 +31,10 @@
 //	POST {prefix}app-passwords/{id}/revoke     revoke
 //	POST {prefix}sessions/{id}/revoke          sign out one session
 //	POST {prefix}sessions/revoke-others        sign out every other session
+//	GET  {prefix}login/v2/flow/{token}         Login Flow v2 grant page, when
+//	POST {prefix}login/v2/flow/{token}         [Options].LoginFlows is set: sign in
+//	                                           (again when not recent), then grant
+//	                                           with the access choices, or deny
 //
 // # JSON API
 //

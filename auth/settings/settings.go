@@ -60,6 +60,12 @@ type Options struct {
 	// TrustedOrigins are other origins ("https://admin.example.com") allowed
 	// to make state-changing requests. Same-origin requests always are.
 	TrustedOrigins []string
+	// LoginFlows, if set, serves the grant page of Nextcloud Login Flow v2
+	// at {Prefix}login/v2/flow/{token}: the person signs in if needed
+	// (again if the sign-in is not recent), chooses the access and expiry,
+	// and grants or denies. Give it a *loginflow.Flows mounted with the
+	// same Prefix. Default: nil, no grant page.
+	LoginFlows LoginFlows
 
 	// Now is the clock, for the recent sign-in check; give it the Manager's
 	// clock in tests. Default time.Now.
@@ -160,6 +166,9 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
+	if err := h.parseGrantTemplate(); err != nil {
+		return nil, err
+	}
 	h.routes()
 	return h, nil
 }
@@ -197,6 +206,7 @@ func (h *Handler) routes() {
 	handle("POST sessions/{id}/revoke", h.page(h.revokeSessionForm))
 	handle("POST sessions/revoke-others", h.page(h.revokeOtherSessionsForm))
 	handle("GET static/{file}", h.staticFile)
+	h.loginFlowRoutes(handle)
 
 	// JSON API.
 	handle("POST api/v1/session", h.apiSignIn)

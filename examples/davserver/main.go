@@ -12,6 +12,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -31,6 +32,7 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/loginflow"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/htpasswd"
@@ -269,6 +271,20 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		// the cookie from a sibling subdomain or over plain HTTP.
 		cookieName = "__Host-appauth_session"
 	}
+	// Login Flow v2 keeps its pending flows in memory, so a key of this
+	// process's own is enough (a restart ends pending flows).
+	flowKey := make([]byte, 32)
+	rand.Read(flowKey)
+	flows, err := loginflow.New(manager, &loginflow.Options{
+		Key:        flowKey,
+		PublicURL:  cfg.notify.publicURL,
+		ClientAddr: clients,
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, flows.Close)
 	web, err := settings.New(manager, dir, &settings.Options{
 		CookieName: cookieName,
 		Prefix:     "/",
@@ -280,6 +296,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 			return strings.TrimRight(cmp.Or(cfg.notify.publicURL, base), "/") + dav.PrincipalPath(url.PathEscape(u.Login))
 		},
 		ClientAddr: clients,
+		LoginFlows: flows,
 		Logger:     logger.With("component", "settings"),
 	})
 	if err != nil {
@@ -287,7 +304,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	limits := defaultBodyLimits
 	limits.File = int64(cfg.maxFileSize)
-	handler := logRequests(logger, routes(dav, &limits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+	authenticate := func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }
+	mux := routes(dav, &limits, authenticate, web)
+	mountNextcloud(mux, nextcloud{dav: dav, limits: &limits, authenticate: authenticate, flows: flows, manager: manager, title: cfg.title})
+	handler := logRequests(logger, mux)
 	if tlsConfig != nil {
 		handler = hsts(handler)
 	}

@@ -9,6 +9,7 @@ have initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+
 have slapd || [ -x /usr/sbin/slapd ] || need+=(slapd)
 have chromium || have chromium-browser || have google-chrome || need+=(chromium)
 for p in litmus vdirsyncer curl; do have "$p" || need+=("$p"); done
+have nextcloudcmd || need+=(nextcloud-desktop-cmd)
 /usr/bin/python3 -c 'import caldav' >/dev/null 2>&1 || need+=(python3-caldav)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 have gcc || have cc || need+=(gcc libc6-dev) # go test -race needs cgo
