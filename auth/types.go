@@ -96,6 +96,9 @@ type AppPassword struct {
 	LastUsedAddr   string    // client address of the last use
 	LastUsedClient string    // User-Agent of the last use
 	ExpiresAt      time.Time // zero if it never expires
+	// UnusedExpiresAt is when it expires unless it is used before, with
+	// [Options].ExpireUnusedAfter; zero without.
+	UnusedExpiresAt time.Time
 }
 
 // Session is a browser session as its owner sees it.

@@ -81,7 +81,7 @@ func (h *Handler) parseTemplates() error {
 	funcs := template.FuncMap{"join": strings.Join}
 	h.tmpl = map[string]*template.Template{}
 	for _, name := range []string{"signin.html", "security.html", "error.html"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name)
+		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/access.html", "templates/"+name)
 		if err != nil {
 			return fmt.Errorf("settings: templates: %w", err)
 		}
