@@ -39,7 +39,7 @@ type fixture struct {
 	statuses map[int]*atomic.Int32
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := memory.NewDirectory()
 	alice := auth.User{ID: "u-alice", Login: "alice"}
