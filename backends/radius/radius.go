@@ -24,7 +24,7 @@
 // learn who the user is (stable ID, groups, disabled). RADIUS checks the
 // password, the directory says who it is:
 //
-//	dir, _ := ldap.New(ldapConfig)
+//	dir, _ := ldap.New(ldapConfig, nil)
 //	v, _ := radius.New(radius.Config{Servers: []string{"10.0.0.5:1812", "10.0.0.6:1812"}, Secret: secret, Directory: dir})
 //	m, _ := auth.NewManager(store, dir, opts) // app passwords: owners from LDAP
 //	p, err := m.VerifyAccountPassword(ctx, v, attempt) // the web sign-in: RADIUS
@@ -53,7 +53,7 @@ var ErrChallenge = errors.New("radius: Access-Challenge (a second-factor prompt)
 
 // Defaults of [Config].
 const (
-	DefaultTimeout = 2 * time.Second
+	DefaultTimeout = time.Second
 	DefaultTries   = 2
 	defaultNASID   = "appauth"
 )
