@@ -45,7 +45,23 @@ func (c *radiusConfig) check() error {
 	case c.allowUnsigned && c.servers == "":
 		return fmt.Errorf("-radius-allow-unsigned-replies needs -radius-servers")
 	}
+	for _, s := range c.serverList() {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return fmt.Errorf("-radius-servers: %q: want host:port", s)
+		}
+	}
 	return nil
+}
+
+// serverList is -radius-servers split.
+func (c *radiusConfig) serverList() []string {
+	var servers []string
+	for s := range strings.SplitSeq(c.servers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			servers = append(servers, s)
+		}
+	}
+	return servers
 }
 
 // radiusVerifier returns the account-password check for the web sign-in:
@@ -59,14 +75,8 @@ func radiusVerifier(c *radiusConfig, dir auth.Directory, logger *slog.Logger) (a
 	if err != nil {
 		return nil, err
 	}
-	var servers []string
-	for s := range strings.SplitSeq(c.servers, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			servers = append(servers, s)
-		}
-	}
 	v, err := radius.New(radius.Config{
-		Servers: servers, Secret: secret, Directory: dir, AllowUnsignedReplies: c.allowUnsigned,
+		Servers: c.serverList(), Secret: secret, Directory: dir, AllowUnsignedReplies: c.allowUnsigned,
 		Logger: logger.With("component", "radius"),
 	})
 	if err != nil {
