@@ -3,6 +3,7 @@ package radiusrest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/radiusrest"
+	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testkit"
 )
@@ -175,4 +177,78 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("status %d", w.Code)
 		}
 	})
+}
+
+// TestThrottledAndAudited: RADIUS attempts go through the Manager: wrong
+// guesses from one access point are throttled (429, a reject) while a
+// station behind another NAS still gets in, and every decision is an
+// event with the attempt's address and client.
+func TestThrottledAndAudited(t *testing.T) {
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, accountPassword); err != nil {
+		t.Fatal(err)
+	}
+	limiter, err := throttle.New(&throttle.Options{AddressLimit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var events []auth.Event
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Limiter: limiter, OnEvent: func(e auth.Event) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}})
+	_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: "Wi-Fi", Scopes: []string{auth.ScopeNetwork}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := radiusrest.New(m, restSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wifi := func(nas, password string) int {
+		return post(t, h, restSecret, form("User-Name", "alice", "User-Password", password,
+			"NAS-IP-Address", nas, "Calling-Station-Id", "02-00-00-00-00-07")).Code
+	}
+	// Well-formed, distinct wrong passwords: revoked ones (a typo fails the
+	// checksum and a repeated one hits the negative cache; neither reaches
+	// the Limiter, as neither costs anything).
+	codes := []int{}
+	for i := range 5 {
+		old, wrong, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: fmt.Sprint("old ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.RevokeAppPassword(t.Context(), alice.ID, old.ID); err != nil {
+			t.Fatal(err)
+		}
+		codes = append(codes, wifi("192.0.2.1", wrong))
+	}
+	if codes[0] != 401 || codes[len(codes)-1] != 429 {
+		t.Fatalf("wrong guesses from one access point: %v, want 401s then 429", codes)
+	}
+	if got := wifi("192.0.2.2", secret); got != 204 {
+		t.Fatalf("the right password from another access point: %d", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var failed, throttled, ok int
+	for _, e := range events {
+		if e.Kind != auth.KindAppPassword || !strings.HasPrefix(e.UserAgent, "RADIUS ") || !strings.HasPrefix(e.RemoteAddr, "192.0.2.") {
+			continue
+		}
+		switch e.Type {
+		case auth.EventFailed:
+			failed++
+		case auth.EventThrottled:
+			throttled++
+		case auth.EventAuthenticated:
+			ok++
+		}
+	}
+	if failed == 0 || throttled == 0 || ok != 1 {
+		t.Fatalf("events: %d failed, %d throttled, %d authenticated; want some, some, 1", failed, throttled, ok)
+	}
 }
