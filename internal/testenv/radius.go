@@ -90,15 +90,19 @@ func startRADIUS(cfg RADIUSConfig) (*RADIUSServer, error) {
 		stopSig: syscall.SIGTERM,
 		ready:   func(ctx context.Context) error { return radiusStatus(ctx, s.Addr, s.Secret) },
 	}
+	var cfgErr error
 	_, err = startOnFreePort(s.proc, 1, func(ports []int) []string {
 		// A free TCP port is most likely a free UDP port too; if not,
 		// radiusd exits and another is tried.
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-		if err := writeRADIUSConfig(dir, ports[0], s.Secret, cfg); err != nil {
-			return []string{"-v"} // exits at once; startOnFreePort reports the log
+		if cfgErr = writeRADIUSConfig(dir, ports[0], s.Secret, cfg); cfgErr != nil {
+			return []string{"-v"} // exits at once
 		}
 		return []string{"-f", "-l", "stdout", "-d", dir}
 	})
+	if cfgErr != nil {
+		err = cfgErr
+	}
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("testenv: start FreeRADIUS: %w", err)
