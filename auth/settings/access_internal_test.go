@@ -212,3 +212,32 @@ func TestAccessChoicesTemplate(t *testing.T) {
 		t.Errorf("posted values reached the page:\n%s", hostile)
 	}
 }
+
+// FuzzParseAccess: whatever is posted, parseAccess returns a preset's
+// scopes and an expiry in the next ten years (or never), or an
+// *auth.InputError, and nothing else.
+func FuzzParseAccess(f *testing.F) {
+	f.Add("access=files&expires=30d")
+	f.Add("expires=date&expires-date=2027-01-01")
+	f.Add("access=everything&access=files&expires=date&expires-date=%00")
+	f.Fuzz(func(t *testing.T, query string) {
+		form, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		scopes, exp, err := parseAccess(form, accessNow)
+		if err != nil {
+			var ie *auth.InputError
+			if !errors.As(err, &ie) || scopes != nil || !exp.IsZero() {
+				t.Fatalf("%q: %v, %v, %v", query, scopes, exp, err)
+			}
+			return
+		}
+		if !slices.ContainsFunc(accessPresets, func(p accessPreset) bool { return slices.Equal(p.Scopes, scopes) }) {
+			t.Fatalf("%q: scopes %v are no preset's", query, scopes)
+		}
+		if !exp.IsZero() && (!exp.After(accessNow) || exp.After(accessNow.AddDate(10, 0, 0))) {
+			t.Fatalf("%q: expiry %v", query, exp)
+		}
+	})
+}

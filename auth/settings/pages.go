@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -37,13 +38,16 @@ type pageData struct {
 	Name         string // the create form's name field
 	NameInvalid  bool
 	PasswordBad  bool
+	Access       accessForm // the create form's access and expiry choices
+	createdGone  string     // the ID of a new password whose moment has passed
 }
 
 type appPasswordView struct {
 	ID, Name, Hint       string
 	Scopes               []string
+	Access               string     // the scopes in words
+	Expiry               expiryView // when it expires, in words
 	Created, LastUsed    timeView
-	Expires              timeView
 	LastAddr             string
 	Client, ClientDetail string
 }
@@ -58,6 +62,8 @@ type sessionView struct {
 
 type createdView struct {
 	ID, Name, Login, Password, ServerURL string
+	Access                               string // in words
+	ProfileURL                           string // the Apple configuration profile; empty when none is offered
 }
 
 // timeView renders a time for people: UTC text that the page's script
@@ -73,6 +79,7 @@ var notices = map[string]string{
 	"signed-out":       "You have signed out.",
 	"renamed":          "App password renamed.",
 	"revoked":          "App password revoked. Devices that used it can no longer connect.",
+	"created":          "App password created.",
 	"session-revoked":  "Session signed out.",
 	"sessions-revoked": "All other sessions are signed out.",
 }
@@ -238,8 +245,28 @@ func upperFirst(s string) string {
 }
 
 func (h *Handler) securityPage(w http.ResponseWriter, r *http.Request, s *session) {
-	d := &pageData{Notice: notices[r.URL.Query().Get("done")]}
+	q := r.URL.Query()
+	d := &pageData{Notice: notices[q.Get("done")]}
+	if id := q.Get("created"); id != "" {
+		// The view the create form redirected to: show the new secret,
+		// once. Reloaded, or reached on another server (the secret is held
+		// in one server's memory), it says so instead.
+		if held := h.held.show(s.id(), id, h.opts.Now()); held != nil && held.user == s.userID() {
+			c := held.view
+			d.Created = &c
+		} else {
+			d.createdGone = id
+		}
+	} else {
+		h.held.forget(s.id())
+	}
 	h.renderSecurity(w, r, s, http.StatusOK, d)
+}
+
+// toSecurityPage answers a GET of a form's URL (a bookmark, or a reload of
+// a form's answer in an old browser) with the page itself.
+func (h *Handler) toSecurityPage(w http.ResponseWriter, r *http.Request, s *session) {
+	h.redirect(w, r, "security")
 }
 
 // renderSecurity fills d with the lists and renders the security page.
@@ -263,7 +290,8 @@ func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *sess
 		client, detail := clientLabel(a.LastUsedClient)
 		d.AppPasswords = append(d.AppPasswords, appPasswordView{
 			ID: a.ID, Name: a.Name, Hint: a.Hint, Scopes: a.Scopes,
-			Created: timeView{a.CreatedAt}, LastUsed: timeView{a.LastUsedAt}, Expires: timeView{a.ExpiresAt},
+			Access: describeAccess(a.Scopes), Expiry: describeExpiry(a.ExpiresAt, a.UnusedExpiresAt),
+			Created: timeView{a.CreatedAt}, LastUsed: timeView{a.LastUsedAt},
 			LastAddr: a.LastUsedAddr, Client: client, ClientDetail: detail,
 		})
 	}
@@ -289,12 +317,30 @@ func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *sess
 		d.Sessions = append([]sessionView{*current}, d.Sessions...)
 	}
 	d.Others = len(others)
+	if d.Access.Presets == nil {
+		d.Access = newAccessForm(nil, h.opts.Now())
+	}
+	if d.createdGone != "" {
+		for _, a := range d.AppPasswords {
+			if a.ID == d.createdGone {
+				d.Notice = "The password of “" + a.Name + "” was shown once and cannot be shown again. If you did not copy it, revoke it and create a new one."
+			}
+		}
+	}
 	h.render(w, r, status, "security.html", d)
 }
 
 func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PostForm.Get("name")
-	d := &pageData{Name: name}
+	d := &pageData{Name: name, Access: newAccessForm(r.PostForm, h.opts.Now())}
+	scopes, expiresAt, accessErr := parseAccess(r.PostForm, h.opts.Now())
+	if accessErr != nil {
+		d.Error = "Could not create the app password: " + inputMessage(accessErr) + "."
+		d.Access.Invalid = true
+		d.NeedReauth = !h.recent(s)
+		h.renderSecurity(w, r, s, http.StatusBadRequest, d)
+		return
+	}
 	if !h.recent(s) {
 		password := r.PostForm.Get("password")
 		if password == "" {
@@ -313,7 +359,8 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 			return
 		}
 	}
-	a, secret, err := h.m.IssueAppPassword(r.Context(), &s.p.User, auth.IssueRequest{Name: name, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()})
+	a, secret, err := h.m.IssueAppPassword(r.Context(), &s.p.User, auth.IssueRequest{Name: name, Scopes: scopes, ExpiresAt: expiresAt,
+		RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()})
 	if errors.Is(err, auth.ErrInvalidInput) {
 		d.Error = "Could not create the app password: " + inputMessage(err) + "."
 		d.NameInvalid = true
@@ -324,9 +371,15 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 		h.failPage(w, r, err, "")
 		return
 	}
-	d.Name = ""
-	d.Created = &createdView{ID: a.ID, Name: a.Name, Login: h.opts.LoginName(&s.p.User), Password: secret, ServerURL: h.opts.ServerURL}
-	h.renderSecurity(w, r, s, http.StatusOK, d)
+	// Post-redirect-get: the secret waits for the page view the redirect
+	// leads to, so a reload of that view shows the list, not a new password.
+	c := createdView{ID: a.ID, Name: a.Name, Login: h.opts.LoginName(&s.p.User), Password: secret, ServerURL: h.opts.ServerURL,
+		Access: describeAccess(a.Scopes)}
+	if h.opts.PrincipalURL != nil && len(profilePayloads(a.Scopes)) > 0 {
+		c.ProfileURL = h.opts.Prefix + "app-passwords/" + a.ID + "/profile"
+	}
+	h.held.put(s.id(), heldSecret{view: c, scopes: a.Scopes, user: s.userID()}, h.opts.Now())
+	h.redirect(w, r, "security?created="+url.QueryEscape(a.ID)+"#created")
 }
 
 func humanDuration(d time.Duration) string {

@@ -44,6 +44,8 @@ type config struct {
 	// cacheSize is auth.Options.CacheSize; 0: sized from the store at
 	// start (see cacheSize).
 	cacheSize int
+	// expireUnusedDays is auth.Options.ExpireUnusedAfter in days; 0: off.
+	expireUnusedDays int
 
 	maxFileSize  byteSize
 	readTimeout  time.Duration
@@ -141,6 +143,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.5 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
+	fs.IntVar(&c.expireUnusedDays, "expire-unused-days", 0, "app passwords unused for this many days stop working and are deleted, as Nextcloud does with 365 (0: never)")
 	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
 	c.maxFileSize = byteSize(defaultBodyLimits.File)
 	fs.Var(&c.maxFileSize, "max-file-size", "largest WebDAV file upload, in bytes or with K, M or G (0: no limit)")
@@ -216,6 +219,9 @@ func (c *config) validate() error {
 	}
 	if c.cacheSize < 0 {
 		return fmt.Errorf("-cache-size %d: want a positive number of credentials (or 0: sized from the store)", c.cacheSize)
+	}
+	if c.expireUnusedDays < 0 || c.expireUnusedDays > 100*365 {
+		return fmt.Errorf("-expire-unused-days %d: want a number of days (0: never)", c.expireUnusedDays)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("-tls-cert and -tls-key go together: give both or neither")

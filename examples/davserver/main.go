@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -224,6 +226,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Limiter:   limiter,
 		CacheSize: size,
 		OnEvent:   hook.listener(cfg.notify.enabled()),
+
+		ExpireUnusedAfter: time.Duration(cfg.expireUnusedDays) * 24 * time.Hour,
 	})
 	if err != nil {
 		return err
@@ -281,6 +285,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Prefix:     "/",
 		Title:      cfg.title,
 		ServerURL:  base,
+		// The principal, for the Apple configuration profile offered with
+		// a new app password: at the address devices reach.
+		PrincipalURL: func(u *auth.User) string {
+			return strings.TrimRight(cmp.Or(cfg.notify.publicURL, base), "/") + dav.PrincipalPath(url.PathEscape(u.Login))
+		},
 		ClientAddr: clients,
 		Logger:     logger.With("component", "settings"),
 	})
