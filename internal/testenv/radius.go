@@ -254,7 +254,6 @@ func writeRADIUSConfig(dir string, port int, secret string, cfg RADIUSConfig) er
 	ipaddr = 127.0.0.1
 	secret = %q
 	require_message_authenticator = %s
-	limit_proxy_state = no
 }
 `, secret, requireMA),
 		"radiusd.conf": `prefix = /usr
