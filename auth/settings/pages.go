@@ -217,6 +217,7 @@ func (h *Handler) passwordError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (h *Handler) signOutForm(w http.ResponseWriter, r *http.Request, s *session) {
+	h.held.forget(s.id()) // a new secret not yet shown goes with the session
 	if err := h.signOut(r.Context(), w, r, s); err != nil {
 		h.failPage(w, r, err, "")
 		return
@@ -251,15 +252,20 @@ func (h *Handler) securityPage(w http.ResponseWriter, r *http.Request, s *sessio
 		// The view the create form redirected to: show the new secret,
 		// once. Reloaded, or reached on another server (the secret is held
 		// in one server's memory), it says so instead.
-		if held := h.held.show(s.id(), id, h.opts.Now()); held != nil && held.user == s.userID() {
+		held := h.held.show(s.id(), id, h.opts.Now())
+		if held != nil && held.user == s.userID() {
 			c := held.view
 			d.Created = &c
 		} else {
 			d.createdGone = id
 		}
-	} else {
-		h.held.forget(s.id())
+		if !h.renderSecurity(w, r, s, http.StatusOK, d) && held != nil {
+			// Not shown after all (the store failed): keep it for a retry.
+			h.held.unshow(s.id(), id)
+		}
+		return
 	}
+	h.held.forget(s.id())
 	h.renderSecurity(w, r, s, http.StatusOK, d)
 }
 
@@ -269,18 +275,19 @@ func (h *Handler) toSecurityPage(w http.ResponseWriter, r *http.Request, s *sess
 	h.redirect(w, r, "security")
 }
 
-// renderSecurity fills d with the lists and renders the security page.
-func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *session, status int, d *pageData) {
+// renderSecurity fills d with the lists and renders the security page. It
+// reports whether the page was rendered (not an error page instead).
+func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *session, status int, d *pageData) bool {
 	ctx := r.Context()
 	aps, err := h.m.ListAppPasswords(ctx, s.userID())
 	if err != nil {
 		h.failPage(w, r, err, "")
-		return
+		return false
 	}
 	sessions, err := h.m.ListSessions(ctx, s.userID())
 	if err != nil {
 		h.failPage(w, r, err, "")
-		return
+		return false
 	}
 	d.PageTitle = "Devices & sessions"
 	d.User = &s.p.User
@@ -328,6 +335,7 @@ func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *sess
 		}
 	}
 	h.render(w, r, status, "security.html", d)
+	return true
 }
 
 func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session) {

@@ -90,6 +90,16 @@ func (h *heldSecrets) show(sessionID, id string, now time.Time) *heldSecret {
 	return &c
 }
 
+// unshow undoes show for a page view that failed before it showed the
+// secret, so that a retry shows it.
+func (h *heldSecrets) unshow(sessionID, id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s, ok := h.bySession[sessionID]; ok && s.view.ID == id {
+		s.shown = false
+	}
+}
+
 // forget drops sessionID's secret, for a page view that shows none.
 func (h *heldSecrets) forget(sessionID string) {
 	h.mu.Lock()

@@ -335,3 +335,21 @@ func TestAPIShowsUnusedExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestShownOnceSurvivesAnOutage: a store outage on the page view that was
+// to show the secret is a 503, and the secret is shown on the retry.
+func TestShownOnceSurvivesAnOutage(t *testing.T) {
+	e := newEnv(t, nil, prefixed)
+	c := e.client()
+	signInForm(t, c, "alice", alicePassword)
+	post := c.form("app-passwords", "name", "My iPhone")
+	path := strings.TrimPrefix(strings.TrimSuffix(post.Header().Get("Location"), "#created"), e.prefix)
+	e.store.Fail(auth.ErrUnavailable)
+	if w := c.get(path); w.Code != http.StatusServiceUnavailable || newPassword.MatchString(w.Body.String()) {
+		t.Fatalf("view during an outage: %d, want 503 without the secret", w.Code)
+	}
+	e.store.Fail(nil)
+	if secret := shownSecret(t, wantPage(t, c.get(path), 200)); !e.appPasswordWorks("alice", secret) {
+		t.Fatal("the secret shown after the outage does not work")
+	}
+}
