@@ -189,7 +189,22 @@ func TestFreeRADIUSEAPTTLS(t *testing.T) {
 	}
 }
 
-// eapolTest runs one EAP-TTLS/PAP exchange and returns SUCCESS or FAILURE.
+// TestFreeRADIUSEAPTTLSStoreDown: inside the TLS tunnel too, an outage is
+// no answer (the inner server marks the outer request), not a reject.
+func TestFreeRADIUSEAPTTLSStoreDown(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.issue(t, "Wi-Fi", auth.ScopeNetwork) // never verified: not cached
+	f.store.Fail(errors.Join(auth.ErrUnavailable, errors.New("store down")))
+	if got := eapolTest(t, f.radius, "alice", secret); got != "TIMEOUT" {
+		t.Fatalf("store down: eapol_test %s, want a timeout (no answer); FreeRADIUS log:\n%s", got, f.radius.Log())
+	}
+	if n := f.statuses[503].Load(); n < 1 {
+		t.Fatalf("the endpoint answered 503 %d times; want at least once", n)
+	}
+}
+
+// eapolTest runs one EAP-TTLS/PAP exchange and returns SUCCESS, FAILURE
+// (an Access-Reject) or TIMEOUT (no answer).
 func eapolTest(t *testing.T, s *testenv.RADIUSServer, user, password string) string {
 	t.Helper()
 	bin := testenv.Program(t, "eapol_test")
@@ -207,9 +222,11 @@ func eapolTest(t *testing.T, s *testenv.RADIUSServer, user, password string) str
 		t.Fatal(err)
 	}
 	host, port, _ := strings.Cut(s.Addr, ":")
-	out, _ := exec.CommandContext(t.Context(), bin, "-c", conf, "-a", host, "-p", port, "-s", s.Secret, "-t", "10", "-M", "02:00:00:00:00:07").CombinedOutput()
+	out, _ := exec.CommandContext(t.Context(), bin, "-c", conf, "-a", host, "-p", port, "-s", s.Secret, "-t", "5", "-M", "02:00:00:00:00:07").CombinedOutput()
 	text := string(out)
 	switch {
+	case strings.Contains(text, "EAPOL test timed out"):
+		return "TIMEOUT"
 	case strings.HasSuffix(strings.TrimSpace(text), "SUCCESS"):
 		return "SUCCESS"
 	case strings.HasSuffix(strings.TrimSpace(text), "FAILURE"):

@@ -275,7 +275,7 @@ libdir = /usr/lib/freeradius
 pidfile = ` + dir + `/radiusd.pid
 appauth_secret = "` + cfg.RestSecret + `"
 max_request_time = 30
-cleanup_delay = 0
+cleanup_delay = 5
 max_requests = 16384
 hostname_lookups = no
 log {
