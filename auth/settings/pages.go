@@ -44,7 +44,6 @@ type pageData struct {
 
 type appPasswordView struct {
 	ID, Name, Hint       string
-	Scopes               []string
 	Access               string     // the scopes in words
 	Expiry               expiryView // when it expires, in words
 	Created, LastUsed    timeView
@@ -79,7 +78,6 @@ var notices = map[string]string{
 	"signed-out":       "You have signed out.",
 	"renamed":          "App password renamed.",
 	"revoked":          "App password revoked. Devices that used it can no longer connect.",
-	"created":          "App password created.",
 	"session-revoked":  "Session signed out.",
 	"sessions-revoked": "All other sessions are signed out.",
 }
@@ -296,7 +294,7 @@ func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *sess
 	for _, a := range aps {
 		client, detail := clientLabel(a.LastUsedClient)
 		d.AppPasswords = append(d.AppPasswords, appPasswordView{
-			ID: a.ID, Name: a.Name, Hint: a.Hint, Scopes: a.Scopes,
+			ID: a.ID, Name: a.Name, Hint: a.Hint,
 			Access: describeAccess(a.Scopes), Expiry: describeExpiry(a.ExpiresAt, a.UnusedExpiresAt),
 			Created: timeView{a.CreatedAt}, LastUsed: timeView{a.LastUsedAt},
 			LastAddr: a.LastUsedAddr, Client: client, ClientDetail: detail,
