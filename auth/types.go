@@ -66,6 +66,11 @@ const (
 	ScopeFiles     = "files"
 	// ScopeReadOnly marks a credential that may only read.
 	ScopeReadOnly = "read-only"
+	// ScopeNetwork is network access: Wi-Fi (802.1X) and VPN sign-ins
+	// through a RADIUS server (package auth/radiusrest). A credential
+	// limited to other scopes cannot open the network; an unrestricted one
+	// can.
+	ScopeNetwork = "network"
 )
 
 // Attempt is what a client presented in one authentication attempt: the

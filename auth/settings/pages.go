@@ -468,6 +468,14 @@ func clientLabel(ua string) (label, detail string) {
 	if ua == "" {
 		return "Unknown client", ""
 	}
+	// RADIUS (package auth/radiusrest): the NAS and the station.
+	if rest, ok := strings.CutPrefix(ua, "RADIUS"); ok && (rest == "" || rest[0] == ' ') {
+		label = "Wi-Fi/VPN" + rest
+		if len(label) > 80 {
+			label = strings.ToValidUTF8(label[:80], "") + "…"
+		}
+		return label, ua
+	}
 	has := func(s string) bool { return strings.Contains(ua, s) }
 	var app string
 	switch {

@@ -131,6 +131,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, opsSrv.close)
+	radiusSrv, err := listenRADIUS(&cfg.radius)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, radiusSrv.close)
 	// Files made by this first run are removed again if the start fails, so
 	// the next run makes them anew and prints the demo password then.
 	var created []string
@@ -174,6 +179,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 			return err
 		}
 		dir = d
+	}
+	// RADIUS checks the password, the directory says who it is.
+	if v, err := radiusVerifier(&cfg.radius, dir, logger); err != nil {
+		return err
+	} else if v != nil {
+		dir = radiusDirectory{Directory: dir, PasswordVerifier: v}
 	}
 
 	store, err := openStore(ctx, cfg, logger)
@@ -328,6 +339,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	started = true
 	opsSrv.start(manager, []readyCheck{{"store", store.Ping}, {"directory", directoryCheck(dir)}}, logger, stdout)
+	if err := radiusSrv.start(manager, logger, stdout); err != nil {
+		return err
+	}
 	printBanner(stdout, cfg, base, newPepper, demoPassword)
 	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg), "cache_size", size)
 
