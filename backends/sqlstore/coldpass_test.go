@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/base64"
 	"fmt"
@@ -8,11 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,12 +131,27 @@ func coldPass(b *testing.B, driver string, open openFunc, dsn string) {
 		b.Fatal(err)
 	}
 	defer stmt.Close()
-	for _, h := range coldHandlers {
-		b.Run(h.name, func(b *testing.B) { coldPassWith(b, store, dir, authz, hashes, stmt, h.method, h.handler()) })
+	for _, k := range coldLookups {
+		b.Run(fmt.Sprint("lookups=", k), func(b *testing.B) {
+			s, err := open(b.Context(), dsn, &sqlstore.Options{MaxConcurrentLookups: k})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			for _, h := range coldHandlers {
+				b.Run(h.name, func(b *testing.B) { coldPassWith(b, s, dir, authz, hashes, raw.DB, stmt, h.method, h.handler()) })
+			}
+		})
 	}
 }
 
-func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz []string, hashes [][]byte, stmt *sql.Stmt, method string, work http.Handler) {
+// coldLookups are the [sqlstore.Options.MaxConcurrentLookups] the cold
+// pass runs with: 16, as many as clients, is every miss its own query (no
+// lookup ever waits for a slot); below it, concurrent misses share
+// queries.
+var coldLookups = []int{16, sqlstore.DefaultMaxConcurrentLookups, 1}
+
+func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz []string, hashes [][]byte, raw *sql.DB, stmt *sql.Stmt, method string, work http.Handler) {
 	rawHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i, err := strconv.Atoi(r.URL.Query().Get("i"))
 		if err != nil || i < 0 || i >= len(hashes) {
@@ -161,9 +180,25 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 		}
 	}()
 
+	// passCPU is this process's CPU time per pass name: the server's
+	// and the clients' (PostgreSQL's is not in it).
+	passCPU := map[string]time.Duration{}
+	passName := ""
+	// dbCPU is the same for PostgreSQL's processes (zero on SQLite,
+	// whose work is in this process).
+	dbCPU := map[string]time.Duration{}
+	serverCPU := func() time.Duration { return 0 }
+	if pm := postmaster(b, raw); pm > 0 {
+		serverCPU = func() time.Duration { return childrenCPU(pm) }
+	}
 	// pass sends the 1,000 requests once with coldWorkers clients and
 	// returns its wall time and every request's latency.
 	pass := func(path string, withIndex bool) (time.Duration, []time.Duration) {
+		cpu0, db0 := processCPU(), serverCPU()
+		defer func() {
+			passCPU[passName] += processCPU() - cpu0
+			dbCPU[passName] += serverCPU() - db0
+		}()
 		lat := make([]time.Duration, coldPasswords)
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -227,6 +262,9 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	pass("/dav/", false)
 	m.Close()
 
+	before := store.LookupStats()
+	clear(passCPU)
+	clear(dbCPU)
 	var cold, hot, rawT time.Duration
 	var coldLat []time.Duration
 	round := 0
@@ -235,19 +273,24 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 		m := newMiddleware()
 		b.StartTimer()
 		// The raw pass goes first, between, or last, in turn.
+		passName = "raw"
 		if round%3 == 0 {
 			t, _ := pass("/raw/", true)
 			rawT += t
 		}
+		passName = "cold"
 		t, lat := pass("/dav/", false)
 		cold += t
 		coldLat = append(coldLat, lat...)
+		passName = "raw"
 		if round%3 == 1 {
 			t, _ := pass("/raw/", true)
 			rawT += t
 		}
+		passName = "hot"
 		t, _ = pass("/dav/", false)
 		hot += t
+		passName = "raw"
 		if round%3 == 2 {
 			t, _ := pass("/raw/", true)
 			rawT += t
@@ -272,10 +315,85 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	b.ReportMetric(float64(rawT)/float64(cold), "cold/raw")
 	b.ReportMetric(pct(0.50), "cold-p50-ms")
 	b.ReportMetric(pct(0.99), "cold-p99-ms")
+	for _, p := range []string{"cold", "hot", "raw"} {
+		b.ReportMetric(float64(passCPU[p])/float64(round*coldPasswords)/1e3, p+"-cpu-us/req")
+		if dbCPU[p] > 0 {
+			b.ReportMetric(float64(dbCPU[p])/float64(round*coldPasswords)/1e3, p+"-db-cpu-us/req")
+		}
+	}
+	ls := store.LookupStats()
+	b.ReportMetric(float64(ls.Lookups-before.Lookups)/float64(max(1, ls.Queries-before.Queries)), "lookups/query")
 	st := store.Stats()
 	b.ReportMetric(float64(st.MaxIdleClosed), "idle-closed")
 	b.ReportMetric(float64(st.OpenConnections), "open-conns")
 	b.ReportMetric(float64(st.WaitCount), "pool-waits")
+}
+
+// processCPU is the CPU time this process has used (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postmaster returns the PID of the PostgreSQL server behind db (the
+// parent of its backend), or 0 on SQLite or when /proc cannot tell.
+func postmaster(b *testing.B, db *sql.DB) int {
+	var pid int
+	if err := db.QueryRowContext(b.Context(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return 0
+	}
+	st, err := procStat(pid)
+	if err != nil {
+		return 0
+	}
+	return st.ppid
+}
+
+type procInfo struct {
+	ppid int
+	cpu  time.Duration
+}
+
+// procStat reads a process's parent and its CPU time so far (schedstat:
+// nanoseconds on a CPU).
+func procStat(pid int) (procInfo, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procInfo{}, err
+	}
+	// The command name is in parentheses and may hold spaces.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 2 {
+		return procInfo{}, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return procInfo{}, err
+	}
+	sched, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		return procInfo{}, err
+	}
+	ns, err := strconv.ParseInt(strings.Fields(string(sched))[0], 10, 64)
+	return procInfo{ppid: ppid, cpu: time.Duration(ns)}, err
+}
+
+// childrenCPU sums the CPU time of parent's children (PostgreSQL's
+// backends and helpers).
+func childrenCPU(parent int) time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var sum time.Duration
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := procStat(pid); err == nil && st.ppid == parent {
+			sum += st.cpu
+		}
+	}
+	return sum
 }
 
 // scanRow scans a credentials row into throwaway variables, as the Store
