@@ -105,7 +105,7 @@ type Store struct {
 	byHashes   []*sqlx.Stmt
 	batchSizes []int
 	lookups    coalescer
-	logger  *slog.Logger
+	logger     *slog.Logger
 	// listenDSN is where WatchChanges connects; empty: it cannot.
 	listenDSN string
 
