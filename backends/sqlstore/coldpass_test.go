@@ -39,8 +39,12 @@ const (
 
 // storeOnly hides the Store's optional capabilities from the Manager: a
 // change listener that connects mid-pass would clear the cache and turn
-// part of a hot pass cold.
+// part of a hot pass cold. It keeps ContextBounded, which decides whether
+// the Manager's calls run on a goroutine of their own.
 type storeOnly struct{ auth.Store }
+
+// HonorsContext implements [auth.ContextBounded] as the Store does.
+func (s storeOnly) HonorsContext() bool { return s.Store.(auth.ContextBounded).HonorsContext() }
 
 // BenchmarkColdPass is the cold path at scale, the way a server meets it
 // after a restart or with more devices than its cache holds: 1,000

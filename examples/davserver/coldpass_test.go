@@ -37,23 +37,28 @@ import (
 func BenchmarkColdPassServer(b *testing.B) {
 	for _, d := range []struct {
 		name string
-		open func(b *testing.B) (*sqlstore.Store, error)
+		open func(b *testing.B, o *sqlstore.Options) (*sqlstore.Store, error)
 	}{
-		{"sqlite", func(b *testing.B) (*sqlstore.Store, error) {
-			return sqlstore.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "appauth.db"), nil)
+		{"sqlite", func(b *testing.B, o *sqlstore.Options) (*sqlstore.Store, error) {
+			return sqlstore.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "appauth.db"), o)
 		}},
-		{"postgres", func(b *testing.B) (*sqlstore.Store, error) {
-			return sqlstore.OpenPostgres(b.Context(), testenv.Postgres(b), nil)
+		{"postgres", func(b *testing.B, o *sqlstore.Options) (*sqlstore.Store, error) {
+			return sqlstore.OpenPostgres(b.Context(), testenv.Postgres(b), o)
 		}},
 	} {
-		b.Run(d.name, func(b *testing.B) {
-			store, err := d.open(b)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { store.Close() })
-			coldPassServer(b, store)
-		})
+		// lookups=16, as many as clients: every miss its own query; the
+		// default: concurrent misses share queries
+		// (sqlstore.Options.MaxConcurrentLookups).
+		for _, k := range []int{16, sqlstore.DefaultMaxConcurrentLookups} {
+			b.Run(fmt.Sprint(d.name, "/lookups=", k), func(b *testing.B) {
+				store, err := d.open(b, &sqlstore.Options{MaxConcurrentLookups: k})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { store.Close() })
+				coldPassServer(b, store)
+			})
+		}
 	}
 }
 
@@ -195,4 +200,6 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 	b.ReportMetric(reqs/hot.Seconds(), "hot-req/s")
 	b.ReportMetric(hot.Seconds()/cold.Seconds(), "cold/hot")
 	b.ReportMetric(float64(coldLat[len(coldLat)*99/100])/float64(time.Millisecond), "cold-p99-ms")
+	ls := store.LookupStats()
+	b.ReportMetric(float64(ls.Lookups)/float64(max(1, ls.Queries)), "lookups/query")
 }
