@@ -28,7 +28,9 @@ import (
 // Defaults and bounds of the coalescing.
 const (
 	// DefaultMaxConcurrentLookups is [Options.MaxConcurrentLookups] when
-	// zero.
+	// zero. Two, not one: a second query can go out while the first is on
+	// the wire, so one slow query does not hold every miss, and with 16
+	// concurrent misses a query still carries about four.
 	DefaultMaxConcurrentLookups = 2
 	// maxBatch bounds the hashes of one query.
 	maxBatch = 64
