@@ -28,10 +28,12 @@ import (
 // Defaults and bounds of the coalescing.
 const (
 	// DefaultMaxConcurrentLookups is [Options.MaxConcurrentLookups] when
-	// zero. Two, not one: a second query can go out while the first is on
-	// the wire, so one slow query does not hold every miss, and with 16
-	// concurrent misses a query still carries about four.
-	DefaultMaxConcurrentLookups = 2
+	// zero. One shares the most: in BENCHMARKS.md's cold pass (16
+	// concurrent clients) a query carries about 7 lookups with 1 and 4
+	// with 2, and the cold pass cost least CPU per request with 1, in
+	// this process and in PostgreSQL. A queued lookup waits for at most
+	// one query ahead of it.
+	DefaultMaxConcurrentLookups = 1
 	// maxBatch bounds the hashes of one query.
 	maxBatch = 64
 	// maxQueued bounds the lookups waiting for a slot: when the database
