@@ -1,7 +1,6 @@
 package sqlstore_test
 
 import (
-	"bytes"
 	"database/sql"
 	"encoding/base64"
 	"fmt"
@@ -9,14 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +21,7 @@ import (
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/backends/sqlstore"
+	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 	"github.com/appauth/appauth/internal/testkit"
 	"golang.org/x/net/webdav"
@@ -191,16 +188,16 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	// dbCPU is the same for PostgreSQL's processes (zero on SQLite,
 	// whose work is in this process).
 	dbCPU := map[string]time.Duration{}
-	serverCPU := func() time.Duration { return 0 }
-	if pm := postmaster(b, raw); pm > 0 {
-		serverCPU = func() time.Duration { return childrenCPU(pm) }
+	serverCPU := benchpair.PostgresCPU(b.Context(), raw)
+	if serverCPU == nil {
+		serverCPU = func() time.Duration { return 0 }
 	}
 	// pass sends the 1,000 requests once with coldWorkers clients and
 	// returns its wall time and every request's latency.
 	pass := func(path string, withIndex bool) (time.Duration, []time.Duration) {
-		cpu0, db0 := processCPU(), serverCPU()
+		cpu0, db0 := benchpair.ProcessCPU(), serverCPU()
 		defer func() {
-			passCPU[passName] += processCPU() - cpu0
+			passCPU[passName] += benchpair.ProcessCPU() - cpu0
 			dbCPU[passName] += serverCPU() - db0
 		}()
 		lat := make([]time.Duration, coldPasswords)
@@ -331,73 +328,6 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	b.ReportMetric(float64(st.MaxIdleClosed), "idle-closed")
 	b.ReportMetric(float64(st.OpenConnections), "open-conns")
 	b.ReportMetric(float64(st.WaitCount), "pool-waits")
-}
-
-// processCPU is the CPU time this process has used (user and system).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// postmaster returns the PID of the PostgreSQL server behind db (the
-// parent of its backend), or 0 on SQLite or when /proc cannot tell.
-func postmaster(b *testing.B, db *sql.DB) int {
-	var pid int
-	if err := db.QueryRowContext(b.Context(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		return 0
-	}
-	st, err := procStat(pid)
-	if err != nil {
-		return 0
-	}
-	return st.ppid
-}
-
-type procInfo struct {
-	ppid int
-	cpu  time.Duration
-}
-
-// procStat reads a process's parent and its CPU time so far (schedstat:
-// nanoseconds on a CPU).
-func procStat(pid int) (procInfo, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procInfo{}, err
-	}
-	// The command name is in parentheses and may hold spaces.
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(f) < 2 {
-		return procInfo{}, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return procInfo{}, err
-	}
-	sched, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
-	if err != nil {
-		return procInfo{}, err
-	}
-	ns, err := strconv.ParseInt(strings.Fields(string(sched))[0], 10, 64)
-	return procInfo{ppid: ppid, cpu: time.Duration(ns)}, err
-}
-
-// childrenCPU sums the CPU time of parent's children (PostgreSQL's
-// backends and helpers).
-func childrenCPU(parent int) time.Duration {
-	ents, _ := os.ReadDir("/proc")
-	var sum time.Duration
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := procStat(pid); err == nil && st.ppid == parent {
-			sum += st.cpu
-		}
-	}
-	return sum
 }
 
 // scanRow scans a credentials row into throwaway variables, as the Store
