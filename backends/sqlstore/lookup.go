@@ -14,9 +14,9 @@ import (
 // Coalescing of concurrent cache misses.
 //
 // On a cache miss the Manager asks CredentialByHash, one indexed SELECT. On
-// a loaded server most of the cost of that SELECT is not the index lookup
-// but the statement around it: a round trip, the database's per-statement
-// work, and the context switches on both sides. So at most
+// PostgreSQL most of the cost of that SELECT is not the index lookup but
+// the statement around it: a round trip, the server's per-statement work,
+// and the system calls and context switches on both sides. So at most
 // [Options.MaxConcurrentLookups] lookups run at once; a lookup that finds
 // them all busy waits in a queue, and the next one to finish sends
 // everything queued (up to maxBatch distinct hashes) as one
@@ -27,13 +27,13 @@ import (
 
 // Defaults and bounds of the coalescing.
 const (
-	// DefaultMaxConcurrentLookups is [Options.MaxConcurrentLookups] when
-	// zero. One shares the most: in BENCHMARKS.md's cold pass (16
-	// concurrent clients) a query carries about 7 lookups with 1 and 4
-	// with 2, and the cold pass cost least CPU per request with 1, in
-	// this process and in PostgreSQL. A queued lookup waits for at most
-	// one query ahead of it.
-	DefaultMaxConcurrentLookups = 1
+	// DefaultMaxConcurrentLookups is [Options.MaxConcurrentLookups] on
+	// PostgreSQL when zero. In BENCHMARKS.md's cold pass (16 concurrent
+	// clients) a query then carries about 4 lookups (7 with 1), and
+	// PostgreSQL spends a third of the CPU per cold request that it spends
+	// with a query per lookup; one slow query does not hold every miss,
+	// and the lookups are not all serialized on one backend.
+	DefaultMaxConcurrentLookups = 2
 	// maxBatch bounds the hashes of one query.
 	maxBatch = 64
 	// maxQueued bounds the lookups waiting for a slot: when the database

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -79,9 +80,12 @@ type Options struct {
 	// them all busy waits for the next to finish, and everything waiting
 	// by then is looked up by one query of up to 64 hashes: under load,
 	// concurrent misses share round trips, while a lookup that finds a
-	// free slot is sent at once, so a lone request never waits. Zero means
-	// [DefaultMaxConcurrentLookups]; 1 shares the most; negative is an
-	// error. It applies to a Store made with [New] too.
+	// free slot is sent at once, so a lone request never waits. 1 shares
+	// the most; negative is an error. Zero means
+	// [DefaultMaxConcurrentLookups] on PostgreSQL and no bound on SQLite,
+	// whose queries need no round trip and run in this process, on as many
+	// cores as there are lookups: there, sharing made verifies slower. It
+	// applies to a Store made with [New] too.
 	MaxConcurrentLookups int
 }
 
@@ -269,7 +273,14 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 		}
 		s.byHashes = append(s.byHashes, st)
 	}
-	s.lookups = coalescer{one: s.queryOne, many: s.queryMany, slots: cmp.Or(opts.MaxConcurrentLookups, DefaultMaxConcurrentLookups)}
+	slots := opts.MaxConcurrentLookups
+	if slots == 0 {
+		slots = math.MaxInt
+		if d == postgresDialect {
+			slots = DefaultMaxConcurrentLookups
+		}
+	}
+	s.lookups = coalescer{one: s.queryOne, many: s.queryMany, slots: slots}
 	return s, nil
 }
 

@@ -48,9 +48,9 @@ func BenchmarkColdPassServer(b *testing.B) {
 			return sqlstore.OpenPostgres(b.Context(), testenv.Postgres(b), o)
 		}},
 	} {
-		// lookups=16, as many as clients: every miss its own query; the
-		// default: concurrent misses share queries
-		// (sqlstore.Options.MaxConcurrentLookups).
+		// lookups=16, as many as clients: every miss its own query (the
+		// default on SQLite); 2, the default on PostgreSQL: concurrent
+		// misses share queries (sqlstore.Options.MaxConcurrentLookups).
 		for _, k := range []int{16, sqlstore.DefaultMaxConcurrentLookups} {
 			b.Run(fmt.Sprint(d.name, "/lookups=", k), func(b *testing.B) {
 				store, err := d.open(b, &sqlstore.Options{MaxConcurrentLookups: k})
