@@ -19,8 +19,8 @@ import (
 // and the system calls and context switches on both sides. So at most
 // [Options.MaxConcurrentLookups] lookups run at once; a lookup that finds
 // them all busy waits in a queue, and the next one to finish sends
-// everything queued (up to maxBatch distinct hashes) as one
-// "WHERE hash = ANY(...)" query. There is no timer: a lookup that finds a
+// everything queued (up to maxBatch distinct hashes) as one query (see
+// dialect.byHashes). There is no timer: a lookup that finds a
 // free slot runs at once on its caller's goroutine, exactly as a single
 // SELECT, so a lone request is never delayed, and a queued one waits at
 // most for one query ahead of it.
@@ -30,9 +30,9 @@ const (
 	// DefaultMaxConcurrentLookups is [Options.MaxConcurrentLookups] on
 	// PostgreSQL when zero. In BENCHMARKS.md's cold pass (16 concurrent
 	// clients) a query then carries about 4 lookups (7 with 1), and
-	// PostgreSQL spends a third of the CPU per cold request that it spends
-	// with a query per lookup; one slow query does not hold every miss,
-	// and the lookups are not all serialized on one backend.
+	// PostgreSQL spends about half the CPU per cold request that it spends
+	// with a query per lookup; unlike 1, one slow query does not hold
+	// every miss, and the lookups are not all serialized on one backend.
 	DefaultMaxConcurrentLookups = 2
 	// maxBatch bounds the hashes of one query.
 	maxBatch = 64
