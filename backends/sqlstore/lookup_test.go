@@ -93,6 +93,22 @@ func waitQueued(c *coalescer) chan struct{} {
 	return ch
 }
 
+// waitIdle waits until c has no query in flight and nothing queued.
+func waitIdle(t *testing.T, c *coalescer) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		idle := c.running == 0 && len(c.queue) == 0
+		c.mu.Unlock()
+		if idle {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the coalescer did not become idle in 10s")
+		}
+	}
+}
+
 type result struct {
 	cred *auth.StoredCredential
 	err  error
@@ -352,6 +368,9 @@ func TestSharedLookupsOnTheDatabase(t *testing.T) {
 			queued := waitQueued(&s.lookups)
 			for _, distinct := range []int{2, 3, 5, maxBatch, maxBatch + 1} {
 				t.Run(fmt.Sprint(distinct, " distinct"), func(t *testing.T) {
+					// The last subtest's batch may still be releasing its
+					// slot: the blocked lookup must find it free.
+					waitIdle(t, &s.lookups)
 					once = sync.Once{}
 					started, release = make(chan struct{}), make(chan struct{})
 					firstDone := make(chan error, 1)
