@@ -11,6 +11,7 @@ have chromium || have chromium-browser || have google-chrome || need+=(chromium)
 for p in litmus vdirsyncer curl; do have "$p" || need+=("$p"); done
 /usr/bin/python3 -c 'import caldav' >/dev/null 2>&1 || need+=(python3-caldav)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
+have node && have npm || need+=(nodejs npm) # oidc-provider, installed by npm ci from Go (oidc.go)
 have gcc || have cc || need+=(gcc libc6-dev) # go test -race needs cgo
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! have apt-get; then
