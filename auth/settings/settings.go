@@ -55,6 +55,11 @@ type Options struct {
 	// to make state-changing requests. Same-origin requests always are.
 	TrustedOrigins []string
 
+	// SSO, if set, offers single sign-on through an identity provider on
+	// the sign-in page ("Sign in with ..."), beside the password form, or
+	// alone when New is given no PasswordVerifier. See package auth/oidc.
+	SSO SSO
+
 	// Now is the clock, for the recent sign-in check; give it the Manager's
 	// clock in tests. Default time.Now.
 	Now func() time.Time
@@ -87,18 +92,20 @@ const (
 	maxSecretBytes = 1024 // account password or session cookie
 )
 
-// New returns a Handler that signs people in with verifier and manages
-// their credentials through m. opts may be nil.
+// New returns a Handler that signs people in with verifier (the password
+// form) and manages their credentials through m. opts may be nil. verifier
+// may be nil when opts.SSO is set: then the page offers single sign-on
+// only.
 func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handler, error) {
 	if m == nil {
 		return nil, errors.New("settings: New: nil Manager")
 	}
-	if verifier == nil {
-		return nil, errors.New("settings: New: nil PasswordVerifier")
-	}
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	if verifier == nil && o.SSO == nil {
+		return nil, errors.New("settings: New: nil PasswordVerifier and no Options.SSO: nobody could sign in")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "/"
@@ -188,6 +195,7 @@ func (h *Handler) routes() {
 	handle("POST sessions/{id}/revoke", h.page(h.revokeSessionForm))
 	handle("POST sessions/revoke-others", h.page(h.revokeOtherSessionsForm))
 	handle("GET static/{file}", h.staticFile)
+	h.ssoRoutes(handle)
 
 	// JSON API.
 	handle("POST api/v1/session", h.apiSignIn)
