@@ -83,6 +83,7 @@ type Handler struct {
 	tmpl     map[string]*template.Template
 	static   fs.FS        // the files under static/
 	files    http.Handler // serves static, after staticFile's checks
+	csp      string       // Content-Security-Policy of every response
 }
 
 // Limits on what clients send.
@@ -151,6 +152,7 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 		}
 	}
 	h.cop.SetDenyHandler(http.HandlerFunc(h.crossOriginDenied))
+	h.csp = ssoContentSecurityPolicy(o.SSO)
 	static, err := fs.Sub(assets, "static")
 	if err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
@@ -231,7 +233,7 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Security-Policy", contentSecurityPolicy)
+	hd.Set("Content-Security-Policy", h.csp)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")

@@ -280,3 +280,17 @@ func (h *Handler) ssoPageData(name string, d *pageData) {
 		d.SSOURL = h.opts.Prefix + "sso/start?return=security"
 	}
 }
+
+// ssoContentSecurityPolicy is the page's policy, with the origin of the
+// provider's logout added to form-action: "Sign out" is a form whose
+// answer redirects there, and browsers apply form-action to redirects.
+func ssoContentSecurityPolicy(sso SSO) string {
+	if sso == nil {
+		return contentSecurityPolicy
+	}
+	u, err := url.Parse(sso.LogoutURL(""))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(u.Host, " ;,'\"") {
+		return contentSecurityPolicy
+	}
+	return strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' "+u.Scheme+"://"+u.Host, 1)
+}
