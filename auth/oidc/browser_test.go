@@ -38,8 +38,8 @@ type ssoServer struct {
 	m         *auth.Manager
 	dir       *ldap.Directory
 	c         *oidc.Client
-	offset    atomic.Int64 // added to the settings page's clock
-	callbacks chan string  // every callback URL, as the browser sent it
+	offset    atomic.Int64    // added to the settings page's clock
+	callbacks chan string     // every callback URL, as the browser sent it
 	events    chan auth.Event // revocations by back-channel logout
 }
 

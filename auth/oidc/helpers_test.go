@@ -136,13 +136,19 @@ func (f *fakeOP) claims(sub string, authTime time.Time) map[string]any {
 // has one; a nil value removes a claim) and returns the callback's query.
 func (f *fakeOP) authorize(authURL string, claims map[string]any) url.Values {
 	f.t.Helper()
+	return f.authorizeT(f.t, authURL, claims)
+}
+
+// authorizeT is authorize failing t (a fuzz target's, not the F's).
+func (f *fakeOP) authorizeT(t testing.TB, authURL string, claims map[string]any) url.Values {
+	t.Helper()
 	u, err := url.Parse(authURL)
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	q := u.Query()
 	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("client_id") != fakeClientID {
-		f.t.Fatalf("authorization request without S256 PKCE or client_id: %s", authURL)
+		t.Fatalf("authorization request without S256 PKCE or client_id: %s", authURL)
 	}
 	c := maps.Clone(claims)
 	if _, ok := c["nonce"]; !ok {

@@ -69,13 +69,25 @@ func TestBackChannelLogout(t *testing.T) {
 
 	for name, claims := range map[string]map[string]any{
 		"other audience": func() map[string]any { c := e.op.logoutClaims("j0", "", "sid-1"); c["aud"] = "other"; return c }(),
-		"other issuer":   func() map[string]any { c := e.op.logoutClaims("j1", "", "sid-1"); c["iss"] = "https://evil.example"; return c }(),
-		"no event":       func() map[string]any { c := e.op.logoutClaims("j2", "", "sid-1"); delete(c, "events"); return c }(),
-		"a nonce":        func() map[string]any { c := e.op.logoutClaims("j3", "", "sid-1"); c["nonce"] = "n"; return c }(),
-		"no jti":         func() map[string]any { c := e.op.logoutClaims("", "", "sid-1"); delete(c, "jti"); return c }(),
-		"no sub or sid":  e.op.logoutClaims("j4", "", ""),
-		"old":            func() map[string]any { c := e.op.logoutClaims("j5", "", "sid-1"); c["iat"] = time.Now().Add(-time.Hour).Unix(); return c }(),
-		"expired":        func() map[string]any { c := e.op.logoutClaims("j6", "", "sid-1"); c["exp"] = time.Now().Add(-time.Minute).Unix(); return c }(),
+		"other issuer": func() map[string]any {
+			c := e.op.logoutClaims("j1", "", "sid-1")
+			c["iss"] = "https://evil.example"
+			return c
+		}(),
+		"no event":      func() map[string]any { c := e.op.logoutClaims("j2", "", "sid-1"); delete(c, "events"); return c }(),
+		"a nonce":       func() map[string]any { c := e.op.logoutClaims("j3", "", "sid-1"); c["nonce"] = "n"; return c }(),
+		"no jti":        func() map[string]any { c := e.op.logoutClaims("", "", "sid-1"); delete(c, "jti"); return c }(),
+		"no sub or sid": e.op.logoutClaims("j4", "", ""),
+		"old": func() map[string]any {
+			c := e.op.logoutClaims("j5", "", "sid-1")
+			c["iat"] = time.Now().Add(-time.Hour).Unix()
+			return c
+		}(),
+		"expired": func() map[string]any {
+			c := e.op.logoutClaims("j6", "", "sid-1")
+			c["exp"] = time.Now().Add(-time.Minute).Unix()
+			return c
+		}(),
 	} {
 		if err := e.c.BackChannelLogout(ctx, e.op.logoutToken(claims)); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("logout token with %s: %v, want ErrInvalidCredentials", name, err)

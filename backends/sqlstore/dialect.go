@@ -107,12 +107,12 @@ const credentialColumns = "id, kind, user_id, login, name, scopes, hash, key_id,
 func (d *dialect) queries(table string) queries {
 	q := func(s string) string { return sqlx.Rebind(d.bindType, strings.ReplaceAll(s, "{t}", table)) }
 	return queries{
-		insert:     q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-		byHash:     q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
-		byID:       q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
-		list:       q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
-		listAll:    q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ?"),
-		count:      q("SELECT COUNT(*) FROM {t}"),
+		insert:  q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		byHash:  q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
+		byID:    q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
+		list:    q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
+		listAll: q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ?"),
+		count:   q("SELECT COUNT(*) FROM {t}"),
 		// Each of subject and sid is compared only when the argument is not
 		// empty (back-channel logout may name either or both).
 		federated: q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ? AND fed_issuer = ? " +
