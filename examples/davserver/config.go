@@ -53,6 +53,7 @@ type config struct {
 	removeUser string
 
 	notify notifyConfig
+	oidc   oidcConfig
 
 	// set records which flags were given (on the command line or in the
 	// environment), to tell a default from an explicit choice.
@@ -146,6 +147,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.readTimeout, "read-timeout", time.Minute, "disconnect a client that sends no part of its request body for this long")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", time.Minute, "disconnect a client that takes no part of the response for this long")
 	c.notify.flags(fs)
+	c.oidc.flags(fs)
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
@@ -249,6 +251,9 @@ func (c *config) validate() error {
 		}
 	}
 	if err := c.notify.check(); err != nil {
+		return err
+	}
+	if err := c.oidc.check(c.set); err != nil {
 		return err
 	}
 	if (c.ldapBindDN == "") != (c.ldapBindPassFile == "") {

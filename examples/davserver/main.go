@@ -265,7 +265,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		// the cookie from a sibling subdomain or over plain HTTP.
 		cookieName = "__Host-appauth_session"
 	}
+	sso, err := newSSO(ctx, &cfg.oidc, base, manager, dir, logger)
+	if err != nil {
+		return err
+	}
+	var ssoOpt settings.SSO
+	if sso != nil {
+		ssoOpt = sso
+	}
 	web, err := settings.New(manager, dir, &settings.Options{
+		SSO:        ssoOpt,
 		CookieName: cookieName,
 		Prefix:     "/",
 		Title:      cfg.title,
@@ -434,6 +443,7 @@ func printBanner(w io.Writer, cfg *config, base string, newPepper bool, demoPass
 		fmt.Fprintf(w, "Created %s with a demo user. Its password is shown only this once:\n\n", cfg.users)
 		fmt.Fprintf(w, "  username: %s\n  password: %s\n\n", demoUser, demoPassword)
 	}
+	printSSO(w, &cfg.oidc, base)
 	fmt.Fprintf(w, "Listening on %s\n\n", base)
 	fmt.Fprintf(w, "  Sign-in and app passwords:  %s\n", base)
 	fmt.Fprintf(w, "  CalDAV and CardDAV:         %s  (or %sdav/)\n", base, base)
