@@ -264,3 +264,16 @@ func TestOutages(t *testing.T) {
 		t.Fatalf("New with the provider down: %v, want a discovery error", err)
 	}
 }
+
+// TestAuthTimeFromIssuedAt: without auth_time an ID token is refused,
+// unless AuthTimeFromIssuedAt takes iat instead.
+func TestAuthTimeFromIssuedAt(t *testing.T) {
+	e := newEnv(t, &oidc.Config{AuthTimeFromIssuedAt: true})
+	c := e.op.claims("alice", time.Now())
+	iat := time.Now().Add(-time.Minute).Truncate(time.Second)
+	c["auth_time"], c["iat"] = nil, iat.Unix()
+	id, err := e.signIn(c)
+	if err != nil || !id.AuthTime.Equal(iat) {
+		t.Fatalf("sign-in without auth_time = %+v, %v; want auth time %v (iat)", id, err, iat)
+	}
+}

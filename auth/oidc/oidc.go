@@ -86,6 +86,12 @@ type Config struct {
 	// always returns auth_time and asks for the password again when its
 	// own sign-in is older. Default 12 hours.
 	MaxAge time.Duration
+	// AuthTimeFromIssuedAt, for providers that send no auth_time (some
+	// Dex versions), takes the ID token's iat instead. Weaker: a silent
+	// single sign-on then counts as a fresh sign-in, and re-authentication
+	// cannot tell that the provider really asked again. Default off: an
+	// ID token without auth_time is refused.
+	AuthTimeFromIssuedAt bool
 	// PendingTTL is how long a started sign-in may take. Default 10 minutes.
 	PendingTTL time.Duration
 	// Pending keeps sign-ins in progress. Default: [NewMemoryPending]
@@ -343,6 +349,10 @@ func (c *Client) Complete(ctx context.Context, q url.Values, binding string) (*s
 	}
 	if len(idt.Audience) > 1 && std.AZP != c.cfg.ClientID {
 		return nil, refuse(http.StatusUnauthorized, fmt.Errorf("%w: several audiences and azp %q", ErrIDToken, std.AZP), msgStartAgain)
+	}
+	if (std.AuthTime == nil || *std.AuthTime <= 0) && c.cfg.AuthTimeFromIssuedAt && !idt.IssuedAt.IsZero() {
+		at := float64(idt.IssuedAt.Unix())
+		std.AuthTime = &at
 	}
 	if std.AuthTime == nil || *std.AuthTime <= 0 {
 		return nil, refuse(http.StatusUnauthorized, ErrNoAuthTime, c.cfg.Name+" did not say when you signed in, so the sign-in cannot be accepted.")
