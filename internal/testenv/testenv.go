@@ -1,6 +1,7 @@
 // Package testenv starts the real services that tests need, from Go, once
 // per test binary: a throwaway PostgreSQL server ([Postgres]), a throwaway
-// OpenLDAP server ([LDAP]), and it finds headless Chromium ([Chromium]) and
+// OpenLDAP server ([LDAP]), an OpenID provider for one test ([OIDC]:
+// oidc-provider on Node.js), and it finds headless Chromium ([Chromium]) and
 // client programs ([Program]).
 //
 // A service starts on first use, in a temporary directory under /tmp, on a
