@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/settings"
 )
 
@@ -119,4 +120,63 @@ func TestCallbackPage(t *testing.T) {
 	if w = call(e.op.claims("alice", time.Now())); w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("provider down: %d, want 503", w.Code)
 	}
+}
+
+// TestSSOOnlyPage: without a PasswordVerifier the page offers single
+// sign-on only (no password form; a password POST is refused), and the
+// JSON API answers an SSO session that is not a recent sign-in (an old
+// auth_time) with 403 and the URL that confirms it.
+func TestSSOOnlyPage(t *testing.T) {
+	e := newEnv(t, nil)
+	h, err := settings.New(e.m, nil, &settings.Options{SSO: e.c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := settings.New(e.m, nil, nil); err == nil {
+		t.Fatal("settings.New accepted neither a PasswordVerifier nor an SSO")
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/signin", nil))
+	if body := w.Body.String(); !strings.Contains(body, `id="sso-signin"`) || strings.Contains(body, `name="password"`) {
+		t.Fatalf("SSO-only sign-in page:\n%s", body)
+	}
+	w = httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/api/v1/session", strings.NewReader(`{"username":"alice","password":"pw-alice"}`))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("password sign-in with single sign-on only: %d %s, want 401", w.Code, w.Body)
+	}
+
+	_, secret, err := e.m.CreateFederatedSession(t.Context(), e.alice, auth.Federation{Issuer: e.op.srv.URL, Subject: "sub-alice"},
+		time.Now().Add(-time.Hour), "192.0.2.1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrf := csrfOf(t, h, secret)
+	w = httptest.NewRecorder()
+	req = httptest.NewRequest("POST", "/api/v1/app-passwords", strings.NewReader(`{"name":"Phone"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", csrf)
+	req.AddCookie(&http.Cookie{Name: "appauth_session", Value: secret})
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"reauthURL":"/sso/reauth?return=security"`) {
+		t.Fatalf("create on an old SSO sign-in: %d %s, want 403 with reauthURL", w.Code, w.Body)
+	}
+}
+
+// csrfOf reads the session's CSRF token from the security page.
+func csrfOf(t *testing.T, h http.Handler, secret string) string {
+	t.Helper()
+	req := httptest.NewRequest("GET", "/security", nil)
+	req.AddCookie(&http.Cookie{Name: "appauth_session", Value: secret})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	body := w.Body.String()
+	_, rest, ok := strings.Cut(body, `name="csrf" value="`)
+	if !ok {
+		t.Fatalf("no CSRF token on the security page: %d %s", w.Code, body)
+	}
+	token, _, _ := strings.Cut(rest, `"`)
+	return token
 }
