@@ -96,22 +96,27 @@ func (d *dbTime) Scan(v any) error {
 // queries are the statements of one Store, built once at open: table name
 // and placeholders filled in.
 type queries struct {
-	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, delUnused, usage string
+	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, delUnused, usage, federated string
 }
 
 // credentialColumns lists the columns in the order of [row].
 const credentialColumns = "id, kind, user_id, login, name, scopes, hash, key_id, hint, " +
-	"created_at, expires_at, authenticated_at, last_used_at, last_used_addr, last_used_client"
+	"created_at, expires_at, authenticated_at, last_used_at, last_used_addr, last_used_client, " +
+	"fed_issuer, fed_subject, fed_sid"
 
 func (d *dialect) queries(table string) queries {
 	q := func(s string) string { return sqlx.Rebind(d.bindType, strings.ReplaceAll(s, "{t}", table)) }
 	return queries{
-		insert:     q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-		byHash:     q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
-		byID:       q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
-		list:       q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
-		listAll:    q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ?"),
-		count:      q("SELECT COUNT(*) FROM {t}"),
+		insert:  q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		byHash:  q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
+		byID:    q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
+		list:    q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
+		listAll: q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ?"),
+		count:   q("SELECT COUNT(*) FROM {t}"),
+		// Each of subject and sid is compared only when the argument is not
+		// empty (back-channel logout may name either or both).
+		federated: q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ? AND fed_issuer = ? " +
+			"AND (? = '' OR fed_subject = ?) AND (? = '' OR fed_sid = ?) ORDER BY created_at, id"),
 		update:     q("UPDATE {t} SET name = ?, scopes = ?, expires_at = ?, authenticated_at = ? WHERE id = ? AND user_id = ?"),
 		del:        q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),
 		delAll:     q("DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"),

@@ -118,11 +118,12 @@ type Store struct {
 }
 
 var (
-	_ auth.Store            = (*Store)(nil)
-	_ auth.ExpiredPurger    = (*Store)(nil)
-	_ auth.UnusedPurger     = (*Store)(nil)
-	_ auth.ContextBounded   = (*Store)(nil)
-	_ auth.CredentialLister = (*Store)(nil)
+	_ auth.Store                  = (*Store)(nil)
+	_ auth.ExpiredPurger          = (*Store)(nil)
+	_ auth.UnusedPurger           = (*Store)(nil)
+	_ auth.ContextBounded         = (*Store)(nil)
+	_ auth.CredentialLister       = (*Store)(nil)
+	_ auth.FederatedSessionFinder = (*Store)(nil)
 )
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
@@ -339,13 +340,17 @@ type row struct {
 	LastUsedAt      dbTime `db:"last_used_at"`
 	LastUsedAddr    string `db:"last_used_addr"`
 	LastUsedClient  string `db:"last_used_client"`
+	FedIssuer       string `db:"fed_issuer"`
+	FedSubject      string `db:"fed_subject"`
+	FedSID          string `db:"fed_sid"`
 }
 
 // dest returns pointers to r's fields in the order of credentialColumns, for
 // a plain Scan: the verify path avoids sqlx's reflection.
 func (r *row) dest() []any {
 	return []any{&r.ID, &r.Kind, &r.UserID, &r.Login, &r.Name, &r.Scopes, &r.Hash, &r.KeyID, &r.Hint,
-		&r.CreatedAt, &r.ExpiresAt, &r.AuthenticatedAt, &r.LastUsedAt, &r.LastUsedAddr, &r.LastUsedClient}
+		&r.CreatedAt, &r.ExpiresAt, &r.AuthenticatedAt, &r.LastUsedAt, &r.LastUsedAddr, &r.LastUsedClient,
+		&r.FedIssuer, &r.FedSubject, &r.FedSID}
 }
 
 func (r *row) credential() *auth.StoredCredential {
@@ -365,6 +370,7 @@ func (r *row) credential() *auth.StoredCredential {
 		LastUsedAt:      r.LastUsedAt.t,
 		LastUsedAddr:    r.LastUsedAddr,
 		LastUsedClient:  r.LastUsedClient,
+		Federation:      auth.Federation{Issuer: r.FedIssuer, Subject: r.FedSubject, SID: r.FedSID},
 	}
 }
 
@@ -400,8 +406,25 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) 
 	_, err = s.db.ExecContext(ctx, s.q.insert,
 		c.ID, string(c.Kind), c.UserID, c.Login, c.Name, scopes, c.Hash, c.KeyID, c.Hint,
 		d.timeArg(c.CreatedAt), d.nullTime(c.ExpiresAt), d.nullTime(c.AuthenticatedAt), d.nullTime(c.LastUsedAt),
-		c.LastUsedAddr, c.LastUsedClient)
+		c.LastUsedAddr, c.LastUsedClient, c.Federation.Issuer, c.Federation.Subject, c.Federation.SID)
 	return translate("create credential", err)
+}
+
+// FederatedSessions implements [auth.FederatedSessionFinder] with one
+// indexed query.
+func (s *Store) FederatedSessions(ctx context.Context, f auth.Federation) ([]*auth.StoredCredential, error) {
+	if f.Issuer == "" || f.Subject == "" && f.SID == "" {
+		return nil, fmt.Errorf("sqlstore: federated sessions: %w: an issuer and a subject or session ID are required", auth.ErrInvalidInput)
+	}
+	var rows []row
+	if err := s.db.SelectContext(ctx, &rows, s.q.federated, string(auth.KindSession), f.Issuer, f.Subject, f.Subject, f.SID, f.SID); err != nil {
+		return nil, translate("federated sessions", err)
+	}
+	out := make([]*auth.StoredCredential, len(rows))
+	for i := range rows {
+		out[i] = rows[i].credential()
+	}
+	return out, nil
 }
 
 // CredentialByHash implements [auth.Store] with statements prepared at

@@ -56,6 +56,7 @@ type config struct {
 
 	notify notifyConfig
 	radius radiusConfig
+	oidc   oidcConfig
 
 	// set records which flags were given (on the command line or in the
 	// environment), to tell a default from an explicit choice.
@@ -151,6 +152,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", time.Minute, "disconnect a client that takes no part of the response for this long")
 	c.notify.flags(fs)
 	c.radius.flags(fs)
+	c.oidc.flags(fs)
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
@@ -260,6 +262,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.radius.check(); err != nil {
+		return err
+	}
+	if err := c.oidc.check(c.set); err != nil {
 		return err
 	}
 	if (c.ldapBindDN == "") != (c.ldapBindPassFile == "") {

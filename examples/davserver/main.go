@@ -296,7 +296,20 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, flows.Close)
+	ssoBase := base // the page's address as the browser (and the provider) reach it
+	if cfg.notify.publicURL != "" {
+		ssoBase = strings.TrimRight(cfg.notify.publicURL, "/") + "/"
+	}
+	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, logger)
+	if err != nil {
+		return err
+	}
+	var ssoOpt settings.SSO
+	if sso != nil {
+		ssoOpt = sso
+	}
 	web, err := settings.New(manager, dir, &settings.Options{
+		SSO:        ssoOpt,
 		CookieName: cookieName,
 		Prefix:     "/",
 		Title:      cfg.title,
@@ -342,7 +355,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err := radiusSrv.start(manager, logger, stdout); err != nil {
 		return err
 	}
-	printBanner(stdout, cfg, base, newPepper, demoPassword)
+	printBanner(stdout, cfg, base, ssoBase, newPepper, demoPassword)
 	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg), "cache_size", size)
 
 	served := make(chan error, 1)
@@ -468,7 +481,7 @@ func baseURL(a net.Addr, tls bool) string {
 
 // printBanner tells a person what is running and what to do next. It prints
 // the demo password the one time it exists.
-func printBanner(w io.Writer, cfg *config, base string, newPepper bool, demoPassword string) {
+func printBanner(w io.Writer, cfg *config, base, ssoBase string, newPepper bool, demoPassword string) {
 	fmt.Fprintf(w, "appauth DAV server\n\n")
 	if newPepper {
 		fmt.Fprintf(w, "Created %s (the secret key of app passwords; keep it, back it up, never share it).\n", cfg.pepperFile)
@@ -477,6 +490,7 @@ func printBanner(w io.Writer, cfg *config, base string, newPepper bool, demoPass
 		fmt.Fprintf(w, "Created %s with a demo user. Its password is shown only this once:\n\n", cfg.users)
 		fmt.Fprintf(w, "  username: %s\n  password: %s\n\n", demoUser, demoPassword)
 	}
+	printSSO(w, &cfg.oidc, ssoBase)
 	fmt.Fprintf(w, "Listening on %s\n\n", base)
 	fmt.Fprintf(w, "  Sign-in and app passwords:  %s\n", base)
 	fmt.Fprintf(w, "  CalDAV and CardDAV:         %s  (or %sdav/)\n", base, base)

@@ -16,6 +16,7 @@ have freeradius || [ -x /usr/sbin/freeradius ] || need+=(freeradius)
 [ -e /usr/lib/freeradius/rlm_rest.so ] || need+=(freeradius-rest)
 have radclient || need+=(freeradius-utils)
 have eapol_test || need+=(eapoltest)
+have node && have npm || need+=(nodejs npm) # oidc-provider, installed by npm ci from Go (oidc.go)
 have gcc || have cc || need+=(gcc libc6-dev) # go test -race needs cgo
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! have apt-get; then

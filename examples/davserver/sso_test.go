@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/appauth/appauth/internal/testenv"
+)
+
+// TestSSOConfig: the -oidc-* flags need each other, and a provider that
+// cannot be discovered at start stops the start with one clear line.
+func TestSSOConfig(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-oidc-client-id", "x"}, "-oidc-client-id needs -oidc-issuer"},
+		{[]string{"-oidc-name", "Corp"}, "-oidc-name needs -oidc-issuer"},
+		{[]string{"-oidc-issuer", dead}, "-oidc-issuer needs -oidc-client-id and -oidc-client-secret-file"},
+		{[]string{"-oidc-issuer", dead, "-oidc-client-id", "x", "-oidc-client-secret-file", secret, "-data", filepath.Join(dir, "d"), "-addr", "127.0.0.1:0"},
+			"-oidc-issuer " + dead + ": oidc: discover the provider"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tt.args, nil, &stdout, &stderr, noEnv)
+		if line := lastLine(stderr.String()); code == 0 || !strings.Contains(line, tt.want) {
+			t.Errorf("%v: exit %d, %q; want %q", tt.args, code, line, tt.want)
+		}
+	}
+	if err := checkEnvNames([]string{"APPAUTH_OIDC_ISSUER=x", "APPAUTH_OIDC_CLIENT_SECRET_FILE=y", "APPAUTH_OIDC_LOGIN_CLAIM=email", "APPAUTH_OIDC_NAME=z", "APPAUTH_OIDC_CLIENT_ID=c"}); err != nil {
+		t.Errorf("the APPAUTH_OIDC_* variables: %v", err)
+	}
+}
+
+// TestSSODeployment: the built server, configured through APPAUTH_OIDC_*
+// against a real provider, prints the URIs to register, offers "Sign in
+// with" and sends the browser to the provider; when the provider is gone,
+// the callback is 503 and the server keeps serving.
+func TestSSODeployment(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the server listens there next; the provider must know it first
+	base := "http://" + addr + "/"
+	op := testenv.OIDC(t, testenv.OIDCClient{
+		ID: "davserver", Secret: "client-secret-for-tests-0123456789",
+		RedirectURIs: []string{base + "sso/callback"}, BackchannelLogoutURI: base + "sso/backchannel-logout",
+	})
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "oidc-secret")
+	if err := os.WriteFile(secret, []byte("client-secret-for-tests-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServerWith(t, buildServer(t), dir, nil, []string{
+		"APPAUTH_ADDR=" + addr, "APPAUTH_OIDC_ISSUER=" + op.Issuer, "APPAUTH_OIDC_CLIENT_ID=davserver",
+		"APPAUTH_OIDC_CLIENT_SECRET_FILE=" + secret, "APPAUTH_OIDC_NAME=Example SSO",
+	})
+	for _, want := range []string{"redirect URI:               " + base + "sso/callback", "back-channel logout URI:    " + base + "sso/backchannel-logout"} {
+		if !strings.Contains(srv.banner, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, srv.banner)
+		}
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Get(base + "signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	page.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(page.String(), "Sign in with Example SSO") || !strings.Contains(page.String(), `name="password"`) {
+		t.Fatalf("sign-in page without the SSO button and the password form:\n%s", page.String())
+	}
+	resp, err = hc.Get(base + "sso/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	to, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(to.String(), op.Issuer) || to.Query().Get("client_id") != "davserver" ||
+		to.Query().Get("redirect_uri") != base+"sso/callback" {
+		t.Fatalf("sso/start: %d to %s", resp.StatusCode, to)
+	}
+
+	op.Stop(t)
+	resp, err = hc.Get(base + "sso/callback?" + url.Values{"state": {to.Query().Get("state")}, "code": {"some-code"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("callback with the provider down: %d, want 503", resp.StatusCode)
+	}
+	if resp, err = hc.Get(base + "signin"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the sign-in page after the provider went away: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	srv.stop(t)
+}
