@@ -77,3 +77,45 @@ func TestStatsGraceServed(t *testing.T) {
 		t.Errorf("GraceServed = %d, want 3", n)
 	}
 }
+
+// TestHitDurationsAreSampled: a cache hit's duration is measured about
+// once in 64 (a clock read is a tenth of a hit), a miss's always.
+func TestHitDurationsAreSampled(t *testing.T) {
+	var mu sync.Mutex
+	var hits, timed, misses, missesTimed int
+	e := newEnv(t, func(o *auth.Options) {
+		o.OnEvent = func(ev auth.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ev.Type != auth.EventAuthenticated {
+				return
+			}
+			switch ev.Cache {
+			case auth.CacheHit:
+				hits++
+				if ev.Duration > 0 {
+					timed++
+				}
+			case auth.CacheMiss:
+				misses++
+				if ev.Duration > 0 {
+					missesTimed++
+				}
+			}
+		}
+	})
+	_, secret := e.issue(t, e.alice, "phone")
+	for range 640 {
+		if _, err := e.auth(t, "alice", secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if misses != 1 || missesTimed != 1 || hits != 639 {
+		t.Fatalf("%d misses (%d timed), %d hits; want 1 timed miss and 639 hits", misses, missesTimed, hits)
+	}
+	if timed == 0 || timed > hits/8 {
+		t.Errorf("%d of %d hits carry a duration, want about one in 64", timed, hits)
+	}
+}
