@@ -278,7 +278,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	limits := defaultBodyLimits
 	limits.File = int64(cfg.maxFileSize)
-	handler := logRequests(logger, routes(dav, &limits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+	requests := newRequestLog(logger)
+	defer requests.Close() // after Shutdown: writes the pending coalesced lines
+	handler := requests.Wrap(routes(dav, &limits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
 	if tlsConfig != nil {
 		handler = hsts(handler)
 	}
@@ -317,6 +319,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		srv.Close()
 	}
 	<-served
+	requests.Close()
 	// The deferred closers run now: manager.Close flushes the pending
 	// last-used times, then the store and directory close.
 	logger.Info("stopped")
