@@ -167,7 +167,9 @@ func TestRealClients(t *testing.T) {
 
 	bin := buildServer(t)
 	dir := t.TempDir()
-	srv := startServer(t, bin, dir)
+	// At Debug, every request has a line of its own: the checks below read
+	// which client sent what.
+	srv := startServerWith(t, bin, dir, nil, []string{"APPAUTH_ADDR=127.0.0.1:0", "APPAUTH_LOG_LEVEL=debug"})
 	base := srv.base
 	user, password := bannerValue(srv.banner, "username"), bannerValue(srv.banner, "password")
 	if user != "demo" || len(password) < 16 {
