@@ -17,9 +17,11 @@ import (
 // 10:04"), written by the background flusher and by Close. A line per
 // request would cost more than the verify itself.
 
-// maxPendingUses bounds the use records held between flushes; past it, a
-// use from a new address or client is logged at once, one line each, so
-// that many addresses cost memory nowhere and no use goes unlogged.
+// maxPendingUses bounds the use records held between flushes, or
+// Options.CacheSize when that is larger (room for one per cached
+// credential; about 230 bytes each, BenchmarkCacheMemory); past it, a use
+// from a new address or client is logged at once, one line each, so that
+// many addresses cost no more memory and no use goes unlogged.
 const maxPendingUses = 10_000
 
 // useClosed marks a useRecord whose count the flusher has taken.
@@ -54,6 +56,7 @@ type useKey struct{ id, addr, client string }
 // auditQueue holds the use records until they are written.
 type auditQueue struct {
 	mu      sync.Mutex
+	max     int
 	pending map[useKey]*useRecord
 }
 
@@ -69,7 +72,7 @@ func (m *Manager) used(ctx context.Context, e *cacheEntry, ev *Event) {
 	q.mu.Lock()
 	r := q.pending[k]
 	if r == nil || !r.add() {
-		if len(q.pending) >= maxPendingUses {
+		if len(q.pending) >= q.max {
 			q.mu.Unlock()
 			m.logEvent(ctx, slog.LevelInfo, ev)
 			return

@@ -23,6 +23,13 @@ const (
 )
 
 // Event is one audit record. It never holds a secret.
+//
+// The hook ([Options].OnEvent) gets every event. The audit log writes
+// every one as a line, except successes of app passwords
+// (EventAuthenticated with [KindAppPassword]): those are counted into one
+// "auth used" line (event=used, count, since) per credential, client
+// address and user agent per [Options].LastUsedInterval, written when due
+// and by [Manager.Close], and have a line of their own only at Debug.
 type Event struct {
 	Type         EventType // what happened
 	Time         time.Time // when, in UTC

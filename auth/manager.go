@@ -122,6 +122,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		monoClock:    opts.Now == nil,
 	}
 	m.reanchor()
+	m.audit.max = max(maxPendingUses, o.CacheSize)
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
