@@ -341,16 +341,23 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 		}
 	}
 	// Past the Limiter's refusal (a cache hit goes on), only a success goes
-	// through; any failure is the refusal.
+	// through; any failure is the refusal. A cache hit asks the Limiter
+	// only when it fails after all (see verify).
 	var lim limiterState
 	refuse := func(err error) error {
+		if lim.deferred && errors.Is(err, ErrInvalidCredentials) {
+			if lerr := m.opts.Limiter.Allow(ctx, c); lerr != nil {
+				return m.throttled(ctx, fail, lerr)
+			}
+			lim.allowed = true // Authenticate reports the failure
+		}
 		if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
 			return m.throttled(ctx, fail, lim.refused)
 		}
 		return err
 	}
+	defer func() { allowed = lim.allowed }()
 	e, err := m.verify(ctx, KindAppPassword, c, &fail, &lim)
-	allowed = lim.allowed
 	if err != nil {
 		return nil, allowed, refuse(err)
 	}
@@ -410,7 +417,13 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 		}
 	}
 	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
-		if err := l.Allow(ctx, c); err != nil {
+		if e != nil && e.cred.Kind == kind && lim != nil {
+			// An exact hit of a verified app password guesses nothing:
+			// the Limiter (whose lock all verifies would share) is asked
+			// only if the attempt fails after all (expired, wrong user,
+			// disabled owner), and a success is not reported to it.
+			lim.deferred = true
+		} else if err := l.Allow(ctx, c); err != nil {
 			if e == nil || e.cred.Kind != kind || !errors.Is(err, ErrThrottled) {
 				return nil, m.throttled(ctx, *fail, err)
 			}
@@ -453,8 +466,9 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 
 // limiterState is what the Limiter said about an app-password attempt.
 type limiterState struct {
-	allowed bool  // Allow returned nil: report the outcome
-	refused error // Allow refused, and a cache hit goes on (see verify)
+	allowed  bool  // Allow returned nil: report the outcome
+	refused  error // Allow refused, and a cache hit goes on (see verify)
+	deferred bool  // a cache hit: Allow not asked yet, only if it fails
 }
 
 // lookup finds the credential for canonical, trying every pepper (newest
