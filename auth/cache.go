@@ -138,14 +138,15 @@ func (c *credCache) putUnknown(k hashKey, now int64, gen uint64) {
 	if gen != c.gen.Load() {
 		return
 	}
-	if _, ok := s.neg[k]; ok {
-	} else if c.nNeg.Load() >= int64(c.max) && len(s.neg) > 0 {
-		for victim := range s.neg {
-			delete(s.neg, victim)
-			break
+	if _, ok := s.neg[k]; !ok {
+		if c.nNeg.Load() >= int64(c.max) && len(s.neg) > 0 {
+			for victim := range s.neg {
+				delete(s.neg, victim)
+				break
+			}
+		} else {
+			c.nNeg.Add(1)
 		}
-	} else {
-		c.nNeg.Add(1)
 	}
 	s.neg[k] = now + c.negTTL
 }
@@ -228,13 +229,14 @@ type userShard struct {
 // userCache remembers directory answers, bounded and sharded like
 // credCache (by a seeded hash of the login).
 type userCache struct {
-	max    int // per shard
+	max    int // over all shards, exceeded by at most cacheShards (see credCache.n)
+	n      atomic.Int64
 	seed   maphash.Seed
 	shards [cacheShards]userShard
 }
 
 func newUserCache(max int) *userCache {
-	c := &userCache{max: (max + cacheShards - 1) / cacheShards, seed: maphash.MakeSeed()}
+	c := &userCache{max: max, seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].entries = map[string]*userEntry{}
 	}
@@ -260,10 +262,14 @@ func (c *userCache) put(login string, e *userEntry) {
 	s := c.shard(login)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.entries[login]; !ok && len(s.entries) >= c.max {
-		for victim := range s.entries {
-			delete(s.entries, victim)
-			break
+	if _, ok := s.entries[login]; !ok {
+		if c.n.Load() >= int64(c.max) && len(s.entries) > 0 {
+			for victim := range s.entries {
+				delete(s.entries, victim)
+				break
+			}
+		} else {
+			c.n.Add(1)
 		}
 	}
 	s.entries[login] = e

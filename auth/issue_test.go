@@ -294,3 +294,22 @@ func TestCacheHitsSkipTheLimiter(t *testing.T) {
 		t.Errorf("refused attempts reported to the Limiter: %+v", r)
 	}
 }
+
+// TestCacheBoundedAcrossShards: the sharded cache keeps every credential
+// while it has room and stays within CacheSize plus one per shard (32)
+// when more are verified.
+func TestCacheBoundedAcrossShards(t *testing.T) {
+	const size = 64
+	e := newEnv(t, func(o *auth.Options) { o.CacheSize = size; o.MaxAppPasswords = 4 * size; o.Logger = nil })
+	for i := range 4 * size {
+		_, secret := e.issue(t, e.alice, fmt.Sprint("device ", i))
+		if _, err := e.auth(t, "alice", secret); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.m.CachedCredentials(); i < size && n != i+1 {
+			t.Fatalf("after %d verifies, %d cached: evicted before the cache was full", i+1, n)
+		} else if n > size+32 {
+			t.Fatalf("after %d verifies, %d cached, want at most %d", i+1, n, size+32)
+		}
+	}
+}

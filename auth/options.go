@@ -108,6 +108,11 @@ type Options struct {
 // each attempt Allow allowed, once, and is called for no other attempt (so
 // a Limiter may count attempts in flight); an outage is reported with
 // [LimiterCanceler].Cancel when the Limiter has it, or not at all.
+//
+// An app password that is an exact hit in the Manager's cache of verified
+// credentials guesses nothing: the Manager asks the Limiter about it only
+// when it fails after all (expired, wrong user, disabled owner), so a
+// Limiter sees every failure but not the successes of cached secrets.
 type Limiter interface {
 	// Allow decides whether the attempt may be evaluated.
 	Allow(ctx context.Context, a Attempt) error
