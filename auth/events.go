@@ -65,7 +65,14 @@ type Event struct {
 	// Cache says whether the credential cache answered a verify decision.
 	Cache CacheOutcome
 
-	start time.Time // monotonic start of a verify; emit turns it into Duration
+	start verifyStart // start of a verify; the hook turns it into Duration
+}
+
+// verifyStart is when a verify began: an offset on a clock anchor's
+// monotonic reading (no time.Time arithmetic on the verify path).
+type verifyStart struct {
+	a   *clockAnchor // nil: not measured
+	off time.Duration
 }
 
 // CacheOutcome says whether a verify was answered from the credential cache.
@@ -93,19 +100,20 @@ func (c CacheOutcome) String() string {
 // start when the event hook may read its Duration. With the default clock
 // both come from one monotonic reading (see clockAnchor): on some hosts
 // time.Now costs 60 ns, a noticeable part of a cached verify.
-func (m *Manager) verifyNow() (now, start time.Time) {
+func (m *Manager) verifyNow() (now time.Time, start verifyStart) {
+	a := m.anchor.Load()
 	if !m.monoClock {
 		now = m.now()
 		if m.opts.OnEvent != nil {
-			start = time.Now() // an injected clock has no monotonic reading
+			// An injected clock has no monotonic reading.
+			start = verifyStart{a, time.Since(a.mono)}
 		}
 		return now, start
 	}
-	a := m.anchor.Load()
 	d := time.Since(a.mono)
 	now = a.wall.Add(d).Truncate(time.Microsecond)
 	if m.opts.OnEvent != nil {
-		start = a.mono.Add(d)
+		start = verifyStart{a, d}
 	}
 	return now, start
 }
@@ -143,8 +151,8 @@ func (m *Manager) hook(e *Event) {
 	if m.opts.OnEvent == nil {
 		return
 	}
-	if !e.start.IsZero() {
-		e.Duration, e.start = time.Since(e.start), time.Time{}
+	if a := e.start.a; a != nil {
+		e.Duration, e.start = time.Since(a.mono)-e.start.off, verifyStart{}
 	}
 	m.opts.OnEvent(*e)
 }

@@ -265,7 +265,7 @@ type hasher struct {
 
 // hitSample is how many cache hits one measured duration stands for, a
 // power of two: a hit is measured when bits 10-15 of its start's
-// nanoseconds are zero, once per 64 µs window of a busy server and at
+// monotonic nanoseconds are zero, once per 64 µs window of a busy server and at
 // random for sparse requests.
 const hitSample = 64
 
@@ -414,8 +414,8 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 			// A hit's duration is measured once in hitSample (a clock
 			// read costs a tenth of a hit; see Event.Duration), chosen by
 			// bits of its start time: no state shared between cores.
-			if (fail.start.Nanosecond()>>10)&(hitSample-1) != 0 {
-				fail.start = time.Time{}
+			if (fail.start.off>>10)&(hitSample-1) != 0 {
+				fail.start = verifyStart{}
 			}
 		}
 	}
