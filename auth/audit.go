@@ -60,12 +60,13 @@ type auditQueue struct {
 	pending map[useKey]*useRecord
 }
 
-// used counts a success (ev, an EventAuthenticated) of cache entry e. The
+// used counts a success (ev, an EventAuthenticated) of cache entry e, and
+// reports false when there was no room, so it wrote ev's line at once. The
 // common case, one more use from the address and client of e's current
 // record, takes no lock.
-func (m *Manager) used(ctx context.Context, e *cacheEntry, ev *Event) {
+func (m *Manager) used(ctx context.Context, e *cacheEntry, ev *Event) bool {
 	if r := e.use.Load(); r != nil && r.addr == ev.RemoteAddr && r.client == ev.UserAgent && r.add() {
-		return
+		return true
 	}
 	q := &m.audit
 	k := useKey{ev.CredentialID, ev.RemoteAddr, ev.UserAgent}
@@ -75,7 +76,7 @@ func (m *Manager) used(ctx context.Context, e *cacheEntry, ev *Event) {
 		if len(q.pending) >= q.max {
 			q.mu.Unlock()
 			m.logEvent(ctx, slog.LevelInfo, ev)
-			return
+			return false
 		}
 		if q.pending == nil {
 			q.pending = map[useKey]*useRecord{}
@@ -87,6 +88,7 @@ func (m *Manager) used(ctx context.Context, e *cacheEntry, ev *Event) {
 	}
 	q.mu.Unlock()
 	e.use.Store(r)
+	return true
 }
 
 // flushUses writes the use records at least interval old at now, or all

@@ -165,8 +165,9 @@ func (m *Manager) succeeded(ctx context.Context, ce *cacheEntry, e *Event) {
 	if !m.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	m.used(ctx, ce, e)
-	m.logEvent(ctx, slog.LevelDebug, e)
+	if m.used(ctx, ce, e) {
+		m.logEvent(ctx, slog.LevelDebug, e)
+	}
 }
 
 // logEvent writes e's audit line at level, if that level is enabled.
