@@ -106,7 +106,7 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	}
 	cred := e.cred
 	fail.Login = cred.Login
-	user, err := m.owner(ctx, cred, fail)
+	user, err := m.owner(ctx, cred, &fail)
 	if err != nil {
 		return nil, err
 	}

@@ -136,7 +136,7 @@ func coldPassServer(b *testing.B, store *sqlstore.Store, dbCPU func() time.Durat
 		if err != nil {
 			b.Fatal(err)
 		}
-		h := logRequests(logger, routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+		h := testRequestLog(b, logger).Wrap(routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
 		handler.Store(&h)
 		return m
 	}

@@ -331,7 +331,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	authenticate := func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }
 	mux := routes(dav, &limits, authenticate, web)
 	mountNextcloud(mux, nextcloud{dav: dav, limits: &limits, authenticate: authenticate, flows: flows, manager: manager, title: cfg.title})
-	handler := logRequests(logger, mux)
+	requests := newRequestLog(logger)
+	defer requests.Close() // after Shutdown: writes the pending coalesced lines
+	handler := requests.Wrap(mux)
 	if tlsConfig != nil {
 		handler = hsts(handler)
 	}
@@ -373,6 +375,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		srv.Close()
 	}
 	<-served
+	requests.Close()
 	// The deferred closers run now: manager.Close flushes the pending
 	// last-used times, then the store and directory close.
 	logger.Info("stopped")
