@@ -278,7 +278,18 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	limits := defaultBodyLimits
 	limits.File = int64(cfg.maxFileSize)
-	handler := logRequests(logger, routes(dav, &limits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+	authenticate := func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }
+	if cfg.insecureNoAuth != "" {
+		lookupCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		u, err := dir.LookupUser(lookupCtx, cfg.insecureNoAuth)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("-insecure-no-auth-as %s: %w", cfg.insecureNoAuth, err)
+		}
+		authenticate = asUser(u)
+		logger.Warn("AUTHENTICATION IS OFF (-insecure-no-auth-as, a benchmark build): every DAV request is served as this user", "user", u.Login, "addr", cfg.addr)
+	}
+	handler := logRequests(logger, routes(dav, &limits, authenticate, web))
 	if tlsConfig != nil {
 		handler = hsts(handler)
 	}
