@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +43,20 @@ type result struct {
 	elapsed  time.Duration
 	cpu      time.Duration // the server's process tree
 	backend  time.Duration // its directory and database (slapd, PostgreSQL)
+	// client is the load generator's own CPU time: near elapsed, it was
+	// the bottleneck, and req/s says more about it than about the server.
+	client time.Duration
+}
+
+// clientBusy is the load generator's share of its core.
+func (r result) clientBusy() float64 { return r.client.Seconds() / r.elapsed.Seconds() }
+
+// selfCPU is this process's CPU time (all threads, no children), to the
+// microsecond.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -221,3 +236,17 @@ func treeCPU(roots ...int) time.Duration {
 
 // treePIDs returns roots and every process below them.
 func treePIDs(roots ...int) []int { return readProcTable().tree(roots...) }
+
+// cpusAllowed is the Cpus_allowed_list of a process ("1", "0-1").
+func cpusAllowed(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

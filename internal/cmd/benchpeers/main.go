@@ -32,6 +32,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -55,7 +57,7 @@ func main() {
 	addr := flag.String("addr", "", "internal: the address of -serve-bare")
 	quick := flag.Bool("quick", false, "a short run (2 rounds of 0.3 s): checks that everything works, figures are rough")
 	rounds := flag.Int("rounds", 5, "rounds over all servers")
-	round := flag.Duration("round", time.Second, "time per server and workload in a round")
+	round := flag.Duration("round", 2*time.Second, "time per server and workload in a round")
 	only := flag.String("only", "", "comma-separated substrings: run only the servers whose name has one (the reference always runs)")
 	noInstall := flag.Bool("no-install", false, "do not install missing Debian packages")
 	flag.Parse()
@@ -173,20 +175,24 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 		servers = append(servers, s)
 	}
 
+	// Every server process on its core, the load generator on the other.
+	if err := checkPinned(servers, backends); err != nil {
+		return err
+	}
 	// results[server][workload] holds one result per round.
 	results := make([][2][]result, len(servers))
 	measure := func(i, w int, d time.Duration) (result, error) {
 		s := servers[i]
-		cpu0, back0 := treeCPU(s.pids()...), treeCPU(backends...)
+		cpu0, back0, self0 := treeCPU(s.pids()...), treeCPU(backends...), selfCPU()
 		n, elapsed, err := drive(s.client, workloads[w], s.targets[w], conns, d, 0)
-		cpu1, back1 := treeCPU(s.pids()...), treeCPU(backends...)
+		cpu1, back1, self1 := treeCPU(s.pids()...), treeCPU(backends...), selfCPU()
 		if err != nil {
 			return result{}, fmt.Errorf("%s: %w", s.name, err)
 		}
 		if n == 0 {
 			return result{}, fmt.Errorf("%s: no request completed in %v", s.name, d)
 		}
-		return result{requests: n, elapsed: elapsed, cpu: cpu1 - cpu0, backend: back1 - back0}, nil
+		return result{requests: n, elapsed: elapsed, cpu: cpu1 - cpu0, backend: back1 - back0, client: self1 - self0}, nil
 	}
 	warm := min(round, 500*time.Millisecond)
 	log.Printf("warming up (%v per server and workload)", warm)
@@ -219,7 +225,7 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 	cmdline := "make bench-peers"
 	if quick {
 		cmdline += " BENCHPEERSFLAGS=-quick"
-	} else if rounds != 5 || round != time.Second {
+	} else if rounds != 5 || round != 2*time.Second {
 		cmdline += fmt.Sprintf(" BENCHPEERSFLAGS='-rounds %d -round %v'", rounds, round)
 	}
 	names := make([]string, len(servers))
@@ -230,6 +236,25 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 		command: cmdline, names: names, results: results, rounds: rounds, round: round,
 		took: time.Since(start), load: [2]string{load0, loadAverage()},
 	})
+	return nil
+}
+
+// checkPinned fails unless every process of the servers, slapd and
+// PostgreSQL may run on serverCPU only, and this program on loadCPU only.
+func checkPinned(servers []*server, backends []int) error {
+	roots := slices.Clone(backends)
+	for _, s := range servers {
+		roots = append(roots, s.pids()...)
+	}
+	want := strconv.Itoa(serverCPU)
+	for _, pid := range treePIDs(roots...) {
+		if got := cpusAllowed(pid); got != want && got != "" {
+			return fmt.Errorf("process %d may run on CPUs %s, want only %s", pid, got, want)
+		}
+	}
+	if got := cpusAllowed(os.Getpid()); got != strconv.Itoa(loadCPU) {
+		return fmt.Errorf("the load generator may run on CPUs %s, want only %d", got, loadCPU)
+	}
 	return nil
 }
 

@@ -86,13 +86,14 @@ func report(w io.Writer, in reportInput) {
 	rps := func(r result) float64 { return r.rps() }
 	for wi, wl := range workloads {
 		fmt.Fprintf(w, "\n#### %s\n\n", wl.name)
-		fmt.Fprintf(w, "| server | CPU µs/request | CPU ratio | + slapd, PostgreSQL µs/request | ratio | req/s | req/s ratio |\n")
-		fmt.Fprintf(w, "|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| server | CPU µs/request | CPU ratio | + slapd, PostgreSQL µs/request | ratio | req/s | req/s ratio | load generator busy |\n")
+		fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
 		for i, name := range in.names {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", name,
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.0f%% |\n", name,
 				num(median(in.values(i, wi, cpu))), spread(in.ratios(i, 0, wi, cpu)),
 				num(median(in.values(i, wi, total))), spread(in.ratios(i, 0, wi, total)),
-				num(median(in.values(i, wi, rps))), spread(in.ratios(i, 0, wi, rps)))
+				num(median(in.values(i, wi, rps))), spread(in.ratios(i, 0, wi, rps)),
+				100*median(in.values(i, wi, result.clientBusy)))
 		}
 	}
 	idx := func(prefix string) int {
