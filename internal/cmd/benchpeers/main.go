@@ -56,8 +56,8 @@ func main() {
 	bare := flag.String("serve-bare", "", "internal: serve this folder with x/net/webdav alone on -addr")
 	addr := flag.String("addr", "", "internal: the address of -serve-bare")
 	quick := flag.Bool("quick", false, "a short run (2 rounds of 0.3 s): checks that everything works, figures are rough")
-	rounds := flag.Int("rounds", 5, "rounds over all servers")
-	round := flag.Duration("round", 2*time.Second, "time per server and workload in a round")
+	rounds := flag.Int("rounds", 5, "rounds over all servers, each measured beside the reference")
+	round := flag.Duration("round", time.Second, "time per server and workload in a round")
 	only := flag.String("only", "", "comma-separated substrings: run only the servers whose name has one (the reference always runs)")
 	noInstall := flag.Bool("no-install", false, "do not install missing Debian packages")
 	flag.Parse()
@@ -203,29 +203,50 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 			}
 		}
 	}
+	// Each round measures every server right next to the reference, in
+	// turn (the order of the pair alternates), so that each ratio compares
+	// two measurements a few seconds apart on a machine whose load moves.
+	if len(servers) < 2 {
+		return fmt.Errorf("-only %q leaves no server to compare with %q", only, ref)
+	}
+	refs := make([][2][]result, len(servers))
 	start := time.Now()
 	load0 := loadAverage()
 	for r := range rounds {
 		log.Printf("round %d of %d", r+1, rounds)
-		for k := range servers {
-			i := (k + r) % len(servers) // a rotating order
+		for k := range len(servers) - 1 {
+			i := 1 + (k+r)%(len(servers)-1) // a rotating order
 			for j := range workloads {
 				w := (j + r) % len(workloads)
-				if ctx.Err() != nil {
-					return ctx.Err()
+				order := []int{0, i}
+				if (k+r+j)%2 == 1 {
+					order = []int{i, 0}
 				}
-				res, err := measure(i, w, round)
-				if err != nil {
-					return err
+				var refRes, res result
+				for _, x := range order {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					m, err := measure(x, w, round)
+					if err != nil {
+						return err
+					}
+					if x == 0 {
+						refRes = m
+					} else {
+						res = m
+					}
 				}
+				refs[i][w] = append(refs[i][w], refRes)
 				results[i][w] = append(results[i][w], res)
+				results[0][w] = append(results[0][w], refRes)
 			}
 		}
 	}
 	cmdline := "make bench-peers"
 	if quick {
 		cmdline += " BENCHPEERSFLAGS=-quick"
-	} else if rounds != 5 || round != 2*time.Second {
+	} else if rounds != 5 || round != time.Second {
 		cmdline += fmt.Sprintf(" BENCHPEERSFLAGS='-rounds %d -round %v'", rounds, round)
 	}
 	names := make([]string, len(servers))
@@ -233,7 +254,7 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 		names[i] = s.name
 	}
 	report(os.Stdout, reportInput{
-		command: cmdline, names: names, results: results, rounds: rounds, round: round,
+		command: cmdline, names: names, results: results, refs: refs, rounds: rounds, round: round,
 		took: time.Since(start), load: [2]string{load0, loadAverage()},
 	})
 	return nil

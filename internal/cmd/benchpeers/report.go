@@ -11,21 +11,36 @@ import (
 // reportInput is what a run measured.
 type reportInput struct {
 	command string
-	names   []string      // names[0] is the reference
-	results [][2][]result // [server][workload][round]
-	rounds  int
-	round   time.Duration
-	took    time.Duration
-	load    [2]string // load average before and after
+	names   []string // names[0] is the reference
+	// results[i][w] are server i's measurements of workload w; refs[i][w]
+	// the reference's, each taken next to the one of results[i][w] at the
+	// same index (refs[0] is unused).
+	results, refs [][2][]result
+	rounds        int
+	round         time.Duration
+	took          time.Duration
+	load          [2]string // load average before and after
 }
 
-// ratios returns, per round, f(server i) / f(server j) in the same round.
-func (in reportInput) ratios(i, j, w int, f func(result) float64) []float64 {
+// ratios returns f(server i) / f(the reference) for each pair of
+// measurements of workload w taken side by side.
+func (in reportInput) ratios(i, w int, f func(result) float64) []float64 {
 	var out []float64
-	for r := range in.results[i][w] {
-		if r < len(in.results[j][w]) {
-			out = append(out, f(in.results[i][w][r])/f(in.results[j][w][r]))
+	for r, res := range in.results[i][w] {
+		if i == 0 {
+			out = append(out, 1)
+		} else if r < len(in.refs[i][w]) {
+			out = append(out, f(res)/f(in.refs[i][w][r]))
 		}
+	}
+	return out
+}
+
+// inverse is 1/x of each.
+func inverse(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = 1 / x
 	}
 	return out
 }
@@ -80,7 +95,7 @@ func total(r result) float64 {
 func report(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "```\n%s\n```\n\n", in.command)
 	fmt.Fprintf(w, "%d rounds of %v per server and workload (%v in all), %d keep-alive connections; load average %s before, %s after.\n", in.rounds, in.round, in.took.Round(time.Second), conns, in.load[0], in.load[1])
-	fmt.Fprintf(w, "Ratios are per round against %q in the same round: median (min–max) over the rounds.\n", in.names[0])
+	fmt.Fprintf(w, "Ratios are against %q measured right before or after in the same round: median (min–max) over the rounds.\n", in.names[0])
 	fmt.Fprintf(w, "CPU is the server's process tree; \"+ slapd, PostgreSQL\" adds what the directory and the database spent meanwhile.\n")
 	cpu := func(r result) float64 { return r.cpuPerRequest() }
 	rps := func(r result) float64 { return r.rps() }
@@ -90,9 +105,9 @@ func report(w io.Writer, in reportInput) {
 		fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
 		for i, name := range in.names {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.0f%% |\n", name,
-				num(median(in.values(i, wi, cpu))), spread(in.ratios(i, 0, wi, cpu)),
-				num(median(in.values(i, wi, total))), spread(in.ratios(i, 0, wi, total)),
-				num(median(in.values(i, wi, rps))), spread(in.ratios(i, 0, wi, rps)),
+				num(median(in.values(i, wi, cpu))), spread(in.ratios(i, wi, cpu)),
+				num(median(in.values(i, wi, total))), spread(in.ratios(i, wi, total)),
+				num(median(in.values(i, wi, rps))), spread(in.ratios(i, wi, rps)),
 				100*median(in.values(i, wi, result.clientBusy)))
 		}
 	}
@@ -103,7 +118,7 @@ func report(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "\nThe issue's targets (CPU per request, same rounds):\n\n")
 	if off >= 0 {
 		for wi, wl := range workloads {
-			fmt.Fprintf(w, "- %s, app password ÷ authentication off, %s: %s (target at most 1.03)\n", in.names[0], wl.name, spread(in.ratios(0, off, wi, cpu)))
+			fmt.Fprintf(w, "- %s, app password ÷ authentication off, %s: %s (target at most 1.03)\n", in.names[0], wl.name, spread(inverse(in.ratios(off, wi, cpu))))
 		}
 	}
 	for _, c := range []struct {
@@ -114,6 +129,6 @@ func report(w io.Writer, in reportInput) {
 			continue
 		}
 		fmt.Fprintf(w, "- %s ÷ davserver, %s: %s; with slapd's CPU: %s (target at least %s)\n", in.names[c.i], workloads[0].name,
-			spread(in.ratios(c.i, 0, 0, cpu)), spread(in.ratios(c.i, 0, 0, total)), c.target)
+			spread(in.ratios(c.i, 0, cpu)), spread(in.ratios(c.i, 0, total)), c.target)
 	}
 }

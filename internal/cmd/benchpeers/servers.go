@@ -79,7 +79,7 @@ func (e *env) folder(name string) (string, error) {
 // app passwords in SQLite (pg false) or PostgreSQL; noAuth runs it with
 // -insecure-no-auth-as instead of asking for an app password.
 func (e *env) davserverRow(name string, pg, noAuth bool) (*server, error) {
-	dir, err := e.folder(strings.ReplaceAll(name, " ", "-"))
+	dir, err := e.folder(strings.NewReplacer(", ", "-", " ", "-").Replace(name))
 	if err != nil {
 		return nil, err
 	}
