@@ -59,15 +59,17 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// add sums two measurements of the same server and workload.
+func (r result) add(o result) result {
+	return result{requests: r.requests + o.requests, elapsed: r.elapsed + o.elapsed,
+		cpu: r.cpu + o.cpu, backend: r.backend + o.backend, client: r.client + o.client}
+}
+
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
 // cpuPerRequest is in microseconds.
 func (r result) cpuPerRequest() float64 {
 	return float64(r.cpu.Microseconds()) / float64(r.requests)
-}
-
-func (r result) backendPerRequest() float64 {
-	return float64(r.backend.Microseconds()) / float64(r.requests)
 }
 
 // client is the load generator's side of one server: conns keep-alive

@@ -46,6 +46,10 @@ import (
 // conns is the number of keep-alive connections to each server.
 const conns = 8
 
+// interleave is how many parts a server's time in a round is cut into,
+// alternating with the reference's.
+const interleave = 4
+
 // The cores: servers on serverCPU, the load generator on loadCPU.
 const (
 	loadCPU   = 0
@@ -203,9 +207,9 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 			}
 		}
 	}
-	// Each round measures every server right next to the reference, in
-	// turn (the order of the pair alternates), so that each ratio compares
-	// two measurements a few seconds apart on a machine whose load moves.
+	// Each round measures every server in turn, interleaved with the
+	// reference, so that each ratio compares two measurements taken over
+	// the same seconds of a machine whose load moves.
 	if len(servers) < 2 {
 		return fmt.Errorf("-only %q leaves no server to compare with %q", only, ref)
 	}
@@ -218,23 +222,26 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 			i := 1 + (k+r)%(len(servers)-1) // a rotating order
 			for j := range workloads {
 				w := (j + r) % len(workloads)
-				order := []int{0, i}
-				if (k+r+j)%2 == 1 {
-					order = []int{i, 0}
-				}
+				// The pair's time in slices, alternately: both sides see
+				// the same moments of the machine's load.
 				var refRes, res result
-				for _, x := range order {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					m, err := measure(x, w, round)
-					if err != nil {
-						return err
-					}
-					if x == 0 {
-						refRes = m
-					} else {
-						res = m
+				for n := range interleave {
+					for m, x := range []int{0, i} {
+						if (k+r+j+n+m)%2 == 1 {
+							x = i - x // the other one first
+						}
+						if ctx.Err() != nil {
+							return ctx.Err()
+						}
+						got, err := measure(x, w, round/interleave)
+						if err != nil {
+							return err
+						}
+						if x == 0 {
+							refRes = refRes.add(got)
+						} else {
+							res = res.add(got)
+						}
 					}
 				}
 				refs[i][w] = append(refs[i][w], refRes)

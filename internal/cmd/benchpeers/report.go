@@ -95,7 +95,7 @@ func total(r result) float64 {
 func report(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "```\n%s\n```\n\n", in.command)
 	fmt.Fprintf(w, "%d rounds of %v per server and workload (%v in all), %d keep-alive connections; load average %s before, %s after.\n", in.rounds, in.round, in.took.Round(time.Second), conns, in.load[0], in.load[1])
-	fmt.Fprintf(w, "Ratios are against %q measured right before or after in the same round: median (min–max) over the rounds.\n", in.names[0])
+	fmt.Fprintf(w, "Ratios are against %q measured interleaved with it (%d slices each): median (min–max) over the rounds.\n", in.names[0], interleave)
 	fmt.Fprintf(w, "CPU is the server's process tree; \"+ slapd, PostgreSQL\" adds what the directory and the database spent meanwhile.\n")
 	cpu := func(r result) float64 { return r.cpuPerRequest() }
 	rps := func(r result) float64 { return r.rps() }
@@ -118,7 +118,7 @@ func report(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "\nThe issue's targets (CPU per request, same rounds):\n\n")
 	if off >= 0 {
 		for wi, wl := range workloads {
-			fmt.Fprintf(w, "- %s, app password ÷ authentication off, %s: %s (target at most 1.03)\n", in.names[0], wl.name, spread(inverse(in.ratios(off, wi, cpu))))
+			fmt.Fprintf(w, "- davserver, app password ÷ authentication off, %s: %s (target at most 1.03)\n", wl.name, spread(inverse(in.ratios(off, wi, cpu))))
 		}
 	}
 	for _, c := range []struct {

@@ -35,7 +35,6 @@ const (
 // workloads go, and which processes are its own.
 type server struct {
 	name string
-	note string // how it is set up, for the table's notes
 	// procs are the server's own processes (their trees are measured).
 	procs []*process
 	// targets[i] is where workloads[i] goes.
