@@ -20,8 +20,6 @@ type workload struct {
 	name   string // "PROPFIND", "GET"
 	method string
 	want   int // status
-	// size is the body length a GET must return (0: not checked).
-	size int
 }
 
 var workloads = []workload{

@@ -47,8 +47,12 @@ import (
 const conns = 8
 
 // interleave is how many parts a server's time in a round is cut into,
-// alternating with the reference's.
-const interleave = 4
+// alternating with the reference's; 1 for a server that spends more than
+// slowCPU µs per request.
+const (
+	interleave = 4
+	slowCPU    = 1000
+)
 
 // The cores: servers on serverCPU, the load generator on loadCPU.
 const (
@@ -140,26 +144,21 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 		return err
 	}
 
-	type row struct {
-		name  string
-		start func() (*server, error)
-	}
 	const ref = "davserver, app password, SQLite"
-	rows := []row{
-		{ref, func() (*server, error) { return e.davserverRow(ref, false, false) }},
-		{"davserver, app password, PostgreSQL", func() (*server, error) { return e.davserverRow("davserver, app password, PostgreSQL", true, false) }},
-		{"davserver, authentication off", func() (*server, error) { return e.davserverRow("davserver, authentication off", false, true) }},
+	rows := []struct {
+		name  string
+		start func(name string) (*server, error)
+	}{
+		{ref, func(n string) (*server, error) { return e.davserverRow(n, false, false) }},
+		{"davserver, app password, PostgreSQL", func(n string) (*server, error) { return e.davserverRow(n, true, false) }},
+		{"davserver, authentication off", func(n string) (*server, error) { return e.davserverRow(n, false, true) }},
 		{"x/net/webdav alone, no authentication", e.bareRow},
-		{"Apache mod_dav + mod_authnz_ldap, LDAP cache on", func() (*server, error) {
-			return e.apacheRow("Apache mod_dav + mod_authnz_ldap, LDAP cache on", apacheLDAPCache)
-		}},
-		{"Apache mod_dav + mod_authnz_ldap, LDAP cache off", func() (*server, error) {
-			return e.apacheRow("Apache mod_dav + mod_authnz_ldap, LDAP cache off", apacheLDAPNoCache)
-		}},
-		{"Apache mod_dav, bcrypt htpasswd", func() (*server, error) { return e.apacheRow("Apache mod_dav, bcrypt htpasswd", apacheBcrypt) }},
+		{"Apache mod_dav + mod_authnz_ldap, LDAP cache on", func(n string) (*server, error) { return e.apacheRow(n, apacheLDAPCache) }},
+		{"Apache mod_dav + mod_authnz_ldap, LDAP cache off", func(n string) (*server, error) { return e.apacheRow(n, apacheLDAPNoCache) }},
+		{"Apache mod_dav, bcrypt htpasswd", func(n string) (*server, error) { return e.apacheRow(n, apacheBcrypt) }},
 		{"Radicale, bcrypt htpasswd", e.radicaleRow},
-		{"hacdias/webdav, plaintext password", func() (*server, error) { return e.hacdiasRow("hacdias/webdav, plaintext password", false) }},
-		{"hacdias/webdav, bcrypt password", func() (*server, error) { return e.hacdiasRow("hacdias/webdav, bcrypt password", true) }},
+		{"hacdias/webdav, plaintext password", func(n string) (*server, error) { return e.hacdiasRow(n, false) }},
+		{"hacdias/webdav, bcrypt password", func(n string) (*server, error) { return e.hacdiasRow(n, true) }},
 	}
 	var servers []*server
 	defer func() {
@@ -172,7 +171,7 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 			continue
 		}
 		log.Printf("starting %s", r.name)
-		s, err := r.start()
+		s, err := r.start(r.name)
 		if err != nil {
 			return err
 		}
@@ -200,10 +199,19 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 	}
 	warm := min(round, 500*time.Millisecond)
 	log.Printf("warming up (%v per server and workload)", warm)
+	// A server that spends more than slowCPU per request (a bcrypt) is not
+	// cut into slices: each slice would end waiting for 8 slow requests
+	// in flight, and its ratio is in the hundreds anyway.
+	parts := make([]int, len(servers))
 	for i := range servers {
+		parts[i] = interleave
 		for w := range workloads {
-			if _, err := measure(i, w, warm); err != nil {
+			res, err := measure(i, w, warm)
+			if err != nil {
 				return err
+			}
+			if res.cpuPerRequest() > slowCPU {
+				parts[i] = 1
 			}
 		}
 	}
@@ -225,7 +233,7 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 				// The pair's time in slices, alternately: both sides see
 				// the same moments of the machine's load.
 				var refRes, res result
-				for n := range interleave {
+				for n := range parts[i] {
 					for m, x := range []int{0, i} {
 						if (k+r+j+n+m)%2 == 1 {
 							x = i - x // the other one first
@@ -233,7 +241,7 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 						if ctx.Err() != nil {
 							return ctx.Err()
 						}
-						got, err := measure(x, w, round/interleave)
+						got, err := measure(x, w, round/time.Duration(parts[i]))
 						if err != nil {
 							return err
 						}

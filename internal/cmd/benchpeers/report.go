@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -68,6 +69,8 @@ func median(v []float64) float64 {
 // num prints a figure with three significant digits or so.
 func num(x float64) string {
 	switch {
+	case x < 0.1:
+		return strconv.FormatFloat(x, 'g', 2, 64)
 	case x >= 100:
 		return fmt.Sprintf("%.0f", x)
 	case x >= 10:
@@ -95,7 +98,7 @@ func total(r result) float64 {
 func report(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "```\n%s\n```\n\n", in.command)
 	fmt.Fprintf(w, "%d rounds of %v per server and workload (%v in all), %d keep-alive connections; load average %s before, %s after.\n", in.rounds, in.round, in.took.Round(time.Second), conns, in.load[0], in.load[1])
-	fmt.Fprintf(w, "Ratios are against %q measured interleaved with it (%d slices each): median (min–max) over the rounds.\n", in.names[0], interleave)
+	fmt.Fprintf(w, "Ratios are against %q measured interleaved with it (%d slices each; 1 for a server above %d µs per request): median (min–max) over the rounds.\n", in.names[0], interleave, slowCPU)
 	fmt.Fprintf(w, "CPU is the server's process tree; \"+ slapd, PostgreSQL\" adds what the directory and the database spent meanwhile.\n")
 	cpu := func(r result) float64 { return r.cpuPerRequest() }
 	rps := func(r result) float64 { return r.rps() }

@@ -166,8 +166,7 @@ func appPassword(base string) (string, error) {
 
 // bareRow starts this program as a bare x/net/webdav handler on a folder,
 // with no authentication and no log: the ceiling for the same DAV work.
-func (e *env) bareRow() (*server, error) {
-	const name = "x/net/webdav alone, no authentication"
+func (e *env) bareRow(name string) (*server, error) {
 	dir, err := e.folder("bare")
 	if err != nil {
 		return nil, err
@@ -363,8 +362,7 @@ func apache2() string {
 // radicaleRow starts Radicale (Debian's package, its defaults otherwise)
 // with a bcrypt htpasswd file. Radicale is a CalDAV/CardDAV server: the
 // folder is a calendar of files events of about fileSize bytes each.
-func (e *env) radicaleRow() (*server, error) {
-	const name = "Radicale, bcrypt htpasswd"
+func (e *env) radicaleRow(name string) (*server, error) {
 	dir, err := e.folder("radicale")
 	if err != nil {
 		return nil, err
