@@ -147,3 +147,17 @@ func TestSelected(t *testing.T) {
 		t.Error("selected does not match names by their substrings")
 	}
 }
+
+// TestPairOrder: every slice of a pair measures both servers once, and
+// which goes first alternates (a single slice measures both, too).
+func TestPairOrder(t *testing.T) {
+	for parity := range 4 {
+		o := pairOrder(3, parity)
+		if !slices.Contains(o[:], 0) || !slices.Contains(o[:], 3) {
+			t.Errorf("parity %d: %v, want the reference (0) and the server (3) once each", parity, o)
+		}
+		if first := o[0]; (first == 0) != (parity%2 == 0) {
+			t.Errorf("parity %d: %v goes first", parity, first)
+		}
+	}
+}

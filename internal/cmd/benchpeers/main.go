@@ -234,10 +234,7 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 				// the same moments of the machine's load.
 				var refRes, res result
 				for n := range parts[i] {
-					for m, x := range []int{0, i} {
-						if (k+r+j+n+m)%2 == 1 {
-							x = i - x // the other one first
-						}
+					for _, x := range pairOrder(i, k+r+j+n) {
 						if ctx.Err() != nil {
 							return ctx.Err()
 						}
@@ -258,6 +255,13 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 			}
 		}
 	}
+	for i, s := range servers {
+		for w := range workloads {
+			if len(results[i][w]) < rounds {
+				return fmt.Errorf("%s, %s: %d measurements in %d rounds", s.name, workloads[w].name, len(results[i][w]), rounds)
+			}
+		}
+	}
 	cmdline := "make bench-peers"
 	if quick {
 		cmdline += " BENCHPEERSFLAGS=-quick"
@@ -273,6 +277,16 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 		took: time.Since(start), load: [2]string{load0, loadAverage()},
 	})
 	return nil
+}
+
+// pairOrder is the order of the reference (0) and server i in one slice
+// of their pair: each once, the reference first when parity is even, so
+// that neither always goes first.
+func pairOrder(i, parity int) [2]int {
+	if parity%2 == 1 {
+		return [2]int{i, 0}
+	}
+	return [2]int{0, i}
 }
 
 // checkPinned fails unless every process of the servers, slapd and
