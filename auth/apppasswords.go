@@ -58,7 +58,7 @@ func (m *Manager) IssueAppPassword(ctx context.Context, user *User, req IssueReq
 	}
 	m.emit(ctx, Event{Type: EventIssued, Time: now, Kind: KindAppPassword, UserID: user.ID, Login: user.Login, CredentialID: cred.ID,
 		Name: name, RemoteAddr: req.RemoteAddr, UserAgent: req.UserAgent})
-	return toAppPassword(cred), secret, nil
+	return m.toAppPassword(cred), secret, nil
 }
 
 // lockUser serializes issuing for one user; users share a fixed set of
@@ -108,7 +108,7 @@ func (m *Manager) ListAppPasswords(ctx context.Context, userID string) ([]*AppPa
 	out := make([]*AppPassword, len(creds))
 	for i, c := range creds {
 		m.withPendingUsage(c)
-		out[i] = toAppPassword(c)
+		out[i] = m.toAppPassword(c)
 	}
 	return out, nil
 }
@@ -138,7 +138,7 @@ func (m *Manager) RenameAppPassword(ctx context.Context, userID, id, name string
 	m.cache.invalidate(userID, id)
 	m.emit(ctx, Event{Type: EventRenamed, Time: m.now(), Kind: KindAppPassword, UserID: userID, Login: cred.Login, CredentialID: id})
 	m.withPendingUsage(cred)
-	return toAppPassword(cred), nil
+	return m.toAppPassword(cred), nil
 }
 
 // RevokeAppPassword deletes userID's app password id. Once it returns, the
@@ -192,12 +192,20 @@ func (m *Manager) owned(ctx context.Context, userID, id string, kind Kind) (*Sto
 	return cred, nil
 }
 
-func toAppPassword(c *StoredCredential) *AppPassword {
-	return &AppPassword{
+func (m *Manager) toAppPassword(c *StoredCredential) *AppPassword {
+	a := &AppPassword{
 		ID: c.ID, UserID: c.UserID, Login: c.Login, Name: c.Name, Scopes: c.Scopes, Hint: c.Hint,
 		CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt, LastUsedAddr: c.LastUsedAddr,
 		LastUsedClient: c.LastUsedClient, ExpiresAt: c.ExpiresAt,
 	}
+	if m.opts.ExpireUnusedAfter > 0 {
+		last := c.CreatedAt
+		if c.LastUsedAt.After(last) {
+			last = c.LastUsedAt
+		}
+		a.UnusedExpiresAt = last.Add(m.opts.ExpireUnusedAfter)
+	}
+	return a
 }
 
 func checkUser(u *User) error {

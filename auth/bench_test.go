@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 )
@@ -37,6 +38,22 @@ func BenchmarkVerifyCached(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := e.m.Authenticate(b.Context(), c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The same with Options.ExpireUnusedAfter: one more comparison on the
+	// cached entry (compare with "authenticate").
+	eu := newEnv(b, func(o *auth.Options) { o.Logger, o.ExpireUnusedAfter = nil, 365*24*time.Hour })
+	_, euSecret, err := eu.m.IssueAppPassword(b.Context(), eu.alice, auth.IssueRequest{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	euc := auth.Attempt{Username: "alice", Password: euSecret, RemoteAddr: "192.0.2.1", UserAgent: "bench"}
+	b.Run("authenticate-expire-unused", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := eu.m.Authenticate(b.Context(), euc); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -135,6 +135,18 @@ func (b *boundedStore) RecordUsage(ctx context.Context, usage []Usage) error {
 	return err
 }
 
+// deleteUnused calls the store's [UnusedPurger], if it has one.
+func (b *boundedStore) deleteUnused(ctx context.Context, kind Kind, cutoff time.Time) (int, bool, error) {
+	p, ok := b.s.(UnusedPurger)
+	if !ok {
+		return 0, false, nil
+	}
+	n, err := bounded(ctx, b, "delete unused", func(ctx context.Context) (int, error) {
+		return p.DeleteUnused(ctx, kind, cutoff)
+	})
+	return n, true, err
+}
+
 // deleteExpired calls the store's [ExpiredPurger], if it has one.
 func (b *boundedStore) deleteExpired(ctx context.Context, now time.Time) (int, bool, error) {
 	p, ok := b.s.(ExpiredPurger)

@@ -232,19 +232,37 @@ func (m *Manager) flushLoop() {
 	}
 }
 
-// purgeExpired deletes expired credentials if the store can. They are
+// purgeExpired deletes expired credentials if the store can, and with
+// Options.ExpireUnusedAfter the app passwords unused that long. They are
 // refused anyway; this only keeps the store from growing.
 func (m *Manager) purgeExpired(ctx context.Context) (int, error) {
 	n, ok, err := m.store.deleteExpired(ctx, m.now())
+	if ok {
+		if err != nil {
+			m.log.Warn("auth: delete expired credentials", "error", err)
+		} else if n > 0 {
+			m.log.Info("auth: deleted expired credentials", "count", n)
+		}
+	}
+	if m.opts.ExpireUnusedAfter == 0 {
+		return n, err
+	}
+	// The last-used times must be in the store first: a password used a
+	// minute ago is not unused because its use is still queued.
+	if ferr := m.usage.flush(ctx, m.store); ferr != nil {
+		m.log.Warn("auth: delete unused app passwords: last-used times not written; not purging", "error", ferr)
+		return n, errors.Join(err, ferr)
+	}
+	u, ok, uerr := m.store.deleteUnused(ctx, KindAppPassword, m.now().Add(-m.opts.ExpireUnusedAfter))
 	if !ok {
-		return 0, nil
+		return n, err
 	}
-	if err != nil {
-		m.log.Warn("auth: delete expired credentials", "error", err)
-	} else if n > 0 {
-		m.log.Info("auth: deleted expired credentials", "count", n)
+	if uerr != nil {
+		m.log.Warn("auth: delete unused app passwords", "error", uerr)
+	} else if u > 0 {
+		m.log.Info("auth: deleted unused app passwords", "count", u)
 	}
-	return n, err
+	return n + u, errors.Join(err, uerr)
 }
 
 // hasher is per-goroutine scratch space, pooled so that a verify does not
@@ -425,6 +443,9 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	if !cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt) {
 		return nil, m.deny(ctx, *fail, "expired")
 	}
+	if kind == KindAppPassword && m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now) {
+		return nil, m.deny(ctx, *fail, "unused")
+	}
 	if kind == KindSession {
 		idleSince := time.Unix(0, max(e.lastUsed.Load(), cred.CreatedAt.UnixNano()))
 		if now.Sub(idleSince) >= m.opts.SessionIdleTimeout {
@@ -432,6 +453,20 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 		}
 	}
 	return e, nil
+}
+
+// unusedExpired reports whether the app password in e has gone unused for
+// Options.ExpireUnusedAfter at now. A use still queued for the store (the
+// entry was evicted and read again) counts.
+func (m *Manager) unusedExpired(e *cacheEntry, now time.Time) bool {
+	idleSince := max(e.lastUsed.Load(), e.cred.CreatedAt.UnixNano())
+	if now.UnixNano()-idleSince < int64(m.opts.ExpireUnusedAfter) {
+		return false
+	}
+	if u, ok := m.usage.peek(e.cred.ID); ok && now.Sub(u.At) < m.opts.ExpireUnusedAfter {
+		return false
+	}
+	return true
 }
 
 // limiterState is what the Limiter said about an app-password attempt.

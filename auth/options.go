@@ -72,6 +72,15 @@ type Options struct {
 	// ErrUnavailable; nothing is revoked. Default 1h.
 	OwnerGracePeriod time.Duration
 
+	// ExpireUnusedAfter, if set, makes an app password expire once it has
+	// gone unused this long (counted from its creation when it was never
+	// used), as Nextcloud does with 365 days: a forgotten device stops
+	// being a way in. It is checked at every verify, and the hourly purge
+	// deletes such passwords from a store that can ([UnusedPurger]).
+	// [AppPassword].UnusedExpiresAt says when. At least 24 hours; default
+	// 0: off.
+	ExpireUnusedAfter time.Duration
+
 	// MaxAppPasswords is the most app passwords one user may hold. Default 100.
 	MaxAppPasswords int
 	// MaxNameLength bounds an app password's name, in characters. Default 100.
@@ -185,10 +194,14 @@ func (o *Options) validate() error {
 		"LastUsedInterval": o.LastUsedInterval, "OwnerCheckInterval": o.OwnerCheckInterval,
 		"OwnerGracePeriod": o.OwnerGracePeriod, "SessionIdleTimeout": o.SessionIdleTimeout,
 		"SessionLifetime": o.SessionLifetime, "StoreTimeout": o.StoreTimeout,
+		"ExpireUnusedAfter": o.ExpireUnusedAfter,
 	} {
 		if d < 0 {
 			return fmt.Errorf("auth: option %q must not be negative", name)
 		}
+	}
+	if o.ExpireUnusedAfter > 0 && o.ExpireUnusedAfter < 24*time.Hour {
+		return fmt.Errorf("auth: ExpireUnusedAfter is %v; it must be 0 (off) or at least 24h", o.ExpireUnusedAfter)
 	}
 	if o.MaxAppPasswords < 0 || o.MaxNameLength < 0 || o.MaxPasswordChecks < 0 || o.MaxSessions < 0 {
 		return fmt.Errorf("auth: MaxAppPasswords, MaxNameLength, MaxPasswordChecks and MaxSessions must not be negative")

@@ -102,6 +102,17 @@ type ExpiredPurger interface {
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 }
 
+// UnusedPurger is an optional [Store] capability: deleting app passwords
+// that have gone unused, for [Options].ExpireUnusedAfter. A [Manager] with
+// that option calls it once an hour, after writing the queued last-used
+// times.
+type UnusedPurger interface {
+	// DeleteUnused removes every credential of kind whose LastUsedAt (its
+	// CreatedAt when it was never used) is at or before cutoff, and returns
+	// how many it removed.
+	DeleteUnused(ctx context.Context, kind Kind, cutoff time.Time) (int, error)
+}
+
 // PepperRegistry is an optional [Store] capability: it remembers, per
 // [Pepper] ID, a check value derived from the key, so that a [Manager]
 // given another key under the same ID (a lost pepper file replaced by a new

@@ -66,6 +66,11 @@ const (
 	ScopeFiles     = "files"
 	// ScopeReadOnly marks a credential that may only read.
 	ScopeReadOnly = "read-only"
+	// ScopeNetwork is network access: Wi-Fi (802.1X) and VPN sign-ins
+	// through a RADIUS server (package auth/radiusrest). A credential
+	// limited to other scopes cannot open the network; an unrestricted one
+	// can.
+	ScopeNetwork = "network"
 )
 
 // Attempt is what a client presented in one authentication attempt: the
@@ -91,6 +96,9 @@ type AppPassword struct {
 	LastUsedAddr   string    // client address of the last use
 	LastUsedClient string    // User-Agent of the last use
 	ExpiresAt      time.Time // zero if it never expires
+	// UnusedExpiresAt is when it expires unless it is used before, with
+	// [Options].ExpireUnusedAfter; zero without.
+	UnusedExpiresAt time.Time
 }
 
 // Session is a browser session as its owner sees it.

@@ -41,6 +41,7 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 		{"ReturnedCopies", testReturnedCopies},
 		{"Concurrency", testConcurrency},
 		{"DeleteExpired", testDeleteExpired},
+		{"DeleteUnused", testDeleteUnused},
 		{"PepperRegistry", testPepperRegistry},
 		{"ManagerPepperCheck", testManagerPepperCheck},
 		{"AllCredentials", testAllCredentials},
@@ -417,6 +418,49 @@ func testDeleteExpired(t *testing.T, s auth.Store) {
 	}
 	assertEqual(t, mustGet(t, s, "bob", later.ID), later)
 	assertEqual(t, mustGet(t, s, "bob", never.ID), never)
+}
+
+// testDeleteUnused checks the optional [auth.UnusedPurger] capability:
+// the last use counts, the creation when never used, the cutoff itself is
+// included, and other kinds are left alone.
+func testDeleteUnused(t *testing.T, s auth.Store) {
+	p, ok := s.(auth.UnusedPurger)
+	if !ok {
+		t.Log("store does not implement auth.UnusedPurger")
+		return
+	}
+	ctx := t.Context()
+	cutoff := base.Add(30 * 24 * time.Hour)
+	neverUsed := newCredential("alice", auth.KindAppPassword) // created at base: before the cutoff
+	usedLongAgo := newCredential("alice", auth.KindAppPassword)
+	usedAtCutoff := newCredential("bob", auth.KindAppPassword)
+	usedSince := newCredential("bob", auth.KindAppPassword)
+	newer := newCredential("bob", auth.KindAppPassword)
+	newer.CreatedAt, newer.AuthenticatedAt = cutoff.Add(time.Microsecond), time.Time{}
+	session := newCredential("alice", auth.KindSession)
+	mustCreate(t, s, neverUsed, usedLongAgo, usedAtCutoff, usedSince, newer, session)
+	err := s.RecordUsage(ctx, []auth.Usage{
+		{UserID: "alice", ID: usedLongAgo.ID, At: cutoff.Add(-time.Hour)},
+		{UserID: "bob", ID: usedAtCutoff.ID, At: cutoff},
+		{UserID: "bob", ID: usedSince.ID, At: cutoff.Add(time.Microsecond)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := p.DeleteUnused(ctx, auth.KindAppPassword, cutoff)
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteUnused = %d, %v; want 3, nil", n, err)
+	}
+	for _, c := range []*auth.StoredCredential{neverUsed, usedLongAgo, usedAtCutoff} {
+		if _, err := s.CredentialByHash(ctx, c.Hash); !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("unused credential %s survived: %v", c.ID, err)
+		}
+	}
+	for _, c := range []*auth.StoredCredential{usedSince, newer, session} {
+		if _, err := s.Credential(ctx, c.UserID, c.ID); err != nil {
+			t.Errorf("credential %s (%s) used or created after the cutoff was deleted: %v", c.ID, c.Kind, err)
+		}
+	}
 }
 
 func testPepperRegistry(t *testing.T, s auth.Store) {

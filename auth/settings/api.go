@@ -53,6 +53,9 @@ type (
 		LastUsedAddr   string     `json:"lastUsedAddr"`
 		LastUsedClient string     `json:"lastUsedClient"`
 		ExpiresAt      *time.Time `json:"expiresAt"`
+		// UnusedExpiresAt is when it expires unless used before
+		// (auth.Options.ExpireUnusedAfter); absent without.
+		UnusedExpiresAt *time.Time `json:"unusedExpiresAt,omitempty"`
 	}
 	createResponse struct {
 		appPasswordJSON
@@ -94,7 +97,7 @@ func toAppPasswordJSON(a *auth.AppPassword) appPasswordJSON {
 	return appPasswordJSON{
 		ID: a.ID, Name: a.Name, Scopes: scopes, Hint: a.Hint, CreatedAt: a.CreatedAt,
 		LastUsedAt: optTime(a.LastUsedAt), LastUsedAddr: a.LastUsedAddr, LastUsedClient: a.LastUsedClient,
-		ExpiresAt: optTime(a.ExpiresAt),
+		ExpiresAt: optTime(a.ExpiresAt), UnusedExpiresAt: optTime(a.UnusedExpiresAt),
 	}
 }
 

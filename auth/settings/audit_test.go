@@ -74,7 +74,7 @@ func TestIssuedEventNamesTheClient(t *testing.T) {
 	if w := c.api("POST", "app-passwords", `{"name":"phone"}`); w.Code != http.StatusCreated && w.Code != http.StatusOK {
 		t.Fatalf("API create: %d %s", w.Code, w.Body)
 	}
-	if w := c.form("app-passwords", "name", "laptop"); w.Code != http.StatusOK {
+	if w := c.form("app-passwords", "name", "laptop"); w.Code != http.StatusSeeOther {
 		t.Fatalf("page create: %d %s", w.Code, w.Body)
 	}
 	mu.Lock()

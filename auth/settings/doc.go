@@ -20,11 +20,21 @@
 //	POST {prefix}signout                       sign out (ends the session on the server)
 //	GET  {prefix}security                      Devices & sessions
 //	POST {prefix}app-passwords                 create (asks for the password again when
-//	                                           the sign-in is older than RecentAuth)
+//	                                           the sign-in is older than RecentAuth), with
+//	                                           access=PRESET, expires=never|30d|90d|1y|date
+//	                                           and expires-date=YYYY-MM-DD; answers 303 to
+//	                                           security?created=ID, which shows the secret once
+//	GET  {prefix}app-passwords                 redirect to the security page
+//	GET  {prefix}app-passwords/{id}/profile    the Apple configuration profile (PrincipalURL
+//	                                           set), only while the new secret is shown
 //	POST {prefix}app-passwords/{id}/rename     rename
 //	POST {prefix}app-passwords/{id}/revoke     revoke
 //	POST {prefix}sessions/{id}/revoke          sign out one session
 //	POST {prefix}sessions/revoke-others        sign out every other session
+//	GET  {prefix}login/v2/flow/{token}         Login Flow v2 grant page, when
+//	POST {prefix}login/v2/flow/{token}         [Options].LoginFlows is set: sign in
+//	                                           (again when not recent), then grant
+//	                                           with the access choices, or deny
 //
 // # JSON API
 //

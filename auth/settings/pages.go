@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -37,13 +38,15 @@ type pageData struct {
 	Name         string // the create form's name field
 	NameInvalid  bool
 	PasswordBad  bool
+	Access       accessForm // the create form's access and expiry choices
+	createdGone  string     // the ID of a new password whose moment has passed
 }
 
 type appPasswordView struct {
 	ID, Name, Hint       string
-	Scopes               []string
+	Access               string     // the scopes in words
+	Expiry               expiryView // when it expires, in words
 	Created, LastUsed    timeView
-	Expires              timeView
 	LastAddr             string
 	Client, ClientDetail string
 }
@@ -58,6 +61,8 @@ type sessionView struct {
 
 type createdView struct {
 	ID, Name, Login, Password, ServerURL string
+	Access                               string // in words
+	ProfileURL                           string // the Apple configuration profile; empty when none is offered
 }
 
 // timeView renders a time for people: UTC text that the page's script
@@ -81,7 +86,7 @@ func (h *Handler) parseTemplates() error {
 	funcs := template.FuncMap{"join": strings.Join}
 	h.tmpl = map[string]*template.Template{}
 	for _, name := range []string{"signin.html", "security.html", "error.html"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name)
+		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/access.html", "templates/"+name)
 		if err != nil {
 			return fmt.Errorf("settings: templates: %w", err)
 		}
@@ -210,6 +215,7 @@ func (h *Handler) passwordError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (h *Handler) signOutForm(w http.ResponseWriter, r *http.Request, s *session) {
+	h.held.forget(s.id()) // a new secret not yet shown goes with the session
 	if err := h.signOut(r.Context(), w, r, s); err != nil {
 		h.failPage(w, r, err, "")
 		return
@@ -238,22 +244,48 @@ func upperFirst(s string) string {
 }
 
 func (h *Handler) securityPage(w http.ResponseWriter, r *http.Request, s *session) {
-	d := &pageData{Notice: notices[r.URL.Query().Get("done")]}
+	q := r.URL.Query()
+	d := &pageData{Notice: notices[q.Get("done")]}
+	if id := q.Get("created"); id != "" {
+		// The view the create form redirected to: show the new secret,
+		// once. Reloaded, or reached on another server (the secret is held
+		// in one server's memory), it says so instead.
+		held := h.held.show(s.id(), id, h.opts.Now())
+		if held != nil && held.user == s.userID() {
+			c := held.view
+			d.Created = &c
+		} else {
+			d.createdGone = id
+		}
+		if !h.renderSecurity(w, r, s, http.StatusOK, d) && held != nil {
+			// Not shown after all (the store failed): keep it for a retry.
+			h.held.unshow(s.id(), id)
+		}
+		return
+	}
+	h.held.forget(s.id())
 	h.renderSecurity(w, r, s, http.StatusOK, d)
 }
 
-// renderSecurity fills d with the lists and renders the security page.
-func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *session, status int, d *pageData) {
+// toSecurityPage answers a GET of a form's URL (a bookmark, or a reload of
+// a form's answer in an old browser) with the page itself.
+func (h *Handler) toSecurityPage(w http.ResponseWriter, r *http.Request, s *session) {
+	h.redirect(w, r, "security")
+}
+
+// renderSecurity fills d with the lists and renders the security page. It
+// reports whether the page was rendered (not an error page instead).
+func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *session, status int, d *pageData) bool {
 	ctx := r.Context()
 	aps, err := h.m.ListAppPasswords(ctx, s.userID())
 	if err != nil {
 		h.failPage(w, r, err, "")
-		return
+		return false
 	}
 	sessions, err := h.m.ListSessions(ctx, s.userID())
 	if err != nil {
 		h.failPage(w, r, err, "")
-		return
+		return false
 	}
 	d.PageTitle = "Devices & sessions"
 	d.User = &s.p.User
@@ -262,8 +294,9 @@ func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *sess
 	for _, a := range aps {
 		client, detail := clientLabel(a.LastUsedClient)
 		d.AppPasswords = append(d.AppPasswords, appPasswordView{
-			ID: a.ID, Name: a.Name, Hint: a.Hint, Scopes: a.Scopes,
-			Created: timeView{a.CreatedAt}, LastUsed: timeView{a.LastUsedAt}, Expires: timeView{a.ExpiresAt},
+			ID: a.ID, Name: a.Name, Hint: a.Hint,
+			Access: describeAccess(a.Scopes), Expiry: describeExpiry(a.ExpiresAt, a.UnusedExpiresAt),
+			Created: timeView{a.CreatedAt}, LastUsed: timeView{a.LastUsedAt},
 			LastAddr: a.LastUsedAddr, Client: client, ClientDetail: detail,
 		})
 	}
@@ -289,12 +322,31 @@ func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *sess
 		d.Sessions = append([]sessionView{*current}, d.Sessions...)
 	}
 	d.Others = len(others)
+	if d.Access.Presets == nil {
+		d.Access = newAccessForm(nil, h.opts.Now())
+	}
+	if d.createdGone != "" {
+		for _, a := range d.AppPasswords {
+			if a.ID == d.createdGone {
+				d.Notice = "The password of “" + a.Name + "” was shown once and cannot be shown again. If you did not copy it, revoke it and create a new one."
+			}
+		}
+	}
 	h.render(w, r, status, "security.html", d)
+	return true
 }
 
 func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PostForm.Get("name")
-	d := &pageData{Name: name}
+	d := &pageData{Name: name, Access: newAccessForm(r.PostForm, h.opts.Now())}
+	scopes, expiresAt, accessErr := parseAccess(r.PostForm, h.opts.Now())
+	if accessErr != nil {
+		d.Error = "Could not create the app password: " + inputMessage(accessErr) + "."
+		d.Access.Invalid = true
+		d.NeedReauth = !h.recent(s)
+		h.renderSecurity(w, r, s, http.StatusBadRequest, d)
+		return
+	}
 	if !h.recent(s) {
 		password := r.PostForm.Get("password")
 		if password == "" {
@@ -313,7 +365,8 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 			return
 		}
 	}
-	a, secret, err := h.m.IssueAppPassword(r.Context(), &s.p.User, auth.IssueRequest{Name: name, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()})
+	a, secret, err := h.m.IssueAppPassword(r.Context(), &s.p.User, auth.IssueRequest{Name: name, Scopes: scopes, ExpiresAt: expiresAt,
+		RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()})
 	if errors.Is(err, auth.ErrInvalidInput) {
 		d.Error = "Could not create the app password: " + inputMessage(err) + "."
 		d.NameInvalid = true
@@ -324,9 +377,15 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 		h.failPage(w, r, err, "")
 		return
 	}
-	d.Name = ""
-	d.Created = &createdView{ID: a.ID, Name: a.Name, Login: h.opts.LoginName(&s.p.User), Password: secret, ServerURL: h.opts.ServerURL}
-	h.renderSecurity(w, r, s, http.StatusOK, d)
+	// Post-redirect-get: the secret waits for the page view the redirect
+	// leads to, so a reload of that view shows the list, not a new password.
+	c := createdView{ID: a.ID, Name: a.Name, Login: h.opts.LoginName(&s.p.User), Password: secret, ServerURL: h.opts.ServerURL,
+		Access: describeAccess(a.Scopes)}
+	if h.opts.PrincipalURL != nil && len(profilePayloads(a.Scopes)) > 0 {
+		c.ProfileURL = h.opts.Prefix + "app-passwords/" + a.ID + "/profile"
+	}
+	h.held.put(s.id(), heldSecret{view: c, scopes: a.Scopes, user: s.userID()}, h.opts.Now())
+	h.redirect(w, r, "security?created="+url.QueryEscape(a.ID)+"#created")
 }
 
 func humanDuration(d time.Duration) string {
@@ -408,6 +467,14 @@ func (h *Handler) revokeOtherSessionsForm(w http.ResponseWriter, r *http.Request
 func clientLabel(ua string) (label, detail string) {
 	if ua == "" {
 		return "Unknown client", ""
+	}
+	// RADIUS (package auth/radiusrest): the NAS and the station.
+	if rest, ok := strings.CutPrefix(ua, "RADIUS"); ok && (rest == "" || rest[0] == ' ') {
+		label = "Wi-Fi/VPN" + rest
+		if len(label) > 80 {
+			label = strings.ToValidUTF8(label[:80], "") + "…"
+		}
+		return label, ua
 	}
 	has := func(s string) bool { return strings.Contains(ua, s) }
 	var app string

@@ -163,7 +163,7 @@ func TestCreateAppPasswordPage(t *testing.T) {
 	c := e.client()
 	signInForm(t, c, "alice", alicePassword)
 
-	w := c.form("app-passwords", "name", "My iPhone")
+	w := c.followCreate(t, c.form("app-passwords", "name", "My iPhone"))
 	body := wantPage(t, w, 200,
 		`New app password for “<span id="created-name">My iPhone</span>”`,
 		`The password is shown only once`,
@@ -326,7 +326,7 @@ func TestRecentAuthPage(t *testing.T) {
 	}
 
 	old := c.cookie.Value
-	body = wantPage(t, c.form("app-passwords", "name", "My iPhone", "password", alicePassword), 200, "My iPhone")
+	body = wantPage(t, c.followCreate(t, c.form("app-passwords", "name", "My iPhone", "password", alicePassword)), 200, "My iPhone")
 	if !newPassword.MatchString(body) {
 		t.Fatal("not created after re-authentication")
 	}
@@ -348,7 +348,7 @@ func TestRecentAuthPage(t *testing.T) {
 	c.csrf = html.UnescapeString(m[1])
 	// Within RecentAuth of the re-authentication, no password is needed.
 	e.clock.Add(4 * time.Minute)
-	wantPage(t, c.form("app-passwords", "name", "iPad"), 200, "iPad")
+	wantPage(t, c.followCreate(t, c.form("app-passwords", "name", "iPad")), 200, "iPad", `id="created-password"`)
 }
 
 func TestSessionsPage(t *testing.T) {
@@ -499,5 +499,26 @@ func TestClientLabels(t *testing.T) {
 		if !strings.Contains(body[i:i+j], html.EscapeString(want)) {
 			t.Errorf("UA %q: want label %q in %s", ua, want, body[i:i+j])
 		}
+	}
+}
+
+// TestNetworkDeviceList: an app password used through RADIUS (package
+// auth/radiusrest) is listed with the NAS and the station of its last use,
+// which come from the network and are escaped.
+func TestNetworkDeviceList(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	c := e.client()
+	signInForm(t, c, "alice", alicePassword)
+	_, secret, err := e.m.IssueAppPassword(t.Context(), e.alice, auth.IssueRequest{Name: "Wi-Fi", Scopes: []string{auth.ScopeNetwork}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Authenticate(t.Context(), auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1",
+		UserAgent: `RADIUS ap-<b>3</b> (192.0.2.1) station 02-00-00-00-00-07`}); err != nil {
+		t.Fatal(err)
+	}
+	body := wantPage(t, c.get("security"), 200, "Access: Wi-Fi and VPN", "Wi-Fi/VPN ap-&lt;b&gt;3&lt;/b&gt; (192.0.2.1) station 02-00-00-00-00-07", "from 192.0.2.1")
+	if strings.Contains(body, "<b>3") {
+		t.Error("the NAS's name is not escaped")
 	}
 }

@@ -35,6 +35,12 @@ type Options struct {
 	// ServerURL, if set, is shown with a new app password as the address to
 	// enter in the device, for example "https://dav.example.com/".
 	ServerURL string
+	// PrincipalURL, if set, returns the absolute URL of u's DAV principal
+	// ("https://dav.example.com/dav/principals/alice/"). With it, the box
+	// that shows a new app password offers a configuration profile for
+	// Apple devices with CalDAV and CardDAV accounts (for the ones its
+	// access reaches), built from the secret while the box is shown.
+	PrincipalURL func(u *auth.User) string
 
 	// RecentAuth is how long after entering the account password a person
 	// may create app passwords; after it the page asks for the password
@@ -54,6 +60,12 @@ type Options struct {
 	// TrustedOrigins are other origins ("https://admin.example.com") allowed
 	// to make state-changing requests. Same-origin requests always are.
 	TrustedOrigins []string
+	// LoginFlows, if set, serves the grant page of Nextcloud Login Flow v2
+	// at {Prefix}login/v2/flow/{token}: the person signs in if needed
+	// (again if the sign-in is not recent), chooses the access and expiry,
+	// and grants or denies. Give it a *loginflow.Flows mounted with the
+	// same Prefix. Default: nil, no grant page.
+	LoginFlows LoginFlows
 
 	// Now is the clock, for the recent sign-in check; give it the Manager's
 	// clock in tests. Default time.Now.
@@ -78,6 +90,7 @@ type Handler struct {
 	tmpl     map[string]*template.Template
 	static   fs.FS        // the files under static/
 	files    http.Handler // serves static, after staticFile's checks
+	held     heldSecrets  // new secrets, between the create form and the page view that shows them
 }
 
 // Limits on what clients send.
@@ -153,6 +166,9 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
+	if err := h.parseGrantTemplate(); err != nil {
+		return nil, err
+	}
 	h.routes()
 	return h, nil
 }
@@ -183,11 +199,14 @@ func (h *Handler) routes() {
 	handle("POST signout", h.page(h.signOutForm))
 	handle("GET security", h.page(h.securityPage))
 	handle("POST app-passwords", h.page(h.createForm))
+	handle("GET app-passwords", h.page(h.toSecurityPage)) // the create form's URL, opened or reloaded
+	handle("GET app-passwords/{id}/profile", h.page(h.profileFile))
 	handle("POST app-passwords/{id}/rename", h.page(h.renameForm))
 	handle("POST app-passwords/{id}/revoke", h.page(h.revokeAppPasswordForm))
 	handle("POST sessions/{id}/revoke", h.page(h.revokeSessionForm))
 	handle("POST sessions/revoke-others", h.page(h.revokeOtherSessionsForm))
 	handle("GET static/{file}", h.staticFile)
+	h.loginFlowRoutes(handle)
 
 	// JSON API.
 	handle("POST api/v1/session", h.apiSignIn)

@@ -30,6 +30,7 @@ type Store struct {
 var (
 	_ auth.Store            = (*Store)(nil)
 	_ auth.ExpiredPurger    = (*Store)(nil)
+	_ auth.UnusedPurger     = (*Store)(nil)
 	_ auth.PepperRegistry   = (*Store)(nil)
 	_ auth.ContextBounded   = (*Store)(nil)
 	_ auth.CredentialLister = (*Store)(nil)
@@ -204,6 +205,24 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	for _, c := range s.byID {
 		if !c.ExpiresAt.IsZero() && !c.ExpiresAt.After(now) {
+			s.remove(c)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// DeleteUnused implements [auth.UnusedPurger].
+func (s *Store) DeleteUnused(ctx context.Context, kind auth.Kind, cutoff time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.byID {
+		last := c.LastUsedAt
+		if last.IsZero() {
+			last = c.CreatedAt
+		}
+		if c.Kind == kind && !last.After(cutoff) {
 			s.remove(c)
 			n++
 		}

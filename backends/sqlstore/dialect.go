@@ -96,7 +96,7 @@ func (d *dbTime) Scan(v any) error {
 // queries are the statements of one Store, built once at open: table name
 // and placeholders filled in.
 type queries struct {
-	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, usage string
+	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, delUnused, usage string
 }
 
 // credentialColumns lists the columns in the order of [row].
@@ -116,6 +116,7 @@ func (d *dialect) queries(table string) queries {
 		del:        q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),
 		delAll:     q("DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"),
 		delExpired: q("DELETE FROM {t} WHERE expires_at IS NOT NULL AND expires_at <= ?"),
+		delUnused:  q("DELETE FROM {t} WHERE kind = ? AND COALESCE(last_used_at, created_at) <= ?"),
 		usage: q("UPDATE {t} SET last_used_at = ?, last_used_addr = ?, last_used_client = ? " +
 			"WHERE id = ? AND user_id = ? AND (last_used_at IS NULL OR last_used_at < ?)"),
 	}

@@ -102,6 +102,7 @@ type Store struct {
 var (
 	_ auth.Store            = (*Store)(nil)
 	_ auth.ExpiredPurger    = (*Store)(nil)
+	_ auth.UnusedPurger     = (*Store)(nil)
 	_ auth.ContextBounded   = (*Store)(nil)
 	_ auth.CredentialLister = (*Store)(nil)
 )
@@ -473,6 +474,16 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	}
 	n, err := res.RowsAffected()
 	return int(n), translate("delete expired", err)
+}
+
+// DeleteUnused implements [auth.UnusedPurger].
+func (s *Store) DeleteUnused(ctx context.Context, kind auth.Kind, cutoff time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.q.delUnused, string(kind), s.dialect.timeArg(cutoff))
+	if err != nil {
+		return 0, translate("delete unused", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), translate("delete unused", err)
 }
 
 // RecordUsage implements [auth.Store]: one conditional UPDATE per usage, all

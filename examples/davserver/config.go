@@ -44,6 +44,8 @@ type config struct {
 	// cacheSize is auth.Options.CacheSize; 0: sized from the store at
 	// start (see cacheSize).
 	cacheSize int
+	// expireUnusedDays is auth.Options.ExpireUnusedAfter in days; 0: off.
+	expireUnusedDays int
 
 	maxFileSize  byteSize
 	readTimeout  time.Duration
@@ -56,6 +58,7 @@ type config struct {
 	insecureNoAuth string
 
 	notify notifyConfig
+	radius radiusConfig
 
 	// set records which flags were given (on the command line or in the
 	// environment), to tell a default from an explicit choice.
@@ -149,12 +152,14 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.5 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
+	fs.IntVar(&c.expireUnusedDays, "expire-unused-days", 0, "app passwords unused for this many days stop working and are deleted, as Nextcloud does with 365 (0: never)")
 	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
 	c.maxFileSize = byteSize(defaultBodyLimits.File)
 	fs.Var(&c.maxFileSize, "max-file-size", "largest WebDAV file upload, in bytes or with K, M or G (0: no limit)")
 	fs.DurationVar(&c.readTimeout, "read-timeout", time.Minute, "disconnect a client that sends no part of its request body for this long")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", time.Minute, "disconnect a client that takes no part of the response for this long")
 	c.notify.flags(fs)
+	c.radius.flags(fs)
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
@@ -224,6 +229,9 @@ func (c *config) validate() error {
 	if c.cacheSize < 0 {
 		return fmt.Errorf("-cache-size %d: want a positive number of credentials (or 0: sized from the store)", c.cacheSize)
 	}
+	if c.expireUnusedDays < 0 || c.expireUnusedDays > 100*365 {
+		return fmt.Errorf("-expire-unused-days %d: want a number of days (0: never)", c.expireUnusedDays)
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("-tls-cert and -tls-key go together: give both or neither")
 	}
@@ -258,6 +266,9 @@ func (c *config) validate() error {
 		}
 	}
 	if err := c.notify.check(); err != nil {
+		return err
+	}
+	if err := c.radius.check(); err != nil {
 		return err
 	}
 	if err := checkInsecureNoAuth(c); err != nil {

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/appauth/appauth/examples/davserver/internal/davstore"
 )
 
 // bodyLimits bounds what a DAV request body may be. go-webdav parses XML
@@ -44,7 +42,7 @@ var defaultBodyLimits = bodyLimits{
 // limit, 400 for an XML body nested deeper than l.MaxDepth or with more
 // than l.MaxElements elements. Bodies other than file uploads are read
 // into memory (at most l.XML or l.Object bytes) and handed on from there.
-func limitBodies(store *davstore.Store, l bodyLimits, next http.Handler) http.Handler {
+func limitBodies(store areaFinder, l bodyLimits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 			next.ServeHTTP(w, r)

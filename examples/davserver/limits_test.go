@@ -188,6 +188,13 @@ func TestHostileRequests(t *testing.T) {
 		{"50 MB .ics PUT", "PUT", "dav/calendars/" + user + "/work/big.ics", ics, map[string]string{"Content-Type": "text/calendar"}, http.StatusRequestEntityTooLarge},
 		{"50 MB .vcf PUT", "PUT", "dav/contacts/" + user + "/default/big.vcf", vcf, map[string]string{"Content-Type": "text/vcard"}, http.StatusRequestEntityTooLarge},
 		{"2 MB file PUT over -max-file-size 1M", "PUT", "dav/files/" + user + "/big.bin", strings.Repeat("x", 2<<20), nil, http.StatusRequestEntityTooLarge},
+		// The same tree where Nextcloud clients look, and Login Flow.
+		{"9 MB nested PROPFIND on /remote.php/dav", "PROPFIND", "remote.php/dav", string(nested(propfindRoot, 3<<20)), xmlHdr, http.StatusRequestEntityTooLarge},
+		{"900 kB nested PROPFIND on /remote.php/dav/files", "PROPFIND", "remote.php/dav/files/" + user + "/", string(nested(propfindRoot, 300_000)), xmlHdr, http.StatusBadRequest},
+		{"900 kB nested PROPFIND on /remote.php/webdav/", "PROPFIND", "remote.php/webdav/", string(nested(propfindRoot, 300_000)), xmlHdr, http.StatusBadRequest},
+		{"12 MB PROPFIND on /remote.php/webdav/", "PROPFIND", "remote.php/webdav/", propfindRoot + big + "</D:prop></D:propfind>", xmlHdr, http.StatusRequestEntityTooLarge},
+		{"2 MB PUT on /remote.php/webdav/ over -max-file-size 1M", "PUT", "remote.php/webdav/big2.bin", strings.Repeat("x", 2<<20), nil, http.StatusRequestEntityTooLarge},
+		{"12 MB Login Flow poll", "POST", "login/v2/poll", "token=" + big, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, http.StatusBadRequest},
 	} {
 		for _, chunked := range []bool{false, true} {
 			name := a.name

@@ -10,7 +10,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -19,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +32,7 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/loginflow"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/htpasswd"
@@ -127,6 +131,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, opsSrv.close)
+	radiusSrv, err := listenRADIUS(&cfg.radius)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, radiusSrv.close)
 	// Files made by this first run are removed again if the start fails, so
 	// the next run makes them anew and prints the demo password then.
 	var created []string
@@ -171,6 +180,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		}
 		dir = d
 	}
+	// RADIUS checks the password, the directory says who it is.
+	if v, err := radiusVerifier(&cfg.radius, dir, logger); err != nil {
+		return err
+	} else if v != nil {
+		dir = radiusDirectory{Directory: dir, PasswordVerifier: v}
+	}
 
 	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
@@ -213,6 +228,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Limiter:   limiter,
 		CacheSize: size,
 		OnEvent:   hook.listener(cfg.notify.enabled()),
+
+		ExpireUnusedAfter: time.Duration(cfg.expireUnusedDays) * 24 * time.Hour,
 	})
 	if err != nil {
 		return err
@@ -265,12 +282,32 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		// the cookie from a sibling subdomain or over plain HTTP.
 		cookieName = "__Host-appauth_session"
 	}
+	// Login Flow v2 keeps its pending flows in memory, so a key of this
+	// process's own is enough (a restart ends pending flows).
+	flowKey := make([]byte, 32)
+	rand.Read(flowKey)
+	flows, err := loginflow.New(manager, &loginflow.Options{
+		Key:        flowKey,
+		PublicURL:  cfg.notify.publicURL,
+		ClientAddr: clients,
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, flows.Close)
 	web, err := settings.New(manager, dir, &settings.Options{
 		CookieName: cookieName,
 		Prefix:     "/",
 		Title:      cfg.title,
 		ServerURL:  base,
+		// The principal, for the Apple configuration profile offered with
+		// a new app password: at the address devices reach.
+		PrincipalURL: func(u *auth.User) string {
+			return strings.TrimRight(cmp.Or(cfg.notify.publicURL, base), "/") + dav.PrincipalPath(url.PathEscape(u.Login))
+		},
 		ClientAddr: clients,
+		LoginFlows: flows,
 		Logger:     logger.With("component", "settings"),
 	})
 	if err != nil {
@@ -289,7 +326,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		authenticate = asUser(u)
 		logger.Warn("AUTHENTICATION IS OFF (-insecure-no-auth-as, a benchmark build): every DAV request is served as this user", "user", u.Login, "addr", cfg.addr)
 	}
-	handler := logRequests(logger, routes(dav, &limits, authenticate, web))
+	mux := routes(dav, &limits, authenticate, web)
+	mountNextcloud(mux, nextcloud{dav: dav, limits: &limits, authenticate: authenticate, flows: flows, manager: manager, title: cfg.title})
+	handler := logRequests(logger, mux)
 	if tlsConfig != nil {
 		handler = hsts(handler)
 	}
@@ -310,6 +349,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	started = true
 	opsSrv.start(manager, []readyCheck{{"store", store.Ping}, {"directory", directoryCheck(dir)}}, logger, stdout)
+	if err := radiusSrv.start(manager, logger, stdout); err != nil {
+		return err
+	}
 	printBanner(stdout, cfg, base, newPepper, demoPassword)
 	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg), "cache_size", size)
 

@@ -27,7 +27,7 @@ type notifyConfig struct {
 }
 
 func (n *notifyConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&n.publicURL, "public-url", "", "this server's address as users reach it (https://dav.example.org), linked from notifications")
+	fs.StringVar(&n.publicURL, "public-url", "", "this server's address as users reach it (https://dav.example.org), linked from notifications and given to Nextcloud clients by Login Flow")
 	fs.StringVar(&n.smtpAddr, "smtp-addr", "", "mail server host:port (STARTTLS required): e-mail users about new app passwords and sign-ins from new addresses")
 	fs.StringVar(&n.smtpFrom, "smtp-from", "", "sender address of notifications")
 	fs.StringVar(&n.smtpUser, "smtp-user", "", "mail server user name (PLAIN over TLS; with -smtp-password-file)")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/appauth/appauth/auth"
@@ -27,6 +28,12 @@ func userFromContext(ctx context.Context) (davstore.User, error) {
 	return davstore.User{Login: p.User.Login, ID: p.User.ID, ReadOnly: slices.Contains(p.Scopes, auth.ScopeReadOnly)}, nil
 }
 
+// areaFinder names the part of the DAV tree a URL path is in
+// ("calendars", "contacts", "files"): a *davstore.Store, or ownFiles.
+type areaFinder interface {
+	Area(urlPath string) (area string, ok bool)
+}
+
 // areaScopes maps a part of the DAV tree to the scope a credential needs.
 var areaScopes = map[string]string{
 	"calendars": auth.ScopeCalendars,
@@ -40,7 +47,7 @@ var areaScopes = map[string]string{
 // request without a principal (an OPTIONS probe, let through by the
 // middleware) reaches the store, which answers it with capabilities only.
 // Read-only credentials are refused writes by the middleware itself.
-func requireAreaScope(store *davstore.Store, next http.Handler) http.Handler {
+func requireAreaScope(store areaFinder, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p, ok := httpauth.PrincipalFromContext(r.Context()); ok {
 			area, _ := store.Area(r.URL.Path)
@@ -138,7 +145,7 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		}
 		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("path", logPath(r.URL.Path)),
 			slog.Int("status", sw.status),
 			slog.Int64("bytes", sw.bytes),
 			slog.Duration("duration", time.Since(start)),
@@ -147,4 +154,14 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 			slog.String("user", info.user),
 		)
 	})
+}
+
+// logPath is the path as logged: a Login Flow link's token is cut, since
+// the log is no place for it.
+func logPath(p string) string {
+	const flow = "/login/v2/flow/"
+	if i := strings.Index(p, flow); i >= 0 {
+		return p[:i+len(flow)] + "…"
+	}
+	return p
 }

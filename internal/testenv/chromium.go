@@ -53,12 +53,12 @@ func Program(t testing.TB, name string, check ...string) string {
 	if err == nil && len(check) > 0 {
 		var out []byte
 		if out, err = exec.Command(p, check...).CombinedOutput(); err != nil {
-			unavailable(t, "testenv: %s %s failed: %v: %s (internal/testenv/install.sh installs the Debian packages litmus, vdirsyncer, curl, python3-caldav)",
+			unavailable(t, "testenv: %s %s failed: %v: %s (internal/testenv/install.sh installs the Debian packages litmus, vdirsyncer, curl, python3-caldav, nextcloud-desktop-cmd)",
 				name, strings.Join(check, " "), err, lastLine(out))
 		}
 	}
 	if err != nil {
-		unavailable(t, "testenv: %s is not installed: %v (internal/testenv/install.sh installs the Debian packages litmus, vdirsyncer, curl, python3-caldav)", name, err)
+		unavailable(t, "testenv: %s is not installed: %v (internal/testenv/install.sh installs the Debian packages litmus, vdirsyncer, curl, python3-caldav, nextcloud-desktop-cmd)", name, err)
 	}
 	return p
 }

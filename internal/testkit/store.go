@@ -110,6 +110,17 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	return p.DeleteExpired(ctx, now)
 }
 
+// DeleteUnused implements [auth.UnusedPurger] by passing the call to the
+// wrapped store, which fails with errors.ErrUnsupported if it has no such
+// capability.
+func (s *Store) DeleteUnused(ctx context.Context, kind auth.Kind, cutoff time.Time) (int, error) {
+	p, ok := s.Store.(auth.UnusedPurger)
+	if !ok {
+		return 0, errors.ErrUnsupported
+	}
+	return p.DeleteUnused(ctx, kind, cutoff)
+}
+
 // failure is an error that may be set and read concurrently.
 type failure struct{ p atomic.Pointer[error] }
 

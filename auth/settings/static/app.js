@@ -69,9 +69,16 @@
     }
   }
 
+  // The shown-once box takes the focus, so keyboard and screen-reader
+  // users land on it (the region is named by its heading and described by
+  // its "shown only once" line), and a live region announces it.
   function focusResult() {
-    var done = document.getElementById("created-done");
-    if (done) done.scrollIntoView({ block: "center" });
+    var box = document.getElementById("created");
+    if (!box) return;
+    box.focus();
+    box.scrollIntoView({ block: "center" });
+    var say = document.getElementById("created-announce");
+    if (say) say.textContent = say.getAttribute("data-announce");
   }
 
   document.addEventListener("DOMContentLoaded", function () {

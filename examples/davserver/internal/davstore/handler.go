@@ -100,29 +100,60 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "contacts":
 		s.serveCollections(w, withConditions(r), area, user, &carddav.Handler{Backend: s, Prefix: s.prefix})
 	case "files":
-		h, err := s.filesHandler(user)
-		if err != nil {
-			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
-			return
-		}
-		if (r.Method == "COPY" || r.Method == "MOVE") && !s.inFiles(r.Header.Get("Destination"), user.Login) {
-			http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
-			return
-		}
-		if !checkXMLNamespaces(w, r) {
-			return
-		}
-		// A conditional write's check and the write itself are atomic
-		// among conditional writes (unconditional ones do not wait); reads,
-		// which checkFileConditions lets through, never take the lock.
-		if !readMethod(r.Method) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "") {
-			s.condMu.Lock()
-			defer s.condMu.Unlock()
-		}
-		if checkFileConditions(w, r, h) {
-			h.ServeHTTP(w, r)
-		}
+		s.serveFiles(w, r, user, s.FilesPath(user.Login))
 	}
+}
+
+// serveFiles serves user's files with the folder's root at the URL path
+// root (ending in a slash).
+func (s *Store) serveFiles(w http.ResponseWriter, r *http.Request, user User, root string) {
+	h, err := s.filesHandler(user, root)
+	if err != nil {
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	if (r.Method == "COPY" || r.Method == "MOVE") && !inFiles(r.Header.Get("Destination"), root) {
+		http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
+		return
+	}
+	if !checkXMLNamespaces(w, r) {
+		return
+	}
+	// A conditional write's check and the write itself are atomic
+	// among conditional writes (unconditional ones do not wait); reads,
+	// which checkFileConditions lets through, never take the lock.
+	if !readMethod(r.Method) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "") {
+		s.condMu.Lock()
+		defer s.condMu.Unlock()
+	}
+	if checkFileConditions(w, r, h) {
+		h.ServeHTTP(w, r)
+	}
+}
+
+// ServeOwnFiles serves the current user's files at root, a URL path
+// without the login in it (Nextcloud's legacy "/remote.php/webdav/"),
+// with the same checks as under the prefix. Mount it behind the same
+// authentication (and files scope) as the Store.
+func (s *Store) ServeOwnFiles(root string) http.Handler {
+	root = strings.TrimSuffix(root, "/") + "/"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, err := s.currentUser(r.Context())
+		if err != nil {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		rest, ok := strings.CutPrefix(r.URL.Path+"/", root)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if badPath("/" + strings.TrimSuffix(rest, "/")) {
+			http.Error(w, "Bad Request: path with dot segments", http.StatusBadRequest)
+			return
+		}
+		s.serveFiles(w, r, user, root)
+	})
 }
 
 // serveCollections serves the calendars or contacts area through next
@@ -153,15 +184,15 @@ func (s *Store) serveCollections(w http.ResponseWriter, r *http.Request, area st
 }
 
 // inFiles reports whether a COPY or MOVE Destination (empty or malformed:
-// x/net/webdav answers 400) is inside user's files folder. x/net/webdav
-// only checks that it starts with the handler's prefix, so
+// x/net/webdav answers 400) is inside the files folder at URL path root.
+// x/net/webdav only checks that it starts with the handler's prefix, so
 // "/dav/files/alice2/x" would land in alice's folder as "2/x".
-func (s *Store) inFiles(destination, user string) bool {
+func inFiles(destination, root string) bool {
 	u, err := url.Parse(destination)
 	if destination == "" || err != nil {
 		return true
 	}
-	rest, ok := strings.CutPrefix(u.Path, s.FilesPath(user))
+	rest, ok := strings.CutPrefix(u.Path, root)
 	return ok && !badPath("/"+rest)
 }
 
@@ -269,12 +300,16 @@ func serveError(w http.ResponseWriter, err error) {
 
 // filesHandler returns user's WebDAV handler, creating the folder and the
 // handler (with its lock system, which must outlive one request) on first use.
-func (s *Store) filesHandler(user User) (*webdav.Handler, error) {
+// Handlers are shared by every URL root of the folder (a copy with that
+// root's Prefix is returned), so they share the lock system.
+func (s *Store) filesHandler(user User, root string) (*webdav.Handler, error) {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
 	key := filesKey{user.Login, user.ID}
 	if h, ok := s.files[key]; ok {
-		return h, nil
+		c := *h
+		c.Prefix = strings.TrimSuffix(root, "/")
+		return &c, nil
 	}
 	udir, err := s.userDir(user.ID)
 	if err != nil {
@@ -294,5 +329,7 @@ func (s *Store) filesHandler(user User) (*webdav.Handler, error) {
 		LockSystem: &etagLS{LockSystem: webdav.NewMemLS(), fs: pfs},
 	}
 	s.files[key] = h
-	return h, nil
+	c := *h
+	c.Prefix = strings.TrimSuffix(root, "/")
+	return &c, nil
 }

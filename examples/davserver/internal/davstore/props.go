@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -126,7 +128,40 @@ func (f *propFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 	for _, prop := range f.fs.props[f.name] {
 		m[prop.XMLName] = prop
 	}
+	for _, prop := range f.ownCloudProps() {
+		m[prop.XMLName] = prop
+	}
 	return m, nil
+}
+
+// nsOwnCloud is the namespace of the properties Nextcloud clients read.
+const nsOwnCloud = "http://owncloud.org/ns"
+
+// ownCloudProps are the file ID and permissions that Nextcloud clients
+// (the desktop client, nextcloudcmd) refuse to sync without: the ID is the
+// file's inode, kept across renames, so a move is seen as one; the
+// permissions are all of them (the middleware refuses what a read-only
+// credential may not do).
+func (f *propFile) ownCloudProps() []webdav.Property {
+	st, err := f.File.Stat()
+	if err != nil {
+		return nil
+	}
+	id := fileID(st)
+	perms := "RGDNVW"
+	if st.IsDir() {
+		perms = "RGDNVCK"
+	}
+	prop := func(name, value string) webdav.Property {
+		var b bytes.Buffer
+		xml.EscapeText(&b, []byte(value))
+		return webdav.Property{XMLName: xml.Name{Space: nsOwnCloud, Local: name}, InnerXML: b.Bytes()}
+	}
+	return []webdav.Property{
+		prop("id", fmt.Sprintf("%08docappauth", id)),
+		prop("fileid", strconv.FormatUint(id, 10)),
+		prop("permissions", perms),
+	}
 }
 
 func (f *propFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {

@@ -60,7 +60,11 @@ type Store struct {
 	root   string
 	prefix string
 	user   UserFunc
+	*shared
+}
 
+// shared is the state of a Store that every [Store.At] copy shares.
+type shared struct {
 	// mu serializes writes to calendars and address books, so an
 	// If-Match/If-None-Match check and the write that follows are atomic.
 	mu sync.Mutex
@@ -92,7 +96,15 @@ func New(root, prefix string, user UserFunc) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("davstore: %w", err)
 	}
-	return &Store{root: abs, prefix: prefix, user: user, files: map[filesKey]*webdav.Handler{}}, nil
+	return &Store{root: abs, prefix: prefix, user: user, shared: &shared{files: map[filesKey]*webdav.Handler{}}}, nil
+}
+
+// At returns the Store serving the same data under another prefix (such
+// as "/remote.php/dav", where Nextcloud clients look), sharing its locks.
+func (s *Store) At(prefix string) *Store {
+	c := *s
+	c.prefix = strings.TrimSuffix(prefix, "/")
+	return &c
 }
 
 // PrincipalPath is the URL path of user's principal.

@@ -1,0 +1,220 @@
+package settings
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/appauth/appauth/auth"
+)
+
+// LoginFlows is the grant side of Nextcloud Login Flow v2, as
+// *loginflow.Flows (package auth/loginflow) implements it. Tokens are the
+// last segment of the login URL; an unknown, expired or used one is
+// auth.ErrNotFound.
+type LoginFlows interface {
+	// Pending returns the name of the client waiting on the flow.
+	Pending(ctx context.Context, loginToken string) (client string, err error)
+	// Grant issues an app password for u with req's scopes and expiry, and
+	// hands it, with loginName, to the flow's client.
+	Grant(ctx context.Context, loginToken string, u *auth.User, loginName string, req auth.IssueRequest) (*auth.AppPassword, error)
+	// Deny ends the flow; nothing is issued.
+	Deny(ctx context.Context, loginToken string) error
+}
+
+// grantData is what grant.html sees.
+type grantData struct {
+	*pageData
+	Token        string
+	Client       string // a short name for people
+	ClientDetail string // the full User-Agent
+	SignIn       bool   // not signed in: show the sign-in form
+	Done         string // "granted" or "denied"
+	Access       accessForm
+}
+
+func (h *Handler) parseGrantTemplate() error {
+	t, err := template.New("grant.html").Funcs(template.FuncMap{"join": strings.Join}).
+		ParseFS(assets, "templates/layout.html", "templates/access.html", "templates/grant.html")
+	if err != nil {
+		return fmt.Errorf("settings: templates: %w", err)
+	}
+	h.tmpl["grant.html"] = t
+	return nil
+}
+
+// loginFlowRoutes adds the grant page when Options.LoginFlows is set.
+func (h *Handler) loginFlowRoutes(handle func(string, http.HandlerFunc)) {
+	if h.opts.LoginFlows == nil {
+		return
+	}
+	handle("GET login/v2/flow/{token}", redactToken(h.grantPage))
+	handle("POST login/v2/flow/{token}", redactToken(h.grantForm))
+}
+
+// redactToken hands fn the request with the token cut from its URL path,
+// so that no error log line of the shared helpers carries it (fn reads it
+// with PathValue).
+func redactToken(fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = strings.TrimSuffix(r.URL.Path, r.PathValue("token")) + "…"
+		r2.URL.RawPath = ""
+		fn(w, r2)
+	}
+}
+
+func (h *Handler) renderGrant(w http.ResponseWriter, r *http.Request, status int, d *grantData) {
+	d.Title, d.Prefix = h.opts.Title, h.opts.Prefix
+	var buf bytes.Buffer
+	if err := h.tmpl["grant.html"].ExecuteTemplate(&buf, "layout", d); err != nil {
+		h.log.ErrorContext(r.Context(), "render page", "template", "grant.html", "error", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// pendingFlow looks the flow of the request's token up, answering the
+// request itself (404 or 503 page) when it cannot go on.
+func (h *Handler) pendingFlow(w http.ResponseWriter, r *http.Request) (*grantData, bool) {
+	token := r.PathValue("token")
+	client, err := h.opts.LoginFlows.Pending(r.Context(), token)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		h.errorPage(w, r, http.StatusNotFound, "Link expired",
+			"This sign-in link has expired or was already used. Start again from the app.")
+		return nil, false
+	case err != nil:
+		h.unavailablePage(w, r, err)
+		return nil, false
+	}
+	label, detail := clientLabel(client)
+	return &grantData{pageData: &pageData{PageTitle: "Grant access"}, Token: token, Client: label, ClientDetail: detail}, true
+}
+
+// grantPage asks the signed-in person whether to grant the flow's client
+// access, or signs them in first.
+func (h *Handler) grantPage(w http.ResponseWriter, r *http.Request) {
+	d, ok := h.pendingFlow(w, r)
+	if !ok {
+		return
+	}
+	s, err := h.currentSession(r)
+	switch {
+	case errors.Is(err, errNoSession):
+		d.SignIn = true
+		if u := r.URL.Query().Get("user"); len(u) <= maxLoginBytes {
+			d.Username = u // ?user= prefills, as Nextcloud clients may ask
+		}
+		h.renderGrant(w, r, http.StatusOK, d)
+		return
+	case err != nil:
+		h.unavailablePage(w, r, err)
+		return
+	}
+	h.fillGrant(d, s, nil)
+	h.renderGrant(w, r, http.StatusOK, d)
+}
+
+func (h *Handler) fillGrant(d *grantData, s *session, form map[string][]string) {
+	d.User, d.CSRF = &s.p.User, s.csrf
+	d.NeedReauth = !h.recent(s)
+	d.Access = newAccessForm(form, h.opts.Now())
+}
+
+// grantForm signs in (action "signin"), grants (action "grant") or
+// denies (anything else) the flow.
+func (h *Handler) grantForm(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		h.errorPage(w, r, http.StatusBadRequest, "Bad request", "The form could not be read. Go back and try again.")
+		return
+	}
+	d, ok := h.pendingFlow(w, r)
+	if !ok {
+		return
+	}
+	here := h.opts.Prefix + "login/v2/flow/" + d.Token
+	if r.PostForm.Get("action") == "signin" {
+		login := strings.TrimSpace(r.PostForm.Get("username"))
+		if _, _, err := h.signIn(w, r, login, r.PostForm.Get("password")); err != nil {
+			status, msg := h.passwordError(w, r, err)
+			if len(login) > maxLoginBytes {
+				login = ""
+			}
+			d.SignIn, d.Error, d.Username = true, msg, login
+			h.renderGrant(w, r, status, d)
+			return
+		}
+		http.Redirect(w, r, here, http.StatusSeeOther)
+		return
+	}
+	s, err := h.currentSession(r)
+	switch {
+	case errors.Is(err, errNoSession):
+		http.Redirect(w, r, here, http.StatusSeeOther)
+		return
+	case err != nil:
+		h.unavailablePage(w, r, err)
+		return
+	}
+	if !s.validCSRF(r.PostForm.Get("csrf")) {
+		h.errorPage(w, r, http.StatusForbidden, "Request refused",
+			"This form has expired or did not come from this site. Go back, reload the page and try again.")
+		return
+	}
+	ctx := r.Context()
+	if r.PostForm.Get("action") != "grant" {
+		if err := h.opts.LoginFlows.Deny(ctx, d.Token); err != nil {
+			h.grantFailed(w, r, err)
+			return
+		}
+		h.fillGrant(d, s, nil)
+		d.Done = "denied"
+		h.renderGrant(w, r, http.StatusOK, d)
+		return
+	}
+	scopes, expiresAt, err := parseAccess(r.PostForm, h.opts.Now())
+	if err != nil {
+		h.fillGrant(d, s, r.PostForm)
+		d.Access.Invalid, d.Error = true, upperFirst(inputMessage(err))+"."
+		h.renderGrant(w, r, http.StatusBadRequest, d)
+		return
+	}
+	if !h.recent(s) {
+		if err := h.reauthenticate(w, r, s, r.PostForm.Get("password")); err != nil {
+			status, msg := h.passwordError(w, r, err)
+			if status == http.StatusUnauthorized || status == http.StatusBadRequest {
+				msg = fmt.Sprintf("For your security, enter your password again (you signed in more than %s ago).", humanDuration(h.opts.RecentAuth))
+			}
+			h.fillGrant(d, s, r.PostForm)
+			d.PasswordBad, d.Error = true, msg
+			h.renderGrant(w, r, status, d)
+			return
+		}
+	}
+	req := auth.IssueRequest{Scopes: scopes, ExpiresAt: expiresAt, RemoteAddr: h.clientAddr(r), UserAgent: r.UserAgent()}
+	if _, err := h.opts.LoginFlows.Grant(ctx, d.Token, &s.p.User, h.opts.LoginName(&s.p.User), req); err != nil {
+		h.grantFailed(w, r, err)
+		return
+	}
+	h.fillGrant(d, s, nil)
+	d.Done = "granted"
+	h.renderGrant(w, r, http.StatusOK, d)
+}
+
+func (h *Handler) grantFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, auth.ErrNotFound) {
+		h.errorPage(w, r, http.StatusNotFound, "Link expired",
+			"This sign-in link has expired or was already used. Start again from the app.")
+		return
+	}
+	h.failPage(w, r, err, "")
+}

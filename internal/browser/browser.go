@@ -1,0 +1,65 @@
+// Package browser starts headless Chromium for tests that drive a page
+// with chromedp (the grant page of Login Flow v2, for one).
+package browser
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/appauth/appauth/internal/testenv"
+)
+
+// New starts headless Chromium with a temporary profile and returns a
+// chromedp context for one tab, stopped when the test ends. Without
+// Chromium the test skips, or fails under testenv.Strict.
+func New(t *testing.T) context.Context {
+	t.Helper()
+	exe := testenv.Chromium(t)
+	// Not t.TempDir: Chromium's helpers may still write to the profile for
+	// a moment after the browser stops, so removal is retried below.
+	profile, err := os.MkdirTemp("", "appauth-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+	}
+	for _, f := range testenv.ChromiumFlags {
+		name, value, ok := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		if ok {
+			opts = append(opts, chromedp.Flag(name, value))
+		} else {
+			opts = append(opts, chromedp.Flag(name, true))
+		}
+	}
+	// A bound on the whole browser session, so that a hung browser fails
+	// the test instead of the run; the steps themselves are not timed.
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), 3*time.Minute)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	quiet := func(string, ...any) {}
+	tab, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(quiet), chromedp.WithErrorf(quiet))
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+		cancelTimeout()
+		var err error
+		for range 50 {
+			if err = os.RemoveAll(profile); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("remove the Chromium profile %s: %v", profile, err)
+	})
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("start Chromium %s: %v", exe, err)
+	}
+	return tab
+}
