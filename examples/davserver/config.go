@@ -53,6 +53,9 @@ type config struct {
 
 	addUser    string
 	removeUser string
+	// insecureNoAuth is -insecure-no-auth-as, in bench builds only (see
+	// noauth.go): the user every DAV request is served as, unchecked.
+	insecureNoAuth string
 
 	notify notifyConfig
 	radius radiusConfig
@@ -89,6 +92,10 @@ func parseConfigWith(args []string, getenv func(string) string, stderr io.Writer
 	if getenv(envName("remove-user")) != "" {
 		return nil, fmt.Errorf("%s: -remove-user is a one-off command; give it on the command line", envName("remove-user"))
 	}
+	// Nor can a variable turn authentication off (bench builds only).
+	if getenv(envName("insecure-no-auth-as")) != "" {
+		return nil, fmt.Errorf("%s: -insecure-no-auth-as is for benchmarks; give it on the command line", envName("insecure-no-auth-as"))
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
@@ -102,6 +109,8 @@ func parseConfigWith(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if extra != nil {
 		extra(fs)
+	} else if noAuth := insecureNoAuthFlags(c); noAuth != nil {
+		noAuth(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -265,6 +274,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.oidc.check(c.set); err != nil {
+		return err
+	}
+	if err := checkInsecureNoAuth(c); err != nil {
 		return err
 	}
 	if (c.ldapBindDN == "") != (c.ldapBindPassFile == "") {

@@ -329,6 +329,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	limits := defaultBodyLimits
 	limits.File = int64(cfg.maxFileSize)
 	authenticate := func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }
+	if cfg.insecureNoAuth != "" {
+		lookupCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		u, err := dir.LookupUser(lookupCtx, cfg.insecureNoAuth)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("-insecure-no-auth-as %s: %w", cfg.insecureNoAuth, err)
+		}
+		authenticate = asUser(u)
+		logger.Warn("AUTHENTICATION IS OFF (-insecure-no-auth-as, a benchmark build): every DAV request is served as this user", "user", u.Login, "addr", cfg.addr)
+	}
 	mux := routes(dav, &limits, authenticate, web)
 	mountNextcloud(mux, nextcloud{dav: dav, limits: &limits, authenticate: authenticate, flows: flows, manager: manager, title: cfg.title})
 	requests := newRequestLog(logger)

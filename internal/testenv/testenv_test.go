@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -433,5 +434,35 @@ func TestOIDC(t *testing.T) {
 	}
 	if d.Issuer != p.Issuer || d.EndSession == "" || !d.BackchannelLogout || !slices.Contains(d.CodeChallengeAlgos, "S256") {
 		t.Fatalf("discovery = %+v, want issuer %s with end_session, back-channel logout and S256", d, p.Issuer)
+	}
+}
+
+// TestStartOutsideATest: a program that is not a test (make bench-peers)
+// starts its own servers, learns their process IDs, and Close stops them
+// and removes their folders.
+func TestStartOutsideATest(t *testing.T) {
+	if _, ok := findProgram([]string{"slapd"}, "/usr/sbin"); !ok {
+		unavailable(t, "slapd is not installed")
+	}
+	s, err := StartLDAP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, dir := s.PID(), s.dir
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("PID %d: not a running process", pid)
+	}
+	if err := rootDSE(t.Context(), s.URL); err != nil {
+		t.Fatalf("the started slapd does not answer: %v", err)
+	}
+	s.Close()
+	if err := rootDSE(t.Context(), s.URL); err == nil {
+		t.Error("slapd still answers after Close")
+	}
+	if s.PID() != 0 {
+		t.Errorf("PID after Close: %d, want 0", s.PID())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("folder %s after Close: %v, want it removed", dir, err)
 	}
 }
