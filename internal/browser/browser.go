@@ -15,9 +15,10 @@ import (
 )
 
 // New starts headless Chromium with a temporary profile and returns a
-// chromedp context for one tab, stopped when the test ends. Without
-// Chromium the test skips, or fails under testenv.Strict.
-func New(t *testing.T) context.Context {
+// chromedp context for one tab, stopped when the test ends; extra options
+// are added to the defaults (window 1280x900, [testenv.ChromiumFlags]).
+// Without Chromium the test skips, or fails under testenv.Strict.
+func New(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	exe := testenv.Chromium(t)
 	// Not t.TempDir: Chromium's helpers may still write to the profile for
@@ -31,6 +32,7 @@ func New(t *testing.T) context.Context {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	}
+	opts = append(opts, extra...)
 	for _, f := range testenv.ChromiumFlags {
 		name, value, ok := strings.Cut(strings.TrimPrefix(f, "--"), "=")
 		if ok {
