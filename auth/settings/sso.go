@@ -116,9 +116,15 @@ func (h *Handler) ssoRoutes(handle func(string, http.HandlerFunc)) {
 	handle("POST sso/backchannel-logout", h.ssoBackChannelLogout)
 }
 
-// returnPath accepts a page of this Handler ("security"), nothing that
-// could leave it.
+// returnPath accepts a page of this Handler ("security") or a Login Flow
+// grant page ("login/v2/flow/{token}"), nothing that could leave it.
 func returnPath(s string) string {
+	if token, ok := strings.CutPrefix(s, flowPathPrefix); ok {
+		if validFlowToken(token) {
+			return s
+		}
+		return "security"
+	}
 	if s == "" || len(s) > 64 || strings.Contains(s, "//") || strings.HasPrefix(s, "/") {
 		return "security"
 	}
