@@ -47,7 +47,10 @@ type SSO interface {
 
 // SSORequest is what a sign-in through an [SSO] is for.
 type SSORequest struct {
-	// ReturnPath is the page under the prefix to show afterwards ("security").
+	// ReturnPath is the page under the prefix to show afterwards
+	// ("security", or a Login Flow grant page "login/v2/flow/{token}").
+	// It names a page the browser already has; keep it server-side (it
+	// may carry a login token), never in the state sent to the provider.
 	ReturnPath string
 	// Reauth, when not nil, is the signed-in session to re-authenticate:
 	// the provider is asked to authenticate the person again now
