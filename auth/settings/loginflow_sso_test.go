@@ -27,6 +27,7 @@ type fakeSSO struct {
 	urls     []string                       // every URL Begin sent the browser to
 	as       *auth.User                     // who signs in at the provider
 	authTime time.Time                      // the provider's auth_time
+	fail     error                          // if set, Begin and Complete fail with it
 }
 
 func newFakeSSO(as *auth.User, authTime time.Time) *fakeSSO {
@@ -38,6 +39,9 @@ func (f *fakeSSO) Name() string { return "Example SSO" }
 func (f *fakeSSO) Begin(_ context.Context, req settings.SSORequest) (*settings.SSOStart, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
 	f.n++
 	binding := fmt.Sprintf("binding-%d", f.n)
 	f.begun[binding] = req
@@ -251,5 +255,39 @@ func TestSSOReturnPathGrantPage(t *testing.T) {
 		if loc != e.prefix+want {
 			t.Errorf("return %q: Location %q, want %q", ret, loc, e.prefix+want)
 		}
+	}
+}
+
+// The provider down when the grant page starts or completes a sign-in: a
+// 503 page, the flow kept, and the log lines about it without the token.
+func TestGrantPageSSOOutage(t *testing.T) {
+	sso := newFakeSSO(&auth.User{ID: "u-alice", Login: "alice"}, time.Time{})
+	e := newFlowEnvSSO(t, sso, false)
+	sso.authTime = e.clock.Now()
+	fc, path := e.start("DAVx5/4.4.2-ose")
+	token := path[strings.LastIndex(path, "/")+1:]
+	c := e.client()
+	sso.mu.Lock()
+	sso.fail = fmt.Errorf("oidc: begin sign-in: dial tcp: connection refused: %w", auth.ErrUnavailable)
+	sso.mu.Unlock()
+	if w := c.get(path + "?sso=signin"); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("SSO start on the grant page with the provider down: %d, want 503", w.Code)
+	}
+	if !strings.Contains(e.logs.String(), "unavailable") || strings.Contains(e.logs.String(), token) {
+		t.Fatalf("the outage is not logged, or logged with the token:\n%s", e.logs)
+	}
+	sso.mu.Lock()
+	sso.fail = nil
+	sso.mu.Unlock()
+	if st, _, _ := c.ssoRoundTrip(sso, c.get(path+"?sso=signin")); st != http.StatusSeeOther {
+		t.Fatalf("SSO sign-in after the outage: %d", st)
+	}
+	w := c.get(path)
+	c.csrf = between(w.Body.String(), `name="csrf" value="`, `"`)
+	if w := c.form(path, "action", "grant"); w.Code != http.StatusOK {
+		t.Fatalf("grant after the outage: %d", w.Code)
+	}
+	if st, _, _ := fc.Poll(); st != http.StatusOK {
+		t.Errorf("poll after the outage and the grant: %d", st)
 	}
 }
