@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/auth/loginflow"
 	"github.com/appauth/appauth/auth/oidc"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/backends/ldap"
@@ -41,11 +44,17 @@ type ssoServer struct {
 	offset    atomic.Int64    // added to the settings page's clock
 	callbacks chan string     // every callback URL, as the browser sent it
 	events    chan auth.Event // revocations by back-channel logout
+	flows     *loginflow.Flows
+	logs      *testkit.Buffer // what the page, the flows and the SSO logged
+
+	mu         sync.Mutex
+	toProvider []string // every redirect of the page to the provider
 }
 
 func newSSOServer(t *testing.T) *ssoServer {
 	t.Helper()
-	s := &ssoServer{callbacks: make(chan string, 16), events: make(chan auth.Event, 16)}
+	s := &ssoServer{callbacks: make(chan string, 16), events: make(chan auth.Event, 16), logs: &testkit.Buffer{}}
+	logger := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dirSrv := testenv.LDAP(t)
 	cfg := ldap.OpenLDAP([]string{dirSrv.URL}, dirSrv.BaseDN)
 	cfg.BindDN, cfg.BindPassword, cfg.CAFile = dirSrv.BindDN, dirSrv.BindPassword, dirSrv.CAFile
@@ -77,13 +86,19 @@ func newSSOServer(t *testing.T) *ssoServer {
 	s.c, err = oidc.New(t.Context(), s.m, dir, &oidc.Config{
 		Issuer: s.op.Issuer, ClientID: "appauth", ClientSecret: "client-secret-for-tests-0123456789",
 		RedirectURL: base + "/account/sso/callback", PostLogoutRedirectURL: base + "/account/signin?done=signed-out",
-		Name: "Example SSO",
+		Name: "Example SSO", Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := func() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }
-	h, err := settings.New(s.m, nil, &settings.Options{Prefix: "/account/", SSO: s.c, Now: now})
+	s.flows, err = loginflow.New(s.m, &loginflow.Options{Key: []byte("login-flow-key-for-tests-0123456789"), Prefix: "/account/", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.flows.Close() })
+	// Single sign-on only: no PasswordVerifier.
+	h, err := settings.New(s.m, nil, &settings.Options{Prefix: "/account/", SSO: s.c, Now: now, LoginFlows: s.flows, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +115,14 @@ func newSSOServer(t *testing.T) *ssoServer {
 			}
 		}
 		h.ServeHTTP(w, r)
+		if loc := w.Header().Get("Location"); strings.HasPrefix(loc, s.op.Issuer) {
+			s.mu.Lock()
+			s.toProvider = append(s.toProvider, loc)
+			s.mu.Unlock()
+		}
 	}))
+	mux.Handle("/account/index.php/", s.flows)
+	mux.Handle("/account/login/v2/poll", s.flows)
 	mux.Handle("/dav/", mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := httpauth.PrincipalFromContext(r.Context())
 		fmt.Fprintf(w, "hello %s via %s", p.User.Login, p.Method)

@@ -18,7 +18,10 @@ type Pending struct {
 	BindingHash []byte
 	Nonce       string // sent in the authorization request, must return in the ID token
 	Verifier    string // PKCE code verifier (S256)
-	ReturnPath  string // the page to show afterwards
+	// ReturnPath is the page to show afterwards; for a Login Flow grant
+	// page it carries the flow's login token, which is why it stays here
+	// and never goes into the state.
+	ReturnPath string
 	// Reauth: the session that asked to re-authenticate (empty for a new
 	// sign-in), its owner's user ID and provider account.
 	ReauthSessionID string

@@ -62,8 +62,10 @@ type Options struct {
 	TrustedOrigins []string
 	// LoginFlows, if set, serves the grant page of Nextcloud Login Flow v2
 	// at {Prefix}login/v2/flow/{token}: the person signs in if needed
-	// (again if the sign-in is not recent), chooses the access and expiry,
-	// and grants or denies. Give it a *loginflow.Flows mounted with the
+	// (with the password, or through SSO when set, returning to the same
+	// page; again if the sign-in is not recent, through the provider for a
+	// session signed in there), chooses the access and expiry, and grants
+	// or denies. Give it a *loginflow.Flows mounted with the
 	// same Prefix. Default: nil, no grant page.
 	LoginFlows LoginFlows
 

@@ -47,7 +47,10 @@ type SSO interface {
 
 // SSORequest is what a sign-in through an [SSO] is for.
 type SSORequest struct {
-	// ReturnPath is the page under the prefix to show afterwards ("security").
+	// ReturnPath is the page under the prefix to show afterwards
+	// ("security", or a Login Flow grant page "login/v2/flow/{token}").
+	// It names a page the browser already has; keep it server-side (it
+	// may carry a login token), never in the state sent to the provider.
 	ReturnPath string
 	// Reauth, when not nil, is the signed-in session to re-authenticate:
 	// the provider is asked to authenticate the person again now
@@ -116,9 +119,15 @@ func (h *Handler) ssoRoutes(handle func(string, http.HandlerFunc)) {
 	handle("POST sso/backchannel-logout", h.ssoBackChannelLogout)
 }
 
-// returnPath accepts a page of this Handler ("security"), nothing that
-// could leave it.
+// returnPath accepts a page of this Handler ("security") or a Login Flow
+// grant page ("login/v2/flow/{token}"), nothing that could leave it.
 func returnPath(s string) string {
+	if token, ok := strings.CutPrefix(s, flowPathPrefix); ok {
+		if validFlowToken(token) {
+			return s
+		}
+		return "security"
+	}
 	if s == "" || len(s) > 64 || strings.Contains(s, "//") || strings.HasPrefix(s, "/") {
 		return "security"
 	}

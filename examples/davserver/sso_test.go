@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,8 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/appauth/appauth/internal/browser"
 	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // TestSSOConfig: the -oidc-* flags need each other, and a provider that
@@ -116,4 +122,81 @@ func TestSSODeployment(t *testing.T) {
 	}
 	resp.Body.Close()
 	srv.stop(t)
+}
+
+// TestSSOLoginFlow: DAVx⁵'s Login Flow v2 against the example server with
+// single sign-on, through the real OpenID provider in Chromium: the grant
+// page's "Sign in with Example SSO" goes to the provider and back to the
+// same grant page, the grant hands DAVx⁵ an app password, and DAVx⁵'s
+// discovery at /remote.php/dav works with it. The flow's login token is
+// in none of the server's log lines (at debug, one per request).
+func TestSSOLoginFlow(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	base := "http://" + addr + "/"
+	op := testenv.OIDC(t, testenv.OIDCClient{
+		ID: "davserver", Secret: "client-secret-for-tests-0123456789",
+		RedirectURIs: []string{base + "sso/callback"}, BackchannelLogoutURI: base + "sso/backchannel-logout",
+	})
+	// The provider's pages link web fonts: nothing but loopback resolves.
+	tab := browser.New(t, chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "oidc-secret")
+	if err := os.WriteFile(secret, []byte("client-secret-for-tests-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServerWith(t, buildServer(t), dir, nil, []string{
+		"APPAUTH_ADDR=" + addr, "APPAUTH_OIDC_ISSUER=" + op.Issuer, "APPAUTH_OIDC_CLIENT_ID=davserver",
+		"APPAUTH_OIDC_CLIENT_SECRET_FILE=" + secret, "APPAUTH_OIDC_NAME=Example SSO", "APPAUTH_LOG_LEVEL=debug",
+	})
+	user := bannerValue(srv.banner, "username")
+
+	davx5 := &testkit.LoginFlowClient{UserAgent: uaDAVx5}
+	if err := davx5.Initiate(strings.TrimSuffix(base, "/")); err != nil {
+		t.Fatal(err)
+	}
+	token := davx5.Login[strings.LastIndex(davx5.Login, "/")+1:]
+	// A bound on the step, so that a failure leaves time to show the page;
+	// not a timing assertion.
+	step, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	err = chromedp.Do(step,
+		chromedp.Navigate(davx5.Login),
+		chromedp.Click(chromedp.ID("sso-signin")),
+		chromedp.WaitVisible(`input[name="login"]`),
+		chromedp.SetValue(`input[name="login"]`, user),
+		chromedp.SetValue(`input[name="password"]`, "any password"),
+		chromedp.Click(`button[type="submit"]`),
+		chromedp.WaitVisible(chromedp.ID("grant-submit")),
+	)
+	if err != nil {
+		body, _ := chromedp.Run(tab, chromedp.Text(`body`))
+		t.Fatalf("browser: sign in through the provider: %v\npage: %.500s\nstderr:\n%s", err, body, srv.stderr)
+	}
+	if loc, _ := chromedp.Run(tab, chromedp.Location()); loc != davx5.Login {
+		t.Fatalf("after the provider at %s, want the grant page %s", loc, davx5.Login)
+	}
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("access-dav")), chromedp.Click(chromedp.ID("grant-submit")),
+		chromedp.WaitVisible(chromedp.ID("grant-done"))); err != nil {
+		t.Fatalf("browser: grant: %v", err)
+	}
+	status, got, err := davx5.Poll()
+	if status != http.StatusOK || err != nil || got.LoginName != user {
+		t.Fatalf("DAVx⁵'s poll after the SSO grant: %d %v %+v", status, err, got)
+	}
+	st, body := dav(t, "PROPFIND", got.Server+"/remote.php/dav", got.LoginName, got.AppPassword, "0", propfindPrincipal)
+	if st != http.StatusMultiStatus || !strings.Contains(body, "/remote.php/dav/principals/"+user+"/") {
+		t.Fatalf("PROPFIND /remote.php/dav with the flow's password: %d %s", st, body)
+	}
+	srv.stop(t)
+	if !strings.Contains(srv.stderr.String(), "/login/v2/flow/…") {
+		t.Fatalf("the grant page's requests are not in the debug log:\n%s", lastLines(srv.stderr.String(), 20))
+	}
+	if strings.Contains(srv.stderr.String(), token) {
+		t.Errorf("the server's log holds the flow's login token")
+	}
 }

@@ -41,6 +41,7 @@ func New(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 			opts = append(opts, chromedp.Flag(name, true))
 		}
 	}
+	opts = append(opts, extra...)
 	// A bound on the whole browser session, so that a hung browser fails
 	// the test instead of the run; the steps themselves are not timed.
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), 3*time.Minute)
