@@ -32,7 +32,6 @@ func New(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	}
-	opts = append(opts, extra...)
 	for _, f := range testenv.ChromiumFlags {
 		name, value, ok := strings.Cut(strings.TrimPrefix(f, "--"), "=")
 		if ok {
