@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/backends/ldap"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/browser"
 	"github.com/appauth/appauth/internal/testenv"
 	"github.com/appauth/appauth/internal/testkit"
 )
@@ -164,48 +164,11 @@ func (s *ssoServer) lastCallback(t *testing.T) string {
 	}
 }
 
-// newBrowser starts headless Chromium with a temporary profile; host names
-// other than 127.0.0.1 do not resolve (the provider's pages link web fonts).
+// newBrowser starts headless Chromium in which host names other than
+// 127.0.0.1 do not resolve (the provider's pages link web fonts).
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	exe := testenv.Chromium(t)
-	profile, err := os.MkdirTemp("", "appauth-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe), chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 900),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-	}
-	for _, f := range testenv.ChromiumFlags {
-		name, value, ok := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if ok {
-			opts = append(opts, chromedp.Flag(name, value))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	// A bound on the whole browser session, so that a hung browser fails
-	// the test instead of the run; the steps themselves are not timed.
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), 3*time.Minute)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	quiet := func(string, ...any) {}
-	tab, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(quiet), chromedp.WithErrorf(quiet))
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-		cancelTimeout()
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("start Chromium %s: %v", exe, err)
-	}
-	return tab
+	return browser.New(t, chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
 }
 
 func do(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
