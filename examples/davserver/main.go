@@ -308,7 +308,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if sso != nil {
 		ssoOpt = sso
 	}
-	web, err := settings.New(manager, dir, &settings.Options{
+	var pagePasswords auth.PasswordVerifier = dir
+	if cfg.oidc.only {
+		pagePasswords = nil // single sign-on only: the page has no password form
+	}
+	web, err := settings.New(manager, pagePasswords, &settings.Options{
 		SSO:        ssoOpt,
 		CookieName: cookieName,
 		Prefix:     "/",

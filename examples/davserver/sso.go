@@ -16,6 +16,7 @@ import (
 // oidcConfig is the single sign-on part of the command line.
 type oidcConfig struct {
 	issuer, clientID, secretFile, loginClaim, name string
+	only                                           bool // no password form on the page
 }
 
 func (o *oidcConfig) flags(fs *flag.FlagSet) {
@@ -24,11 +25,12 @@ func (o *oidcConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.secretFile, "oidc-client-secret-file", "", "file holding the client secret")
 	fs.StringVar(&o.loginClaim, "oidc-login-claim", "preferred_username", "ID token claim looked up as the login in the directory (email, upn, ...)")
 	fs.StringVar(&o.name, "oidc-name", "single sign-on", "provider name on the sign-in button")
+	fs.BoolVar(&o.only, "oidc-only", false, "the web page signs people in through the provider only, with no password form (DAV clients are unaffected: they use app passwords)")
 }
 
 func (o *oidcConfig) check(set map[string]bool) error {
 	if o.issuer == "" {
-		for _, name := range []string{"oidc-client-id", "oidc-client-secret-file", "oidc-login-claim", "oidc-name"} {
+		for _, name := range []string{"oidc-client-id", "oidc-client-secret-file", "oidc-login-claim", "oidc-name", "oidc-only"} {
 			if set[name] {
 				return fmt.Errorf("-%s needs -oidc-issuer", name)
 			}

@@ -40,6 +40,7 @@ func TestSSOConfig(t *testing.T) {
 	}{
 		{[]string{"-oidc-client-id", "x"}, "-oidc-client-id needs -oidc-issuer"},
 		{[]string{"-oidc-name", "Corp"}, "-oidc-name needs -oidc-issuer"},
+		{[]string{"-oidc-only"}, "-oidc-only needs -oidc-issuer"},
 		{[]string{"-oidc-issuer", dead}, "-oidc-issuer needs -oidc-client-id and -oidc-client-secret-file"},
 		{[]string{"-oidc-issuer", dead, "-oidc-client-id", "x", "-oidc-client-secret-file", secret, "-data", filepath.Join(dir, "d"), "-addr", "127.0.0.1:0"},
 			"-oidc-issuer " + dead + ": oidc: discover the provider"},
@@ -50,7 +51,7 @@ func TestSSOConfig(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want %q", tt.args, code, line, tt.want)
 		}
 	}
-	if err := checkEnvNames([]string{"APPAUTH_OIDC_ISSUER=x", "APPAUTH_OIDC_CLIENT_SECRET_FILE=y", "APPAUTH_OIDC_LOGIN_CLAIM=email", "APPAUTH_OIDC_NAME=z", "APPAUTH_OIDC_CLIENT_ID=c"}); err != nil {
+	if err := checkEnvNames([]string{"APPAUTH_OIDC_ISSUER=x", "APPAUTH_OIDC_CLIENT_SECRET_FILE=y", "APPAUTH_OIDC_LOGIN_CLAIM=email", "APPAUTH_OIDC_NAME=z", "APPAUTH_OIDC_CLIENT_ID=c", "APPAUTH_OIDC_ONLY=1"}); err != nil {
 		t.Errorf("the APPAUTH_OIDC_* variables: %v", err)
 	}
 }
@@ -121,6 +122,64 @@ func TestSSODeployment(t *testing.T) {
 		t.Fatalf("the sign-in page after the provider went away: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	srv.stop(t)
+}
+
+// TestSSOOnly: with -oidc-only the page offers the provider alone: no
+// password form, and the demo user's correct account password signs
+// nobody in, on the page or through the JSON API.
+func TestSSOOnly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	base := "http://" + addr + "/"
+	op := testenv.OIDC(t, testenv.OIDCClient{
+		ID: "davserver", Secret: "client-secret-for-tests-0123456789", RedirectURIs: []string{base + "sso/callback"},
+	})
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "oidc-secret")
+	if err := os.WriteFile(secret, []byte("client-secret-for-tests-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServerWith(t, buildServer(t), dir, nil, []string{
+		"APPAUTH_ADDR=" + addr, "APPAUTH_OIDC_ISSUER=" + op.Issuer, "APPAUTH_OIDC_CLIENT_ID=davserver",
+		"APPAUTH_OIDC_CLIENT_SECRET_FILE=" + secret, "APPAUTH_OIDC_NAME=Example SSO", "APPAUTH_OIDC_ONLY=1",
+	})
+	user, password := bannerValue(srv.banner, "username"), bannerValue(srv.banner, "password")
+	if user == "" || password == "" {
+		t.Fatalf("no demo user in the banner:\n%s", srv.banner)
+	}
+	resp, err := http.Get(base + "signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	page.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(page.String(), "Sign in with Example SSO") || strings.Contains(page.String(), `name="password"`) {
+		t.Fatalf("-oidc-only sign-in page: want the SSO button and no password form:\n%s", page.String())
+	}
+	form := url.Values{"username": {user}, "password": {password}}
+	req, _ := http.NewRequest("POST", base+"signin", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", strings.TrimSuffix(base, "/"))
+	api, _ := http.NewRequest("POST", base+"api/v1/session", strings.NewReader(`{"username":"`+user+`","password":"`+password+`"}`))
+	api.Header.Set("Content-Type", "application/json")
+	api.Header.Set("Origin", strings.TrimSuffix(base, "/"))
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, r := range []*http.Request{req, api} {
+		resp, err := noRedirect.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 || len(resp.Cookies()) > 0 {
+			t.Errorf("%s %s with the account password: %d, cookies %v; want refused, no session", r.Method, r.URL.Path, resp.StatusCode, resp.Cookies())
+		}
+	}
 	srv.stop(t)
 }
 
