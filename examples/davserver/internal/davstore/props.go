@@ -103,36 +103,90 @@ func (p *propFS) Rename(ctx context.Context, oldName, newName string) error {
 	return p.save()
 }
 
+// OpenFile opens name. A read-only open is only a stat until the file is
+// read: a PROPFIND opens each file twice (x/net/webdav asks for the names
+// of its properties, then for their values) to read nothing but its
+// metadata, and an open costs four system calls where a stat costs one.
 func (p *propFS) OpenFile(ctx context.Context, name string, flag int, perm os.FileMode) (webdav.File, error) {
+	if flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND|os.O_EXCL) == 0 {
+		st, err := p.dir.Stat(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return &propFile{fs: p, name: cleanName(name), st: st, ctx: ctx}, nil
+	}
 	f, err := p.dir.OpenFile(ctx, name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &propFile{File: f, fs: p, name: cleanName(name), readOnly: flag&(os.O_WRONLY|os.O_RDWR) == 0}, nil
+	return &propFile{File: f, fs: p, name: cleanName(name)}, nil
 }
 
-// propFile is an open file whose dead properties live in its propFS.
+// propFile is a file of a propFS, whose dead properties live in the propFS.
+// A read-only one (st set) opens the file on its first Read, Seek or
+// Readdir; File is nil until then.
 type propFile struct {
-	webdav.File
-	fs       *propFS
-	name     string
-	readOnly bool
-	st       os.FileInfo // the first Stat of a read-only file
+	File webdav.File
+	fs   *propFS
+	name string
+	st   os.FileInfo     // a read-only file's, from OpenFile
+	ctx  context.Context // for the deferred open
+	err  error           // of the deferred open
 }
 
-// Stat answers a read-only file's later calls from its first: a PROPFIND
-// asks once for the live properties and again for the file ID, each one
-// more fstat. A file open for writing is asked anew (a PUT stats it after
-// writing).
+var _ webdav.File = (*propFile)(nil)
+
+// file is the open file, opened now if it was deferred.
+func (f *propFile) file() (webdav.File, error) {
+	if f.File == nil && f.err == nil {
+		f.File, f.err = f.fs.dir.OpenFile(f.ctx, f.name, os.O_RDONLY, 0)
+	}
+	return f.File, f.err
+}
+
 func (f *propFile) Stat() (os.FileInfo, error) {
 	if f.st != nil {
 		return f.st, nil
 	}
-	st, err := f.File.Stat()
-	if err == nil && f.readOnly {
-		f.st = st
+	return f.File.Stat()
+}
+
+func (f *propFile) Read(p []byte) (int, error) {
+	file, err := f.file()
+	if err != nil {
+		return 0, err
 	}
-	return st, err
+	return file.Read(p)
+}
+
+func (f *propFile) Seek(offset int64, whence int) (int64, error) {
+	file, err := f.file()
+	if err != nil {
+		return 0, err
+	}
+	return file.Seek(offset, whence)
+}
+
+func (f *propFile) Readdir(count int) ([]fs.FileInfo, error) {
+	file, err := f.file()
+	if err != nil {
+		return nil, err
+	}
+	return file.Readdir(count)
+}
+
+func (f *propFile) Write(p []byte) (int, error) {
+	if f.File == nil {
+		return 0, &os.PathError{Op: "write", Path: f.name, Err: os.ErrPermission} // opened read-only
+	}
+	return f.File.Write(p)
+}
+
+func (f *propFile) Close() error {
+	if f.File == nil {
+		return nil
+	}
+	return f.File.Close()
 }
 
 var _ webdav.DeadPropsHolder = (*propFile)(nil)
