@@ -123,6 +123,9 @@ func (s *Store) serveFiles(w http.ResponseWriter, r *http.Request, user User, ro
 		s.condMu.Lock()
 		defer s.condMu.Unlock()
 	}
+	if r.Method == "PROPFIND" {
+		r = withStatMemo(r)
+	}
 	if checkFileConditions(w, r, h) {
 		h.ServeHTTP(w, r)
 	}

@@ -63,8 +63,35 @@ func (p *propFS) Mkdir(ctx context.Context, name string, perm os.FileMode) error
 	return p.dir.Mkdir(ctx, name, perm)
 }
 
+// Stat answers from the request's stat memo (see withStatMemo) when it
+// has one.
 func (p *propFS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
-	return p.dir.Stat(ctx, name)
+	m, _ := ctx.Value(statMemoKey{}).(statMemo)
+	if m == nil {
+		return p.dir.Stat(ctx, name)
+	}
+	name = cleanName(name)
+	if st, ok := m[name]; ok {
+		return st, nil
+	}
+	st, err := p.dir.Stat(ctx, name)
+	if err == nil {
+		m[name] = st
+	}
+	return st, err
+}
+
+// statMemo holds the stats of one read-only request, by cleaned name:
+// x/net/webdav stats the target of a PROPFIND, then opens it twice (for
+// the names of its properties, then their values), each a stat here.
+type statMemo map[string]os.FileInfo
+
+type statMemoKey struct{}
+
+// withStatMemo gives a request that only reads (PROPFIND) a stat memo,
+// so each file it reaches is stat'd once.
+func withStatMemo(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), statMemoKey{}, statMemo{}))
 }
 
 func (p *propFS) RemoveAll(ctx context.Context, name string) error {
@@ -109,7 +136,7 @@ func (p *propFS) Rename(ctx context.Context, oldName, newName string) error {
 // metadata, and an open costs four system calls where a stat costs one.
 func (p *propFS) OpenFile(ctx context.Context, name string, flag int, perm os.FileMode) (webdav.File, error) {
 	if flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND|os.O_EXCL) == 0 {
-		st, err := p.dir.Stat(ctx, name)
+		st, err := p.Stat(ctx, name)
 		if err != nil {
 			return nil, err
 		}
