@@ -130,35 +130,39 @@ func (p *propFS) Rename(ctx context.Context, oldName, newName string) error {
 	return p.save()
 }
 
-// OpenFile opens name. A read-only open is only a stat until the file is
-// read: a PROPFIND opens each file twice (x/net/webdav asks for the names
-// of its properties, then for their values) to read nothing but its
-// metadata, and an open costs four system calls where a stat costs one.
+// OpenFile opens name. In a PROPFIND (a request with a stat memo), a
+// read-only open is only a stat until the file is read: x/net/webdav
+// opens each file twice (for the names of its properties, then their
+// values) to read nothing but its metadata, and an open costs four system
+// calls where a stat costs one, none with the memo. Elsewhere (a GET reads
+// the file) the file is opened at once.
 func (p *propFS) OpenFile(ctx context.Context, name string, flag int, perm os.FileMode) (webdav.File, error) {
-	if flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND|os.O_EXCL) == 0 {
+	readOnly := flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND|os.O_EXCL) == 0
+	if _, memo := ctx.Value(statMemoKey{}).(statMemo); memo && readOnly {
 		st, err := p.Stat(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		return &propFile{fs: p, name: cleanName(name), st: st, ctx: ctx}, nil
+		return &propFile{fs: p, name: cleanName(name), readOnly: true, st: st, ctx: ctx}, nil
 	}
 	f, err := p.dir.OpenFile(ctx, name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &propFile{File: f, fs: p, name: cleanName(name)}, nil
+	return &propFile{File: f, fs: p, name: cleanName(name), readOnly: readOnly}, nil
 }
 
 // propFile is a file of a propFS, whose dead properties live in the propFS.
-// A read-only one (st set) opens the file on its first Read, Seek or
-// Readdir; File is nil until then.
+// One opened lazily (File nil, st set) opens the file on its first Read,
+// Seek or Readdir.
 type propFile struct {
-	File webdav.File
-	fs   *propFS
-	name string
-	st   os.FileInfo     // a read-only file's, from OpenFile
-	ctx  context.Context // for the deferred open
-	err  error           // of the deferred open
+	File     webdav.File
+	fs       *propFS
+	name     string
+	readOnly bool
+	st       os.FileInfo     // a read-only file's first Stat
+	ctx      context.Context // for the deferred open
+	err      error           // of the deferred open
 }
 
 var _ webdav.File = (*propFile)(nil)
@@ -171,11 +175,18 @@ func (f *propFile) file() (webdav.File, error) {
 	return f.File, f.err
 }
 
+// Stat answers a read-only file's later calls from its first: a PROPFIND
+// asks for the live properties and again for the file ID. A file open for
+// writing is asked anew (a PUT stats it after writing).
 func (f *propFile) Stat() (os.FileInfo, error) {
 	if f.st != nil {
 		return f.st, nil
 	}
-	return f.File.Stat()
+	st, err := f.File.Stat()
+	if err == nil && f.readOnly {
+		f.st = st
+	}
+	return st, err
 }
 
 func (f *propFile) Read(p []byte) (int, error) {
