@@ -66,32 +66,36 @@ func (p *propFS) Mkdir(ctx context.Context, name string, perm os.FileMode) error
 // Stat answers from the request's stat memo (see withStatMemo) when it
 // has one.
 func (p *propFS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
-	m, _ := ctx.Value(statMemoKey{}).(statMemo)
+	m, _ := ctx.Value(statMemoKey{}).(*statMemo)
 	if m == nil {
 		return p.dir.Stat(ctx, name)
 	}
 	name = cleanName(name)
-	if st, ok := m[name]; ok {
-		return st, nil
+	if m.st != nil && m.name == name {
+		return m.st, nil
 	}
 	st, err := p.dir.Stat(ctx, name)
 	if err == nil {
-		m[name] = st
+		m.name, m.st = name, st
 	}
 	return st, err
 }
 
-// statMemo holds the stats of one read-only request, by cleaned name:
-// x/net/webdav stats the target of a PROPFIND, then opens it twice (for
-// the names of its properties, then their values), each a stat here.
-type statMemo map[string]os.FileInfo
+// statMemo is the last stat of one read-only request: x/net/webdav stats
+// the target of a PROPFIND, then opens it twice (for the names of its
+// properties, then their values), and opens each member of a folder twice
+// in a row, each a stat here. One entry serves all of them and keeps a
+// PROPFIND of a huge tree in constant memory.
+type statMemo struct {
+	name string
+	st   os.FileInfo
+}
 
 type statMemoKey struct{}
 
-// withStatMemo gives a request that only reads (PROPFIND) a stat memo,
-// so each file it reaches is stat'd once.
+// withStatMemo gives a request that only reads (PROPFIND) a stat memo.
 func withStatMemo(r *http.Request) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), statMemoKey{}, statMemo{}))
+	return r.WithContext(context.WithValue(r.Context(), statMemoKey{}, &statMemo{}))
 }
 
 func (p *propFS) RemoveAll(ctx context.Context, name string) error {
@@ -138,7 +142,7 @@ func (p *propFS) Rename(ctx context.Context, oldName, newName string) error {
 // the file) the file is opened at once.
 func (p *propFS) OpenFile(ctx context.Context, name string, flag int, perm os.FileMode) (webdav.File, error) {
 	readOnly := flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND|os.O_EXCL) == 0
-	if _, memo := ctx.Value(statMemoKey{}).(statMemo); memo && readOnly {
+	if _, memo := ctx.Value(statMemoKey{}).(*statMemo); memo && readOnly {
 		st, err := p.Stat(ctx, name)
 		if err != nil {
 			return nil, err

@@ -56,6 +56,28 @@ func TestFileProperties(t *testing.T) {
 	if !strings.Contains(body, ">RGDNVCK<") {
 		t.Errorf("PROPFIND of the folder lacks its permissions RGDNVCK:\n%s", body)
 	}
+
+	// Depth 1: each member's own size and ID, not its neighbour's (the
+	// request's stat memo holds one file at a time).
+	if code, _ := do(t, srv, "alice", "PUT", base+"b.txt", nil, "four"); code != http.StatusCreated {
+		t.Fatalf("PUT b.txt: %d", code)
+	}
+	stB, err := os.Stat(filepath.Join(root, folderOf("alice"), "files", "b.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body = do(t, srv, "alice", "PROPFIND", base, map[string]string{"Depth": "1"}, "")
+	for name, want := range map[string][]string{
+		"a.txt": {">11<", fmt.Sprintf(">%08docappauth<", id)},
+		"b.txt": {">4<", fmt.Sprintf(">%08docappauth<", fileID(stB))},
+	} {
+		resp := between(body, "/dav/files/alice/"+name+"<", "</D:response>")
+		for _, w := range want {
+			if !strings.Contains(resp, w) {
+				t.Errorf("Depth 1: %s's answer lacks %q:\n%s", name, w, resp)
+			}
+		}
+	}
 }
 
 // TestEmptyNamespaceRefused: a PROPFIND or PROPPATCH body that binds a
