@@ -56,6 +56,9 @@ type config struct {
 	// insecureNoAuth is -insecure-no-auth-as, in bench builds only (see
 	// noauth.go): the user every DAV request is served as, unchecked.
 	insecureNoAuth string
+	// cpuProfile is -cpuprofile, in bench builds only: where the CPU
+	// profile of the whole run is written at shutdown.
+	cpuProfile string
 
 	notify notifyConfig
 	radius radiusConfig

@@ -217,8 +217,10 @@ func withDeadlines(t timeouts, next http.Handler) http.Handler {
 			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, d: t.Read, remaining: r.ContentLength}
 		}
 		if t.Write > 0 {
-			rc.SetWriteDeadline(time.Now().Add(t.Write))
-			w = &deadlineWriter{ResponseWriter: w, rc: rc, d: t.Write}
+			// Set here, so the first write (within a second) need not.
+			now := time.Now()
+			rc.SetWriteDeadline(now.Add(t.Write))
+			w = &deadlineWriter{ResponseWriter: w, rc: rc, d: t.Write, last: now}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -126,6 +126,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
 	}
 	closers = append(closers, func() error { ln.Close(); return nil })
+	stopProfile, err := startCPUProfile(cfg)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopProfile)
 	opsSrv, err := listenOps(cfg)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime/pprof"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
@@ -26,7 +28,25 @@ func insecureNoAuthFlags(c *config) func(*flag.FlagSet) {
 	}
 	return func(fs *flag.FlagSet) {
 		fs.StringVar(&c.insecureNoAuth, "insecure-no-auth-as", "", "BENCHMARKS ONLY: serve every DAV request as this user, with no authentication (loopback -addr only)")
+		fs.StringVar(&c.cpuProfile, "cpuprofile", "", "BENCHMARKS ONLY: write a CPU profile of the run to this file at shutdown (go tool pprof)")
 	}
+}
+
+// startCPUProfile starts the CPU profile of -cpuprofile (bench builds) and
+// returns what stops it and closes the file.
+func startCPUProfile(c *config) (stop func() error, err error) {
+	if c.cpuProfile == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(c.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }
 
 // checkInsecureNoAuth refuses -insecure-no-auth-as unless the server

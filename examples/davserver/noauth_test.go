@@ -14,8 +14,9 @@ import (
 )
 
 // TestInsecureNoAuthIsBenchOnly: the switch that turns authentication off
-// (for make bench-peers) does not exist in a normal build, is refused from
-// the environment, and listens on a loopback address only.
+// (for make bench-peers) and -cpuprofile do not exist in a normal build;
+// the switch is refused from the environment and listens on a loopback
+// address only.
 func TestInsecureNoAuthIsBenchOnly(t *testing.T) {
 	dir := t.TempDir()
 	args := func(addr string) []string {
@@ -30,6 +31,9 @@ func TestInsecureNoAuthIsBenchOnly(t *testing.T) {
 	// A normal build has no such flag or variable.
 	if _, err := parseConfig(args("127.0.0.1:0"), noEnv, io.Discard); err == nil {
 		t.Fatal("a normal build accepted -insecure-no-auth-as")
+	}
+	if _, err := parseConfig([]string{"-cpuprofile", filepath.Join(dir, "cpu"), "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "d")}, noEnv, io.Discard); err == nil {
+		t.Fatal("a normal build accepted -cpuprofile")
 	}
 	if err := checkEnvNames([]string{"APPAUTH_INSECURE_NO_AUTH_AS=demo"}); err == nil {
 		t.Fatal("a normal build accepted APPAUTH_INSECURE_NO_AUTH_AS")

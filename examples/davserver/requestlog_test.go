@@ -46,9 +46,10 @@ func TestRequestLogCoalesces(t *testing.T) {
 					http.Error(w, "no", http.StatusUnauthorized)
 					return
 				}
+				// recordUser finds the log's writer under another one.
 				recordUser(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Write([]byte("hello"))
-				})).ServeHTTP(w, r.WithContext(httpauth.ContextWithPrincipal(r.Context(), alice)))
+				})).ServeHTTP(unwrapper{w}, r.WithContext(httpauth.ContextWithPrincipal(r.Context(), alice)))
 			}))
 			send := func(path string) {
 				r := httptest.NewRequest("GET", path, nil)
@@ -87,3 +88,9 @@ func TestRequestLogCoalesces(t *testing.T) {
 		})
 	}
 }
+
+// unwrapper is a ResponseWriter wrapped around another, as middleware
+// between the request log and recordUser would be.
+type unwrapper struct{ http.ResponseWriter }
+
+func (u unwrapper) Unwrap() http.ResponseWriter { return u.ResponseWriter }

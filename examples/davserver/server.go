@@ -87,30 +87,42 @@ func routes(store *davstore.Store, limits *bodyLimits, authenticate func(http.Ha
 	return mux
 }
 
-// requestInfo is filled in by inner handlers for the request log line.
-type requestInfo struct {
-	user string
-}
-
-type requestInfoKey struct{}
-
-// recordUser notes the authenticated user for the request log.
+// recordUser notes the authenticated user for the request log, in the
+// log's statusWriter (found through the writers wrapped around it), so
+// that the log needs no context value and no copy of the request.
 func recordUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+		if sw := findStatusWriter(w); sw != nil {
 			if p, ok := httpauth.PrincipalFromContext(r.Context()); ok {
-				info.user = p.User.Login
+				sw.user = p.User.Login
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// statusWriter records the status and size of a response.
+// findStatusWriter is the request log's writer under w, or nil.
+func findStatusWriter(w http.ResponseWriter) *statusWriter {
+	for range 8 { // a few wrappers at most; never a loop
+		switch t := w.(type) {
+		case *statusWriter:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// statusWriter records the status and size of a response, and the user
+// that recordUser found.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	user   string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -233,9 +245,8 @@ func (l *requestLog) count(k requestKey, bytes int64, now time.Time) bool {
 func (l *requestLog) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
+		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
@@ -243,7 +254,7 @@ func (l *requestLog) Wrap(next http.Handler) http.Handler {
 		if sw.status < 400 {
 			level = slog.LevelDebug
 			if l.logger.Enabled(r.Context(), slog.LevelInfo) &&
-				!l.count(requestKey{info.user, r.RemoteAddr, r.UserAgent()}, sw.bytes, start) {
+				!l.count(requestKey{sw.user, r.RemoteAddr, r.UserAgent()}, sw.bytes, start) {
 				level = slog.LevelInfo // no room to coalesce: a line of its own
 			}
 		}
@@ -258,7 +269,7 @@ func (l *requestLog) Wrap(next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote_addr", r.RemoteAddr),
 			slog.String("user_agent", r.UserAgent()),
-			slog.String("user", info.user),
+			slog.String("user", sw.user),
 		)
 	})
 }

@@ -60,6 +60,9 @@ const (
 	serverCPU = 1
 )
 
+// cpuProfileDir is -cpuprofile: where davserver rows write CPU profiles.
+var cpuProfileDir string
+
 func main() {
 	bare := flag.String("serve-bare", "", "internal: serve this folder with x/net/webdav alone on -addr")
 	addr := flag.String("addr", "", "internal: the address of -serve-bare")
@@ -68,6 +71,7 @@ func main() {
 	round := flag.Duration("round", time.Second, "time per server and workload in a round")
 	only := flag.String("only", "", "comma-separated substrings: run only the servers whose name has one (the reference always runs)")
 	noInstall := flag.Bool("no-install", false, "do not install missing Debian packages")
+	flag.StringVar(&cpuProfileDir, "cpuprofile", "", "write each davserver row's CPU profile (both workloads, warm-up included) to this folder as <row>.pprof")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("benchpeers: ")

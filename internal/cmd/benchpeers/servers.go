@@ -100,6 +100,13 @@ func (e *env) davserverRow(name string, pg, noAuth bool) (*server, error) {
 	if noAuth {
 		args = append(args, "-insecure-no-auth-as", benchUser)
 	}
+	if cpuProfileDir != "" {
+		f, err := filepath.Abs(filepath.Join(cpuProfileDir, filepath.Base(dir)+".pprof"))
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-cpuprofile", f)
+	}
 	p, err := startProcess(name, dir, filepath.Join(dir, "server.log"), e.serverCPU, vars, args...)
 	if err != nil {
 		return nil, err

@@ -47,11 +47,8 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Bad Request: path with dot segments", http.StatusBadRequest)
 		return
 	}
-	segs := strings.SplitN(strings.TrimPrefix(rest, "/"), "/", 3)
-	area, owner := segs[0], ""
-	if len(segs) > 1 {
-		owner = segs[1]
-	}
+	area, tail, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	owner, sub, _ := strings.Cut(tail, "/")
 	switch area {
 	case "":
 		s.serveRoot(w, r)
@@ -72,7 +69,7 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch area {
 	case "principals":
-		if len(segs) > 2 && segs[2] != "" {
+		if sub != "" {
 			http.NotFound(w, r)
 			return
 		}
@@ -125,6 +122,9 @@ func (s *Store) serveFiles(w http.ResponseWriter, r *http.Request, user User, ro
 	if !readMethod(r.Method) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "") {
 		s.condMu.Lock()
 		defer s.condMu.Unlock()
+	}
+	if r.Method == "PROPFIND" {
+		r = withStatMemo(r)
 	}
 	if checkFileConditions(w, r, h) {
 		h.ServeHTTP(w, r)
@@ -203,13 +203,17 @@ func badPath(p string) bool {
 	if strings.ContainsAny(p, "\x00\\") {
 		return true
 	}
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	for i, seg := range segs {
-		if seg == "." || seg == ".." || seg == "" && i != len(segs)-1 {
+	rest := strings.TrimPrefix(p, "/")
+	for {
+		seg, after, more := strings.Cut(rest, "/")
+		if seg == "." || seg == ".." || seg == "" && more {
 			return true
 		}
+		if !more {
+			return false
+		}
+		rest = after
 	}
-	return false
 }
 
 // ServeDiscovery answers a PROPFIND at another path, such as the server's
