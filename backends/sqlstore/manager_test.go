@@ -220,10 +220,7 @@ func BenchmarkVerifyUncached(b *testing.B) {
 			if err := sqlstore.ConfigurePool(db.DB, nil); err != nil {
 				b.Fatal(err)
 			}
-			stmt, err := db.PrepareContext(b.Context(), db.Rebind(
-				"SELECT id, kind, user_id, login, name, scopes, hash, key_id, hint, created_at, "+
-					"expires_at, authenticated_at, last_used_at, last_used_addr, last_used_client "+
-					"FROM appauth_credentials WHERE hash = ?"))
+			stmt, err := db.PrepareContext(b.Context(), db.Rebind(rawSelect))
 			if err != nil {
 				b.Fatal(err)
 			}
