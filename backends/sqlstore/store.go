@@ -430,6 +430,18 @@ func (s *Store) FederatedSessions(ctx context.Context, f auth.Federation) ([]*au
 // CredentialByHash implements [auth.Store] with statements prepared at
 // open; concurrent calls share queries (see [Options.MaxConcurrentLookups]).
 func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.StoredCredential, error) {
+	if s.lookups.slots == math.MaxInt {
+		// No bound (SQLite's default): nothing is ever queued, so the
+		// coalescer's lock and result slice would be all it adds to the
+		// SELECT, twice per lookup, on every cache miss.
+		s.lookups.lookups.Add(1)
+		s.lookups.queries.Add(1)
+		var r row
+		if err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); err != nil {
+			return nil, translate("credential by hash", err)
+		}
+		return r.credential(), nil
+	}
 	c, err := s.lookups.get(ctx, hash)
 	if err != nil {
 		return nil, translate("credential by hash", err)
