@@ -628,11 +628,12 @@ func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 		}
 	}
 	// One order for every flush (ids, then the latest use first), and one
-	// usage per credential: the latest.
+	// usage per credential and owner: the latest. (A usage naming another
+	// owner matches nothing, so it must not displace the owner's.)
 	slices.SortFunc(us, func(a, b auth.Usage) int {
-		return cmp.Or(strings.Compare(a.ID, b.ID), b.At.Compare(a.At))
+		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.UserID, b.UserID), b.At.Compare(a.At))
 	})
-	us = slices.CompactFunc(us, func(a, b auth.Usage) bool { return a.ID == b.ID })
+	us = slices.CompactFunc(us, func(a, b auth.Usage) bool { return a.ID == b.ID && a.UserID == b.UserID })
 	for batch := range slices.Chunk(us, s.usageBatch) {
 		var err error
 		if s.dialect == postgresDialect {
