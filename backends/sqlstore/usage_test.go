@@ -242,3 +242,76 @@ func TestConcurrentFlushesDoNotDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRecordUsage writes the last uses of 500 credentials, as one
+// flush of a Manager, against its baseline in the same run: the way the
+// Store wrote them before, one UPDATE per credential in one transaction.
+// The ratio is baseline time / RecordUsage time.
+func BenchmarkRecordUsage(b *testing.B) {
+	for _, d := range []struct {
+		name string
+		open func(b *testing.B) (*Store, error)
+	}{
+		{"sqlite", func(b *testing.B) (*Store, error) {
+			return OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "appauth.db"), nil)
+		}},
+		{"postgres", func(b *testing.B) (*Store, error) { return OpenPostgres(b.Context(), testenv.Postgres(b), nil) }},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			s, err := d.open(b)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			ctx := b.Context()
+			base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+			const n = 500
+			for i := range n {
+				c := &auth.StoredCredential{ID: fmt.Sprintf("id-%03d", i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
+					Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
+				if err := s.CreateCredential(ctx, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var tick atomic.Int64
+			usage := func() []auth.Usage {
+				at := base.Add(time.Duration(tick.Add(1)) * time.Second)
+				us := make([]auth.Usage, n)
+				for i := range us {
+					us[i] = auth.Usage{UserID: "u-alice", ID: fmt.Sprintf("id-%03d", i), At: at, Addr: "192.0.2.1", Client: "bench"}
+				}
+				return us
+			}
+			perRow := func(us []auth.Usage) error {
+				tx, err := s.db.BeginTxx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				defer tx.Rollback()
+				for _, u := range us {
+					at := s.dialect.timeArg(u.At)
+					if _, err := tx.ExecContext(ctx, s.q.usage, at, u.Addr, u.Client, u.ID, u.UserID, at); err != nil {
+						return err
+					}
+				}
+				return tx.Commit()
+			}
+			// One writer, as a Manager has: alternate the two.
+			var baseT, subjT time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if err := perRow(usage()); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := s.RecordUsage(ctx, usage()); err != nil {
+					b.Fatal(err)
+				}
+				baseT, subjT = baseT+t1.Sub(t0), subjT+time.Since(t1)
+			}
+			b.ReportMetric(float64(baseT)/float64(b.N), "baseline-ns")
+			b.ReportMetric(float64(subjT)/float64(b.N), "subject-ns")
+			b.ReportMetric(float64(baseT)/float64(subjT), "ratio")
+		})
+	}
+}
