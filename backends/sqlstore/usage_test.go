@@ -143,7 +143,9 @@ func TestRecordUsageBatches(t *testing.T) {
 			}
 			usage = append(usage,
 				auth.Usage{UserID: "u-alice", ID: "id-05", At: at(5), Addr: "older", Client: "older"},  // older than the id-05 above
-				auth.Usage{UserID: "u-alice", ID: "id-06", At: at(99), Addr: "newer", Client: "newer"}, // newer than the id-06 above
+				// Newer than the id-06 above, from a client whose name
+				// is made to break an array literal.
+				auth.Usage{UserID: "u-alice", ID: "id-06", At: at(99), Addr: "newer", Client: hostileClient},
 				auth.Usage{UserID: "u-bob", ID: "id-07", At: at(200), Addr: "bob", Client: "bob"},      // not bob's
 				auth.Usage{UserID: "u-alice", ID: "id-missing", At: at(200), Addr: "x", Client: "x"},
 				auth.Usage{UserID: "u-alice", ID: "", At: at(200)}, // dropped before any statement
@@ -172,7 +174,7 @@ func TestRecordUsageBatches(t *testing.T) {
 				case "id-03":
 					wantAt, wantAddr, wantClient = base.Add(time.Hour), "192.0.2.3", "first"
 				case "id-06":
-					wantAt, wantAddr, wantClient = at(99), "newer", "newer"
+					wantAt, wantAddr, wantClient = at(99), "newer", hostileClient
 				}
 				c, err := s.Credential(ctx, "u-alice", id)
 				if err != nil {
@@ -185,6 +187,10 @@ func TestRecordUsageBatches(t *testing.T) {
 		})
 	}
 }
+
+// hostileClient is a User-Agent made of what quotes, separates and ends
+// an array literal or a string.
+const hostileClient = `DAVx5 "}, {'x'} \" NULL ,\\ é` + "\t\n"
 
 // TestConcurrentFlushesDoNotDeadlock: two servers flushing the same
 // credentials at once, given in opposite orders, both succeed on
