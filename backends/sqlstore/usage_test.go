@@ -142,11 +142,11 @@ func TestRecordUsageBatches(t *testing.T) {
 				usage = append(usage, auth.Usage{UserID: "u-alice", ID: fmt.Sprintf("id-%02d", i), At: at(10 + i), Addr: fmt.Sprint("192.0.2.", i), Client: fmt.Sprint("client ", i)})
 			}
 			usage = append(usage,
-				auth.Usage{UserID: "u-alice", ID: "id-05", At: at(5), Addr: "older", Client: "older"},  // older than the id-05 above
+				auth.Usage{UserID: "u-alice", ID: "id-05", At: at(5), Addr: "older", Client: "older"}, // older than the id-05 above
 				// Newer than the id-06 above, from a client whose name
 				// is made to break an array literal.
 				auth.Usage{UserID: "u-alice", ID: "id-06", At: at(99), Addr: "newer", Client: hostileClient},
-				auth.Usage{UserID: "u-bob", ID: "id-07", At: at(200), Addr: "bob", Client: "bob"},      // not bob's
+				auth.Usage{UserID: "u-bob", ID: "id-07", At: at(200), Addr: "bob", Client: "bob"}, // not bob's
 				auth.Usage{UserID: "u-alice", ID: "id-missing", At: at(200), Addr: "x", Client: "x"},
 				auth.Usage{UserID: "u-alice", ID: "", At: at(200)}, // dropped before any statement
 			)
