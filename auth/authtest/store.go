@@ -341,6 +341,22 @@ func testRecordUsage(t *testing.T, s auth.Store) {
 	b.LastUsedAt, b.LastUsedAddr, b.LastUsedClient = t1, "192.0.2.1", "DAVx5/4.4"
 	assertEqual(t, mustGet(t, s, "alice", a.ID), a)
 	assertEqual(t, mustGet(t, s, "alice", b.ID), b)
+
+	// Several uses of one credential in one batch, in any order: the
+	// latest of its owner's wins; a later one naming another owner
+	// changes nothing.
+	t3, t4, t5 := base.Add(3*time.Hour), base.Add(4*time.Hour), base.Add(5*time.Hour)
+	err = s.RecordUsage(ctx, []auth.Usage{
+		{UserID: "alice", ID: b.ID, At: t3, Addr: "192.0.2.3", Client: "third"},
+		{UserID: "mallory", ID: b.ID, At: t5, Addr: "198.51.100.5", Client: "mallory"},
+		{UserID: "alice", ID: b.ID, At: t4, Addr: "192.0.2.4", Client: "fourth"},
+		{UserID: "alice", ID: b.ID, At: t2, Addr: "192.0.2.2", Client: "second"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.LastUsedAt, b.LastUsedAddr, b.LastUsedClient = t4, "192.0.2.4", "fourth"
+	assertEqual(t, mustGet(t, s, "alice", b.ID), b)
 }
 
 func testReturnedCopies(t *testing.T, s auth.Store) {

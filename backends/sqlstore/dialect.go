@@ -97,6 +97,9 @@ func (d *dbTime) Scan(v any) error {
 // and placeholders filled in.
 type queries struct {
 	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, delUnused, usage, federated string
+	// usageBatch (PostgreSQL only) records a whole batch of last uses in
+	// one statement (see Store.RecordUsage).
+	usageBatch string
 }
 
 // credentialColumns lists the columns in the order of [row].
@@ -124,7 +127,32 @@ func (d *dialect) queries(table string) queries {
 		delUnused:  q("DELETE FROM {t} WHERE kind = ? AND COALESCE(last_used_at, created_at) <= ?"),
 		usage: q("UPDATE {t} SET last_used_at = ?, last_used_addr = ?, last_used_client = ? " +
 			"WHERE id = ? AND user_id = ? AND (last_used_at IS NULL OR last_used_at < ?)"),
+		usageBatch: d.usageBatch(table),
 	}
+}
+
+// usageBatch is PostgreSQL's statement for a batch of last uses: the
+// batch comes as five arrays (ids, user IDs, times, addresses, clients),
+// so one prepared statement serves every batch size. The rows to change
+// are locked first, in id order (a locking SELECT's rows are locked after
+// its ORDER BY), so two servers flushing overlapping batches wait for each
+// other instead of deadlocking; the UPDATE's join order alone would not
+// promise that. A row that another flush moved past the batch's time is
+// left out of the lock (READ COMMITTED re-checks the condition after the
+// wait) and of the update.
+func (d *dialect) usageBatch(table string) string {
+	if d != postgresDialect {
+		return ""
+	}
+	return strings.ReplaceAll(`WITH v AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[]) AS v(id, user_id, at, addr, client)
+), locked AS MATERIALIZED (
+	SELECT c.id, v.at, v.addr, v.client FROM {t} c JOIN v ON c.id = v.id AND c.user_id = v.user_id
+	WHERE c.last_used_at IS NULL OR c.last_used_at < v.at
+	ORDER BY c.id FOR UPDATE OF c
+)
+UPDATE {t} c SET last_used_at = l.at, last_used_addr = l.addr, last_used_client = l.client
+FROM locked l WHERE c.id = l.id AND (c.last_used_at IS NULL OR c.last_used_at < l.at)`, "{t}", table)
 }
 
 // byHashes is the query for up to maxBatch distinct hashes at once (see

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -178,13 +177,15 @@ func TestManagerOnSQL(t *testing.T) {
 // BenchmarkVerifyUncached compares a verify that misses the cache (HMAC,
 // store lookup, owner check from the directory cache) with its baseline: a
 // raw prepared SELECT of the same row by the same indexed hash on the same
-// database, through a pool configured like the Store's. About 8 parallel
-// workers (verifyWorkers) each alternate the two on an app password of
-// their own, so both see the same machine; the ratio baseline/verify is
-// the verify's relative throughput. With flush=on, a writer records
-// last-used times of 500 other app passwords the whole time, one batch
-// after the other, as the Manager's background flush does once per
-// interval.
+// database, through a pool configured like the Store's. 8 workers
+// (verifyWorkers), each on an app password of its own, run blocks of
+// verifyBlock baseline calls all at once, then as many verifies all at
+// once, alternating (benchpair.RunBlocks), so both sides meet their own
+// concurrency and the same machine; the ratio baseline/verify is the
+// verify's relative throughput with 8 workers. With flush=on, a writer
+// records last-used times of 500 other app passwords as one batch every
+// flushEvery (back to back when a batch takes longer): far more writing
+// than the Manager's one batch per interval.
 func BenchmarkVerifyUncached(b *testing.B) {
 	for _, d := range []struct {
 		name, driver string
@@ -219,10 +220,7 @@ func BenchmarkVerifyUncached(b *testing.B) {
 			if err := sqlstore.ConfigurePool(db.DB, nil); err != nil {
 				b.Fatal(err)
 			}
-			stmt, err := db.PrepareContext(b.Context(), db.Rebind(
-				"SELECT id, kind, user_id, login, name, scopes, hash, key_id, hint, created_at, "+
-					"expires_at, authenticated_at, last_used_at, last_used_addr, last_used_client "+
-					"FROM appauth_credentials WHERE hash = ?"))
+			stmt, err := db.PrepareContext(b.Context(), db.Rebind(rawSelect))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -238,11 +236,17 @@ func BenchmarkVerifyUncached(b *testing.B) {
 							usage = append(usage, auth.Usage{UserID: c.UserID, ID: c.ID, Addr: "192.0.2.1", Client: "bench"})
 						}
 						flusher.Go(func() {
+							// A fixed demand, so that a faster flush
+							// means less load, not more flushes: a
+							// batch every flushEvery, or back to back
+							// when one takes longer.
+							tick := time.NewTicker(flushEvery)
+							defer tick.Stop()
 							for at := time.Now(); ; at = at.Add(time.Second) {
 								select {
 								case <-stop:
 									return
-								default:
+								case <-tick.C:
 								}
 								for i := range usage {
 									usage[i].At = at
@@ -255,10 +259,10 @@ func BenchmarkVerifyUncached(b *testing.B) {
 							}
 						})
 					}
-					var worker atomic.Int64
-					b.SetParallelism(max(1, verifyWorkers/runtime.GOMAXPROCS(0)))
-					benchpair.Run(b, func() (benchpair.Pair, error) {
-						i := int(worker.Add(1)-1) % verifyWorkers
+					worker := 0
+					benchpair.RunBlocks(b, verifyWorkers, verifyBlock, func() (benchpair.Pair, error) {
+						i := worker
+						worker++
 						hash := creds[i].Hash
 						c := auth.Attempt{Username: "alice", Password: secrets[i]}
 						return benchpair.Pair{
@@ -277,9 +281,19 @@ func BenchmarkVerifyUncached(b *testing.B) {
 	}
 }
 
-// verifyWorkers is about how many parallel workers BenchmarkVerifyUncached
-// runs (a multiple of GOMAXPROCS).
+// verifyWorkers is how many concurrent workers BenchmarkVerifyUncached
+// runs.
 const verifyWorkers = 8
+
+// flushEvery is how often BenchmarkVerifyUncached's writer (flush=on)
+// records its 500 last uses: 25,000 a second, where a Manager writes at
+// most one per credential per minute.
+const flushEvery = 20 * time.Millisecond
+
+// verifyBlock is how many calls each worker makes per block: small, so the
+// machine's load changes little between a baseline block and the next
+// verify block.
+const verifyBlock = 16
 
 // BenchmarkIssueRevoke measures issuing and then revoking one app password.
 func BenchmarkIssueRevoke(b *testing.B) {

@@ -35,7 +35,7 @@ import (
 	"unicode"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"  // registers the "postgres" driver
+	"github.com/lib/pq"    // registers the "postgres" driver
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/appauth/appauth/auth"
@@ -109,6 +109,8 @@ type Store struct {
 	byHashes   []*sqlx.Stmt
 	batchSizes []int
 	lookups    coalescer
+	// usageBatch is maxUsageBatch; tests make it smaller.
+	usageBatch int
 	logger     *slog.Logger
 	// listenDSN is where WatchChanges connects; empty: it cannot.
 	listenDSN string
@@ -252,13 +254,14 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		db:        db,
-		ownDB:     own,
-		dialect:   d,
-		prefix:    prefix,
-		q:         d.queries(prefix + "credentials"),
-		logger:    logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
-		listenDSN: opts.ListenDSN,
+		db:         db,
+		ownDB:      own,
+		dialect:    d,
+		prefix:     prefix,
+		q:          d.queries(prefix + "credentials"),
+		logger:     logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
+		listenDSN:  opts.ListenDSN,
+		usageBatch: maxUsageBatch,
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
@@ -430,6 +433,18 @@ func (s *Store) FederatedSessions(ctx context.Context, f auth.Federation) ([]*au
 // CredentialByHash implements [auth.Store] with statements prepared at
 // open; concurrent calls share queries (see [Options.MaxConcurrentLookups]).
 func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.StoredCredential, error) {
+	if s.lookups.slots == math.MaxInt {
+		// No bound (SQLite's default): nothing is ever queued, so the
+		// coalescer's lock and result slice would be all it adds to the
+		// SELECT, twice per lookup, on every cache miss.
+		s.lookups.lookups.Add(1)
+		s.lookups.queries.Add(1)
+		var r row
+		if err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); err != nil {
+			return nil, translate("credential by hash", err)
+		}
+		return r.credential(), nil
+	}
 	c, err := s.lookups.get(ctx, hash)
 	if err != nil {
 		return nil, translate("credential by hash", err)
@@ -591,10 +606,20 @@ func (s *Store) DeleteUnused(ctx context.Context, kind auth.Kind, cutoff time.Ti
 	return int(n), translate("delete unused", err)
 }
 
-// RecordUsage implements [auth.Store]: one conditional UPDATE per usage, all
-// in one transaction. The condition on last_used_at keeps the time from
-// moving backwards, also against a concurrent batch; updates for missing
-// credentials or another owner match no row and are ignored.
+// maxUsageBatch bounds the last uses written by one statement (PostgreSQL)
+// or one transaction (SQLite): a larger flush is written in several, so
+// no flush holds row locks, or SQLite's write lock, for long. Each batch
+// stands alone: the condition on last_used_at makes a retry harmless.
+const maxUsageBatch = 500
+
+// RecordUsage implements [auth.Store]. Each usage is a conditional update:
+// the condition on last_used_at keeps the time from moving backwards, also
+// against a concurrent flush; updates for missing credentials or another
+// owner match no row and are ignored. Of several usages of one credential
+// the latest wins. On PostgreSQL a batch of up to maxUsageBatch is one
+// statement (one round trip, rows locked in id order, so two servers'
+// flushes cannot deadlock); on SQLite one transaction running one prepared
+// statement per usage.
 func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 	us := make([]auth.Usage, 0, len(usage))
 	for _, u := range usage {
@@ -602,24 +627,61 @@ func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 			us = append(us, u)
 		}
 	}
-	if len(us) == 0 {
-		return nil
-	}
-	// Lock rows in one order, so two concurrent batches cannot deadlock.
-	slices.SortFunc(us, func(a, b auth.Usage) int { return strings.Compare(a.ID, b.ID) })
-
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return translate("record usage: begin", err)
-	}
-	defer tx.Rollback()
-	for _, u := range us {
-		at := s.dialect.timeArg(u.At)
-		if _, err := tx.ExecContext(ctx, s.q.usage, at, u.Addr, u.Client, u.ID, u.UserID, at); err != nil {
+	// One order for every flush (ids, then the latest use first), and one
+	// usage per credential and owner: the latest. (A usage naming another
+	// owner matches nothing, so it must not displace the owner's.)
+	slices.SortFunc(us, func(a, b auth.Usage) int {
+		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.UserID, b.UserID), b.At.Compare(a.At))
+	})
+	us = slices.CompactFunc(us, func(a, b auth.Usage) bool { return a.ID == b.ID && a.UserID == b.UserID })
+	for batch := range slices.Chunk(us, s.usageBatch) {
+		var err error
+		if s.dialect == postgresDialect {
+			err = s.recordUsageStatement(ctx, batch)
+		} else {
+			err = s.recordUsageTx(ctx, batch)
+		}
+		if err != nil {
 			return translate("record usage", err)
 		}
 	}
-	return translate("record usage: commit", tx.Commit())
+	return nil
+}
+
+// recordUsageStatement writes a batch in one statement (PostgreSQL).
+func (s *Store) recordUsageStatement(ctx context.Context, us []auth.Usage) error {
+	ids, users, ats, addrs, clients := make([]string, len(us)), make([]string, len(us)),
+		make([]string, len(us)), make([]string, len(us)), make([]string, len(us))
+	for i, u := range us {
+		ids[i], users[i], addrs[i], clients[i] = u.ID, u.UserID, u.Addr, u.Client
+		ats[i] = u.At.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+	}
+	_, err := s.db.ExecContext(ctx, s.q.usageBatch, pq.StringArray(ids), pq.StringArray(users),
+		pq.StringArray(ats), pq.StringArray(addrs), pq.StringArray(clients))
+	return err
+}
+
+// recordUsageTx writes a batch in one transaction, through one prepared
+// statement (SQLite: no round trips to save, but one commit, and so one
+// sync of the log, for the batch).
+func (s *Store) recordUsageTx(ctx context.Context, us []auth.Usage) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PreparexContext(ctx, s.q.usage)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, u := range us {
+		at := s.dialect.timeArg(u.At)
+		if _, err := st.ExecContext(ctx, at, u.Addr, u.Client, u.ID, u.UserID, at); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // LookupStats counts the credential lookups by hash of a [Store] and the

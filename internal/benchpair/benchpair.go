@@ -4,6 +4,7 @@
 package benchpair
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,4 +58,77 @@ func Run(b *testing.B, newPair func() (Pair, error)) {
 	b.ReportMetric(float64(baseNs.Load())/float64(pairs.Load()), "baseline-ns")
 	b.ReportMetric(float64(subjNs.Load())/float64(pairs.Load()), "subject-ns")
 	b.ReportMetric(float64(baseNs.Load())/float64(subjNs.Load()), "ratio")
+}
+
+// RunBlocks measures throughput with workers concurrent workers rather than
+// latency: every worker runs block calls of the baseline, all at once, then
+// block calls of the subject, all at once, alternating (the side that goes
+// first alternates too) until b.N calls of each are done. A side's time is
+// the wall-clock time of its blocks, from the first call's start to the
+// last worker's end, so it includes what concurrency costs that side (lock
+// waits, a shared query, a writer in the background), which an
+// alternation within each worker would spread over both sides. Blocks are
+// small, so load from elsewhere on the machine hits both sides alike.
+//
+// newPair is called once per worker, before the timer starts again. It
+// reports "baseline-ns" and "subject-ns" (wall time per call with workers
+// at once) and "ratio": baseline time / subject time.
+func RunBlocks(b *testing.B, workers, block int, newPair func() (Pair, error)) {
+	b.StopTimer()
+	pairs := make([]Pair, workers)
+	for i := range pairs {
+		p, err := newPair()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pairs[i] = p
+		if p.Close != nil {
+			defer p.Close()
+		}
+	}
+	var failed atomic.Bool
+	// phase runs n calls of side in each worker at once and returns its
+	// wall-clock time.
+	phase := func(n int, side func(Pair) func() error, name string) time.Duration {
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for _, p := range pairs {
+			f := side(p)
+			wg.Go(func() {
+				for range n {
+					if err := f(); err != nil {
+						if !failed.Swap(true) {
+							b.Errorf("%s: %v", name, err)
+						}
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(t0)
+	}
+	base := func(p Pair) func() error { return p.Baseline }
+	subj := func(p Pair) func() error { return p.Subject }
+	var baseT, subjT time.Duration
+	calls := 0
+	b.StartTimer()
+	for round := 0; calls < b.N && !failed.Load(); round++ {
+		n := min(block, (b.N-calls+workers-1)/workers)
+		if round%2 == 0 {
+			baseT += phase(n, base, "baseline")
+			subjT += phase(n, subj, "subject")
+		} else {
+			subjT += phase(n, subj, "subject")
+			baseT += phase(n, base, "baseline")
+		}
+		calls += n * workers
+	}
+	b.StopTimer()
+	if calls == 0 || subjT == 0 {
+		return
+	}
+	b.ReportMetric(float64(baseT)/float64(calls), "baseline-ns")
+	b.ReportMetric(float64(subjT)/float64(calls), "subject-ns")
+	b.ReportMetric(float64(baseT)/float64(subjT), "ratio")
 }

@@ -1,0 +1,323 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/testenv"
+)
+
+// countingConnector opens connections of a real driver and counts what the
+// Store sends through them.
+type countingConnector struct {
+	drv              driver.Driver
+	dsn              string
+	execs, txs, prep atomic.Int64 // statements executed, transactions begun, statements prepared
+	match            string       // only statements containing match are counted
+}
+
+func (c *countingConnector) Connect(context.Context) (driver.Conn, error) {
+	cn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: cn, c: c}, nil
+}
+func (c *countingConnector) Driver() driver.Driver { return c.drv }
+
+type countingConn struct {
+	driver.Conn
+	c *countingConnector
+}
+
+func (cn *countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	st, err := cn.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if strings.Contains(q, cn.c.match) {
+		cn.c.prep.Add(1)
+		return &countingStmt{Stmt: st, c: cn.c}, nil
+	}
+	return st, nil
+}
+
+func (cn *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	e, ok := cn.Conn.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	if strings.Contains(q, cn.c.match) {
+		cn.c.execs.Add(1)
+	}
+	return e.ExecContext(ctx, q, args)
+}
+
+func (cn *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	if qc, ok := cn.Conn.(driver.QueryerContext); ok {
+		return qc.QueryContext(ctx, q, args)
+	}
+	return nil, driver.ErrSkip
+}
+
+func (cn *countingConn) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, error) {
+	cn.c.txs.Add(1)
+	return cn.Conn.(driver.ConnBeginTx).BeginTx(ctx, o)
+}
+
+type countingStmt struct {
+	driver.Stmt
+	c *countingConnector
+}
+
+func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.c.execs.Add(1)
+	return s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
+}
+
+// TestRecordUsageBatches: a flush is written in batches of at most
+// usageBatch (here 3), each one statement on PostgreSQL and one
+// transaction on SQLite, and the result is what one conditional UPDATE
+// per usage gives: the latest use of each credential wins, whatever the
+// order; an older use, another owner's or a missing credential changes
+// nothing.
+func TestRecordUsageBatches(t *testing.T) {
+	for _, d := range []struct {
+		name, driver, match string
+		dsn                 func(t *testing.T) string
+	}{
+		{"sqlite", "sqlite", "SET last_used_at", func(t *testing.T) string {
+			return filepath.Join(t.TempDir(), "appauth.db") + "?_busy_timeout=10000&_journal_mode=WAL&_txlock=immediate"
+		}},
+		{"postgres", "postgres", "SET last_used_at", func(t *testing.T) string { return testenv.Postgres(t) }},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			drv, err := sql.Open(d.driver, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc := &countingConnector{drv: drv.Driver(), dsn: d.dsn(t), match: d.match}
+			drv.Close()
+			db := sqlx.NewDb(sql.OpenDB(cc), d.driver)
+			t.Cleanup(func() { db.Close() })
+			s, err := New(t.Context(), db, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			s.usageBatch = 3
+			ctx := t.Context()
+			base := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
+			const n = 8
+			for i := range n {
+				c := &auth.StoredCredential{ID: fmt.Sprintf("id-%02d", i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
+					Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
+				if err := s.CreateCredential(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// id-03 was used at base+1h already: an older use must not win.
+			if err := s.RecordUsage(ctx, []auth.Usage{{UserID: "u-alice", ID: "id-03", At: base.Add(time.Hour), Addr: "192.0.2.3", Client: "first"}}); err != nil {
+				t.Fatal(err)
+			}
+			at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+			var usage []auth.Usage
+			for i := n - 1; i >= 0; i-- { // reverse id order
+				usage = append(usage, auth.Usage{UserID: "u-alice", ID: fmt.Sprintf("id-%02d", i), At: at(10 + i), Addr: fmt.Sprint("192.0.2.", i), Client: fmt.Sprint("client ", i)})
+			}
+			usage = append(usage,
+				auth.Usage{UserID: "u-alice", ID: "id-05", At: at(5), Addr: "older", Client: "older"}, // older than the id-05 above
+				// Newer than the id-06 above, from a client whose name
+				// is made to break an array literal.
+				auth.Usage{UserID: "u-alice", ID: "id-06", At: at(99), Addr: "newer", Client: hostileClient},
+				auth.Usage{UserID: "u-bob", ID: "id-07", At: at(200), Addr: "bob", Client: "bob"}, // not bob's
+				auth.Usage{UserID: "u-alice", ID: "id-missing", At: at(200), Addr: "x", Client: "x"},
+				auth.Usage{UserID: "u-alice", ID: "", At: at(200)}, // dropped before any statement
+			)
+			execs, txs := cc.execs.Load(), cc.txs.Load()
+			if err := s.RecordUsage(ctx, usage); err != nil {
+				t.Fatal(err)
+			}
+			// 8 credentials of alice, bob's and the missing one: 10
+			// usages, 4 batches.
+			gotExecs, gotTxs := cc.execs.Load()-execs, cc.txs.Load()-txs
+			switch d.name {
+			case "postgres":
+				if gotExecs != 4 || gotTxs != 0 {
+					t.Errorf("PostgreSQL: %d statements in %d transactions for 10 usages in batches of 3, want 4 statements, no transaction", gotExecs, gotTxs)
+				}
+			case "sqlite":
+				if gotExecs != 10 || gotTxs != 4 {
+					t.Errorf("SQLite: %d statements in %d transactions for 10 usages in batches of 3, want 10 in 4", gotExecs, gotTxs)
+				}
+			}
+			for i := range n {
+				id := fmt.Sprintf("id-%02d", i)
+				wantAt, wantAddr, wantClient := at(10+i), fmt.Sprint("192.0.2.", i), fmt.Sprint("client ", i)
+				switch id {
+				case "id-03":
+					wantAt, wantAddr, wantClient = base.Add(time.Hour), "192.0.2.3", "first"
+				case "id-06":
+					wantAt, wantAddr, wantClient = at(99), "newer", hostileClient
+				}
+				c, err := s.Credential(ctx, "u-alice", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.LastUsedAt.Equal(wantAt) || c.LastUsedAddr != wantAddr || c.LastUsedClient != wantClient {
+					t.Errorf("%s: last used %s from %q by %q, want %s from %q by %q", id, c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient, wantAt, wantAddr, wantClient)
+				}
+			}
+		})
+	}
+}
+
+// hostileClient is a User-Agent made of what quotes, separates and ends
+// an array literal or a string.
+const hostileClient = `DAVx5 "}, {'x'} \" NULL ,\\ é` + "\t\n"
+
+// TestConcurrentFlushesDoNotDeadlock: two servers flushing the same
+// credentials at once, given in opposite orders, both succeed on
+// PostgreSQL (a deadlock would fail one of them with SQLSTATE 40P01), and
+// the later time wins.
+func TestConcurrentFlushesDoNotDeadlock(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	var stores [2]*Store
+	for i := range stores {
+		s, err := OpenPostgres(t.Context(), dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	ctx := t.Context()
+	base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	const n = 200
+	for i := range n {
+		c := &auth.StoredCredential{ID: fmt.Sprintf("id-%03d", i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
+			Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
+		if err := stores[0].CreateCredential(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds = 20
+	for round := range rounds {
+		var wg sync.WaitGroup
+		var errs [2]error
+		for w, s := range stores {
+			usage := make([]auth.Usage, n)
+			for i := range usage {
+				j := i
+				if w == 1 {
+					j = n - 1 - i
+				}
+				usage[i] = auth.Usage{UserID: "u-alice", ID: fmt.Sprintf("id-%03d", j), At: base.Add(time.Duration(2*round+w) * time.Second), Addr: fmt.Sprint("server ", w)}
+			}
+			wg.Go(func() { errs[w] = s.RecordUsage(ctx, usage) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs[:]...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	want := base.Add(time.Duration(2*(rounds-1)+1) * time.Second)
+	for _, i := range []int{0, n / 2, n - 1} {
+		c, err := stores[0].Credential(ctx, "u-alice", fmt.Sprintf("id-%03d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.LastUsedAt.Equal(want) || c.LastUsedAddr != "server 1" {
+			t.Errorf("id-%03d: last used %s by %q, want %s by server 1", i, c.LastUsedAt, c.LastUsedAddr, want)
+		}
+	}
+}
+
+// BenchmarkRecordUsage writes the last uses of 500 credentials, as one
+// flush of a Manager, against its baseline in the same run: the way the
+// Store wrote them before, one UPDATE per credential in one transaction.
+// The ratio is baseline time / RecordUsage time.
+func BenchmarkRecordUsage(b *testing.B) {
+	for _, d := range []struct {
+		name string
+		open func(b *testing.B) (*Store, error)
+	}{
+		{"sqlite", func(b *testing.B) (*Store, error) {
+			return OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "appauth.db"), nil)
+		}},
+		{"postgres", func(b *testing.B) (*Store, error) { return OpenPostgres(b.Context(), testenv.Postgres(b), nil) }},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			s, err := d.open(b)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			ctx := b.Context()
+			base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+			const n = 500
+			for i := range n {
+				c := &auth.StoredCredential{ID: fmt.Sprintf("id-%03d", i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
+					Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
+				if err := s.CreateCredential(ctx, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var tick atomic.Int64
+			usage := func() []auth.Usage {
+				at := base.Add(time.Duration(tick.Add(1)) * time.Second)
+				us := make([]auth.Usage, n)
+				for i := range us {
+					us[i] = auth.Usage{UserID: "u-alice", ID: fmt.Sprintf("id-%03d", i), At: at, Addr: "192.0.2.1", Client: "bench"}
+				}
+				return us
+			}
+			perRow := func(us []auth.Usage) error {
+				tx, err := s.db.BeginTxx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				defer tx.Rollback()
+				for _, u := range us {
+					at := s.dialect.timeArg(u.At)
+					if _, err := tx.ExecContext(ctx, s.q.usage, at, u.Addr, u.Client, u.ID, u.UserID, at); err != nil {
+						return err
+					}
+				}
+				return tx.Commit()
+			}
+			// One writer, as a Manager has: alternate the two.
+			var baseT, subjT time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if err := perRow(usage()); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := s.RecordUsage(ctx, usage()); err != nil {
+					b.Fatal(err)
+				}
+				baseT, subjT = baseT+t1.Sub(t0), subjT+time.Since(t1)
+			}
+			b.ReportMetric(float64(baseT)/float64(b.N), "baseline-ns")
+			b.ReportMetric(float64(subjT)/float64(b.N), "subject-ns")
+			b.ReportMetric(float64(baseT)/float64(subjT), "ratio")
+		})
+	}
+}
