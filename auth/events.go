@@ -160,8 +160,19 @@ func (m *Manager) hook(e *Event) {
 // succeeded records the success e of cache entry ce: the hook sees every
 // one; the audit log counts it in a coalesced "auth used" line (see
 // auditQueue), and writes a line of its own only at Debug.
+//
+// A success answered from the cache is counted in its shard (see
+// [Stats].CachedSuccesses); with [Options].QuietHits the hook sees it only
+// when its duration is measured.
 func (m *Manager) succeeded(ctx context.Context, ce *cacheEntry, e *Event) {
-	m.hook(e)
+	if e.Cache != CacheHit {
+		m.hook(e)
+	} else {
+		m.cache.hit(ce)
+		if !m.opts.QuietHits || e.start.a != nil {
+			m.hook(e)
+		}
+	}
 	if !m.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}

@@ -387,14 +387,24 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	} else if cred.Login != login && !SameLogin(cred.Login, login) {
 		return nil, allowed, refuse(m.deny(ctx, fail, "wrong_user"))
 	}
-	user, err := m.owner(ctx, cred, &fail)
-	if err != nil {
-		return nil, allowed, refuse(err)
+	// The Principal of the last success, while the owner answer it was
+	// built from is the cached one and due for no re-check, is shared: a
+	// cached verify allocates nothing. Otherwise owner decides, as always.
+	hp := e.hot.Load()
+	if hp == nil || hp.owner.replaced.Load() || fail.Time.UnixNano() >= hp.owner.due || hp.owner.failing {
+		ue, err := m.owner(ctx, cred, &fail)
+		if err != nil {
+			return nil, allowed, refuse(err)
+		}
+		if hp == nil || hp.owner != ue {
+			hp = &hotPrincipal{owner: ue, p: &Principal{User: *ue.user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}}
+			e.hot.Store(hp)
+		}
 	}
 	m.touch(e, c, fail.Time)
 	fail.Type, fail.UserID, fail.Login, fail.CredentialID = EventAuthenticated, cred.UserID, cred.Login, cred.ID
 	m.succeeded(ctx, e, &fail)
-	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, allowed, nil
+	return hp.p, allowed, nil
 }
 
 // verify runs the part of the verify path that app passwords and sessions
@@ -536,14 +546,15 @@ func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key h
 // ownerRetry is how long after a failed owner re-check the next one runs.
 const ownerRetry = 30 * time.Second
 
-// owner returns the credential's owner as the directory last described it,
+// owner returns the credential's owner as the directory last described it
+// (in the returned entry's user, never nil),
 // looking them up again when the answer is older than OwnerCheckInterval.
 //
 // While the directory is down, requests are served from the last good
 // answer for OwnerGracePeriod without waiting on it: after a failed re-check
 // the next one is due ownerRetry later and runs in the background, one per
 // login at a time.
-func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event) (*User, error) {
+func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event) (*userEntry, error) {
 	now := fail.Time.UnixNano()
 	e := m.users.get(cred.Login)
 	if e == nil || now >= e.due {
@@ -571,7 +582,7 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event
 	if e.user == nil || e.user.Disabled || e.user.ID != cred.UserID {
 		return nil, m.deny(ctx, *fail, "owner_invalid")
 	}
-	return e.user, nil
+	return e, nil
 }
 
 // checkOwner asks the directory about login and stores the answer. On an

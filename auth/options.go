@@ -37,6 +37,17 @@ type Options struct {
 	// OnEvent, if set, is called synchronously for every event. It must be
 	// fast and must not call back into the Manager.
 	OnEvent func(Event)
+	// QuietHits keeps OnEvent from being called for the successes of app
+	// passwords answered from the credential cache, the common case of a
+	// verify, except the one in about 64 whose Duration is measured (see
+	// [Event].Duration): [Stats].CachedSuccesses counts every one of them
+	// instead, and package auth/metrics reads that count at scrape time.
+	// Set it when the hook needs no per-request success (metrics, or
+	// auth/notify, which reads only issued events): the call and the copy
+	// of the Event are then no cost of a cached verify. Failures, throttles,
+	// outages, misses and every other event still reach OnEvent. Default
+	// false: OnEvent sees every event.
+	QuietHits bool
 	// Limiter, if set, throttles authentication attempts: app passwords
 	// and, through [Manager.VerifyAccountPassword], account passwords, so
 	// that every kind of guess counts together.

@@ -106,12 +106,12 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	}
 	cred := e.cred
 	fail.Login = cred.Login
-	user, err := m.owner(ctx, cred, &fail)
+	ue, err := m.owner(ctx, cred, &fail)
 	if err != nil {
 		return nil, err
 	}
 	m.touch(e, c, fail.Time)
-	return &Principal{User: *user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt, Federation: cred.Federation}, nil
+	return &Principal{User: *ue.user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt, Federation: cred.Federation}, nil
 }
 
 // ReauthenticateSession records that the owner of session id has just
