@@ -2,12 +2,14 @@ package auth_test
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // TestCachedVerifyAllocatesNothing: a cached verify of an app password
@@ -215,5 +217,36 @@ func TestParallelCachedVerifiesAndRevokes(t *testing.T) {
 	wg.Wait()
 	if n := bad.Load(); n > 0 {
 		t.Errorf("%d verifies that began after Revoke returned succeeded", n)
+	}
+}
+
+// TestTypoOfACachedSecret: the check character is tested only for secrets
+// the cache does not know, so a typo of a cached secret (another hash, a
+// miss) is still refused before the Limiter, the store or the directory is
+// asked, and the cached secret itself keeps working.
+func TestTypoOfACachedSecret(t *testing.T) {
+	lim := &testkit.Limiter{}
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = lim })
+	_, secret := e.issue(t, e.alice, "phone")
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatal(err)
+	}
+	allowed, lookups, dir := len(lim.Allowed()), e.store.Lookups.Load(), e.dir.lookups.Load()
+	for _, typo := range []string{testkit.Typo(secret), strings.ToUpper(testkit.Typo(secret))} {
+		if _, err := e.auth(t, "alice", typo); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("typo %q: %v", typo, err)
+		}
+	}
+	if n := len(lim.Allowed()) - allowed; n != 0 {
+		t.Errorf("typos asked the Limiter %d times", n)
+	}
+	if n := e.store.Lookups.Load() - lookups; n != 0 {
+		t.Errorf("typos reached the store %d times", n)
+	}
+	if n := e.dir.lookups.Load() - dir; n != 0 {
+		t.Errorf("typos reached the directory %d times", n)
+	}
+	if _, err := e.auth(t, "alice", strings.ToUpper(secret)); err != nil {
+		t.Errorf("the cached secret, upper case: %v", err)
 	}
 }

@@ -423,7 +423,9 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	}
 	h := m.hashers.Get().(*hasher)
 	defer m.hashers.Put(h)
-	canonical, err := codec.AppendNormalized(h.buf[:0], c.Password)
+	// The shape now, the check character only if the cache does not know
+	// the secret (below): a cached one passed it when first verified.
+	canonical, err := codec.AppendShape(h.buf[:0], c.Password)
 	if err != nil {
 		reason := "malformed"
 		if kind == KindAppPassword && c.Password != "" && !LooksLikeAppPassword(c.Password) {
@@ -435,6 +437,10 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)
 	e, unknown := m.cache.get(key, now.UnixNano())
+	if e == nil && !unknown && !codec.Checked(canonical) {
+		// A typo: refused before the Limiter or the store is asked.
+		return nil, m.deny(ctx, *fail, "malformed")
+	}
 	if m.cache.max > 0 {
 		fail.Cache = CacheMiss
 		if e != nil || unknown {
