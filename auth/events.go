@@ -24,7 +24,9 @@ const (
 
 // Event is one audit record. It never holds a secret.
 //
-// The hook ([Options].OnEvent) gets every event. The audit log writes
+// The hook ([Options].OnEvent) gets every event, except, with
+// [Options].QuietHits, the unmeasured successes of app passwords answered
+// from the cache, which [Stats].CachedSuccesses counts. The audit log writes
 // every one as a line, except successes of app passwords
 // (EventAuthenticated with [KindAppPassword]): those are counted into one
 // "auth used" line (event=used, count, since) per credential, client

@@ -309,6 +309,10 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // password of that user, ErrThrottled from the Limiter, and ErrUnavailable
 // when the store or directory cannot answer.
 //
+// The returned Principal is shared by the requests of this credential
+// while its owner's directory answer is current: it must not be modified
+// (see [Principal]).
+//
 // An address the Limiter throttles (perhaps for someone else's guesses
 // behind the same NAT) still gets in with an app password this Manager has
 // verified and cached; anything else from it is throttled. That is no
