@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/appauth/appauth/internal/safetext"
@@ -60,9 +61,12 @@ type Event struct {
 	// throttled or unavailable from Authenticate, bearer tokens,
 	// AuthenticateSession and VerifyAccountPassword), measured on the
 	// monotonic clock. It is zero for other events, and always when
-	// [Options].OnEvent is nil (nothing would read it). Cache hits are
-	// sampled: about one in 64 is measured (a clock read costs a tenth of a
-	// hit), the others have a zero Duration; every miss is measured.
+	// [Options].OnEvent is nil (nothing would read it). App-password
+	// verifies are sampled: one in 64 is measured from its start (a clock
+	// read costs a tenth of a cache hit), the other hits have a zero
+	// Duration, and the other misses and refusals before the cache are
+	// measured from their cache lookup or refusal (leaving out the token
+	// check and HMAC before it, well under a microsecond).
 	Duration time.Duration
 	// Cache says whether the credential cache answered a verify decision.
 	Cache CacheOutcome
@@ -118,6 +122,98 @@ func (m *Manager) verifyNow() (now time.Time, start verifyStart) {
 		start = verifyStart{a, d}
 	}
 	return now, start
+}
+
+// measure makes sure that the verify decision fail is measured, from now
+// if it was not sampled at its start: misses and refusals before the cache
+// are always measured, hits only when sampled.
+func (m *Manager) measure(fail *Event) {
+	if fail.start.a == nil && m.opts.OnEvent != nil {
+		fail.start = m.startNow()
+	}
+}
+
+// startNow is the start of a measured verify, on the monotonic clock.
+func (m *Manager) startNow() verifyStart {
+	a := m.anchor.Load()
+	return verifyStart{a, time.Since(a.mono)}
+}
+
+// hotNow is the time of an app-password verify: the coarse clock, one
+// atomic load, while it runs, else the exact clock (m.now, which starts
+// the coarse one). The coarse clock lags the exact one by a tick (plus the
+// ticker's scheduling delay); nothing it decides needs better: the cache
+// and owner-check intervals are seconds and minutes, the last-used and
+// audit times are for people. Only an expiry decides at an instant, and
+// verify reads the exact clock for it when it is within exactMargin.
+func (m *Manager) hotNow() time.Time {
+	if !m.monoClock {
+		return m.now()
+	}
+	if n := m.coarse.now.Load(); n != 0 {
+		if !m.coarse.read.Load() {
+			m.coarse.read.Store(true) // one write per tick, not per verify
+		}
+		return time.Unix(0, n).UTC()
+	}
+	select {
+	case m.coarse.wake <- struct{}{}:
+	default:
+	}
+	now, _ := m.verifyNow()
+	return now
+}
+
+// Coarse clock parameters: the tick, how many idle ticks stop it (an idle
+// server is not woken a thousand times a second), and how close to an
+// expiry the exact clock decides (far more than any plausible lag).
+const (
+	coarseTick      = time.Millisecond
+	coarseIdleTicks = 1000
+	exactMargin     = time.Hour
+)
+
+// coarseClock is a time that a ticker advances while verifies read it.
+type coarseClock struct {
+	now  atomic.Int64  // unix nanoseconds at microsecond precision; 0 while stopped
+	read atomic.Bool   // read since the last tick
+	wake chan struct{} // starts the ticker
+}
+
+// clockLoop runs the coarse clock's ticker while verifies read it, until
+// Close.
+func (m *Manager) clockLoop() {
+	defer close(m.clockDone)
+	exact := func() int64 {
+		a := m.anchor.Load()
+		return a.wall.Add(time.Since(a.mono)).Truncate(time.Microsecond).UnixNano()
+	}
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.coarse.wake:
+		}
+		t := time.NewTicker(coarseTick)
+		m.coarse.now.Store(exact())
+		for idle := 0; idle < coarseIdleTicks; {
+			select {
+			case <-m.stop:
+				t.Stop()
+				m.coarse.now.Store(0)
+				return
+			case <-t.C:
+				m.coarse.now.Store(exact())
+				if m.coarse.read.Swap(false) {
+					idle = 0
+				} else {
+					idle++
+				}
+			}
+		}
+		t.Stop()
+		m.coarse.now.Store(0)
+	}
 }
 
 // clockAnchor relates the wall clock to the monotonic one: a verify reads

@@ -2,6 +2,8 @@ package auth_test
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testkit"
 )
 
@@ -248,5 +251,83 @@ func TestTypoOfACachedSecret(t *testing.T) {
 	}
 	if _, err := e.auth(t, "alice", strings.ToUpper(secret)); err != nil {
 		t.Errorf("the cached secret, upper case: %v", err)
+	}
+}
+
+// TestExpiryDecidedByTheExactClock: app-password verifies read a coarse
+// clock that a ticker advances, which lags the real one; an expiry is
+// decided by the exact clock near its boundary, so a credential is refused
+// the moment it expires, even while the coarse clock still says before.
+func TestExpiryDecidedByTheExactClock(t *testing.T) {
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}}) // the real clock
+	for round := range 5 {
+		expires := time.Now().Add(50 * time.Millisecond).Truncate(time.Microsecond)
+		_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", round), ExpiresAt: expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := auth.Attempt{Username: "alice", Password: secret}
+		if _, err := m.Authenticate(t.Context(), c); err != nil {
+			t.Fatalf("before its expiry: %v", err)
+		}
+		waitFor(t, "the coarse clock to run after a verify", m.CoarseClockRunning)
+		for time.Now().Before(expires) { // the state waited for is the clock itself
+			runtime.Gosched()
+		}
+		if _, err := m.Authenticate(t.Context(), c); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("round %d: right after its expiry: %v, want ErrInvalidCredentials", round, err)
+		}
+	}
+}
+
+// TestCoarseClockStopsWhenIdle: the ticker runs only while verifies read
+// it (an idle server is not woken every millisecond), starts again with
+// the next verify, and Close stops it.
+func TestCoarseClockStopsWhenIdle(t *testing.T) {
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: "phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := auth.Attempt{Username: "alice", Password: secret}
+	for range 2 {
+		if _, err := m.Authenticate(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the coarse clock to run after a verify", m.CoarseClockRunning)
+		// It stops after about a second without a verify.
+		waitFor(t, "the coarse clock to stop when idle", func() bool { return !m.CoarseClockRunning() })
+	}
+	if _, err := m.Authenticate(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m.CoarseClockRunning() {
+		t.Error("the coarse clock runs after Close")
+	}
+}
+
+// waitFor waits for cond, polling, for at most 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30 s for %s", what)
+		}
 	}
 }

@@ -64,6 +64,10 @@ type Manager struct {
 	// verifies then read the clock through anchor.
 	monoClock bool
 	anchor    atomic.Pointer[clockAnchor]
+	// coarse is the clock app-password verifies read (see hotNow);
+	// clockDone is closed when its ticker has stopped.
+	coarse    coarseClock
+	clockDone chan struct{}
 
 	// peppersChecked: Check has passed (see create).
 	peppersChecked atomic.Bool
@@ -126,6 +130,13 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
+	m.clockDone = make(chan struct{})
+	if m.monoClock {
+		m.coarse.wake = make(chan struct{}, 1)
+		go m.clockLoop()
+	} else {
+		close(m.clockDone) // an injected clock is read as it is
+	}
 	if w, ok := store.(ChangeWatcher); ok && m.opts.CacheSize > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		m.stopWatch = cancel
@@ -190,6 +201,7 @@ func (m *Manager) Close() error {
 		m.waitBounded(&m.refreshing, "background owner re-checks")
 		close(m.stop)
 		<-m.done
+		<-m.clockDone
 	})
 	return m.err
 }
@@ -279,12 +291,12 @@ type hasher struct {
 	macs []hash.Hash
 	buf  [64]byte
 	sum  [sha256.Size]byte
+	n    uint32 // app-password verifies with this hasher, for sampling
 }
 
-// hitSample is how many cache hits one measured duration stands for, a
-// power of two: a hit is measured when bits 10-15 of its start's
-// monotonic nanoseconds are zero, once per 64 µs window of a busy server and at
-// random for sparse requests.
+// hitSample is how many cache hits one measured duration stands for: one
+// app-password verify in hitSample per pooled hasher is measured from its
+// start.
 const hitSample = 64
 
 // mac returns HMAC-SHA256 of canonical under pepper i.
@@ -355,12 +367,21 @@ func (m *Manager) settle(c Attempt, err error) {
 // allowed reports that the Limiter allowed the attempt, so its outcome
 // must be reported to it.
 func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
-	now, start := m.verifyNow()
-	fail := Event{Type: EventFailed, Time: now, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
-		start: start}
+	h := m.hashers.Get().(*hasher)
+	defer m.hashers.Put(h)
+	fail := Event{Type: EventFailed, Time: m.hotNow(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	if m.opts.OnEvent != nil {
+		// One verify in hitSample is measured from its start, counted per
+		// pooled hasher (no state shared between cores); a miss is
+		// measured from its cache lookup if not (see verify).
+		if h.n++; h.n%hitSample == 0 {
+			fail.start = m.startNow()
+		}
+	}
 	var login string
 	if byUsername {
 		if login, err = CanonicalLogin(c.Username); err != nil {
+			m.measure(&fail)
 			return nil, false, m.deny(ctx, fail, "malformed")
 		}
 	}
@@ -381,7 +402,7 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 		return err
 	}
 	defer func() { allowed = lim.allowed }()
-	e, err := m.verify(ctx, KindAppPassword, c, &fail, &lim)
+	e, err := m.verify(ctx, h, KindAppPassword, c, &fail, &lim)
 	if err != nil {
 		return nil, allowed, refuse(err)
 	}
@@ -420,13 +441,11 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 // is an exact hit in the cache of verified credentials, verify goes on and
 // sets lim.refused to the Limiter's error: the caller must turn any later
 // failure into it. lim.allowed reports that the Limiter allowed it.
-func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
+func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
 		codec = m.sessionCodec
 	}
-	h := m.hashers.Get().(*hasher)
-	defer m.hashers.Put(h)
 	// The shape now, the check character only if the cache does not know
 	// the secret (below): a cached one passed it when first verified.
 	canonical, err := codec.AppendShape(h.buf[:0], c.Password)
@@ -436,6 +455,7 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 			// Most likely the account password, which DAV refuses.
 			reason = "account_password"
 		}
+		m.measure(fail)
 		return nil, m.deny(ctx, *fail, reason)
 	}
 	now := fail.Time
@@ -443,19 +463,17 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	e, unknown := m.cache.get(key, now.UnixNano())
 	if e == nil && !unknown && !codec.Checked(canonical) {
 		// A typo: refused before the Limiter or the store is asked.
+		m.measure(fail)
 		return nil, m.deny(ctx, *fail, "malformed")
 	}
 	if m.cache.max > 0 {
 		fail.Cache = CacheMiss
 		if e != nil || unknown {
 			fail.Cache = CacheHit
-			// A hit's duration is measured once in hitSample (a clock
-			// read costs a tenth of a hit; see Event.Duration), chosen by
-			// bits of its start time: no state shared between cores.
-			if (fail.start.off>>10)&(hitSample-1) != 0 {
-				fail.start = verifyStart{}
-			}
 		}
+	}
+	if fail.Cache != CacheHit {
+		m.measure(fail) // every miss is measured, from here if not from its start
 	}
 	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
 		if e != nil && e.cred.Kind == kind && lim != nil {
@@ -493,8 +511,13 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	if cred.Kind != kind {
 		return nil, m.deny(ctx, *fail, "wrong_kind")
 	}
-	if !cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt) {
-		return nil, m.deny(ctx, *fail, "expired")
+	if !cred.ExpiresAt.IsZero() {
+		if cred.ExpiresAt.Sub(now) < exactMargin {
+			now = m.now() // near the boundary, the exact clock decides (see hotNow)
+		}
+		if !now.Before(cred.ExpiresAt) {
+			return nil, m.deny(ctx, *fail, "expired")
+		}
 	}
 	if kind == KindAppPassword && m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now) {
 		return nil, m.deny(ctx, *fail, "unused")

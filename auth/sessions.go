@@ -100,7 +100,9 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	now, start := m.verifyNow()
 	fail := Event{Type: EventFailed, Time: now, Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent,
 		start: start}
-	e, err := m.verify(ctx, KindSession, c, &fail, nil)
+	h := m.hashers.Get().(*hasher)
+	e, err := m.verify(ctx, h, KindSession, c, &fail, nil)
+	m.hashers.Put(h)
 	if err != nil {
 		return nil, err
 	}
