@@ -11,6 +11,7 @@ import (
 	"hash"
 	"hash/maphash"
 	"log/slog"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -291,12 +292,10 @@ type hasher struct {
 	macs []hash.Hash
 	buf  [64]byte
 	sum  [sha256.Size]byte
-	n    uint32 // app-password verifies with this hasher, for sampling
 }
 
 // hitSample is how many cache hits one measured duration stands for: one
-// app-password verify in hitSample per pooled hasher is measured from its
-// start.
+// app-password verify in hitSample, at random, is measured from its start.
 const hitSample = 64
 
 // mac returns HMAC-SHA256 of canonical under pepper i.
@@ -371,10 +370,10 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	defer m.hashers.Put(h)
 	fail := Event{Type: EventFailed, Time: m.hotNow(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
 	if m.opts.OnEvent != nil {
-		// One verify in hitSample is measured from its start, counted per
-		// pooled hasher (no state shared between cores); a miss is
-		// measured from its cache lookup if not (see verify).
-		if h.n++; h.n%hitSample == 0 {
+		// One verify in hitSample, at random (the runtime's per-thread
+		// generator: no state shared between cores), is measured from its
+		// start; a miss is measured from its cache lookup if not (see verify).
+		if mrand.Uint32()%hitSample == 0 {
 			fail.start = m.startNow()
 		}
 	}
