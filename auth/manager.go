@@ -388,28 +388,16 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	// through; any failure is the refusal. A cache hit asks the Limiter
 	// only when it fails after all (see verify).
 	var lim limiterState
-	refuse := func(err error) error {
-		if lim.deferred && errors.Is(err, ErrInvalidCredentials) {
-			if lerr := m.opts.Limiter.Allow(ctx, c); lerr != nil {
-				return m.throttled(ctx, fail, lerr)
-			}
-			lim.allowed = true // Authenticate reports the failure
-		}
-		if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
-			return m.throttled(ctx, fail, lim.refused)
-		}
-		return err
-	}
 	defer func() { allowed = lim.allowed }()
 	e, err := m.verify(ctx, h, KindAppPassword, c, &fail, &lim)
 	if err != nil {
-		return nil, allowed, refuse(err)
+		return nil, allowed, m.refuse(ctx, c, &fail, &lim, err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
 	} else if cred.Login != login && !SameLogin(cred.Login, login) {
-		return nil, allowed, refuse(m.deny(ctx, fail, "wrong_user"))
+		return nil, allowed, m.refuse(ctx, c, &fail, &lim, m.deny(ctx, fail, "wrong_user"))
 	}
 	// The Principal of the last success, while the owner answer it was
 	// built from is the cached one and due for no re-check, is shared: a
@@ -418,7 +406,7 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	if hp == nil || hp.owner.replaced.Load() || fail.Time.UnixNano() >= hp.owner.due || hp.owner.failing {
 		ue, err := m.owner(ctx, cred, &fail)
 		if err != nil {
-			return nil, allowed, refuse(err)
+			return nil, allowed, m.refuse(ctx, c, &fail, &lim, err)
 		}
 		if hp == nil || hp.owner != ue {
 			hp = &hotPrincipal{owner: ue, p: &Principal{User: *ue.user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}}
@@ -429,6 +417,23 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	fail.Type, fail.UserID, fail.Login, fail.CredentialID = EventAuthenticated, cred.UserID, cred.Login, cred.ID
 	m.succeeded(ctx, e, &fail)
 	return hp.p, allowed, nil
+}
+
+// refuse turns a failure of an app-password attempt into what the
+// Limiter's answer makes it: a cache hit that fails after all asks the
+// Limiter now (lim.deferred), and an attempt the Limiter refused but whose
+// exact hit went on is its refusal (lim.refused).
+func (m *Manager) refuse(ctx context.Context, c Attempt, fail *Event, lim *limiterState, err error) error {
+	if lim.deferred && errors.Is(err, ErrInvalidCredentials) {
+		if lerr := m.opts.Limiter.Allow(ctx, c); lerr != nil {
+			return m.throttled(ctx, *fail, lerr)
+		}
+		lim.allowed = true // Authenticate reports the failure
+	}
+	if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
+		return m.throttled(ctx, *fail, lim.refused)
+	}
+	return err
 }
 
 // verify runs the part of the verify path that app passwords and sessions
