@@ -129,7 +129,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 	m.reanchor()
 	m.audit.max = max(maxPendingUses, o.CacheSize)
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
-	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
+	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers)), n: mrand.Uint32()} }
 	go m.flushLoop()
 	m.clockDone = make(chan struct{})
 	if m.monoClock {
@@ -292,10 +292,12 @@ type hasher struct {
 	macs []hash.Hash
 	buf  [64]byte
 	sum  [sha256.Size]byte
+	n    uint32 // app-password verifies with this hasher, for sampling
 }
 
 // hitSample is how many cache hits one measured duration stands for: one
-// app-password verify in hitSample, at random, is measured from its start.
+// app-password verify in hitSample per pooled hasher is measured from its
+// start.
 const hitSample = 64
 
 // mac returns HMAC-SHA256 of canonical under pepper i.
@@ -370,10 +372,12 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	defer m.hashers.Put(h)
 	fail := Event{Type: EventFailed, Time: m.hotNow(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
 	if m.opts.OnEvent != nil {
-		// One verify in hitSample, at random (the runtime's per-thread
-		// generator: no state shared between cores), is measured from its
-		// start; a miss is measured from its cache lookup if not (see verify).
-		if mrand.Uint32()%hitSample == 0 {
+		// One verify in hitSample is measured from its start, counted per
+		// pooled hasher (no state shared between cores; a new hasher
+		// starts at a random count, so one the pool drops early still
+		// samples one in hitSample on average); a miss is measured from
+		// its cache lookup if not (see verify).
+		if h.n++; h.n%hitSample == 0 {
 			fail.start = m.startNow()
 		}
 	}
