@@ -63,7 +63,8 @@ type Options struct {
 	// caches are split into 32 shards; a cached verify takes no lock (the
 	// credential cache is read with atomic loads, writers lock one shard),
 	// and a full cache may hold up to 32 entries more than CacheSize. Each
-	// cached credential holds about 0.5 KB (BenchmarkCacheMemory): size it
+	// cached credential holds about 0.8 KB, its shared Principal included
+	// (BenchmarkCacheMemory): size it
 	// to the active credentials, since a cache smaller than they are turns
 	// repeated use into store queries.
 	CacheSize int
