@@ -140,8 +140,8 @@ func (m *Manager) startNow() verifyStart {
 }
 
 // hotNow is the time of an app-password verify: the coarse clock, one
-// atomic load, while it runs, else the exact clock (m.now, which starts
-// the coarse one). The coarse clock lags the exact one by a tick (plus the
+// atomic load, while it runs, else the exact clock (and it wakes the
+// coarse one). The coarse clock lags the exact one by a tick (plus the
 // ticker's scheduling delay); nothing it decides needs better: the cache
 // and owner-check intervals are seconds and minutes, the last-used and
 // audit times are for people. Only an expiry decides at an instant, and
