@@ -58,8 +58,10 @@
 // per credential per [Options.LastUsedInterval], and successful uses are
 // audited the same way: one "auth used" line per credential, address and
 // client per interval, with a count (every refusal is a line of its own).
-// A cached verify costs about one HMAC, takes no lock shared with verifies
-// of other credentials, and allocates only the returned [Principal].
+// A cached verify costs about two HMACs' time (the HMAC, the token's shape,
+// the clock), takes no lock, and allocates nothing: an app password's
+// [Principal] is shared by the requests of that credential while its
+// owner's directory answer stays the same, and must not be modified.
 //
 // # Architecture
 //

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/appauth/appauth/internal/safetext"
@@ -24,7 +25,9 @@ const (
 
 // Event is one audit record. It never holds a secret.
 //
-// The hook ([Options].OnEvent) gets every event. The audit log writes
+// The hook ([Options].OnEvent) gets every event, except, with
+// [Options].QuietHits, the unmeasured successes of app passwords answered
+// from the cache, which [Stats].CachedSuccesses counts. The audit log writes
 // every one as a line, except successes of app passwords
 // (EventAuthenticated with [KindAppPassword]): those are counted into one
 // "auth used" line (event=used, count, since) per credential, client
@@ -58,9 +61,12 @@ type Event struct {
 	// throttled or unavailable from Authenticate, bearer tokens,
 	// AuthenticateSession and VerifyAccountPassword), measured on the
 	// monotonic clock. It is zero for other events, and always when
-	// [Options].OnEvent is nil (nothing would read it). Cache hits are
-	// sampled: about one in 64 is measured (a clock read costs a tenth of a
-	// hit), the others have a zero Duration; every miss is measured.
+	// [Options].OnEvent is nil (nothing would read it). App-password
+	// verifies are sampled: one in 64 is measured from its start (a clock
+	// read costs a tenth of a cache hit), the other hits have a zero
+	// Duration, and the other misses and refusals before the cache are
+	// measured from their cache lookup or refusal (leaving out the token
+	// check and HMAC before it, well under a microsecond).
 	Duration time.Duration
 	// Cache says whether the credential cache answered a verify decision.
 	Cache CacheOutcome
@@ -118,6 +124,98 @@ func (m *Manager) verifyNow() (now time.Time, start verifyStart) {
 	return now, start
 }
 
+// measure makes sure that the verify decision fail is measured, from now
+// if it was not sampled at its start: misses and refusals before the cache
+// are always measured, hits only when sampled.
+func (m *Manager) measure(fail *Event) {
+	if fail.start.a == nil && m.opts.OnEvent != nil {
+		fail.start = m.startNow()
+	}
+}
+
+// startNow is the start of a measured verify, on the monotonic clock.
+func (m *Manager) startNow() verifyStart {
+	a := m.anchor.Load()
+	return verifyStart{a, time.Since(a.mono)}
+}
+
+// hotNow is the time of an app-password verify: the coarse clock, one
+// atomic load, while it runs, else the exact clock (and it wakes the
+// coarse one). The coarse clock lags the exact one by a tick (plus the
+// ticker's scheduling delay); nothing it decides needs better: the cache
+// and owner-check intervals are seconds and minutes, the last-used and
+// audit times are for people. Only an expiry decides at an instant, and
+// verify reads the exact clock for it when it is within exactMargin.
+func (m *Manager) hotNow() time.Time {
+	if !m.monoClock {
+		return m.now()
+	}
+	if n := m.coarse.now.Load(); n != 0 {
+		if !m.coarse.read.Load() {
+			m.coarse.read.Store(true) // one write per tick, not per verify
+		}
+		return time.Unix(0, n).UTC()
+	}
+	select {
+	case m.coarse.wake <- struct{}{}:
+	default:
+	}
+	now, _ := m.verifyNow()
+	return now
+}
+
+// Coarse clock parameters: the tick, how many idle ticks stop it (an idle
+// server is not woken a thousand times a second), and how close to an
+// expiry the exact clock decides (far more than any plausible lag).
+const (
+	coarseTick      = time.Millisecond
+	coarseIdleTicks = 1000
+	exactMargin     = time.Hour
+)
+
+// coarseClock is a time that a ticker advances while verifies read it.
+type coarseClock struct {
+	now  atomic.Int64  // unix nanoseconds at microsecond precision; 0 while stopped
+	read atomic.Bool   // read since the last tick
+	wake chan struct{} // starts the ticker
+}
+
+// clockLoop runs the coarse clock's ticker while verifies read it, until
+// Close.
+func (m *Manager) clockLoop() {
+	defer close(m.clockDone)
+	exact := func() int64 {
+		a := m.anchor.Load()
+		return a.wall.Add(time.Since(a.mono)).Truncate(time.Microsecond).UnixNano()
+	}
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.coarse.wake:
+		}
+		t := time.NewTicker(coarseTick)
+		m.coarse.now.Store(exact())
+		for idle := 0; idle < coarseIdleTicks; {
+			select {
+			case <-m.stop:
+				t.Stop()
+				m.coarse.now.Store(0)
+				return
+			case <-t.C:
+				m.coarse.now.Store(exact())
+				if m.coarse.read.Swap(false) {
+					idle = 0
+				} else {
+					idle++
+				}
+			}
+		}
+		t.Stop()
+		m.coarse.now.Store(0)
+	}
+}
+
 // clockAnchor relates the wall clock to the monotonic one: a verify reads
 // only the monotonic clock (one clock read instead of two) and adds it to
 // wall. The background loop re-anchors it every few seconds, so a step of
@@ -160,8 +258,19 @@ func (m *Manager) hook(e *Event) {
 // succeeded records the success e of cache entry ce: the hook sees every
 // one; the audit log counts it in a coalesced "auth used" line (see
 // auditQueue), and writes a line of its own only at Debug.
+//
+// A success answered from the cache is counted in its shard (see
+// [Stats].CachedSuccesses); with [Options].QuietHits the hook sees it only
+// when its duration is measured.
 func (m *Manager) succeeded(ctx context.Context, ce *cacheEntry, e *Event) {
-	m.hook(e)
+	if e.Cache != CacheHit {
+		m.hook(e)
+	} else {
+		m.cache.hit(ce)
+		if !m.opts.QuietHits || e.start.a != nil {
+			m.hook(e)
+		}
+	}
 	if !m.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}

@@ -15,3 +15,6 @@ func (m *Manager) FlushUses(ctx context.Context, all bool) { m.flushUses(ctx, m.
 
 // MaxPendingUses is the bound on coalesced use records.
 const MaxPendingUses = maxPendingUses
+
+// CoarseClockRunning reports whether the coarse clock's ticker runs.
+func (m *Manager) CoarseClockRunning() bool { return m.coarse.now.Load() != 0 }

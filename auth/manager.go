@@ -11,6 +11,7 @@ import (
 	"hash"
 	"hash/maphash"
 	"log/slog"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,10 @@ type Manager struct {
 	// verifies then read the clock through anchor.
 	monoClock bool
 	anchor    atomic.Pointer[clockAnchor]
+	// coarse is the clock app-password verifies read (see hotNow);
+	// clockDone is closed when its ticker has stopped.
+	coarse    coarseClock
+	clockDone chan struct{}
 
 	// peppersChecked: Check has passed (see create).
 	peppersChecked atomic.Bool
@@ -124,8 +129,15 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 	m.reanchor()
 	m.audit.max = max(maxPendingUses, o.CacheSize)
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
-	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
+	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers)), n: mrand.Uint32()} }
 	go m.flushLoop()
+	m.clockDone = make(chan struct{})
+	if m.monoClock {
+		m.coarse.wake = make(chan struct{}, 1)
+		go m.clockLoop()
+	} else {
+		close(m.clockDone) // an injected clock is read as it is
+	}
 	if w, ok := store.(ChangeWatcher); ok && m.opts.CacheSize > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		m.stopWatch = cancel
@@ -190,6 +202,7 @@ func (m *Manager) Close() error {
 		m.waitBounded(&m.refreshing, "background owner re-checks")
 		close(m.stop)
 		<-m.done
+		<-m.clockDone
 	})
 	return m.err
 }
@@ -279,12 +292,12 @@ type hasher struct {
 	macs []hash.Hash
 	buf  [64]byte
 	sum  [sha256.Size]byte
+	n    uint32 // app-password verifies with this hasher, for sampling
 }
 
-// hitSample is how many cache hits one measured duration stands for, a
-// power of two: a hit is measured when bits 10-15 of its start's
-// monotonic nanoseconds are zero, once per 64 µs window of a busy server and at
-// random for sparse requests.
+// hitSample is how many cache hits one measured duration stands for: one
+// app-password verify in hitSample per pooled hasher is measured from its
+// start.
 const hitSample = 64
 
 // mac returns HMAC-SHA256 of canonical under pepper i.
@@ -308,6 +321,10 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // It returns ErrInvalidCredentials for anything that is not a valid app
 // password of that user, ErrThrottled from the Limiter, and ErrUnavailable
 // when the store or directory cannot answer.
+//
+// The returned Principal is shared by the requests of this credential
+// while its owner's directory answer is current: it must not be modified
+// (see [Principal]).
 //
 // An address the Limiter throttles (perhaps for someone else's guesses
 // behind the same NAT) still gets in with an app password this Manager has
@@ -351,12 +368,23 @@ func (m *Manager) settle(c Attempt, err error) {
 // allowed reports that the Limiter allowed the attempt, so its outcome
 // must be reported to it.
 func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
-	now, start := m.verifyNow()
-	fail := Event{Type: EventFailed, Time: now, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
-		start: start}
+	h := m.hashers.Get().(*hasher)
+	defer m.hashers.Put(h)
+	fail := Event{Type: EventFailed, Time: m.hotNow(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	if m.opts.OnEvent != nil {
+		// One verify in hitSample is measured from its start, counted per
+		// pooled hasher (no state shared between cores; a new hasher
+		// starts at a random count, so one the pool drops early still
+		// samples one in hitSample on average); a miss is measured from
+		// its cache lookup if not (see verify).
+		if h.n++; h.n%hitSample == 0 {
+			fail.start = m.startNow()
+		}
+	}
 	var login string
 	if byUsername {
 		if login, err = CanonicalLogin(c.Username); err != nil {
+			m.measure(&fail)
 			return nil, false, m.deny(ctx, fail, "malformed")
 		}
 	}
@@ -364,37 +392,52 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	// through; any failure is the refusal. A cache hit asks the Limiter
 	// only when it fails after all (see verify).
 	var lim limiterState
-	refuse := func(err error) error {
-		if lim.deferred && errors.Is(err, ErrInvalidCredentials) {
-			if lerr := m.opts.Limiter.Allow(ctx, c); lerr != nil {
-				return m.throttled(ctx, fail, lerr)
-			}
-			lim.allowed = true // Authenticate reports the failure
-		}
-		if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
-			return m.throttled(ctx, fail, lim.refused)
-		}
-		return err
-	}
 	defer func() { allowed = lim.allowed }()
-	e, err := m.verify(ctx, KindAppPassword, c, &fail, &lim)
+	e, err := m.verify(ctx, h, KindAppPassword, c, &fail, &lim)
 	if err != nil {
-		return nil, allowed, refuse(err)
+		return nil, allowed, m.refuse(ctx, c, &fail, &lim, err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
 	} else if cred.Login != login && !SameLogin(cred.Login, login) {
-		return nil, allowed, refuse(m.deny(ctx, fail, "wrong_user"))
+		return nil, allowed, m.refuse(ctx, c, &fail, &lim, m.deny(ctx, fail, "wrong_user"))
 	}
-	user, err := m.owner(ctx, cred, &fail)
-	if err != nil {
-		return nil, allowed, refuse(err)
+	// The Principal of the last success, while the owner answer it was
+	// built from is the cached one and due for no re-check, is shared: a
+	// cached verify allocates nothing. Otherwise owner decides, as always.
+	hp := e.hot.Load()
+	if hp == nil || hp.owner.replaced.Load() || fail.Time.UnixNano() >= hp.owner.due || hp.owner.failing {
+		ue, err := m.owner(ctx, cred, &fail)
+		if err != nil {
+			return nil, allowed, m.refuse(ctx, c, &fail, &lim, err)
+		}
+		if hp == nil || hp.owner != ue {
+			hp = &hotPrincipal{owner: ue, p: &Principal{User: *ue.user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}}
+			e.hot.Store(hp)
+		}
 	}
 	m.touch(e, c, fail.Time)
 	fail.Type, fail.UserID, fail.Login, fail.CredentialID = EventAuthenticated, cred.UserID, cred.Login, cred.ID
 	m.succeeded(ctx, e, &fail)
-	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, allowed, nil
+	return hp.p, allowed, nil
+}
+
+// refuse turns a failure of an app-password attempt into what the
+// Limiter's answer makes it: a cache hit that fails after all asks the
+// Limiter now (lim.deferred), and an attempt the Limiter refused but whose
+// exact hit went on is its refusal (lim.refused).
+func (m *Manager) refuse(ctx context.Context, c Attempt, fail *Event, lim *limiterState, err error) error {
+	if lim.deferred && errors.Is(err, ErrInvalidCredentials) {
+		if lerr := m.opts.Limiter.Allow(ctx, c); lerr != nil {
+			return m.throttled(ctx, *fail, lerr)
+		}
+		lim.allowed = true // Authenticate reports the failure
+	}
+	if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
+		return m.throttled(ctx, *fail, lim.refused)
+	}
+	return err
 }
 
 // verify runs the part of the verify path that app passwords and sessions
@@ -406,36 +449,39 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 // is an exact hit in the cache of verified credentials, verify goes on and
 // sets lim.refused to the Limiter's error: the caller must turn any later
 // failure into it. lim.allowed reports that the Limiter allowed it.
-func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
+func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
 		codec = m.sessionCodec
 	}
-	h := m.hashers.Get().(*hasher)
-	defer m.hashers.Put(h)
-	canonical, err := codec.AppendNormalized(h.buf[:0], c.Password)
+	// The shape now, the check character only if the cache does not know
+	// the secret (below): a cached one passed it when first verified.
+	canonical, err := codec.AppendShape(h.buf[:0], c.Password)
 	if err != nil {
 		reason := "malformed"
 		if kind == KindAppPassword && c.Password != "" && !LooksLikeAppPassword(c.Password) {
 			// Most likely the account password, which DAV refuses.
 			reason = "account_password"
 		}
+		m.measure(fail)
 		return nil, m.deny(ctx, *fail, reason)
 	}
 	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)
 	e, unknown := m.cache.get(key, now.UnixNano())
+	if e == nil && !unknown && !codec.Checked(canonical) {
+		// A typo: refused before the Limiter or the store is asked.
+		m.measure(fail)
+		return nil, m.deny(ctx, *fail, "malformed")
+	}
 	if m.cache.max > 0 {
 		fail.Cache = CacheMiss
 		if e != nil || unknown {
 			fail.Cache = CacheHit
-			// A hit's duration is measured once in hitSample (a clock
-			// read costs a tenth of a hit; see Event.Duration), chosen by
-			// bits of its start time: no state shared between cores.
-			if (fail.start.off>>10)&(hitSample-1) != 0 {
-				fail.start = verifyStart{}
-			}
 		}
+	}
+	if fail.Cache != CacheHit {
+		m.measure(fail) // every miss is measured, from here if not from its start
 	}
 	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
 		if e != nil && e.cred.Kind == kind && lim != nil {
@@ -473,8 +519,13 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 	if cred.Kind != kind {
 		return nil, m.deny(ctx, *fail, "wrong_kind")
 	}
-	if !cred.ExpiresAt.IsZero() && !now.Before(cred.ExpiresAt) {
-		return nil, m.deny(ctx, *fail, "expired")
+	if !cred.ExpiresAt.IsZero() {
+		if cred.ExpiresAt.Sub(now) < exactMargin {
+			now = m.now() // near the boundary, the exact clock decides (see hotNow)
+		}
+		if !now.Before(cred.ExpiresAt) {
+			return nil, m.deny(ctx, *fail, "expired")
+		}
 	}
 	if kind == KindAppPassword && m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now) {
 		return nil, m.deny(ctx, *fail, "unused")
@@ -536,14 +587,15 @@ func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key h
 // ownerRetry is how long after a failed owner re-check the next one runs.
 const ownerRetry = 30 * time.Second
 
-// owner returns the credential's owner as the directory last described it,
+// owner returns the credential's owner as the directory last described it
+// (in the returned entry's user, never nil),
 // looking them up again when the answer is older than OwnerCheckInterval.
 //
 // While the directory is down, requests are served from the last good
 // answer for OwnerGracePeriod without waiting on it: after a failed re-check
 // the next one is due ownerRetry later and runs in the background, one per
 // login at a time.
-func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event) (*User, error) {
+func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event) (*userEntry, error) {
 	now := fail.Time.UnixNano()
 	e := m.users.get(cred.Login)
 	if e == nil || now >= e.due {
@@ -571,7 +623,7 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event
 	if e.user == nil || e.user.Disabled || e.user.ID != cred.UserID {
 		return nil, m.deny(ctx, *fail, "owner_invalid")
 	}
-	return e.user, nil
+	return e, nil
 }
 
 // checkOwner asks the directory about login and stores the answer. On an

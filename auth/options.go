@@ -34,9 +34,20 @@ type Options struct {
 	// Logger receives audit lines (issued, used, failed, revoked) and errors,
 	// never a secret. Default: discard.
 	Logger *slog.Logger
-	// OnEvent, if set, is called synchronously for every event. It must be
-	// fast and must not call back into the Manager.
+	// OnEvent, if set, is called synchronously for every event (but see
+	// QuietHits). It must be fast and must not call back into the Manager.
 	OnEvent func(Event)
+	// QuietHits keeps OnEvent from being called for the successes of app
+	// passwords answered from the credential cache, the common case of a
+	// verify, except the one in about 64 whose Duration is measured (see
+	// [Event].Duration): [Stats].CachedSuccesses counts every one of them
+	// instead, and package auth/metrics reads that count at scrape time.
+	// Set it when the hook needs no per-request success (metrics, or
+	// auth/notify, which reads only issued events): the call and the copy
+	// of the Event are then no cost of a cached verify. Failures, throttles,
+	// outages, misses and every other event still reach OnEvent. Default
+	// false: OnEvent sees every event.
+	QuietHits bool
 	// Limiter, if set, throttles authentication attempts: app passwords
 	// and, through [Manager.VerifyAccountPassword], account passwords, so
 	// that every kind of guess counts together.
@@ -49,10 +60,11 @@ type Options struct {
 
 	// CacheSize bounds the cache of verified credentials (and, separately, of
 	// directory answers). Default 10,000; negative disables caching. The
-	// caches are split into 32 independently locked shards (so verifies on
-	// different cores share no mutex), and a full cache may hold up to 32
-	// entries more than CacheSize. Each
-	// cached credential holds about 0.5 KB (BenchmarkCacheMemory): size it
+	// caches are split into 32 shards; a cached verify takes no lock (the
+	// credential cache is read with atomic loads, writers lock one shard),
+	// and a full cache may hold up to 32 entries more than CacheSize. Each
+	// cached credential holds about 0.8 KB, its shared Principal included
+	// (BenchmarkCacheMemory): size it
 	// to the active credentials, since a cache smaller than they are turns
 	// repeated use into store queries.
 	CacheSize int

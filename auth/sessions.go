@@ -100,18 +100,20 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	now, start := m.verifyNow()
 	fail := Event{Type: EventFailed, Time: now, Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent,
 		start: start}
-	e, err := m.verify(ctx, KindSession, c, &fail, nil)
+	h := m.hashers.Get().(*hasher)
+	e, err := m.verify(ctx, h, KindSession, c, &fail, nil)
+	m.hashers.Put(h)
 	if err != nil {
 		return nil, err
 	}
 	cred := e.cred
 	fail.Login = cred.Login
-	user, err := m.owner(ctx, cred, &fail)
+	ue, err := m.owner(ctx, cred, &fail)
 	if err != nil {
 		return nil, err
 	}
 	m.touch(e, c, fail.Time)
-	return &Principal{User: *user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt, Federation: cred.Federation}, nil
+	return &Principal{User: *ue.user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt, Federation: cred.Federation}, nil
 }
 
 // ReauthenticateSession records that the owner of session id has just

@@ -12,12 +12,17 @@ type Stats struct {
 	// GraceServed counts the requests served, since NewManager, from a
 	// directory answer kept through an outage ([Options].OwnerGracePeriod).
 	GraceServed uint64
+	// CachedSuccesses counts the successes of app passwords (Basic and
+	// bearer) answered from the credential cache since NewManager, every
+	// one, whether or not the event hook saw it ([Options].QuietHits).
+	// It is summed over striped counters: read it at scrape time.
+	CachedSuccesses uint64
 }
 
 // Stats returns the Manager's current [Stats]. It takes each cache shard's read
 // lock briefly; call it at scrape time, not per request.
 func (m *Manager) Stats() Stats {
-	s := Stats{GraceServed: m.graceServed.Load()}
+	s := Stats{GraceServed: m.graceServed.Load(), CachedSuccesses: m.cache.hits()}
 	s.CachedCredentials, s.CachedUnknown = m.cache.sizes()
 	s.CachedOwners = m.users.len()
 	return s

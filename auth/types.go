@@ -37,6 +37,12 @@ const (
 )
 
 // Principal is an authenticated request's identity.
+//
+// A Principal returned by the [Manager] is read-only: for app passwords
+// ([Manager.Authenticate], [Manager.AuthenticateToken]) one Principal is
+// shared by every request of that credential while its owner's directory
+// answer stays current, so a cached verify allocates nothing. Copy it
+// (including User.Groups and Scopes) to change anything.
 type Principal struct {
 	// User is the owner as the directory last described them.
 	User User
@@ -135,6 +141,8 @@ type IssueRequest struct {
 
 // Authenticator decides whether an attempt grants access. Every non-nil error
 // denies access; check it with errors.Is against the sentinels to pick a status.
+// The returned Principal may be shared between requests and must not be
+// modified.
 type Authenticator interface {
 	Authenticate(ctx context.Context, a Attempt) (*Principal, error)
 }

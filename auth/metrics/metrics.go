@@ -5,7 +5,7 @@
 // auth stays free of the Prometheus client:
 //
 //	m := metrics.New()
-//	mgr, err := auth.NewManager(store, dir, &auth.Options{OnEvent: m.Observe, ...})
+//	mgr, err := auth.NewManager(store, dir, &auth.Options{OnEvent: m.Observe, QuietHits: true, ...})
 //	m.SetStats(mgr)
 //	registry.MustRegister(m)
 //
@@ -27,7 +27,10 @@
 //     quantiles and mean (_sum/_count) are those of the hits. Misses and
 //     uncached decisions are all measured.
 //   - cache_lookups_total{kind,cache}: every verify decision by cache
-//     outcome, exactly; the hit ratio is hit over hit and miss.
+//     outcome, exactly; the hit ratio is hit over hit and miss. Once
+//     [Metrics.SetStats] has the Manager, its successes answered from the
+//     cache are read from [auth.Stats].CachedSuccesses at scrape time, so
+//     the Manager can skip the hook for them ([auth.Options].QuietHits).
 //   - credentials_issued_total{kind}, credentials_revoked_total{kind}.
 //   - throttled_total{kind}: attempts the Limiter refused.
 //   - backend_errors_total{backend}: store, directory or limiter outages.
@@ -135,6 +138,11 @@ func New() *Metrics {
 
 // SetStats makes Collect report s's cache sizes and grace-served count
 // (pass the Manager once it exists: it needs Observe as its hook first).
+// From then on, successes of app passwords answered from the cache are
+// counted from [auth.Stats].CachedSuccesses (every one since the Manager
+// was made) at scrape time, not from events, so the Manager may be built
+// with [auth.Options].QuietHits: the hook is then called for about one
+// cache hit in 64.
 func (m *Metrics) SetStats(s StatsSource) { m.stats.Store(&s) }
 
 // SetUp records a health check of backend ("store" or "directory"): up
@@ -157,9 +165,19 @@ func (m *Metrics) Observe(e auth.Event) {
 	if c >= nCaches {
 		c = 0
 	}
-	if e.Type == auth.EventAuthenticated && e.Kind == auth.KindAppPassword && e.Duration <= 0 {
-		m.authn[0][c][outSuccess].Add(1) // an unmeasured cached success: the common case
-		return
+	if e.Type == auth.EventAuthenticated && e.Kind == auth.KindAppPassword {
+		switch {
+		case e.Cache == auth.CacheHit && m.stats.Load() != nil:
+			// Counted from Stats.CachedSuccesses at scrape time; only a
+			// measured one adds to the histogram.
+			if e.Duration > 0 {
+				m.observe(&m.duration[0][c], e.Duration)
+			}
+			return
+		case e.Duration <= 0:
+			m.authn[0][c][outSuccess].Add(1) // an unmeasured cached success
+			return
+		}
 	}
 	k := kindIndex(e.Kind)
 	switch e.Type {
@@ -184,11 +202,14 @@ func (m *Metrics) Observe(e auth.Event) {
 	default:
 		return
 	}
-	if e.Duration <= 0 {
-		return // a hit the Manager did not measure
+	if e.Duration > 0 { // else a hit the Manager did not measure
+		m.observe(&m.duration[k][c], e.Duration)
 	}
-	h := &m.duration[k][c]
-	d := int64(e.Duration)
+}
+
+// observe adds one duration to h.
+func (m *Metrics) observe(h *histogram, dur time.Duration) {
+	d := int64(dur)
 	i := 0
 	for i < len(durationBuckets) && d > int64(durationBuckets[i]) {
 		i++
@@ -232,12 +253,20 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
+	p := m.stats.Load()
+	var s auth.Stats
+	if p != nil {
+		s = (*p).Stats()
+	}
 	for k, kind := range kinds {
 		var out [nOutcomes]uint64
 		for c, cache := range caches {
 			var n uint64
 			for o := range out {
 				v := m.authn[k][c][o].Load()
+				if p != nil && k == 0 && c == int(auth.CacheHit) && o == outSuccess {
+					v = s.CachedSuccesses // the events counted before SetStats are in it
+				}
 				out[o] += v
 				n += v
 			}
@@ -264,11 +293,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.upDesc, prometheus.GaugeValue, float64(v-1), backend)
 		}
 	}
-	p := m.stats.Load()
 	if p == nil {
 		return
 	}
-	s := (*p).Stats()
 	ch <- prometheus.MustNewConstMetric(m.entriesDesc, prometheus.GaugeValue, float64(s.CachedCredentials), "credentials")
 	ch <- prometheus.MustNewConstMetric(m.entriesDesc, prometheus.GaugeValue, float64(s.CachedUnknown), "unknown")
 	ch <- prometheus.MustNewConstMetric(m.entriesDesc, prometheus.GaugeValue, float64(s.CachedOwners), "owners")

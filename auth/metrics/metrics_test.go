@@ -227,3 +227,49 @@ func TestUnknownValuesBecomeOther(t *testing.T) {
 		t.Errorf("other backend errors = %v, want 100", n)
 	}
 }
+
+// TestQuietHitsCountedFromStats: with auth.Options.QuietHits the hook is
+// not called for most cached successes; the metrics count every one from
+// Manager.Stats at scrape time, exactly once, and the hit histogram holds
+// only the measured sample.
+func TestQuietHitsCountedFromStats(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		mt := metrics.New()
+		reg := prometheus.NewRegistry()
+		dir := memory.NewDirectory()
+		alice := auth.User{ID: "u-alice", Login: "alice"}
+		if err := dir.AddUser(alice, "pw"); err != nil {
+			t.Fatal(err)
+		}
+		m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{OnEvent: mt.Observe, QuietHits: quiet})
+		// A success before SetStats is counted from its event, once.
+		_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: "phone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1"}
+		for range 2 { // a miss, a hit
+			if _, err := m.Authenticate(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mt.SetStats(m)
+		reg.MustRegister(mt)
+		const n = 300
+		for range n {
+			if _, err := m.Authenticate(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := scrape(t, reg)
+		success := got[`appauth_authentications_total{kind=app_password,reason=none,result=success}`]
+		hits := got[`appauth_cache_lookups_total{cache=hit,kind=app_password}`]
+		sampled := got[`appauth_verify_duration_seconds{cache=hit,kind=app_password}`]
+		if success != n+2 || hits != n+1 {
+			t.Errorf("quiet=%v: successes %v (want %d), cache hits %v (want %d)", quiet, success, n+2, hits, n+1)
+		}
+		if sampled > n/8 {
+			t.Errorf("quiet=%v: hit histogram holds %v of %d hits, want a sample of about 1 in 64", quiet, sampled, n+1)
+		}
+	}
+}

@@ -155,7 +155,7 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.forwardedHeader, "forwarded-header", "X-Forwarded-For", "the header in which -trusted-proxies name the client: X-Forwarded-For or Forwarded (only that one is read)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.5 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
+	fs.IntVar(&c.cacheSize, "cache-size", 0, "credentials kept verified in memory, about 0.8 KB each (default: the number in the store plus a quarter, at least 10000 and at most 250000)")
 	fs.IntVar(&c.expireUnusedDays, "expire-unused-days", 0, "app passwords unused for this many days stop working and are deleted, as Nextcloud does with 365 (0: never)")
 	fs.StringVar(&c.title, "title", "appauth DAV server", "name shown on the web pages")
 	c.maxFileSize = byteSize(defaultBodyLimits.File)
@@ -339,7 +339,7 @@ func checkPrivate(name, what string) error {
 
 // Bounds of the credential cache's automatic size. The lower one is the
 // library's default. The upper one keeps the automatic size to about
-// 125 MB (about 500 B per cached credential, see BENCHMARKS.md); a larger
+// 205 MB (about 820 B per cached credential, see BENCHMARKS.md); a larger
 // cache is a choice to make with -cache-size.
 const (
 	minAutoCacheSize = 10_000

@@ -233,6 +233,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Limiter:   limiter,
 		CacheSize: size,
 		OnEvent:   hook.listener(cfg.notify.enabled()),
+		// The metrics count cached successes from Manager.Stats and the
+		// notifier reads only issued events: no hook call per cached verify.
+		QuietHits: true,
 
 		ExpireUnusedAfter: time.Duration(cfg.expireUnusedDays) * 24 * time.Hour,
 	})

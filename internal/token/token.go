@@ -210,19 +210,65 @@ var classes = func() (t [256]uint8) {
 
 const sepClass = 0xff
 
+// AppendShape is [Codec.AppendNormalized] without the test of the check
+// character: it appends the canonical form of a secret of the right shape
+// (prefix, alphabet, length), which [Codec.Checked] must still test before
+// the secret reaches anything a typo should not (a limiter, a store). A
+// verify path uses it to test the check character only for secrets its
+// cache does not know: a cached one passed the test when it was first
+// verified. Errors wrap [ErrMalformed]; on error dst is returned unchanged.
+func (c *Codec) AppendShape(dst []byte, input string) ([]byte, error) {
+	var body [BodyLen]byte
+	if err := c.shape(input, &body); err != nil {
+		return dst, err
+	}
+	dst = append(dst, c.prefix...)
+	return append(dst, body[:]...), nil
+}
+
+// Checked reports whether canonical, from [Codec.AppendShape] or
+// [Codec.AppendNormalized], ends in a valid check character.
+func (c *Codec) Checked(canonical []byte) bool {
+	if len(canonical) != len(c.prefix)+BodyLen {
+		return false
+	}
+	return checksum((*[BodyLen]byte)(canonical[len(c.prefix):])) == 0
+}
+
 // parse checks the shape of input, writes its lowercase body to body and
 // returns the weighted checksum modulo base, which is 0 for a valid secret.
 func (c *Codec) parse(input string, body *[BodyLen]byte) (int, error) {
+	if err := c.shape(input, body); err != nil {
+		return 0, err
+	}
+	return checksum(body), nil
+}
+
+// checksum is the weighted sum of body's values modulo base.
+func checksum(body *[BodyLen]byte) int {
+	sum, w := 0, 1 // w is weight(i), kept without a division per byte
+	for _, b := range body {
+		sum += w * int(classes[b]-1)
+		if w++; w > 30 {
+			w = 1
+		}
+	}
+	return sum % base
+}
+
+// shape checks the shape of input and writes its lowercase body to body:
+// one table look-up per byte.
+func (c *Codec) shape(input string, body *[BodyLen]byte) error {
 	if len(input) == 0 {
-		return 0, errEmpty
+		return errEmpty
 	}
 	if len(input) > MaxInputLen {
-		return 0, errTooLong
+		return errTooLong
 	}
 	i := 0
 	for p := 0; p < len(c.prefix); i++ {
 		if i == len(input) {
-			return 0, errShort
+			return errShort
 		}
 		b := input[i]
 		if classes[b] == sepClass {
@@ -232,32 +278,29 @@ func (c *Codec) parse(input string, body *[BodyLen]byte) (int, error) {
 			b += 'a' - 'A'
 		}
 		if b != c.prefix[p] {
-			return 0, errPrefix
+			return errPrefix
 		}
 		p++
 	}
-	n, sum, w := 0, 0, 1 // w is weight(n), kept without a division per byte
+	n := 0
 	for ; i < len(input); i++ {
-		cl := classes[input[i]]
+		b := input[i]
+		cl := classes[b]
 		switch {
 		case cl == 0:
-			return 0, errChar
+			return errChar
 		case cl == sepClass:
 			continue
 		case n == BodyLen:
-			return 0, errLong
+			return errLong
 		}
-		body[n] = input[i] | 0x20 // lowercase: alphabet letters and digits alike
-		sum += w * int(cl-1)
+		body[n] = b | 0x20 // lowercase: alphabet letters and digits alike
 		n++
-		if w++; w > 30 {
-			w = 1
-		}
 	}
 	if n < BodyLen {
-		return 0, errShort
+		return errShort
 	}
-	return sum % base, nil
+	return nil
 }
 
 // Hint returns the last 4 characters of a canonical token, to be shown in

@@ -252,10 +252,19 @@ func TestChecksumDetectsTypos(t *testing.T) {
 		if !c.Looks(input) {
 			t.Fatalf("%s: Looks(%q) = false", what, input)
 		}
+		// The verify path's split: the shape passes, the check character not.
+		shaped, err := c.AppendShape(nil, input)
+		if err != nil || c.Checked(shaped) {
+			t.Fatalf("%s: AppendShape(%q) = %q, %v; Checked = %v, want the shape and false", what, input, shaped, err, c.Checked(shaped))
+		}
 	}
 	for n, tok := range tokens {
-		if _, err := c.AppendNormalized(nil, "aap"+tok); err != nil {
+		canonical, err := c.AppendNormalized(nil, "aap"+tok)
+		if err != nil {
 			t.Fatalf("AppendNormalized(%q): %v", "aap"+tok, err)
+		}
+		if shaped, err := c.AppendShape(nil, "AAP-"+strings.ToUpper(tok)); err != nil || !bytes.Equal(shaped, canonical) || !c.Checked(shaped) {
+			t.Fatalf("AppendShape = %q, %v (Checked %v), want %q as AppendNormalized", shaped, err, c.Checked(shaped), canonical)
 		}
 		body := []byte(tok)
 		subs, swaps := 0, 0

@@ -1,0 +1,333 @@
+package auth_test
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
+)
+
+// TestCachedVerifyAllocatesNothing: a cached verify of an app password
+// returns the Principal shared by every request of that credential and
+// owner answer, so it allocates nothing (issue 15: 1 allocation or none).
+func TestCachedVerifyAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector (sync.Pool drops items); make bench measures them")
+	}
+	e := newEnv(t, func(o *auth.Options) { o.Logger = nil })
+	_, secret := e.issue(t, e.alice, "phone")
+	c := auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.7", UserAgent: "DAVx5/4.4"}
+	if _, err := e.m.Authenticate(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := e.m.Authenticate(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("cached verify: %v allocations, want 0", n)
+	}
+}
+
+// TestCachedPrincipalIsShared: cached verifies of one credential return
+// the same Principal until the owner's directory answer changes; then a
+// new one carries the new answer, and a disabled owner or a revocation is
+// refused at once as before.
+func TestCachedPrincipalIsShared(t *testing.T) {
+	e := newEnv(t, nil)
+	ap, secret := e.issue(t, e.alice, "phone")
+	p1, err := e.auth(t, "alice", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := e.auth(t, "alice", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 != p2 {
+		t.Errorf("two cached verifies returned different Principals (%p, %p): want one shared", p1, p2)
+	}
+	if p1.User.ID != "u-alice" || p1.CredentialID != ap.ID || p1.Method != auth.MethodAppPassword {
+		t.Errorf("principal = %+v", p1)
+	}
+	// Bearer: the same credential, the same owner answer.
+	pb, err := e.m.AuthenticateToken(t.Context(), secret, "192.0.2.7", "DAVx5/4.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pb.User.ID != "u-alice" || pb.CredentialID != ap.ID {
+		t.Errorf("bearer principal = %+v", pb)
+	}
+
+	// The directory changes the owner; after the re-check the new answer
+	// is in a new Principal, and the old one is untouched.
+	renamed := *e.alice
+	renamed.DisplayName = "Alice Liddell"
+	if err := e.dir.AddUser(renamed, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(5*time.Minute + time.Second) // the default OwnerCheckInterval
+	p3, err := e.auth(t, "alice", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p3 == p1 || p3.User.DisplayName != "Alice Liddell" || p1.User.DisplayName != "Alice" {
+		t.Errorf("after the re-check: new %q (same: %v), old %q", p3.User.DisplayName, p3 == p1, p1.User.DisplayName)
+	}
+	// Presented with another username: refused, though the credential is cached.
+	if _, err := e.auth(t, "bob", secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("another username: %v", err)
+	}
+	// Disabled: refused after the next re-check.
+	if err := e.dir.SetDisabled("alice", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatalf("disabled, before the re-check: %v", err)
+	}
+	e.clock.Add(5*time.Minute + time.Second)
+	if _, err := e.auth(t, "alice", secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("disabled owner: %v", err)
+	}
+	if err := e.dir.SetDisabled("alice", false); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(5*time.Minute + time.Second)
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatalf("enabled again: %v", err)
+	}
+	if err := e.m.RevokeAppPassword(t.Context(), e.alice.ID, ap.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.auth(t, "alice", secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("after revoke: %v", err)
+	}
+}
+
+// TestQuietHits: with Options.QuietHits the event hook is not called for
+// unmeasured cached successes, which Stats counts instead; every other
+// event still reaches it. Without it the hook sees every success.
+func TestQuietHits(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		var mu sync.Mutex
+		var hits, measured, failed int
+		e := newEnv(t, func(o *auth.Options) {
+			o.QuietHits = quiet
+			o.OnEvent = func(ev auth.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case ev.Type == auth.EventAuthenticated && ev.Cache == auth.CacheHit:
+					hits++
+					if ev.Duration > 0 {
+						measured++
+					}
+				case ev.Type == auth.EventFailed:
+					failed++
+				}
+			}
+		})
+		_, secret := e.issue(t, e.alice, "phone")
+		const n = 500
+		for range n + 1 { // the first is a miss
+			if _, err := e.auth(t, "alice", secret); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.auth(t, "bob", secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+		if got := e.m.Stats().CachedSuccesses; got != n {
+			t.Errorf("quiet=%v: Stats.CachedSuccesses = %d, want %d", quiet, got, n)
+		}
+		mu.Lock()
+		switch {
+		case !quiet && hits != n:
+			t.Errorf("hook saw %d cached successes, want every one of %d", hits, n)
+		case quiet && hits != measured:
+			t.Errorf("quiet: hook saw %d cached successes, %d of them measured: want only measured ones", hits, measured)
+		case quiet && hits > n/8:
+			t.Errorf("quiet: hook saw %d of %d cached successes, want about 1 in 64", hits, n)
+		}
+		if failed != 1 {
+			t.Errorf("quiet=%v: hook saw %d failures, want 1", quiet, failed)
+		}
+		mu.Unlock()
+	}
+}
+
+// TestParallelCachedVerifiesAndRevokes: verifies of many cached
+// credentials on every core while others are issued, revoked and the cache
+// churns (a cache smaller than the credentials): under -race, the
+// lock-free read path shows no race, a revoked credential is refused once
+// Revoke returns, and the others keep working.
+func TestParallelCachedVerifiesAndRevokes(t *testing.T) {
+	e := newEnv(t, func(o *auth.Options) { o.CacheSize = 40; o.Logger = nil })
+	type cred struct {
+		ap       *auth.AppPassword
+		secret   string
+		revoking atomic.Bool // set before Revoke is called
+		revoked  atomic.Bool // set once it returned
+	}
+	creds := make([]*cred, 64)
+	for i := range creds {
+		ap, s := e.issue(t, e.alice, "device")
+		creds[i] = &cred{ap: ap, secret: s}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var bad atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := creds[i%len(creds)]
+				wasRevoked := c.revoked.Load()
+				_, err := e.m.Authenticate(t.Context(), auth.Attempt{Username: "alice", Password: c.secret, RemoteAddr: "192.0.2.7"})
+				if wasRevoked && err == nil {
+					bad.Add(1)
+				}
+				if err != nil && !c.revoking.Load() {
+					t.Errorf("credential %s refused: %v", c.ap.ID, err)
+				}
+			}
+		})
+	}
+	for i := 0; i < len(creds); i += 2 {
+		creds[i].revoking.Store(true)
+		if err := e.m.RevokeAppPassword(t.Context(), e.alice.ID, creds[i].ap.ID); err != nil {
+			t.Fatal(err)
+		}
+		creds[i].revoked.Store(true)
+		if _, err := e.auth(t, "alice", creds[i].secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Errorf("revoked %s: %v", creds[i].ap.ID, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		t.Errorf("%d verifies that began after Revoke returned succeeded", n)
+	}
+}
+
+// TestTypoOfACachedSecret: the check character is tested only for secrets
+// the cache does not know, so a typo of a cached secret (another hash, a
+// miss) is still refused before the Limiter, the store or the directory is
+// asked, and the cached secret itself keeps working.
+func TestTypoOfACachedSecret(t *testing.T) {
+	lim := &testkit.Limiter{}
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = lim })
+	_, secret := e.issue(t, e.alice, "phone")
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatal(err)
+	}
+	allowed, lookups, dir := len(lim.Allowed()), e.store.Lookups.Load(), e.dir.lookups.Load()
+	for _, typo := range []string{testkit.Typo(secret), strings.ToUpper(testkit.Typo(secret))} {
+		if _, err := e.auth(t, "alice", typo); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("typo %q: %v", typo, err)
+		}
+	}
+	if n := len(lim.Allowed()) - allowed; n != 0 {
+		t.Errorf("typos asked the Limiter %d times", n)
+	}
+	if n := e.store.Lookups.Load() - lookups; n != 0 {
+		t.Errorf("typos reached the store %d times", n)
+	}
+	if n := e.dir.lookups.Load() - dir; n != 0 {
+		t.Errorf("typos reached the directory %d times", n)
+	}
+	if _, err := e.auth(t, "alice", strings.ToUpper(secret)); err != nil {
+		t.Errorf("the cached secret, upper case: %v", err)
+	}
+}
+
+// TestExpiryDecidedByTheExactClock: app-password verifies read a coarse
+// clock that a ticker advances, which lags the real one; an expiry is
+// decided by the exact clock near its boundary, so a credential is refused
+// the moment it expires, even while the coarse clock still says before.
+func TestExpiryDecidedByTheExactClock(t *testing.T) {
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}}) // the real clock
+	for round := range 5 {
+		expires := time.Now().Add(50 * time.Millisecond).Truncate(time.Microsecond)
+		_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", round), ExpiresAt: expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := auth.Attempt{Username: "alice", Password: secret}
+		if _, err := m.Authenticate(t.Context(), c); err != nil {
+			t.Fatalf("before its expiry: %v", err)
+		}
+		waitFor(t, "the coarse clock to run after a verify", m.CoarseClockRunning)
+		for time.Now().Before(expires) { // the state waited for is the clock itself
+			runtime.Gosched()
+		}
+		if _, err := m.Authenticate(t.Context(), c); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("round %d: right after its expiry: %v, want ErrInvalidCredentials", round, err)
+		}
+	}
+}
+
+// TestCoarseClockStopsWhenIdle: the ticker runs only while verifies read
+// it (an idle server is not woken every millisecond), starts again with
+// the next verify, and Close stops it.
+func TestCoarseClockStopsWhenIdle(t *testing.T) {
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: "phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := auth.Attempt{Username: "alice", Password: secret}
+	for range 2 {
+		if _, err := m.Authenticate(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the coarse clock to run after a verify", m.CoarseClockRunning)
+		// It stops after about a second without a verify.
+		waitFor(t, "the coarse clock to stop when idle", func() bool { return !m.CoarseClockRunning() })
+	}
+	if _, err := m.Authenticate(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m.CoarseClockRunning() {
+		t.Error("the coarse clock runs after Close")
+	}
+}
+
+// waitFor waits for cond, polling, for at most 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30 s for %s", what)
+		}
+	}
+}
