@@ -60,8 +60,9 @@ type LimiterOptions struct {
 // per login: an attacker spreading guesses over N servers gets what one
 // server allows, not N times that. It follows auth/throttle's rules (per
 // prefix, per login from untrusted prefixes, per login and prefix, the same
-// exponential backoff), with one indexed read per attempt and one upsert per
-// failure; a success writes only when it trusts a prefix anew (at most once
+// exponential backoff), with one indexed read per attempt (reused for a
+// second while it finds no failure, so a device that keeps syncing costs
+// no query) and one upsert per failure; a success writes only when it trusts a prefix anew (at most once
 // an hour per login and prefix on each server) or clears the prefix's count.
 //
 // What stays per server: attempts in flight (counted in front, and here
@@ -79,11 +80,22 @@ type Limiter struct {
 	fail string
 	ok   string
 	purg string
+	// loginKey, derived from Key, keys the names of login rows.
+	loginKey [64]byte
 
 	mu      sync.Mutex
 	pending map[string]int       // row key -> attempts in flight here
 	trusted map[string]time.Time // pair key -> when this server last wrote its trust
+	// clean remembers, for cleanFor, attempts whose rows had no failure:
+	// a device that keeps signing in costs no query. A failure here forgets
+	// its entry, so an attacker gains at most one stale allowance per
+	// other server (its own entry there, at most cleanFor old).
+	clean map[string]time.Time
+	names map[string]keys // username and address -> row keys
 }
+
+// cleanFor is how long a read that found no failure is reused.
+const cleanFor = time.Second
 
 var (
 	_ auth.Limiter         = (*Limiter)(nil)
@@ -147,10 +159,14 @@ func NewLimiter(s *Store, opts *LimiterOptions) (*Limiter, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.Key = append([]byte(nil), o.Key...)
 	t := s.prefix + "throttle"
+	m := hmac.New(sha256.New, o.Key)
+	m.Write([]byte("appauth throttle login"))
+	var lk [64]byte
+	copy(lk[:], m.Sum(nil))
+	o.Key = nil
 	return &Limiter{
-		s: s, o: o,
+		s: s, o: o, loginKey: lk,
 		read: "SELECT key, failures, clearable, last_at FROM " + t + " WHERE key = ANY($1)",
 		// One statement per failure: the prefix's, the pair's and (unless
 		// the prefix is trusted for the login) the login's count, each
@@ -174,6 +190,8 @@ func NewLimiter(s *Store, opts *LimiterOptions) (*Limiter, error) {
 		purg:    "DELETE FROM " + t + " WHERE (key LIKE 't:%' AND last_at <= $1) OR (key NOT LIKE 't:%' AND last_at <= $2)",
 		pending: make(map[string]int),
 		trusted: make(map[string]time.Time),
+		clean:   make(map[string]time.Time),
+		names:   make(map[string]keys),
 	}, nil
 }
 
@@ -182,6 +200,26 @@ func NewLimiter(s *Store, opts *LimiterOptions) (*Limiter, error) {
 type keys struct{ addr, pair, login, trust string }
 
 func (l *Limiter) keys(a auth.Attempt) keys {
+	// Names are remembered: a device's attempts (Allow and Done each)
+	// would otherwise canonicalize and hash its login every time.
+	id := a.Username + "\x00" + a.RemoteAddr
+	l.mu.Lock()
+	k, ok := l.names[id]
+	l.mu.Unlock()
+	if ok {
+		return k
+	}
+	k = l.name(a)
+	l.mu.Lock()
+	if len(l.names) >= maxTrustMemo {
+		clear(l.names)
+	}
+	l.names[id] = k
+	l.mu.Unlock()
+	return k
+}
+
+func (l *Limiter) name(a auth.Attempt) keys {
 	k := keys{addr: "a:" + l.prefix(a.RemoteAddr)}
 	if a.Username == "" {
 		return k
@@ -190,13 +228,17 @@ func (l *Limiter) keys(a auth.Attempt) keys {
 	if err != nil {
 		return k
 	}
-	m := hmac.New(sha256.New, l.o.Key)
-	m.Write([]byte("appauth throttle login\x00"))
-	m.Write([]byte(login))
-	h := hex.EncodeToString(m.Sum(nil)[:16])
+	// SHA-256 of a secret 64-byte block and the login: keyed like an HMAC's
+	// inner hash, at a third of its cost (this runs twice per attempt). The
+	// digest only names a row; it authenticates nothing.
+	buf := make([]byte, 0, 64+len(login))
+	sum := sha256.Sum256(append(append(buf, l.loginKey[:]...), login...))
+	h := hex.EncodeToString(sum[:16])
 	p := strings.TrimPrefix(k.addr, "a:")
 	return keys{addr: k.addr, pair: "p:" + p + "|" + h, login: "l:" + h, trust: "t:" + p + "|" + h}
 }
+
+func (k keys) memo() string { return k.addr + "\x00" + k.login }
 
 func (k keys) list() []string {
 	if k.login == "" {
@@ -241,14 +283,23 @@ func (l *Limiter) Allow(ctx context.Context, a auth.Attempt) error {
 		}
 	}
 	k := l.keys(a)
-	counts, err := l.counts(ctx, k)
-	if err != nil {
-		l.cancelFront(a)
-		return fmt.Errorf("sqlstore: limiter: %w", err)
-	}
 	now := l.o.Now()
 	l.mu.Lock()
+	at, memo := l.clean[k.memo()]
+	l.mu.Unlock()
+	var counts map[string]count
+	if !memo || now.Sub(at) >= cleanFor || now.Before(at) {
+		var err error
+		if counts, err = l.counts(ctx, k); err != nil {
+			l.cancelFront(a)
+			return fmt.Errorf("sqlstore: limiter: %w", err)
+		}
+	}
+	l.mu.Lock()
 	defer l.mu.Unlock()
+	if counts != nil {
+		l.remember(k, counts, now)
+	}
 	wait := l.wait(counts[k.addr], l.pending[k.addr], l.o.AddressLimit, 0, now)
 	if k.login != "" {
 		tr, ok := counts[k.trust]
@@ -270,6 +321,21 @@ func (l *Limiter) Allow(ctx context.Context, a auth.Attempt) error {
 		}
 	}
 	return nil
+}
+
+// remember memoizes a read that found no failure (or forgets one that
+// did). l.mu is held.
+func (l *Limiter) remember(k keys, counts map[string]count, now time.Time) {
+	for key, c := range counts {
+		if c.failures > 0 && key != k.trust {
+			delete(l.clean, k.memo())
+			return
+		}
+	}
+	if len(l.clean) >= maxTrustMemo {
+		clear(l.clean)
+	}
+	l.clean[k.memo()] = now
 }
 
 func (l *Limiter) counts(ctx context.Context, k keys) (map[string]count, error) {
@@ -331,9 +397,12 @@ func (l *Limiter) cancelFront(a auth.Attempt) {
 }
 
 // settle ends an attempt in flight on this server.
-func (l *Limiter) settle(k keys) {
+func (l *Limiter) settle(k keys, failed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if failed {
+		delete(l.clean, k.memo())
+	}
 	for _, key := range []string{k.addr, k.pair, k.login} {
 		if key == "" {
 			continue
@@ -355,11 +424,11 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 		f.Done(a, success)
 	}
 	k := l.keys(a)
-	l.settle(k)
+	l.settle(k, !success)
 	now := l.o.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
-	defer cancel()
 	if !success {
+		ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
+		defer cancel()
 		_, err := l.s.db.ExecContext(ctx, l.fail, k.addr, nullString(k.pair), nullString(k.login), nullString(k.trust),
 			now.UTC(), now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
 		if err != nil {
@@ -383,6 +452,8 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 	if fresh {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
+	defer cancel()
 	if _, err := l.s.db.ExecContext(ctx, l.ok, k.addr, k.pair, k.trust, now.UTC()); err != nil {
 		l.mu.Lock()
 		delete(l.trusted, k.pair)
@@ -395,7 +466,7 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 // neither way: it implements [auth.LimiterCanceler].
 func (l *Limiter) Cancel(a auth.Attempt) {
 	l.cancelFront(a)
-	l.settle(l.keys(a))
+	l.settle(l.keys(a), false)
 }
 
 // Purge deletes counts whose last failure is forgotten and trusts older

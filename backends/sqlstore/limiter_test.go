@@ -9,6 +9,7 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/sqlstore"
+	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 	"github.com/appauth/appauth/internal/testkit"
 )
@@ -208,4 +209,39 @@ func TestLimiterOutageFailsClosed(t *testing.T) {
 		t.Fatalf("after the restart: %v, want allowed (one failure so far)", err)
 	}
 	l.Done(a, false)
+}
+
+// BenchmarkLimiterAttempt measures what the shared Limiter adds to an
+// attempt: a cached verify through a Manager with the in-memory Throttle
+// (baseline) beside the same verify through a Manager with the PostgreSQL
+// Limiter (the Throttle in front), on one store. The ratio is the shared
+// limiter's throughput as a share of the in-memory one's.
+func BenchmarkLimiterAttempt(b *testing.B) {
+	dsn := testenv.Postgres(b)
+	store := mustOpen(b, sqlstore.OpenPostgres, dsn)
+	memLimiter, err := throttle.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	front, err := throttle.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	shared, err := sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Front: front, Key: testkit.Pepper().Key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mem := newManager(b, store, func(o *auth.Options) { o.Limiter = memLimiter })
+	sh := newManager(b, store, func(o *auth.Options) { o.Limiter = shared })
+	_, secret, err := mem.IssueAppPassword(b.Context(), alice, auth.IssueRequest{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1"}
+	benchpair.Run(b, func() (benchpair.Pair, error) {
+		return benchpair.Pair{
+			Baseline: func() error { _, err := mem.Authenticate(b.Context(), c); return err },
+			Subject:  func() error { _, err := sh.Authenticate(b.Context(), c); return err },
+		}, nil
+	})
 }
