@@ -206,17 +206,20 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	limiter, err := throttle.New(nil)
+	limiter, err := newLimiter(cfg, store, peppers)
 	if err != nil {
 		return err
 	}
 	hook := &eventHook{metrics: opsSrv.onEvent()}
 	manager, err := auth.NewManager(store, dir, &auth.Options{
-		Peppers:   peppers,
-		Logger:    logger.With("component", "auth"),
-		Limiter:   limiter,
-		CacheSize: size,
-		OnEvent:   hook.listener(cfg.notify.enabled()),
+		Peppers: peppers,
+		// On PostgreSQL other servers may share the database: a pepper
+		// that differs from the one they registered stops this one.
+		SharedPeppers: cfg.postgres != "",
+		Logger:        logger.With("component", "auth"),
+		Limiter:       limiter,
+		CacheSize:     size,
+		OnEvent:       hook.listener(cfg.notify.enabled()),
 
 		ExpireUnusedAfter: time.Duration(cfg.expireUnusedDays) * 24 * time.Hour,
 	})
@@ -350,6 +353,20 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	// last-used times, then the store and directory close.
 	logger.Info("stopped")
 	return nil
+}
+
+// newLimiter returns the guess limiter: on PostgreSQL, counts shared by
+// every server on the database (with the in-memory throttle in front), so
+// that N servers behind one address allow what one does; on SQLite (one
+// server) the in-memory throttle alone.
+func newLimiter(cfg *config, store *sqlstore.Store, peppers []auth.Pepper) (auth.Limiter, error) {
+	front, err := throttle.New(nil)
+	if err != nil || cfg.postgres == "" {
+		return front, err
+	}
+	// The first key names login rows: it is the same on every server and
+	// stays in the file through rotations.
+	return sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Front: front, Key: peppers[0].Key})
 }
 
 // openStore opens the store of app passwords and sessions: PostgreSQL with

@@ -1,0 +1,46 @@
+package auth_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
+)
+
+// TestSharedPeppersRefuseDifferentKey: servers sharing a store, the first
+// has registered its key for ID "k1" and issued nothing yet; a second
+// server with another key under "k1" is refused by Check with
+// SharedPeppers (the first may issue under its key at any moment), while
+// without it the key is recorded anew (one server whose pepper file was
+// remade before any credential existed). The first server's key still
+// passes afterwards in the shared case.
+func TestSharedPeppersRefuseDifferentKey(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		store := memory.NewStore()
+		dir := memory.NewDirectory()
+		first := testkit.NewManager(t, store, dir, &auth.Options{SharedPeppers: shared})
+		if err := first.Check(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		other := auth.Pepper{ID: testkit.Pepper().ID, Key: bytes.Repeat([]byte("q"), 32)}
+		second := testkit.NewManager(t, store, dir, &auth.Options{SharedPeppers: shared, Peppers: []auth.Pepper{other}})
+		err := second.Check(t.Context())
+		var mismatch *auth.PepperMismatchError
+		switch {
+		case shared && !errors.As(err, &mismatch):
+			t.Fatalf("shared: a second server with another key under the same ID: %v, want a PepperMismatchError", err)
+		case shared && mismatch.KeyID != other.ID:
+			t.Fatalf("shared: mismatch names key %q, want %q", mismatch.KeyID, other.ID)
+		case !shared && err != nil:
+			t.Fatalf("not shared, no credential yet: %v, want the key recorded anew", err)
+		}
+		if shared {
+			if err := testkit.NewManager(t, store, dir, &auth.Options{SharedPeppers: true}).Check(t.Context()); err != nil {
+				t.Fatalf("shared: the first key after the refusal: %v, want accepted", err)
+			}
+		}
+	}
+}
