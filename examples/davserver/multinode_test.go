@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -165,7 +166,10 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	if err := os.WriteFile(otherPepper, []byte("1:"+hex.EncodeToString(bytes.Repeat([]byte{7}, 32))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append(append([]string{}, args...), "-pepper-file", otherPepper)...)
+	// Bounded: a node that starts anyway is killed, and the check fails.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{}, args...), "-pepper-file", otherPepper)...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "same pepper file") || strings.Contains(string(out), "Listening on") {
