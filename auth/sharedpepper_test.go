@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/memory"
@@ -42,5 +43,47 @@ func TestSharedPeppersRefuseDifferentKey(t *testing.T) {
 				t.Fatalf("shared: the first key after the refusal: %v, want accepted", err)
 			}
 		}
+	}
+}
+
+// TestPurgeRunsOnce: two servers on one store that claims jobs
+// (auth.JobClaimer): of their hourly purges only one runs in an hour, and
+// the next hour's purge runs again (on either).
+func TestPurgeRunsOnce(t *testing.T) {
+	store := memory.NewStore()
+	dir := memory.NewDirectory()
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	alice := &auth.User{ID: "u-alice", Login: "alice"}
+	a := testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now, SessionLifetime: time.Hour})
+	b := testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now, SessionLifetime: time.Hour})
+	ctx := t.Context()
+	expireOne := func() {
+		t.Helper()
+		if _, _, err := a.CreateSession(ctx, alice, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(2 * time.Hour)
+	}
+	expireOne()
+	na, err := a.PurgeExpired(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expireOne()
+	nb, err := b.PurgeExpired(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if na != 1 || nb != 1 {
+		t.Fatalf("purges two hours apart on two servers: deleted %d and %d, want 1 and 1", na, nb)
+	}
+	expireOne()
+	na, _ = a.PurgeExpired(ctx)
+	nb, _ = b.PurgeExpired(ctx) // same instant: a claimed this hour
+	if na != 1 || nb != 0 {
+		t.Fatalf("purges at one instant on two servers: deleted %d and %d, want 1 and 0 (one run)", na, nb)
+	}
+	if list, _ := a.ListSessions(ctx, alice.ID); len(list) != 0 {
+		t.Errorf("%d sessions left after the purge", len(list))
 	}
 }

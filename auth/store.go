@@ -93,6 +93,15 @@ type ChangeWatcher interface {
 	WatchChanges(ctx context.Context, changed func(userID, id string)) error
 }
 
+// JobClaimer is an optional [Store] capability for servers that share a
+// store: ClaimJob reports whether the caller should run the periodic job
+// name now, which is true for one caller only until every has passed since
+// the last claim (a claimed job row), so that the hourly purges run once
+// for all servers, not once per server. An error means nobody could claim.
+type JobClaimer interface {
+	ClaimJob(ctx context.Context, name string, now time.Time, every time.Duration) (bool, error)
+}
+
 // ExpiredPurger is an optional [Store] capability: deleting credentials whose
 // ExpiresAt has passed, so that abandoned browser sessions and expired app
 // passwords do not pile up. A [Manager] calls it once an hour.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,7 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 		{"PepperRegistry", testPepperRegistry},
 		{"ManagerPepperCheck", testManagerPepperCheck},
 		{"AllCredentials", testAllCredentials},
+		{"ClaimJob", testClaimJob},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -593,4 +595,44 @@ type noDirectory struct{}
 
 func (noDirectory) LookupUser(context.Context, string) (*auth.User, error) {
 	return nil, auth.ErrNotFound
+}
+
+// testClaimJob: of many concurrent claims of one job, exactly one wins; a
+// claim before the interval has passed loses, one after it wins; another
+// job is claimed on its own.
+func testClaimJob(t *testing.T, s auth.Store) {
+	c, ok := s.(auth.JobClaimer)
+	if !ok {
+		t.Log("store does not implement auth.JobClaimer")
+		return
+	}
+	ctx := t.Context()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			won, err := c.ClaimJob(ctx, "purge", now, time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			if won {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Fatalf("8 concurrent claims: %d won, want 1", n)
+	}
+	claim := func(name string, at time.Time, want bool) {
+		t.Helper()
+		if won, err := c.ClaimJob(ctx, name, at, time.Hour); err != nil || won != want {
+			t.Errorf("ClaimJob(%q) at +%v: %v, %v; want %v", name, at.Sub(now), won, err, want)
+		}
+	}
+	claim("purge", now.Add(59*time.Minute), false)
+	claim("other", now.Add(59*time.Minute), true)
+	claim("purge", now.Add(time.Hour), true)
+	claim("purge", now.Add(time.Hour+time.Minute), false)
 }

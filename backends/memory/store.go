@@ -24,7 +24,8 @@ type Store struct {
 	// byUser indexes IDs by owner, so listing and revoking all of one
 	// user's credentials cost that user's count, not the store's.
 	byUser map[string]map[string]struct{}
-	checks map[string][]byte // pepper key ID -> check value
+	checks map[string][]byte    // pepper key ID -> check value
+	jobs   map[string]time.Time // job name -> last claim (ClaimJob)
 }
 
 var (
@@ -32,6 +33,7 @@ var (
 	_ auth.ExpiredPurger    = (*Store)(nil)
 	_ auth.UnusedPurger     = (*Store)(nil)
 	_ auth.PepperRegistry   = (*Store)(nil)
+	_ auth.JobClaimer       = (*Store)(nil)
 	_ auth.ContextBounded   = (*Store)(nil)
 	_ auth.CredentialLister = (*Store)(nil)
 )
@@ -43,6 +45,20 @@ func NewStore() *Store {
 
 // HonorsContext implements [auth.ContextBounded]: nothing in it waits.
 func (s *Store) HonorsContext() bool { return true }
+
+// ClaimJob implements [auth.JobClaimer].
+func (s *Store) ClaimJob(ctx context.Context, name string, now time.Time, every time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.jobs[name]; ok && now.Sub(last) < every {
+		return false, nil
+	}
+	if s.jobs == nil {
+		s.jobs = map[string]time.Time{}
+	}
+	s.jobs[name] = now
+	return true, nil
+}
 
 // RegisterPepper implements [auth.PepperRegistry].
 func (s *Store) RegisterPepper(ctx context.Context, keyID string, check []byte, replace bool) ([]byte, error) {
