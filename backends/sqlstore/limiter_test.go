@@ -245,3 +245,32 @@ func BenchmarkLimiterAttempt(b *testing.B) {
 		}, nil
 	})
 }
+
+// TestLimiterPurge: counts whose last failure is forgotten are deleted,
+// and none that still counts.
+func TestLimiterPurge(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	store := mustOpen(t, sqlstore.OpenPostgres, dsn)
+	l, err := sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Key: testkit.Pepper().Key, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := func(addr string) {
+		a := auth.Attempt{Username: "alice", Password: "x", RemoteAddr: addr}
+		if err := l.Allow(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+		l.Done(a, false)
+	}
+	fail("192.0.2.1") // three rows: address, login, pair
+	clock.Add(25 * time.Hour)
+	fail("192.0.2.2") // three rows, the login's renewed
+	n, err := l.Purge(t.Context())
+	if err != nil || n != 2 {
+		t.Fatalf("Purge = %d, %v; want the first address's and pair's rows", n, err)
+	}
+	if n, err := l.Purge(t.Context()); err != nil || n != 0 {
+		t.Fatalf("second Purge = %d, %v; want 0", n, err)
+	}
+}

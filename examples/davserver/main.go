@@ -210,6 +210,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	if l, ok := limiter.(*sqlstore.Limiter); ok {
+		closers = append(closers, purgeHourly(store, l, logger))
+	}
 	hook := &eventHook{metrics: opsSrv.onEvent()}
 	manager, err := auth.NewManager(store, dir, &auth.Options{
 		Peppers: peppers,
@@ -367,6 +370,34 @@ func newLimiter(cfg *config, store *sqlstore.Store, peppers []auth.Pepper) (auth
 	// The first key names login rows: it is the same on every server and
 	// stays in the file through rotations.
 	return sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Front: front, Key: peppers[0].Key})
+}
+
+// purgeHourly deletes the shared limiter's forgotten counts once an hour,
+// on the one server that claims the run, until the returned func is called.
+func purgeHourly(store *sqlstore.Store, l *sqlstore.Limiter, logger *slog.Logger) func() error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Hour)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if run, err := store.ClaimJob(ctx, "throttle-purge", time.Now(), 55*time.Minute); err != nil {
+				logger.Warn("claim the throttle purge", "error", err)
+			} else if run {
+				if _, err := l.Purge(ctx); err != nil {
+					logger.Warn("purge the throttle's counts", "error", err)
+				}
+			}
+			cancel()
+		}
+	}()
+	return func() error { close(stop); <-done; return nil }
 }
 
 // openStore opens the store of app passwords and sessions: PostgreSQL with
