@@ -12,7 +12,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -277,12 +279,22 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		// the cookie from a sibling subdomain or over plain HTTP.
 		cookieName = "__Host-appauth_session"
 	}
-	// Login Flow v2 keeps its pending flows in memory, so a key of this
-	// process's own is enough (a restart ends pending flows).
+	// On SQLite Login Flow v2 keeps its pending flows in memory, so a key
+	// of this process's own is enough (a restart ends pending flows). On
+	// PostgreSQL they are in the database, shared by every server, under a
+	// key every server derives from the shared pepper.
 	flowKey := make([]byte, 32)
 	rand.Read(flowKey)
+	var flowStore loginflow.Store
+	if cfg.postgres != "" {
+		mac := hmac.New(sha256.New, peppers[0].Key)
+		mac.Write([]byte("appauth login flow key"))
+		flowKey = mac.Sum(nil)
+		flowStore = loginflow.NewSharedStore(store)
+	}
 	flows, err := loginflow.New(manager, &loginflow.Options{
 		Key:        flowKey,
+		Store:      flowStore,
 		PublicURL:  cfg.notify.publicURL,
 		ClientAddr: clients,
 		Logger:     logger,
