@@ -22,7 +22,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/appauth/appauth/internal/browser"
 	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // roundRobin is a reverse proxy on loopback that sends each request to the
@@ -126,7 +130,8 @@ func clientFrom(t *testing.T, ip string, jar http.CookieJar) *http.Client {
 // TestThreeNodesBehindProxy runs three built servers on one PostgreSQL
 // database behind a round-robin proxy and checks that what one server
 // promises holds for the three together: the seed flow (sign in, create an
-// app password, use it over DAV) across nodes; a revocation of an app
+// app password, use it over DAV) across nodes; a Login Flow v2 onboarding
+// (a Go client and Chromium, each step on whichever node the proxy picks); a revocation of an app
 // password and of a session refused by every node (each asked directly,
 // each with the credential cached before); the per-user session bound; a
 // brute force spread over the nodes evaluated no more than one node's
@@ -238,6 +243,43 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	}
 	rr.mu.Unlock()
 
+	// A Login Flow v2 onboarding through the proxy: the client starts it,
+	// the browser signs in and grants on whichever nodes the proxy picks,
+	// the client polls; every step may land on another node.
+	tab := browser.New(t)
+	flow := &testkit.LoginFlowClient{HTTP: clientFrom(t, "127.0.0.6", nil), UserAgent: uaDAVx5}
+	if err := flow.Initiate(strings.TrimSuffix(base, "/")); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := flow.Poll(); status != http.StatusNotFound {
+		t.Fatalf("poll before the grant: %d, want 404", status)
+	}
+	err = chromedp.Do(tab,
+		chromedp.Navigate(flow.Login),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), user),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.ID("grant-submit")),
+		chromedp.Click(chromedp.ID("grant-submit")),
+		chromedp.WaitVisible(chromedp.ID("grant-done")),
+	)
+	if err != nil {
+		t.Fatalf("browser: sign in and grant through the proxy: %v\n%s", err, stderr())
+	}
+	status, granted, err := flow.Poll()
+	if status != http.StatusOK || err != nil {
+		t.Fatalf("poll after the grant: %d %v\n%s", status, err, stderr())
+	}
+	if status, _, _ := flow.Poll(); status != http.StatusNotFound {
+		t.Errorf("replayed poll: %d, want 404", status)
+	}
+	for _, n := range nodes {
+		if st := propfind(direct, n.base, granted.AppPassword); st != http.StatusMultiStatus && st != http.StatusForbidden {
+			t.Errorf("the delivered app password on %s: %d, want it accepted (207, or 403 for its scope)", n.base, st)
+		}
+	}
+
 	// An app password cached on every node, revoked through the proxy:
 	// every node refuses it.
 	for _, n := range nodes {
@@ -283,17 +325,17 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	sessionDelay := refusedEverywhere("revoked session", time.Now(), func(b string) int { return listStatus(laptop, b) })
 	t.Logf("revocation refused by all 3 nodes after: app password %v, session %v", apDelay, sessionDelay)
 
-	// The per-user session bound holds across nodes: with 52 sign-ins
-	// live (phone, then 51 spread over the three), 50 sessions remain.
+	// The per-user session bound holds across nodes: with 53 sign-ins
+	// live (phone, the browser, then 51 spread over the three), 50 remain.
 	var last *webClient
 	for range 51 {
 		last = web("127.0.0.4")
 	}
 	last.call("GET", "api/v1/sessions", nil, http.StatusOK, &sessions)
 	sessionCount := len(sessions.Sessions)
-	t.Logf("session bound through the proxy: %d sessions after 52 live sign-ins", sessionCount)
+	t.Logf("session bound through the proxy: %d sessions after 53 live sign-ins", sessionCount)
 	if sessionCount != 50 {
-		t.Errorf("after 52 live sign-ins through the proxy: %d sessions, want 50 (MaxSessions)", sessionCount)
+		t.Errorf("after 53 live sign-ins through the proxy: %d sessions, want 50 (MaxSessions)", sessionCount)
 	}
 
 	// A brute force of the account password from one address, round-robin
