@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -62,7 +63,8 @@ type LimiterOptions struct {
 // prefix, per login from untrusted prefixes, per login and prefix, the same
 // exponential backoff), with one indexed read per attempt (reused for a
 // second while it finds no failure, so a device that keeps syncing costs
-// no query) and one upsert per failure; a success writes only when it trusts a prefix anew (at most once
+// no query) and one upsert per failure; a success writes only when it
+// trusts a prefix anew (at most once
 // an hour per login and prefix on each server) or clears the prefix's count.
 //
 // What stays per server: attempts in flight (counted in front, and here
@@ -92,6 +94,12 @@ type Limiter struct {
 	// other server (its own entry there, at most cleanFor old).
 	clean map[string]time.Time
 	names map[string]keys // username and address -> row keys
+	// recent holds, per pair (or address without a login), fingerprints of
+	// the last failed passwords here, so that a device repeating one
+	// stale password counts once per server, as with auth/throttle. The
+	// fingerprints are keyed by a per-process seed and never stored.
+	recent map[string]*[4]uint64
+	seed   maphash.Seed
 }
 
 // cleanFor is how long a read that found no failure is reused.
@@ -192,6 +200,8 @@ func NewLimiter(s *Store, opts *LimiterOptions) (*Limiter, error) {
 		trusted: make(map[string]time.Time),
 		clean:   make(map[string]time.Time),
 		names:   make(map[string]keys),
+		recent:  make(map[string]*[4]uint64),
+		seed:    maphash.MakeSeed(),
 	}, nil
 }
 
@@ -427,6 +437,9 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 	l.settle(k, !success)
 	now := l.o.Now()
 	if !success {
+		if l.repeated(k, a) {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
 		defer cancel()
 		_, err := l.s.db.ExecContext(ctx, l.fail, k.addr, nullString(k.pair), nullString(k.login), nullString(k.trust),
@@ -460,6 +473,39 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 		l.mu.Unlock()
 		l.o.Logger.Warn("sqlstore: limiter: cannot record a success", "error", translate("record success", err))
 	}
+}
+
+// repeated reports whether a's username and password failed here among
+// the last four failures of its pair, and remembers them otherwise.
+func (l *Limiter) repeated(k keys, a auth.Attempt) bool {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	h.WriteString(a.Username)
+	h.WriteByte(0)
+	h.WriteString(a.Password)
+	f := h.Sum64() | 1 // never 0, an empty slot
+	id := k.pair
+	if id == "" {
+		id = k.addr
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.recent[id]
+	if r == nil {
+		if len(l.recent) >= maxTrustMemo {
+			clear(l.recent)
+		}
+		r = new([4]uint64)
+		l.recent[id] = r
+	}
+	for _, x := range r {
+		if x == f {
+			return true
+		}
+	}
+	copy(r[1:], r[:3])
+	r[0] = f
+	return false
 }
 
 // Cancel settles an allowed attempt whose outcome is unknown, counting it

@@ -274,3 +274,32 @@ func TestLimiterPurge(t *testing.T) {
 		t.Fatalf("second Purge = %d, %v; want 0", n, err)
 	}
 }
+
+// TestLimiterRepeatCountsOncePerServer: a device retrying one stale
+// password does not spend its address's budget: on three servers the
+// repeat counts once per server, so the address still has AddressLimit-3
+// distinct failures before it waits.
+func TestLimiterRepeatCountsOncePerServer(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ls := nodes(t, dsn, 3, clock)
+	stale := auth.Attempt{Username: "phone-owner", Password: "old-password", RemoteAddr: "192.0.2.77"}
+	for i := range 30 {
+		l := ls[i%3]
+		if err := l.Allow(t.Context(), stale); err != nil {
+			t.Fatalf("stale retry %d: %v, want allowed (a repeat counts once per server)", i, err)
+		}
+		l.Done(stale, false)
+	}
+	allowed := 0
+	for i := range 20 {
+		a := auth.Attempt{Username: "someone", Password: fmt.Sprint("guess-", i), RemoteAddr: stale.RemoteAddr}
+		if ls[i%3].Allow(t.Context(), a) == nil {
+			allowed++
+			ls[i%3].Done(a, false)
+		}
+	}
+	if allowed != 10-3 {
+		t.Errorf("distinct failures from the address after 30 stale retries on 3 servers: %d allowed, want %d", allowed, 10-3)
+	}
+}
