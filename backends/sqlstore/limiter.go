@@ -64,8 +64,8 @@ type LimiterOptions struct {
 // exponential backoff), with one indexed read per attempt (reused for a
 // second while it finds no failure, so a device that keeps syncing costs
 // no query) and one upsert per failure; a success writes only when it
-// trusts a prefix anew (at most once
-// an hour per login and prefix on each server) or clears the prefix's count.
+// trusts a prefix anew (at most once an hour per login and prefix on each
+// server) or clears the prefix's count.
 //
 // What stays per server: attempts in flight (counted in front, and here
 // against the shared count, so a burst on one server cannot pass a limit,
