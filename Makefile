@@ -10,13 +10,14 @@
 #   GOTESTFLAGS  extra go test flags, e.g. make test GOTESTFLAGS='-run TestX -v'
 #   PKGS         packages, default ./...
 #   FUZZTIME     time per fuzz target, default 30s
+#   BENCHPEERSFLAGS  flags of make bench-peers, e.g. -quick (see BENCHMARKS.md)
 
 export PATH := $(PATH):/usr/local/go/bin
 PKGS ?= ./...
 FUZZTIME ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test bench fuzz vet install
+.PHONY: test bench bench-peers fuzz vet install
 
 # The checks, then go test -race against real services.
 test: install vet
@@ -25,6 +26,12 @@ test: install vet
 # Benchmarks, each with its baseline in the same run (see BENCHMARKS.md).
 bench: install
 	APPAUTH_TEST_STRICT=1 go test -run='^$$' -bench=. -benchmem $(GOTESTFLAGS) $(PKGS)
+
+# davserver against Apache mod_dav, Radicale, hacdias/webdav and bare
+# x/net/webdav on the same workload (internal/cmd/benchpeers, a few
+# minutes; -quick for a short run). Not part of make test.
+bench-peers: install
+	go run ./internal/cmd/benchpeers $(BENCHPEERSFLAGS)
 
 # Every Fuzz target in the tree, FUZZTIME each.
 fuzz: install

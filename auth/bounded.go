@@ -170,3 +170,15 @@ func (b *boundedStore) deleteExpired(ctx context.Context, now time.Time) (int, b
 	})
 	return n, true, err
 }
+
+// federatedSessions calls the store's [FederatedSessionFinder], if it has one.
+func (b *boundedStore) federatedSessions(ctx context.Context, f Federation) ([]*StoredCredential, bool, error) {
+	p, ok := b.s.(FederatedSessionFinder)
+	if !ok {
+		return nil, false, nil
+	}
+	cs, err := bounded(ctx, b, "federated sessions", func(ctx context.Context) ([]*StoredCredential, error) {
+		return p.FederatedSessions(ctx, f)
+	})
+	return cs, true, err
+}

@@ -55,8 +55,11 @@
 //
 // Verified credentials and directory answers are cached (bounded, with
 // short TTLs); last-used times are written in the background, at most once
-// per credential per [Options.LastUsedInterval]. A cached verify costs about
-// one HMAC.
+// per credential per [Options.LastUsedInterval], and successful uses are
+// audited the same way: one "auth used" line per credential, address and
+// client per interval, with a count (every refusal is a line of its own).
+// A cached verify costs about one HMAC, takes no lock shared with verifies
+// of other credentials, and allocates only the returned [Principal].
 //
 // # Architecture
 //

@@ -2,7 +2,6 @@ package auth
 
 // CachedCredentials returns how many verified credentials are cached.
 func (m *Manager) CachedCredentials() int {
-	m.cache.mu.RLock()
-	defer m.cache.mu.RUnlock()
-	return len(m.cache.entries)
+	n, _ := m.cache.sizes()
+	return n
 }

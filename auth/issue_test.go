@@ -257,3 +257,59 @@ func TestNoSecretInLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHitsSkipTheLimiter: an exact cache hit of a verified app
+// password does not ask the Limiter (whose lock every verify would share)
+// unless it fails after all; then it is counted, or throttled, like any
+// failure.
+func TestCacheHitsSkipTheLimiter(t *testing.T) {
+	l := &testkit.Limiter{}
+	e := newEnv(t, func(o *auth.Options) { o.Limiter = l })
+	_, secret := e.issue(t, e.alice, "phone")
+	for range 5 { // one miss, four hits
+		if _, err := e.auth(t, "alice", secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, r := l.Allowed(), l.Results(); len(a) != 1 || len(r) != 1 || !r[0].Success {
+		t.Fatalf("after a miss and 4 hits the Limiter saw %d attempts and %d outcomes, want the miss only", len(a), len(r))
+	}
+	// A hit that fails (alice's secret with bob's name) is a failure like any.
+	if _, err := e.auth(t, "bob", secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Fatalf("wrong user: %v", err)
+	}
+	if r := l.Results(); len(r) != 2 || r[1].Success || r[1].Attempt.Username != "bob" {
+		t.Fatalf("after a failing hit, %d Done calls, want a second one, a failure for bob", len(r))
+	}
+	// Throttled: the hit still gets in (a NAT shared with a guesser), a
+	// failing hit is the 429.
+	l.Refuse(&auth.ThrottleError{RetryAfter: time.Minute})
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Errorf("a cached secret behind a throttled address: %v", err)
+	}
+	if _, err := e.auth(t, "bob", secret); !errors.Is(err, auth.ErrThrottled) {
+		t.Errorf("a failing hit while throttled: %v, want ErrThrottled", err)
+	}
+	if r := l.Results(); len(r) != 2 {
+		t.Errorf("%d Done calls, want 2: refused attempts were reported to the Limiter", len(r))
+	}
+}
+
+// TestCacheBoundedAcrossShards: the sharded cache keeps every credential
+// while it has room and stays within CacheSize plus one per shard (32)
+// when more are verified.
+func TestCacheBoundedAcrossShards(t *testing.T) {
+	const size = 64
+	e := newEnv(t, func(o *auth.Options) { o.CacheSize = size; o.MaxAppPasswords = 4 * size; o.Logger = nil })
+	for i := range 4 * size {
+		_, secret := e.issue(t, e.alice, fmt.Sprint("device ", i))
+		if _, err := e.auth(t, "alice", secret); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.m.CachedCredentials(); i < size && n != i+1 {
+			t.Fatalf("after %d verifies, %d cached: evicted before the cache was full", i+1, n)
+		} else if n > size+32 {
+			t.Fatalf("after %d verifies, %d cached, want at most %d", i+1, n, size+32)
+		}
+	}
+}

@@ -43,6 +43,7 @@ type Manager struct {
 
 	appCodec, sessionCodec *token.Codec
 	hashers                sync.Pool // *hasher
+	audit                  auditQueue
 
 	cache     *credCache
 	users     *userCache
@@ -59,8 +60,10 @@ type Manager struct {
 	// through an outage (see [Manager.Stats]).
 	graceServed atomic.Uint64
 
-	// monoClock: Options.Now is time.Now, whose readings are monotonic.
+	// monoClock: Options.Now is time.Now, whose readings are monotonic;
+	// verifies then read the clock through anchor.
 	monoClock bool
+	anchor    atomic.Pointer[clockAnchor]
 
 	// peppersChecked: Check has passed (see create).
 	peppersChecked atomic.Bool
@@ -111,13 +114,15 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		appCodec:     appCodec,
 		sessionCodec: sessionCodec,
 		cache:        newCredCache(o.CacheSize, o.CacheTTL, o.NegativeCacheTTL),
-		users:        &userCache{max: userCacheSize, entries: map[string]*userEntry{}},
+		users:        newUserCache(userCacheSize),
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
 		lockSeed:     maphash.MakeSeed(),
 		checks:       make(chan struct{}, o.MaxPasswordChecks),
 		monoClock:    opts.Now == nil,
 	}
+	m.reanchor()
+	m.audit.max = max(maxPendingUses, o.CacheSize)
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
 	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers))} }
 	go m.flushLoop()
@@ -215,12 +220,15 @@ func (m *Manager) flushLoop() {
 	for {
 		select {
 		case <-flush.C:
+			m.reanchor()
 			if err := m.usage.flush(context.Background(), m.store); err != nil {
 				m.log.Warn("auth: write last-used times", "error", err)
 			}
+			m.flushUses(context.Background(), m.now(), false)
 		case <-purge.C:
 			m.purgeExpired(context.Background())
 		case <-m.stop:
+			m.flushUses(context.Background(), m.now(), true)
 			// The store bounds the write by StoreTimeout.
 			if err := m.usage.flush(context.Background(), m.store); err != nil {
 				n := m.usage.len()
@@ -284,6 +292,12 @@ type hasher struct {
 	buf  [64]byte
 	sum  [sha256.Size]byte
 }
+
+// hitSample is how many cache hits one measured duration stands for, a
+// power of two: a hit is measured when bits 10-15 of its start's
+// monotonic nanoseconds are zero, once per 64 µs window of a busy server and at
+// random for sparse requests.
+const hitSample = 64
 
 // mac returns HMAC-SHA256 of canonical under pepper i.
 func (m *Manager) mac(h *hasher, i int, canonical []byte) hashKey {
@@ -359,32 +373,39 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 		}
 	}
 	// Past the Limiter's refusal (a cache hit goes on), only a success goes
-	// through; any failure is the refusal.
+	// through; any failure is the refusal. A cache hit asks the Limiter
+	// only when it fails after all (see verify).
 	var lim limiterState
 	refuse := func(err error) error {
+		if lim.deferred && errors.Is(err, ErrInvalidCredentials) {
+			if lerr := m.opts.Limiter.Allow(ctx, c); lerr != nil {
+				return m.throttled(ctx, fail, lerr)
+			}
+			lim.allowed = true // Authenticate reports the failure
+		}
 		if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
 			return m.throttled(ctx, fail, lim.refused)
 		}
 		return err
 	}
+	defer func() { allowed = lim.allowed }()
 	e, err := m.verify(ctx, KindAppPassword, c, &fail, &lim)
-	allowed = lim.allowed
 	if err != nil {
 		return nil, allowed, refuse(err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
-	} else if !SameLogin(cred.Login, login) {
+	} else if cred.Login != login && !SameLogin(cred.Login, login) {
 		return nil, allowed, refuse(m.deny(ctx, fail, "wrong_user"))
 	}
-	user, err := m.owner(ctx, cred, fail)
+	user, err := m.owner(ctx, cred, &fail)
 	if err != nil {
 		return nil, allowed, refuse(err)
 	}
 	m.touch(e, c, fail.Time)
-	m.emit(ctx, Event{Type: EventAuthenticated, Time: fail.Time, Kind: KindAppPassword, UserID: cred.UserID, Login: cred.Login,
-		CredentialID: cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent, Cache: fail.Cache, start: fail.start})
+	fail.Type, fail.UserID, fail.Login, fail.CredentialID = EventAuthenticated, cred.UserID, cred.Login, cred.ID
+	m.succeeded(ctx, e, &fail)
 	return &Principal{User: *user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}, allowed, nil
 }
 
@@ -420,10 +441,22 @@ func (m *Manager) verify(ctx context.Context, kind Kind, c Attempt, fail *Event,
 		fail.Cache = CacheMiss
 		if e != nil || unknown {
 			fail.Cache = CacheHit
+			// A hit's duration is measured once in hitSample (a clock
+			// read costs a tenth of a hit; see Event.Duration), chosen by
+			// bits of its start time: no state shared between cores.
+			if (fail.start.off>>10)&(hitSample-1) != 0 {
+				fail.start = verifyStart{}
+			}
 		}
 	}
 	if l := m.opts.Limiter; l != nil && kind == KindAppPassword {
-		if err := l.Allow(ctx, c); err != nil {
+		if e != nil && e.cred.Kind == kind && lim != nil {
+			// An exact hit of a verified app password guesses nothing:
+			// the Limiter (whose lock all verifies would share) is asked
+			// only if the attempt fails after all (expired, wrong user,
+			// disabled owner), and a success is not reported to it.
+			lim.deferred = true
+		} else if err := l.Allow(ctx, c); err != nil {
 			if e == nil || e.cred.Kind != kind || !errors.Is(err, ErrThrottled) {
 				return nil, m.throttled(ctx, *fail, err)
 			}
@@ -483,8 +516,9 @@ func (m *Manager) unusedExpired(e *cacheEntry, now time.Time) bool {
 
 // limiterState is what the Limiter said about an app-password attempt.
 type limiterState struct {
-	allowed bool  // Allow returned nil: report the outcome
-	refused error // Allow refused, and a cache hit goes on (see verify)
+	allowed  bool  // Allow returned nil: report the outcome
+	refused  error // Allow refused, and a cache hit goes on (see verify)
+	deferred bool  // a cache hit: Allow not asked yet, only if it fails
 }
 
 // lookup finds the credential for canonical, trying every pepper (newest
@@ -521,7 +555,7 @@ const ownerRetry = 30 * time.Second
 // answer for OwnerGracePeriod without waiting on it: after a failed re-check
 // the next one is due ownerRetry later and runs in the background, one per
 // login at a time.
-func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event) (*User, error) {
+func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event) (*User, error) {
 	now := fail.Time.UnixNano()
 	e := m.users.get(cred.Login)
 	if e == nil || now >= e.due {
@@ -539,7 +573,7 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event)
 		default:
 			var err error
 			if e, err = m.checkOwner(ctx, cred.Login, e, now); err != nil {
-				return nil, m.unavailable(ctx, fail, "directory", fmt.Errorf("directory: %w", err))
+				return nil, m.unavailable(ctx, *fail, "directory", fmt.Errorf("directory: %w", err))
 			}
 		}
 	}
@@ -547,7 +581,7 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail Event)
 		m.graceServed.Add(1) // served from the last good answer
 	}
 	if e.user == nil || e.user.Disabled || e.user.ID != cred.UserID {
-		return nil, m.deny(ctx, fail, "owner_invalid")
+		return nil, m.deny(ctx, *fail, "owner_invalid")
 	}
 	return e.user, nil
 }

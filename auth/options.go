@@ -55,7 +55,10 @@ type Options struct {
 	MaxPasswordChecks int
 
 	// CacheSize bounds the cache of verified credentials (and, separately, of
-	// directory answers). Default 10,000; negative disables caching. Each
+	// directory answers). Default 10,000; negative disables caching. The
+	// caches are split into 32 independently locked shards (so verifies on
+	// different cores share no mutex), and a full cache may hold up to 32
+	// entries more than CacheSize. Each
 	// cached credential holds about 0.5 KB (BenchmarkCacheMemory): size it
 	// to the active credentials, since a cache smaller than they are turns
 	// repeated use into store queries.
@@ -68,7 +71,9 @@ type Options struct {
 	// client retrying a stale password costs no store query. Default 5s.
 	NegativeCacheTTL time.Duration
 	// LastUsedInterval is the most often one credential's last-used time is
-	// written to the store. Default 60s.
+	// written to the store, and the interval over which its successful uses
+	// are counted into one "auth used" audit line per client address and
+	// user agent (see [Event]). Default 60s.
 	LastUsedInterval time.Duration
 	// OwnerCheckInterval is how often an owner is looked up in the directory
 	// again; a deleted or disabled user loses access at the next check.
@@ -119,6 +124,11 @@ type Options struct {
 // each attempt Allow allowed, once, and is called for no other attempt (so
 // a Limiter may count attempts in flight); an outage is reported with
 // [LimiterCanceler].Cancel when the Limiter has it, or not at all.
+//
+// An app password that is an exact hit in the Manager's cache of verified
+// credentials guesses nothing: the Manager asks the Limiter about it only
+// when it fails after all (expired, wrong user, disabled owner), so a
+// Limiter sees every failure but not the successes of cached secrets.
 type Limiter interface {
 	// Allow decides whether the attempt may be evaluated.
 	Allow(ctx context.Context, a Attempt) error

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 func TestSessions(t *testing.T) {
@@ -193,5 +195,81 @@ func TestSessionLimit(t *testing.T) {
 	}
 	if _, err := e.m.AuthenticateSession(ctx, firstSecret, "192.0.2.1", "Firefox"); err != nil {
 		t.Errorf("the session in use after the limit: %v", err)
+	}
+}
+
+// TestFederatedSessions: a session signed in through a provider keeps the
+// provider's auth_time (not now; never later than now) and its account;
+// RevokeFederatedSessions ends exactly those of one sid or sub, with their
+// cache entries, and leaves app passwords and password sessions alone; a
+// store without the capability says so.
+func TestFederatedSessions(t *testing.T) {
+	clock := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	dir := memory.NewDirectory()
+	alice := &auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(*alice, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Now: func() time.Time { return clock }})
+	ctx := t.Context()
+	fed := func(sid string) auth.Federation {
+		return auth.Federation{Issuer: "https://idp.example", Subject: "sub-alice", SID: sid}
+	}
+	old := clock.Add(-3 * time.Hour)
+	s1, sec1, err := m.CreateFederatedSession(ctx, alice, fed("sid-1"), old, "192.0.2.1", "Firefox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec2, err := m.CreateFederatedSession(ctx, alice, fed("sid-2"), clock.Add(time.Hour), "192.0.2.1", "Firefox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secPw, err := m.CreateSession(ctx, alice, "192.0.2.1", "Firefox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, app, err := m.IssueAppPassword(ctx, alice, auth.IssueRequest{Name: "Phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.AuthenticateSession(ctx, sec1, "", "")
+	if err != nil || !p.AuthTime.Equal(old) || p.Federation != fed("sid-1") || s1.Federation != fed("sid-1") {
+		t.Fatalf("federated session = %+v, %v; want auth time %v and %+v", p, err, old, fed("sid-1"))
+	}
+	if p, _ := m.AuthenticateSession(ctx, sec2, "", ""); p == nil || !p.AuthTime.Equal(clock) {
+		t.Fatalf("an auth_time in the future: %+v, want now", p)
+	}
+	for _, bad := range []auth.Federation{{}, {Issuer: "https://idp.example"}, {Subject: "s"}} {
+		if _, _, err := m.CreateFederatedSession(ctx, alice, bad, old, "", ""); !errors.Is(err, auth.ErrInvalidInput) {
+			t.Errorf("CreateFederatedSession(%+v): %v, want ErrInvalidInput", bad, err)
+		}
+		if bad.Subject == "" {
+			if _, err := m.RevokeFederatedSessions(ctx, bad); !errors.Is(err, auth.ErrInvalidInput) {
+				t.Errorf("RevokeFederatedSessions(%+v): %v, want ErrInvalidInput (it would match everyone)", bad, err)
+			}
+		}
+	}
+	if n, err := m.RevokeFederatedSessions(ctx, auth.Federation{Issuer: "https://idp.example", SID: "sid-1"}); err != nil || n != 1 {
+		t.Fatalf("revoke sid-1: %d, %v; want 1", n, err)
+	}
+	if _, err := m.AuthenticateSession(ctx, sec1, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Fatalf("the revoked session (cached before) still works: %v", err)
+	}
+	if _, err := m.AuthenticateSession(ctx, sec2, "", ""); err != nil {
+		t.Fatalf("the session of another sid ended: %v", err)
+	}
+	if n, err := m.RevokeFederatedSessions(ctx, auth.Federation{Issuer: "https://idp.example", Subject: "sub-alice"}); err != nil || n != 1 {
+		t.Fatalf("revoke sub-alice: %d, %v; want 1", n, err)
+	}
+	if _, err := m.AuthenticateSession(ctx, secPw, "", ""); err != nil {
+		t.Fatalf("the password session ended by a back-channel logout: %v", err)
+	}
+	if _, err := m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: app}); err != nil {
+		t.Fatalf("the app password ended by a back-channel logout: %v", err)
+	}
+
+	plain := newEnv(t, nil) // testkit.Store: no FederatedSessionFinder
+	if _, err := plain.m.RevokeFederatedSessions(ctx, fed("sid-1")); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("a store without FederatedSessionFinder: %v, want errors.ErrUnsupported", err)
 	}
 }

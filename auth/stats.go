@@ -14,15 +14,11 @@ type Stats struct {
 	GraceServed uint64
 }
 
-// Stats returns the Manager's current [Stats]. It takes the caches' read
-// locks briefly; call it at scrape time, not per request.
+// Stats returns the Manager's current [Stats]. It takes each cache shard's read
+// lock briefly; call it at scrape time, not per request.
 func (m *Manager) Stats() Stats {
 	s := Stats{GraceServed: m.graceServed.Load()}
-	m.cache.mu.RLock()
-	s.CachedCredentials, s.CachedUnknown = len(m.cache.entries), len(m.cache.neg)
-	m.cache.mu.RUnlock()
-	m.users.mu.RLock()
-	s.CachedOwners = len(m.users.entries)
-	m.users.mu.RUnlock()
+	s.CachedCredentials, s.CachedUnknown = m.cache.sizes()
+	s.CachedOwners = m.users.len()
 	return s
 }

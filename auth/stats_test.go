@@ -46,7 +46,9 @@ func TestVerifyEventsCarryDurationAndCache(t *testing.T) {
 		if g.Type != w.typ || g.Cache != w.cache || g.Reason != w.reason {
 			t.Errorf("event %d = %s cache=%s reason=%q, want %s cache=%s reason=%q", i, g.Type, g.Cache, g.Reason, w.typ, w.cache, w.reason)
 		}
-		if verify := g.Type != auth.EventIssued; verify != (g.Duration > 0) {
+		// Every verify decision but a cache hit (a sample of which is
+		// measured, see TestHitDurationsAreSampled) carries its duration.
+		if verify := g.Type != auth.EventIssued; verify != (g.Duration > 0) && g.Cache != auth.CacheHit {
 			t.Errorf("event %d (%s): Duration = %v", i, g.Type, g.Duration)
 		}
 	}
@@ -75,5 +77,47 @@ func TestStatsGraceServed(t *testing.T) {
 	}
 	if n := e.m.Stats().GraceServed; n != 3 {
 		t.Errorf("GraceServed = %d, want 3", n)
+	}
+}
+
+// TestHitDurationsAreSampled: a cache hit's duration is measured about
+// once in 64 (a clock read is a tenth of a hit), a miss's always.
+func TestHitDurationsAreSampled(t *testing.T) {
+	var mu sync.Mutex
+	var hits, timed, misses, missesTimed int
+	e := newEnv(t, func(o *auth.Options) {
+		o.OnEvent = func(ev auth.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ev.Type != auth.EventAuthenticated {
+				return
+			}
+			switch ev.Cache {
+			case auth.CacheHit:
+				hits++
+				if ev.Duration > 0 {
+					timed++
+				}
+			case auth.CacheMiss:
+				misses++
+				if ev.Duration > 0 {
+					missesTimed++
+				}
+			}
+		}
+	})
+	_, secret := e.issue(t, e.alice, "phone")
+	for range 6400 {
+		if _, err := e.auth(t, "alice", secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if misses != 1 || missesTimed != 1 || hits != 6399 {
+		t.Fatalf("%d misses (%d timed), %d hits; want 1 timed miss and 6399 hits", misses, missesTimed, hits)
+	}
+	if timed == 0 || timed > hits/8 {
+		t.Errorf("%d of %d hits carry a duration, want about one in 64", timed, hits)
 	}
 }

@@ -36,7 +36,24 @@ type StoredCredential struct {
 	LastUsedAt      time.Time // zero: never
 	LastUsedAddr    string    // client address of the last use
 	LastUsedClient  string    // User-Agent of the last use
+	// Federation is the identity provider's account a session was signed
+	// in with (single sign-on); zero for app passwords and password
+	// sign-ins. Set at creation, never updated.
+	Federation Federation
 }
+
+// Federation names the account at an OpenID Connect provider behind a
+// browser session: the provider (Issuer), the account there (Subject) and
+// the provider's session (SID, may be empty). Back-channel logout names
+// sessions by it (see [Manager.RevokeFederatedSessions]).
+type Federation struct {
+	Issuer  string // the provider's issuer URL ("iss")
+	Subject string // the account at the provider ("sub")
+	SID     string // the provider's session ("sid"); empty if it sent none
+}
+
+// IsZero reports whether f names no provider account.
+func (f Federation) IsZero() bool { return f == Federation{} }
 
 // Usage is a coalesced last-used update for one credential.
 type Usage struct {
@@ -170,6 +187,18 @@ type CredentialLister interface {
 	// AllCredentials returns every user's credentials of one kind, ordered
 	// by UserID, then oldest first (as ListCredentials orders one user's).
 	AllCredentials(ctx context.Context, kind Kind) ([]*StoredCredential, error)
+}
+
+// FederatedSessionFinder is an optional [Store] capability, needed for
+// back-channel logout: finding the browser sessions signed in through one
+// identity provider's account or session. See
+// [Manager.RevokeFederatedSessions].
+type FederatedSessionFinder interface {
+	// FederatedSessions returns the sessions (KindSession) whose
+	// Federation.Issuer is f.Issuer and, for each of f.Subject and f.SID
+	// that is not empty, whose Federation has the same value. f.Issuer and
+	// at least one of the two are not empty.
+	FederatedSessions(ctx context.Context, f Federation) ([]*StoredCredential, error)
 }
 
 // ContextBounded is an optional [Store] capability. A store whose every call

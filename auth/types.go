@@ -49,8 +49,13 @@ type Principal struct {
 	// The slice is shared and must not be modified.
 	Scopes []string
 	// AuthTime is when the account password was last entered: set for
-	// sessions (for "recent sign-in" checks) and the account password.
+	// sessions (for "recent sign-in" checks) and the account password. For
+	// a session signed in through an identity provider it is when the
+	// provider last authenticated the person (the ID token's auth_time).
 	AuthTime time.Time
+	// Federation is the identity provider's account behind a session
+	// signed in through single sign-on; zero otherwise.
+	Federation Federation
 }
 
 // HasScope reports whether the principal may act within scope: true when the
@@ -66,6 +71,11 @@ const (
 	ScopeFiles     = "files"
 	// ScopeReadOnly marks a credential that may only read.
 	ScopeReadOnly = "read-only"
+	// ScopeNetwork is network access: Wi-Fi (802.1X) and VPN sign-ins
+	// through a RADIUS server (package auth/radiusrest). A credential
+	// limited to other scopes cannot open the network; an unrestricted one
+	// can.
+	ScopeNetwork = "network"
 )
 
 // Attempt is what a client presented in one authentication attempt: the
@@ -107,6 +117,9 @@ type Session struct {
 	LastUsedAddr    string    // client address of the last use
 	LastUsedClient  string    // User-Agent of the last use
 	ExpiresAt       time.Time // absolute lifetime
+	// Federation is the identity provider's account this session signed
+	// in with; zero for a password sign-in.
+	Federation Federation
 }
 
 // IssueRequest describes a new app password.

@@ -48,6 +48,7 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 		{"AllCredentials", testAllCredentials},
 		{"ClaimJob", testClaimJob},
 		{"Transient", testTransient},
+		{"FederatedSessions", testFederatedSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +63,14 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 			return
 		}
 		c := newCredential("alice", auth.KindAppPassword)
-		mustCreate(t, s, c)
+		fed := newCredential("alice", auth.KindSession)
+		fed.Federation = auth.Federation{Issuer: "https://idp.example", Subject: "sub-älice", SID: "sid-1"}
+		mustCreate(t, s, c, fed)
+		if got, err := reopen().Credential(t.Context(), fed.UserID, fed.ID); err != nil {
+			t.Fatalf("after reopen: %v", err)
+		} else {
+			assertEqual(t, got, fed)
+		}
 		if err := s.RecordUsage(t.Context(), []auth.Usage{{UserID: c.UserID, ID: c.ID, At: c.CreatedAt.Add(time.Hour), Addr: "192.0.2.9", Client: "DAVx5"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +157,7 @@ func assertEqual(t *testing.T, got, want *auth.StoredCredential) {
 	if got.ID != want.ID || got.Kind != want.Kind || got.UserID != want.UserID || got.Login != want.Login ||
 		got.Name != want.Name || !slices.Equal(got.Scopes, want.Scopes) || string(got.Hash) != string(want.Hash) ||
 		got.KeyID != want.KeyID || got.Hint != want.Hint || got.LastUsedAddr != want.LastUsedAddr ||
-		got.LastUsedClient != want.LastUsedClient {
+		got.LastUsedClient != want.LastUsedClient || got.Federation != want.Federation {
 		t.Errorf("got  %+v\nwant %+v", *got, *want)
 	}
 }
@@ -721,5 +729,76 @@ func testTransient(t *testing.T, s auth.Store) {
 	}
 	if err := ts.PutTransient(ctx, "b", key2, []byte("again"), later.Add(2*time.Hour), later.Add(time.Hour)); err != nil {
 		t.Fatalf("put over an expired record: %v, want it replaced", err)
+	}
+}
+
+// testFederatedSessions: the Federation of a session round-trips, and
+// FederatedSessions (if the store has it) finds exactly the sessions of
+// one provider's subject or session ID: never another issuer's with the
+// same subject, never an app password, never a password sign-in.
+func testFederatedSessions(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	const iss, other = "https://idp.example/realms/a", "https://idp.example/realms/b"
+	mk := func(user string, kind auth.Kind, f auth.Federation) *auth.StoredCredential {
+		c := newCredential(user, kind)
+		c.Federation = f
+		return c
+	}
+	a1 := mk("alice", auth.KindSession, auth.Federation{Issuer: iss, Subject: "sub-a", SID: "sid-1"})
+	a2 := mk("alice", auth.KindSession, auth.Federation{Issuer: iss, Subject: "sub-a", SID: "sid-2"})
+	aNoSID := mk("alice", auth.KindSession, auth.Federation{Issuer: iss, Subject: "sub-a"})
+	otherIss := mk("alice", auth.KindSession, auth.Federation{Issuer: other, Subject: "sub-a", SID: "sid-1"})
+	bob := mk("bob", auth.KindSession, auth.Federation{Issuer: iss, Subject: "sub-b", SID: "sid-3"})
+	password := mk("alice", auth.KindSession, auth.Federation{})
+	app := mk("alice", auth.KindAppPassword, auth.Federation{Issuer: iss, Subject: "sub-a", SID: "sid-1"})
+	mustCreate(t, s, a1, a2, aNoSID, otherIss, bob, password, app)
+	assertEqual(t, mustGet(t, s, "alice", a1.ID), a1)
+	assertEqual(t, mustGet(t, s, "alice", password.ID), password)
+
+	f, ok := s.(auth.FederatedSessionFinder)
+	if !ok {
+		t.Log("store does not implement auth.FederatedSessionFinder")
+		return
+	}
+	ids := func(q auth.Federation) []string {
+		t.Helper()
+		got, err := f.FederatedSessions(ctx, q)
+		if err != nil {
+			t.Fatalf("FederatedSessions(%+v): %v", q, err)
+		}
+		var out []string
+		for _, c := range got {
+			out = append(out, c.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(cs ...*auth.StoredCredential) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tt := range []struct {
+		q    auth.Federation
+		want []string
+	}{
+		{auth.Federation{Issuer: iss, Subject: "sub-a"}, sorted(a1, a2, aNoSID)},
+		{auth.Federation{Issuer: iss, SID: "sid-1"}, sorted(a1)},
+		{auth.Federation{Issuer: iss, Subject: "sub-a", SID: "sid-2"}, sorted(a2)},
+		{auth.Federation{Issuer: iss, Subject: "sub-b", SID: "sid-1"}, nil},
+		{auth.Federation{Issuer: other, Subject: "sub-a"}, sorted(otherIss)},
+		{auth.Federation{Issuer: "https://idp.example", Subject: "sub-a"}, nil},
+	} {
+		if got := ids(tt.q); !slices.Equal(got, tt.want) {
+			t.Errorf("FederatedSessions(%+v) = %v, want %v", tt.q, got, tt.want)
+		}
+	}
+	for _, q := range []auth.Federation{{}, {Issuer: iss}, {Subject: "sub-a"}} {
+		if _, err := f.FederatedSessions(ctx, q); !errors.Is(err, auth.ErrInvalidInput) {
+			t.Errorf("FederatedSessions(%+v) = %v, want ErrInvalidInput (it would match every session)", q, err)
+		}
 	}
 }

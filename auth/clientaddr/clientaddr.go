@@ -67,12 +67,12 @@ func New(opts *Options) (*Resolver, error) {
 // sender's choosing. A peer that is not an IP address (a Unix socket) is
 // returned unchanged.
 func (res *Resolver) Addr(r *http.Request) string {
-	peer, ok := parseHop(r.RemoteAddr)
+	peer, ok := parsePeer(r.RemoteAddr)
 	if !ok {
 		return r.RemoteAddr
 	}
 	if !res.trusts(peer) {
-		return peer.String()
+		return peerString(r.RemoteAddr, peer)
 	}
 	var hops []string
 	if res.header == "Forwarded" {
@@ -150,6 +150,28 @@ func forwardedParams(r *http.Request, key string) []string {
 		}
 	}
 	return out
+}
+
+// parsePeer is parseHop for a connection's RemoteAddr, which net/http
+// gives as "host:port": that form is tried first, so the common case
+// makes no error value (an allocation) on the way.
+func parsePeer(s string) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return parseHop(s)
+}
+
+// peerString returns a's text, taken from remoteAddr ("host:port") when it
+// is already written there that way, as it is for IPv4: no allocation per
+// request.
+func peerString(remoteAddr string, a netip.Addr) string {
+	var buf [64]byte
+	text := a.AppendTo(buf[:0])
+	if len(remoteAddr) > len(text) && remoteAddr[len(text)] == ':' && remoteAddr[:len(text)] == string(text) {
+		return remoteAddr[:len(text)]
+	}
+	return string(text)
 }
 
 // parseHop parses "192.0.2.1", "192.0.2.1:80", "2001:db8::1",

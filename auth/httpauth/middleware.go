@@ -189,7 +189,10 @@ func (m *Middleware) authenticate(r *http.Request, values []string) (*auth.Princ
 		return nil, auth.ErrInvalidCredentials
 	}
 	addr := m.opts.ClientAddr.Addr(r)
-	ua := safetext.Truncate(r.UserAgent(), maxUserAgentLen)
+	var ua string
+	if v := r.Header["User-Agent"]; len(v) > 0 { // what r.UserAgent does, without canonicalizing the key per request
+		ua = safetext.Truncate(v[0], maxUserAgentLen)
+	}
 	if s == schemeBearer {
 		if m.tokens == nil {
 			m.log.DebugContext(ctx, "refused Authorization header", "reason", "bearer_unsupported", "remote_addr", safetext.Escape(addr))

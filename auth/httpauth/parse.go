@@ -48,11 +48,14 @@ func parseAuthorization(h string) (s scheme, username, password string, err erro
 		if !isBase64(rest) {
 			return 0, "", "", errMalformed
 		}
-		raw, err := base64.StdEncoding.DecodeString(rest)
+		// Decode on the stack and make one string of it: one allocation
+		// per request instead of two.
+		var buf [MaxAuthorizationLen * 3 / 4]byte
+		n, err := base64.StdEncoding.Decode(buf[:], []byte(rest))
 		if err != nil {
 			return 0, "", "", errMalformed
 		}
-		username, password, ok = strings.Cut(string(raw), ":")
+		username, password, ok = strings.Cut(string(buf[:n]), ":")
 		if !ok || !validField(username) || !validField(password) {
 			return 0, "", "", errMalformed
 		}
@@ -70,7 +73,20 @@ func parseAuthorization(h string) (s scheme, username, password string, err erro
 // maxFieldLen bytes, valid UTF-8 and free of control characters (RFC 7617
 // section 2 forbids them).
 func validField(s string) bool {
-	if s == "" || len(s) > maxFieldLen || !utf8.ValidString(s) {
+	if s == "" || len(s) > maxFieldLen {
+		return false
+	}
+	ascii := true
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return true // printable ASCII, the common case: no decoding
+	}
+	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
@@ -86,13 +102,20 @@ func isBase64(s string) bool {
 		return false
 	}
 	for i := range len(s) {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+		if !base64Chars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// base64Chars holds the bytes of the standard base64 alphabet and '='.
+var base64Chars = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") {
+		t[c] = true
+	}
+	return t
+}()
 
 // isToken68 reports whether s is a non-empty RFC 7235 token68:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".

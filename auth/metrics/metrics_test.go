@@ -142,7 +142,9 @@ func TestScriptedSession(t *testing.T) {
 		`appauth_backend_errors_total{backend=store}`:                                             1,
 		`appauth_backend_errors_total{backend=directory}`:                                         0,
 		`appauth_backend_up{backend=store}`:                                                       0,
-		`appauth_verify_duration_seconds{cache=hit,kind=app_password}`:                            4,
+		`appauth_cache_lookups_total{cache=hit,kind=app_password}`:                                4, // exact; the hit histogram is a sample
+		`appauth_cache_lookups_total{cache=miss,kind=app_password}`:                               4,
+		`appauth_cache_lookups_total{cache=none,kind=app_password}`:                               1,
 		`appauth_verify_duration_seconds{cache=miss,kind=app_password}`:                           4,
 		`appauth_verify_duration_seconds{cache=none,kind=app_password}`:                           1,
 		`appauth_cache_entries{cache=credentials}`:                                                2,

@@ -36,6 +36,9 @@ var accessPresets = []accessPreset{
 	{ID: "dav-read-only", Label: "Calendars and contacts, read-only",
 		Scopes: []string{auth.ScopeCalendars, auth.ScopeContacts, auth.ScopeReadOnly}},
 	{ID: "files-read-only", Label: "Files only, read-only", Scopes: []string{auth.ScopeFiles, auth.ScopeReadOnly}},
+	// Network access only (RADIUS, package auth/radiusrest): a Wi-Fi or
+	// VPN password that opens no calendar or file.
+	{ID: "network", Label: "Wi-Fi and VPN", Scopes: []string{auth.ScopeNetwork}},
 }
 
 // scopeWords name single scopes, for a credential whose scopes match no
@@ -44,6 +47,7 @@ var scopeWords = map[string]string{
 	auth.ScopeCalendars: "calendars",
 	auth.ScopeContacts:  "contacts",
 	auth.ScopeFiles:     "files",
+	auth.ScopeNetwork:   "Wi-Fi and VPN",
 }
 
 // expiryChoice is one of the expiry choices. A zero After with ID "never"

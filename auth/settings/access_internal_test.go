@@ -42,6 +42,7 @@ func TestParseAccessPresets(t *testing.T) {
 		"read-only":       {"calendars", "contacts", "files", "read-only"},
 		"dav-read-only":   {"calendars", "contacts", "read-only"},
 		"files-read-only": {"files", "read-only"},
+		"network":         {"network"},
 	}
 	for id, scopes := range want {
 		got, exp, err := parseAccess(url.Values{"access": {id}}, accessNow)
@@ -129,7 +130,8 @@ func TestDescribeAccess(t *testing.T) {
 		{[]string{"calendars"}, "Calendars"},
 		{[]string{"contacts", "read-only"}, "Contacts, read-only"},
 		{[]string{"calendars", "files"}, "Calendars, files"},
-		{[]string{"network"}, "Network"},
+		{[]string{"network"}, "Wi-Fi and VPN"},
+		{[]string{"calendars", "network"}, "Calendars, Wi-Fi and VPN"},
 		{[]string{"read-only"}, "Nothing (read-only, no area)"},
 	} {
 		if got := describeAccess(tc.scopes); got != tc.want {

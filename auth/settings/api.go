@@ -76,6 +76,12 @@ type (
 	errorJSON struct {
 		Error string `json:"error"`
 	}
+	// reauthJSON: a session signed in through single sign-on needs a
+	// recent sign-in; the browser confirms it at ReauthURL.
+	reauthJSON struct {
+		Error     string `json:"error"`
+		ReauthURL string `json:"reauthURL"`
+	}
 )
 
 func toUserJSON(u *auth.User) userJSON {
@@ -215,6 +221,7 @@ const (
 	msgThrottled          = "too many attempts; try again later"
 	msgRecentAuth         = "recent sign-in required: sign in again (POST api/v1/session with your password) to create an app password"
 	msgCSRF               = "missing or wrong X-CSRF-Token header"
+	msgRecentSSO          = "recent sign-in required: confirm it's you through single sign-on (open reauthURL in the browser) to create an app password"
 )
 
 // writeAuthError answers with the status and message for err, an error
@@ -360,6 +367,10 @@ func (h *Handler) apiCreateAppPassword(w http.ResponseWriter, r *http.Request, s
 		ir.ExpiresAt = t
 	}
 	if !h.recent(s) {
+		if u := h.ssoReauthURL(s); u != "" {
+			writeJSON(w, http.StatusForbidden, reauthJSON{Error: msgRecentSSO, ReauthURL: u})
+			return
+		}
 		writeError(w, http.StatusForbidden, msgRecentAuth)
 		return
 	}

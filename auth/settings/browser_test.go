@@ -18,7 +18,7 @@ import (
 	"github.com/appauth/appauth/auth/httpauth"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/auth/throttle"
-	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/browser"
 )
 
 // EnvUpdateScreenshot, when "1", makes TestBrowserUserStory write the
@@ -67,55 +67,11 @@ func davGet(t *testing.T, srv *httptest.Server, user, password string) (int, str
 	return resp.StatusCode, string(body)
 }
 
-// newBrowser starts headless Chromium with a temporary profile and returns
-// a chromedp context for one tab, stopped when the test ends.
+// newBrowser starts headless Chromium for one test, with stable
+// rendering for the screenshots.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	exe := testenv.Chromium(t)
-	// Not t.TempDir: Chromium's helpers may still write to the profile for a
-	// moment after the browser stops, so removal is retried below.
-	profile, err := os.MkdirTemp("", "appauth-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("force-color-profile", "srgb"),
-	}
-	for _, f := range testenv.ChromiumFlags {
-		name, value, ok := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if ok {
-			opts = append(opts, chromedp.Flag(name, value))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	// A bound on the whole browser session, so that a hung browser fails
-	// the test instead of the run; the steps themselves are not timed.
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), 3*time.Minute)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	quiet := func(string, ...any) {}
-	tab, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(quiet), chromedp.WithErrorf(quiet))
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-		cancelTimeout()
-		var err error
-		for range 50 {
-			if err = os.RemoveAll(profile); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("remove the Chromium profile %s: %v", profile, err)
-	})
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("start Chromium %s: %v", exe, err)
-	}
-	return tab
+	return browser.New(t, chromedp.Flag("hide-scrollbars", true), chromedp.Flag("force-color-profile", "srgb"))
 }
 
 // do runs browser steps, failing the test with the step's name.

@@ -34,7 +34,10 @@
 //	GET  {prefix}login/v2/flow/{token}         Login Flow v2 grant page, when
 //	POST {prefix}login/v2/flow/{token}         [Options].LoginFlows is set: sign in
 //	                                           (again when not recent), then grant
-//	                                           with the access choices, or deny
+//	                                           with the access choices, or deny;
+//	                                           with [Options].SSO, ?sso=signin and
+//	                                           ?sso=reauth go through the provider
+//	                                           and back to the same grant page
 //
 // # JSON API
 //

@@ -44,6 +44,13 @@ type env struct {
 // editS may change the options (either may be nil).
 func newEnv(t *testing.T, editM func(*auth.Options), editS func(*settings.Options)) *env {
 	t.Helper()
+	return newEnvVerifier(t, editM, editS, true)
+}
+
+// newEnvVerifier is newEnv, with the Handler given no PasswordVerifier
+// when passwords is false (a single-sign-on-only page).
+func newEnvVerifier(t *testing.T, editM func(*auth.Options), editS func(*settings.Options), passwords bool) *env {
+	t.Helper()
 	e := &env{
 		t:     t,
 		store: testkit.NewStore(memory.NewStore()),
@@ -70,7 +77,11 @@ func newEnv(t *testing.T, editM func(*auth.Options), editS func(*settings.Option
 	if editS != nil {
 		editS(so)
 	}
-	h, err := settings.New(m, e.verifier, so)
+	var verifier auth.PasswordVerifier
+	if passwords {
+		verifier = e.verifier
+	}
+	h, err := settings.New(m, verifier, so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,28 @@ func (h *Handler) parseGrantTemplate() error {
 	return nil
 }
 
+// flowPathPrefix is where grant pages live under the prefix.
+const flowPathPrefix = "login/v2/flow/"
+
+// maxFlowToken bounds a login token in a return path (auth/loginflow's
+// are 43 characters).
+const maxFlowToken = 128
+
+// validFlowToken reports whether s can be a login token: one path segment
+// of the base64url alphabet, so that a return path naming it stays on the
+// grant page.
+func validFlowToken(s string) bool {
+	if s == "" || len(s) > maxFlowToken {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // loginFlowRoutes adds the grant page when Options.LoginFlows is set.
 func (h *Handler) loginFlowRoutes(handle func(string, http.HandlerFunc)) {
 	if h.opts.LoginFlows == nil {
@@ -100,16 +122,29 @@ func (h *Handler) pendingFlow(w http.ResponseWriter, r *http.Request) (*grantDat
 }
 
 // grantPage asks the signed-in person whether to grant the flow's client
-// access, or signs them in first.
+// access, or signs them in first. With an SSO, ?sso=signin starts a
+// sign-in and ?sso=reauth a confirmation through the provider, both
+// returning here: the return path is kept in the SSO's pending record, so
+// the token never goes to the provider, and these links stay on the one
+// URL that already carries it.
 func (h *Handler) grantPage(w http.ResponseWriter, r *http.Request) {
 	d, ok := h.pendingFlow(w, r)
 	if !ok {
 		return
 	}
 	s, err := h.currentSession(r)
+	sso := ""
+	if h.opts.SSO != nil {
+		sso = r.URL.Query().Get("sso")
+	}
 	switch {
 	case errors.Is(err, errNoSession):
+		if sso == "signin" {
+			h.ssoBegin(w, r, SSORequest{ReturnPath: flowPathPrefix + d.Token})
+			return
+		}
 		d.SignIn = true
+		h.grantSignIn(d)
 		if u := r.URL.Query().Get("user"); len(u) <= maxLoginBytes {
 			d.Username = u // ?user= prefills, as Nextcloud clients may ask
 		}
@@ -119,14 +154,33 @@ func (h *Handler) grantPage(w http.ResponseWriter, r *http.Request) {
 		h.unavailablePage(w, r, err)
 		return
 	}
+	if sso == "reauth" && h.ssoReauthURL(s) != "" {
+		h.ssoBegin(w, r, SSORequest{ReturnPath: flowPathPrefix + d.Token, Reauth: s.p})
+		return
+	}
 	h.fillGrant(d, s, nil)
 	h.renderGrant(w, r, http.StatusOK, d)
+}
+
+// grantSignIn fills in the sign-in choices: the provider's button when
+// there is an SSO, the password form when there is a verifier.
+func (h *Handler) grantSignIn(d *grantData) {
+	d.PasswordForm = h.verifier != nil
+	if h.opts.SSO != nil {
+		d.SSOName = h.opts.SSO.Name()
+		d.SSOURL = h.opts.Prefix + flowPathPrefix + d.Token + "?sso=signin"
+	}
 }
 
 func (h *Handler) fillGrant(d *grantData, s *session, form map[string][]string) {
 	d.User, d.CSRF = &s.p.User, s.csrf
 	d.NeedReauth = !h.recent(s)
 	d.Access = newAccessForm(form, h.opts.Now())
+	if d.NeedReauth && h.ssoReauthURL(s) != "" {
+		// A session signed in through the SSO confirms there.
+		d.SSOName = h.opts.SSO.Name()
+		d.SSOURL = h.opts.Prefix + flowPathPrefix + d.Token + "?sso=reauth"
+	}
 }
 
 // grantForm signs in (action "signin"), grants (action "grant") or
@@ -141,7 +195,7 @@ func (h *Handler) grantForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	here := h.opts.Prefix + "login/v2/flow/" + d.Token
+	here := h.opts.Prefix + flowPathPrefix + d.Token
 	if r.PostForm.Get("action") == "signin" {
 		login := strings.TrimSpace(r.PostForm.Get("username"))
 		if _, _, err := h.signIn(w, r, login, r.PostForm.Get("password")); err != nil {
@@ -150,6 +204,7 @@ func (h *Handler) grantForm(w http.ResponseWriter, r *http.Request) {
 				login = ""
 			}
 			d.SignIn, d.Error, d.Username = true, msg, login
+			h.grantSignIn(d)
 			h.renderGrant(w, r, status, d)
 			return
 		}
@@ -186,6 +241,12 @@ func (h *Handler) grantForm(w http.ResponseWriter, r *http.Request) {
 		h.fillGrant(d, s, r.PostForm)
 		d.Access.Invalid, d.Error = true, upperFirst(inputMessage(err))+"."
 		h.renderGrant(w, r, http.StatusBadRequest, d)
+		return
+	}
+	if !h.recent(s) && h.ssoReauthURL(s) != "" {
+		h.fillGrant(d, s, r.PostForm)
+		d.Error = fmt.Sprintf("For your security, confirm it's you with %s first (you signed in more than %s ago).", h.opts.SSO.Name(), humanDuration(h.opts.RecentAuth))
+		h.renderGrant(w, r, http.StatusForbidden, d)
 		return
 	}
 	if !h.recent(s) {

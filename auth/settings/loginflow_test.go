@@ -27,8 +27,20 @@ type flowEnv struct {
 
 func newFlowEnv(t *testing.T) *flowEnv {
 	t.Helper()
+	return newFlowEnvSSO(t, nil, true)
+}
+
+// newFlowEnvSSO is newFlowEnv with sso as Options.SSO (if not nil), and
+// no PasswordVerifier unless passwords.
+func newFlowEnvSSO(t *testing.T, sso settings.SSO, passwords bool) *flowEnv {
+	t.Helper()
 	var holder lateFlows
-	e := newEnv(t, nil, func(o *settings.Options) { o.LoginFlows = &holder })
+	e := newEnvVerifier(t, nil, func(o *settings.Options) {
+		o.LoginFlows = &holder
+		if sso != nil {
+			o.SSO = sso
+		}
+	}, passwords)
 	flows, err := loginflow.New(e.m, &loginflow.Options{Key: bytes.Repeat([]byte("f"), 32), Now: e.clock.Now, PurgeInterval: -1})
 	if err != nil {
 		t.Fatal(err)

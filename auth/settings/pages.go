@@ -25,6 +25,11 @@ type pageData struct {
 
 	// Sign-in page.
 	Username string
+	// Single sign-on: the provider's name and where its sign-in (or, on
+	// the security page, the confirmation) starts; PasswordForm: the
+	// password form is offered.
+	SSOName, SSOURL string
+	PasswordForm    bool
 
 	// Error page.
 	Heading, Message string
@@ -98,6 +103,7 @@ func (h *Handler) parseTemplates() error {
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, d *pageData) {
 	d.Title = h.opts.Title
 	d.Prefix = h.opts.Prefix
+	h.ssoPageData(name, d)
 	var buf bytes.Buffer
 	if err := h.tmpl[name].ExecuteTemplate(&buf, "layout", d); err != nil {
 		h.log.ErrorContext(r.Context(), "render page", "template", name, "error", err)
@@ -220,6 +226,10 @@ func (h *Handler) signOutForm(w http.ResponseWriter, r *http.Request, s *session
 		h.failPage(w, r, err, "")
 		return
 	}
+	if u := h.ssoLogoutURL(w, r, s); u != "" {
+		http.Redirect(w, r, u, http.StatusSeeOther) // the provider's session ends too
+		return
+	}
 	h.redirect(w, r, "signin?done=signed-out")
 }
 
@@ -291,6 +301,9 @@ func (h *Handler) renderSecurity(w http.ResponseWriter, r *http.Request, s *sess
 	d.User = &s.p.User
 	d.CSRF = s.csrf
 	d.NeedReauth = d.NeedReauth || !h.recent(s)
+	if d.NeedReauth {
+		d.SSOURL = h.ssoReauthURL(s)
+	}
 	for _, a := range aps {
 		client, detail := clientLabel(a.LastUsedClient)
 		d.AppPasswords = append(d.AppPasswords, appPasswordView{
@@ -345,6 +358,12 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 		d.Access.Invalid = true
 		d.NeedReauth = !h.recent(s)
 		h.renderSecurity(w, r, s, http.StatusBadRequest, d)
+		return
+	}
+	if !h.recent(s) && h.ssoReauthURL(s) != "" {
+		d.NeedReauth = true
+		d.Error = fmt.Sprintf("For your security, confirm it's you with %s to create an app password (you signed in more than %s ago).", h.opts.SSO.Name(), humanDuration(h.opts.RecentAuth))
+		h.renderSecurity(w, r, s, http.StatusForbidden, d)
 		return
 	}
 	if !h.recent(s) {
@@ -467,6 +486,14 @@ func (h *Handler) revokeOtherSessionsForm(w http.ResponseWriter, r *http.Request
 func clientLabel(ua string) (label, detail string) {
 	if ua == "" {
 		return "Unknown client", ""
+	}
+	// RADIUS (package auth/radiusrest): the NAS and the station.
+	if rest, ok := strings.CutPrefix(ua, "RADIUS"); ok && (rest == "" || rest[0] == ' ') {
+		label = "Wi-Fi/VPN" + rest
+		if len(label) > 80 {
+			label = strings.ToValidUTF8(label[:80], "") + "…"
+		}
+		return label, ua
 	}
 	has := func(s string) bool { return strings.Contains(ua, s) }
 	var app string

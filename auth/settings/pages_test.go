@@ -501,3 +501,24 @@ func TestClientLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkDeviceList: an app password used through RADIUS (package
+// auth/radiusrest) is listed with the NAS and the station of its last use,
+// which come from the network and are escaped.
+func TestNetworkDeviceList(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	c := e.client()
+	signInForm(t, c, "alice", alicePassword)
+	_, secret, err := e.m.IssueAppPassword(t.Context(), e.alice, auth.IssueRequest{Name: "Wi-Fi", Scopes: []string{auth.ScopeNetwork}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Authenticate(t.Context(), auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1",
+		UserAgent: `RADIUS ap-<b>3</b> (192.0.2.1) station 02-00-00-00-00-07`}); err != nil {
+		t.Fatal(err)
+	}
+	body := wantPage(t, c.get("security"), 200, "Access: Wi-Fi and VPN", "Wi-Fi/VPN ap-&lt;b&gt;3&lt;/b&gt; (192.0.2.1) station 02-00-00-00-00-07", "from 192.0.2.1")
+	if strings.Contains(body, "<b>3") {
+		t.Error("the NAS's name is not escaped")
+	}
+}

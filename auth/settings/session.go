@@ -67,6 +67,7 @@ func (h *Handler) recent(s *session) bool {
 var (
 	errEmptyCredentials = errors.New("enter your username and password")
 	errWrongUser        = fmt.Errorf("settings: password of another user: %w", auth.ErrInvalidCredentials)
+	errNoPasswordSignIn = fmt.Errorf("settings: password sign-in is turned off (single sign-on only): %w", auth.ErrInvalidCredentials)
 )
 
 // checkPassword verifies login's account password through the Manager's
@@ -74,6 +75,9 @@ var (
 // auth.ErrInvalidCredentials, auth.ErrThrottled (a *auth.ThrottleError when
 // the Limiter gives a delay), auth.ErrUnavailable or errEmptyCredentials.
 func (h *Handler) checkPassword(r *http.Request, login, password string) (*auth.User, error) {
+	if h.verifier == nil {
+		return nil, errNoPasswordSignIn
+	}
 	if login == "" || password == "" {
 		return nil, errEmptyCredentials
 	}

@@ -62,10 +62,17 @@ type Options struct {
 	TrustedOrigins []string
 	// LoginFlows, if set, serves the grant page of Nextcloud Login Flow v2
 	// at {Prefix}login/v2/flow/{token}: the person signs in if needed
-	// (again if the sign-in is not recent), chooses the access and expiry,
-	// and grants or denies. Give it a *loginflow.Flows mounted with the
+	// (with the password, or through SSO when set, returning to the same
+	// page; again if the sign-in is not recent, through the provider for a
+	// session signed in there), chooses the access and expiry, and grants
+	// or denies. Give it a *loginflow.Flows mounted with the
 	// same Prefix. Default: nil, no grant page.
 	LoginFlows LoginFlows
+
+	// SSO, if set, offers single sign-on through an identity provider on
+	// the sign-in page ("Sign in with ..."), beside the password form, or
+	// alone when New is given no PasswordVerifier. See package auth/oidc.
+	SSO SSO
 
 	// Now is the clock, for the recent sign-in check; give it the Manager's
 	// clock in tests. Default time.Now.
@@ -91,6 +98,7 @@ type Handler struct {
 	static   fs.FS        // the files under static/
 	files    http.Handler // serves static, after staticFile's checks
 	held     heldSecrets  // new secrets, between the create form and the page view that shows them
+	csp      string       // Content-Security-Policy of every response
 }
 
 // Limits on what clients send.
@@ -100,18 +108,20 @@ const (
 	maxSecretBytes = 1024 // account password or session cookie
 )
 
-// New returns a Handler that signs people in with verifier and manages
-// their credentials through m. opts may be nil.
+// New returns a Handler that signs people in with verifier (the password
+// form) and manages their credentials through m. opts may be nil. verifier
+// may be nil when opts.SSO is set: then the page offers single sign-on
+// only.
 func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handler, error) {
 	if m == nil {
 		return nil, errors.New("settings: New: nil Manager")
 	}
-	if verifier == nil {
-		return nil, errors.New("settings: New: nil PasswordVerifier")
-	}
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	if verifier == nil && o.SSO == nil {
+		return nil, errors.New("settings: New: nil PasswordVerifier and no Options.SSO: nobody could sign in")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "/"
@@ -157,6 +167,7 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 		}
 	}
 	h.cop.SetDenyHandler(http.HandlerFunc(h.crossOriginDenied))
+	h.csp = ssoContentSecurityPolicy(o.SSO)
 	static, err := fs.Sub(assets, "static")
 	if err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
@@ -207,6 +218,7 @@ func (h *Handler) routes() {
 	handle("POST sessions/revoke-others", h.page(h.revokeOtherSessionsForm))
 	handle("GET static/{file}", h.staticFile)
 	h.loginFlowRoutes(handle)
+	h.ssoRoutes(handle)
 
 	// JSON API.
 	handle("POST api/v1/session", h.apiSignIn)
@@ -242,7 +254,7 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Security-Policy", contentSecurityPolicy)
+	hd.Set("Content-Security-Policy", h.csp)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")

@@ -31,14 +31,15 @@ type Store struct {
 }
 
 var (
-	_ auth.Store            = (*Store)(nil)
-	_ auth.ExpiredPurger    = (*Store)(nil)
-	_ auth.UnusedPurger     = (*Store)(nil)
-	_ auth.PepperRegistry   = (*Store)(nil)
-	_ auth.JobClaimer       = (*Store)(nil)
-	_ auth.TransientStore   = (*Store)(nil)
-	_ auth.ContextBounded   = (*Store)(nil)
-	_ auth.CredentialLister = (*Store)(nil)
+	_ auth.Store                  = (*Store)(nil)
+	_ auth.ExpiredPurger          = (*Store)(nil)
+	_ auth.UnusedPurger           = (*Store)(nil)
+	_ auth.PepperRegistry         = (*Store)(nil)
+	_ auth.ContextBounded         = (*Store)(nil)
+	_ auth.CredentialLister       = (*Store)(nil)
+	_ auth.FederatedSessionFinder = (*Store)(nil)
+	_ auth.JobClaimer             = (*Store)(nil)
+	_ auth.TransientStore         = (*Store)(nil)
 )
 
 // NewStore returns an empty Store.
@@ -345,4 +346,25 @@ func clone(c *auth.StoredCredential) *auth.StoredCredential {
 	out.AuthenticatedAt = c.AuthenticatedAt.UTC()
 	out.LastUsedAt = c.LastUsedAt.UTC()
 	return &out
+}
+
+// FederatedSessions implements [auth.FederatedSessionFinder]. It scans
+// every credential: back-channel logouts are rare.
+func (s *Store) FederatedSessions(ctx context.Context, f auth.Federation) ([]*auth.StoredCredential, error) {
+	if f.Issuer == "" || f.Subject == "" && f.SID == "" {
+		return nil, fmt.Errorf("memory: federated sessions: %w: an issuer and a subject or session ID are required", auth.ErrInvalidInput)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*auth.StoredCredential
+	for _, c := range s.byID {
+		g := c.Federation
+		if c.Kind == auth.KindSession && g.Issuer == f.Issuer && (f.Subject == "" || g.Subject == f.Subject) && (f.SID == "" || g.SID == f.SID) {
+			out = append(out, clone(c))
+		}
+	}
+	slices.SortFunc(out, func(a, b *auth.StoredCredential) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }

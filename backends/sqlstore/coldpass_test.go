@@ -21,6 +21,7 @@ import (
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/backends/sqlstore"
+	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 	"github.com/appauth/appauth/internal/testkit"
 	"golang.org/x/net/webdav"
@@ -35,8 +36,12 @@ const (
 
 // storeOnly hides the Store's optional capabilities from the Manager: a
 // change listener that connects mid-pass would clear the cache and turn
-// part of a hot pass cold.
+// part of a hot pass cold. It keeps ContextBounded, which decides whether
+// the Manager's calls run on a goroutine of their own.
 type storeOnly struct{ auth.Store }
+
+// HonorsContext implements [auth.ContextBounded] as the Store does.
+func (s storeOnly) HonorsContext() bool { return s.Store.(auth.ContextBounded).HonorsContext() }
 
 // BenchmarkColdPass is the cold path at scale, the way a server meets it
 // after a restart or with more devices than its cache holds: 1,000
@@ -127,12 +132,28 @@ func coldPass(b *testing.B, driver string, open openFunc, dsn string) {
 		b.Fatal(err)
 	}
 	defer stmt.Close()
-	for _, h := range coldHandlers {
-		b.Run(h.name, func(b *testing.B) { coldPassWith(b, store, dir, authz, hashes, stmt, h.method, h.handler()) })
+	for _, k := range coldLookups {
+		b.Run(fmt.Sprint("lookups=", k), func(b *testing.B) {
+			s, err := open(b.Context(), dsn, &sqlstore.Options{MaxConcurrentLookups: k})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			for _, h := range coldHandlers {
+				b.Run(h.name, func(b *testing.B) { coldPassWith(b, s, dir, authz, hashes, raw.DB, stmt, h.method, h.handler()) })
+			}
+		})
 	}
 }
 
-func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz []string, hashes [][]byte, stmt *sql.Stmt, method string, work http.Handler) {
+// coldLookups are the [sqlstore.Options.MaxConcurrentLookups] the cold
+// pass runs with: 16, as many as clients, is every miss its own query (no
+// lookup ever waits for a slot); below it, concurrent misses share
+// queries (2 is the default on PostgreSQL; on SQLite there is no bound by
+// default, like 16 here).
+var coldLookups = []int{16, 2, 1}
+
+func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz []string, hashes [][]byte, raw *sql.DB, stmt *sql.Stmt, method string, work http.Handler) {
 	rawHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i, err := strconv.Atoi(r.URL.Query().Get("i"))
 		if err != nil || i < 0 || i >= len(hashes) {
@@ -161,9 +182,25 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 		}
 	}()
 
+	// passCPU is this process's CPU time per pass name: the server's
+	// and the clients' (PostgreSQL's is not in it).
+	passCPU := map[string]time.Duration{}
+	passName := ""
+	// dbCPU is the same for PostgreSQL's processes (zero on SQLite,
+	// whose work is in this process).
+	dbCPU := map[string]time.Duration{}
+	serverCPU := benchpair.PostgresCPU(b.Context(), raw)
+	if serverCPU == nil {
+		serverCPU = func() time.Duration { return 0 }
+	}
 	// pass sends the 1,000 requests once with coldWorkers clients and
 	// returns its wall time and every request's latency.
 	pass := func(path string, withIndex bool) (time.Duration, []time.Duration) {
+		cpu0, db0 := benchpair.ProcessCPU(), serverCPU()
+		defer func() {
+			passCPU[passName] += benchpair.ProcessCPU() - cpu0
+			dbCPU[passName] += serverCPU() - db0
+		}()
 		lat := make([]time.Duration, coldPasswords)
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -227,6 +264,9 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	pass("/dav/", false)
 	m.Close()
 
+	before := store.LookupStats()
+	clear(passCPU)
+	clear(dbCPU)
 	var cold, hot, rawT time.Duration
 	var coldLat []time.Duration
 	round := 0
@@ -235,19 +275,24 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 		m := newMiddleware()
 		b.StartTimer()
 		// The raw pass goes first, between, or last, in turn.
+		passName = "raw"
 		if round%3 == 0 {
 			t, _ := pass("/raw/", true)
 			rawT += t
 		}
+		passName = "cold"
 		t, lat := pass("/dav/", false)
 		cold += t
 		coldLat = append(coldLat, lat...)
+		passName = "raw"
 		if round%3 == 1 {
 			t, _ := pass("/raw/", true)
 			rawT += t
 		}
+		passName = "hot"
 		t, _ = pass("/dav/", false)
 		hot += t
+		passName = "raw"
 		if round%3 == 2 {
 			t, _ := pass("/raw/", true)
 			rawT += t
@@ -272,6 +317,14 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 	b.ReportMetric(float64(rawT)/float64(cold), "cold/raw")
 	b.ReportMetric(pct(0.50), "cold-p50-ms")
 	b.ReportMetric(pct(0.99), "cold-p99-ms")
+	for _, p := range []string{"cold", "hot", "raw"} {
+		b.ReportMetric(float64(passCPU[p])/float64(round*coldPasswords)/1e3, p+"-cpu-us/req")
+		if dbCPU[p] > 0 {
+			b.ReportMetric(float64(dbCPU[p])/float64(round*coldPasswords)/1e3, p+"-db-cpu-us/req")
+		}
+	}
+	ls := store.LookupStats()
+	b.ReportMetric(float64(ls.Lookups-before.Lookups)/float64(max(1, ls.Queries-before.Queries)), "lookups/query")
 	st := store.Stats()
 	b.ReportMetric(float64(st.MaxIdleClosed), "idle-closed")
 	b.ReportMetric(float64(st.OpenConnections), "open-conns")

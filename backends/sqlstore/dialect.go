@@ -96,22 +96,27 @@ func (d *dbTime) Scan(v any) error {
 // queries are the statements of one Store, built once at open: table name
 // and placeholders filled in.
 type queries struct {
-	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, delUnused, usage string
+	insert, byHash, byID, list, listAll, count, update, del, delAll, delExpired, delUnused, usage, federated string
 }
 
 // credentialColumns lists the columns in the order of [row].
 const credentialColumns = "id, kind, user_id, login, name, scopes, hash, key_id, hint, " +
-	"created_at, expires_at, authenticated_at, last_used_at, last_used_addr, last_used_client"
+	"created_at, expires_at, authenticated_at, last_used_at, last_used_addr, last_used_client, " +
+	"fed_issuer, fed_subject, fed_sid"
 
 func (d *dialect) queries(table string) queries {
 	q := func(s string) string { return sqlx.Rebind(d.bindType, strings.ReplaceAll(s, "{t}", table)) }
 	return queries{
-		insert:     q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-		byHash:     q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
-		byID:       q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
-		list:       q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
-		listAll:    q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ?"),
-		count:      q("SELECT COUNT(*) FROM {t}"),
+		insert:  q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		byHash:  q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
+		byID:    q("SELECT " + credentialColumns + " FROM {t} WHERE id = ? AND user_id = ?"),
+		list:    q("SELECT " + credentialColumns + " FROM {t} WHERE user_id = ? AND kind = ? ORDER BY created_at, id"),
+		listAll: q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ?"),
+		count:   q("SELECT COUNT(*) FROM {t}"),
+		// Each of subject and sid is compared only when the argument is not
+		// empty (back-channel logout may name either or both).
+		federated: q("SELECT " + credentialColumns + " FROM {t} WHERE kind = ? AND fed_issuer = ? " +
+			"AND (? = '' OR fed_subject = ?) AND (? = '' OR fed_sid = ?) ORDER BY created_at, id"),
 		update:     q("UPDATE {t} SET name = ?, scopes = ?, expires_at = ?, authenticated_at = ? WHERE id = ? AND user_id = ?"),
 		del:        q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),
 		delAll:     q("DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"),
@@ -120,6 +125,51 @@ func (d *dialect) queries(table string) queries {
 		usage: q("UPDATE {t} SET last_used_at = ?, last_used_addr = ?, last_used_client = ? " +
 			"WHERE id = ? AND user_id = ? AND (last_used_at IS NULL OR last_used_at < ?)"),
 	}
+}
+
+// byHashes is the query for up to maxBatch distinct hashes at once (see
+// coalescer), and args its arguments. PostgreSQL takes them as one bytea
+// array, so one statement serves every batch size; SQLite has no arrays,
+// so it has one statement per power of two, the last hash repeated to
+// fill it.
+//
+// On PostgreSQL, the plain "WHERE hash = ANY($1)" is planned as a
+// sequential scan of a table of a few thousand rows (EXPLAIN ANALYZE on
+// 1,000 rows and 8 hashes: 0.18 ms, against 0.02 ms for one index
+// lookup), which costs the table's size per query. The LATERAL subquery
+// with LIMIT 1 (hash is unique) cannot be flattened into a join, so every
+// hash is one index lookup whatever the table's size or statistics.
+func (d *dialect) byHashes(table string, n int) string {
+	if d == postgresDialect {
+		return "SELECT c.* FROM unnest($1::bytea[]) AS h(want) CROSS JOIN LATERAL (SELECT " + credentialColumns +
+			" FROM " + table + " WHERE hash = h.want LIMIT 1) AS c"
+	}
+	return "SELECT " + credentialColumns + " FROM " + table + " WHERE hash IN (?" + strings.Repeat(", ?", n-1) + ")"
+}
+
+// batchSizes are the sizes the byHashes statements are prepared for.
+func (d *dialect) batchSizes() []int {
+	if d == postgresDialect {
+		return []int{maxBatch}
+	}
+	var sizes []int
+	for n := 2; n <= maxBatch; n *= 2 {
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+// byHashesArgs returns the arguments of the byHashes statement of size n
+// for hashes (at most n of them).
+func (d *dialect) byHashesArgs(hashes [][]byte, n int) []any {
+	if d == postgresDialect {
+		return []any{pq.ByteaArray(hashes)}
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = hashes[min(i, len(hashes)-1)]
+	}
+	return args
 }
 
 // execQuerier is what a migration runs on: a *sql.Tx or a *sql.Conn.

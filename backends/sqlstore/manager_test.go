@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -177,8 +178,13 @@ func TestManagerOnSQL(t *testing.T) {
 // BenchmarkVerifyUncached compares a verify that misses the cache (HMAC,
 // store lookup, owner check from the directory cache) with its baseline: a
 // raw prepared SELECT of the same row by the same indexed hash on the same
-// database, through a pool configured like the Store's. Each parallel worker alternates the two, so both see the same
-// machine; the ratio baseline/verify is the verify's relative throughput.
+// database, through a pool configured like the Store's. About 8 parallel
+// workers (verifyWorkers) each alternate the two on an app password of
+// their own, so both see the same machine; the ratio baseline/verify is
+// the verify's relative throughput. With flush=on, a writer records
+// last-used times of 500 other app passwords the whole time, one batch
+// after the other, as the Manager's background flush does once per
+// interval.
 func BenchmarkVerifyUncached(b *testing.B) {
 	for _, d := range []struct {
 		name, driver string
@@ -191,13 +197,21 @@ func BenchmarkVerifyUncached(b *testing.B) {
 		b.Run(d.name, func(b *testing.B) {
 			dsn := d.dsn(b)
 			store := mustOpen(b, d.open, dsn)
-			m := newManager(b, store, func(o *auth.Options) { o.CacheSize = -1 })
-			_, secret, err := m.IssueAppPassword(b.Context(), alice, auth.IssueRequest{Name: "bench"})
-			if err != nil {
-				b.Fatal(err)
+			m := newManager(b, store, func(o *auth.Options) { o.CacheSize = -1; o.MaxAppPasswords = 1000 })
+			// One app password per worker, and 500 for the flusher.
+			const flushed = 500
+			secrets := make([]string, verifyWorkers+flushed)
+			creds := make([]*auth.StoredCredential, len(secrets))
+			for i := range secrets {
+				ap, secret, err := m.IssueAppPassword(b.Context(), alice, auth.IssueRequest{Name: fmt.Sprint("bench ", i)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if creds[i], err = store.Credential(b.Context(), alice.ID, ap.ID); err != nil {
+					b.Fatal(err)
+				}
+				secrets[i] = secret
 			}
-			list, _ := store.ListCredentials(b.Context(), alice.ID, auth.KindAppPassword)
-			hash := list[0].Hash
 			// The baseline's pool is sized like the Store's: with
 			// database/sql's defaults it would pay for the same
 			// reconnects and hide them.
@@ -213,16 +227,59 @@ func BenchmarkVerifyUncached(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer stmt.Close()
-			c := auth.Attempt{Username: "alice", Password: secret}
-			benchpair.Run(b, func() (benchpair.Pair, error) {
-				return benchpair.Pair{
-					Baseline: func() error { return scanRow(stmt.QueryRowContext(b.Context(), hash)) },
-					Subject:  func() error { _, err := m.Authenticate(b.Context(), c); return err },
-				}, nil
-			})
+			for _, flush := range []bool{false, true} {
+				b.Run(fmt.Sprint("flush=", map[bool]string{false: "off", true: "on"}[flush]), func(b *testing.B) {
+					stop := make(chan struct{})
+					var flusher sync.WaitGroup
+					var flushes atomic.Int64
+					if flush {
+						usage := make([]auth.Usage, 0, flushed)
+						for _, c := range creds[verifyWorkers:] {
+							usage = append(usage, auth.Usage{UserID: c.UserID, ID: c.ID, Addr: "192.0.2.1", Client: "bench"})
+						}
+						flusher.Go(func() {
+							for at := time.Now(); ; at = at.Add(time.Second) {
+								select {
+								case <-stop:
+									return
+								default:
+								}
+								for i := range usage {
+									usage[i].At = at
+								}
+								if err := store.RecordUsage(context.Background(), usage); err != nil {
+									b.Error(err)
+									return
+								}
+								flushes.Add(1)
+							}
+						})
+					}
+					var worker atomic.Int64
+					b.SetParallelism(max(1, verifyWorkers/runtime.GOMAXPROCS(0)))
+					benchpair.Run(b, func() (benchpair.Pair, error) {
+						i := int(worker.Add(1)-1) % verifyWorkers
+						hash := creds[i].Hash
+						c := auth.Attempt{Username: "alice", Password: secrets[i]}
+						return benchpair.Pair{
+							Baseline: func() error { return scanRow(stmt.QueryRowContext(b.Context(), hash)) },
+							Subject:  func() error { _, err := m.Authenticate(b.Context(), c); return err },
+						}, nil
+					})
+					close(stop)
+					flusher.Wait()
+					if flush {
+						b.ReportMetric(float64(flushes.Load()), "flushes")
+					}
+				})
+			}
 		})
 	}
 }
+
+// verifyWorkers is about how many parallel workers BenchmarkVerifyUncached
+// runs (a multiple of GOMAXPROCS).
+const verifyWorkers = 8
 
 // BenchmarkIssueRevoke measures issuing and then revoking one app password.
 func BenchmarkIssueRevoke(b *testing.B) {

@@ -17,11 +17,16 @@ import (
 // lets them finish: every connection they opened must stay in the pool,
 // idle, for the next burst. With database/sql's default of 2 idle
 // connections, n-2 of them were closed again, and the next burst of misses
-// opened new PostgreSQL backends.
+// opened new PostgreSQL backends. MaxConcurrentLookups is n, so that the
+// n lookups do not share queries.
 func TestPoolKeepsConnections(t *testing.T) {
 	const n = 8
 	dsn := testenv.Postgres(t)
-	s := mustOpen(t, sqlstore.OpenPostgres, dsn)
+	s, err := sqlstore.OpenPostgres(t.Context(), dsn, &sqlstore.Options{MaxConcurrentLookups: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	c := newCredential("alice")
 	if err := s.CreateCredential(t.Context(), c); err != nil {
 		t.Fatal(err)
@@ -129,4 +134,61 @@ func TestCountCredentials(t *testing.T) {
 			t.Errorf("closed store: %v, want ErrUnavailable", err)
 		}
 	})
+}
+
+// TestBlockedLookupsShareQueries: 8 concurrent lookups of a table that
+// another transaction has locked hold only DefaultMaxConcurrentLookups
+// connections; the others wait for them and are answered, once the lock
+// goes, by fewer queries than lookups.
+func TestBlockedLookupsShareQueries(t *testing.T) {
+	const n = 8
+	dsn := testenv.Postgres(t)
+	s := mustOpen(t, sqlstore.OpenPostgres, dsn)
+	c := newCredential("alice")
+	if err := s.CreateCredential(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	before := s.LookupStats()
+	tx, err := rawDB(t, "postgres", dsn).BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE appauth_credentials IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			got, err := s.CredentialByHash(t.Context(), c.Hash)
+			if err == nil && got.ID != c.ID {
+				err = errors.New("wrong credential " + got.ID)
+			}
+			errs <- err
+		})
+	}
+	// Wait until every lookup has started and the slots hold connections
+	// (blocked on the lock).
+	for deadline := time.Now().Add(15 * time.Second); s.LookupStats().Lookups-before.Lookups < n || s.Stats().InUse < sqlstore.DefaultMaxConcurrentLookups; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 15s for %d lookups: %+v, %+v", n, s.LookupStats(), s.Stats())
+		}
+	}
+	if inUse := s.Stats().InUse; inUse != sqlstore.DefaultMaxConcurrentLookups {
+		t.Errorf("%d lookups blocked on a lock hold %d connections, want %d", n, inUse, sqlstore.DefaultMaxConcurrentLookups)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := s.LookupStats().Queries - before.Queries; q >= n {
+		t.Errorf("%d concurrent lookups took %d queries, want fewer", n, q)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -73,6 +74,19 @@ type Options struct {
 	// closed: how the pool shrinks again after a burst. Zero means
 	// [DefaultConnMaxIdleTime]; negative is an error.
 	ConnMaxIdleTime time.Duration
+
+	// MaxConcurrentLookups bounds the credential lookups by hash (every
+	// cache miss of the Manager) that run at once. A lookup that finds
+	// them all busy waits for the next to finish, and everything waiting
+	// by then is looked up by one query of up to 64 hashes: under load,
+	// concurrent misses share round trips, while a lookup that finds a
+	// free slot is sent at once, so a lone request never waits. 1 shares
+	// the most; negative is an error. Zero means
+	// [DefaultMaxConcurrentLookups] on PostgreSQL and no bound on SQLite,
+	// whose queries need no round trip and run in this process, on as many
+	// cores as there are lookups: there, sharing made verifies slower. It
+	// applies to a Store made with [New] too.
+	MaxConcurrentLookups int
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -91,7 +105,11 @@ type Store struct {
 	prefix  string
 	q       queries
 	byHash  *sqlx.Stmt // the hot path, prepared once
-	logger  *slog.Logger
+	// byHashes[i] looks up batchSizes[i] hashes (see coalescer).
+	byHashes   []*sqlx.Stmt
+	batchSizes []int
+	lookups    coalescer
+	logger     *slog.Logger
 	// listenDSN is where WatchChanges connects; empty: it cannot.
 	listenDSN string
 
@@ -100,11 +118,12 @@ type Store struct {
 }
 
 var (
-	_ auth.Store            = (*Store)(nil)
-	_ auth.ExpiredPurger    = (*Store)(nil)
-	_ auth.UnusedPurger     = (*Store)(nil)
-	_ auth.ContextBounded   = (*Store)(nil)
-	_ auth.CredentialLister = (*Store)(nil)
+	_ auth.Store                  = (*Store)(nil)
+	_ auth.ExpiredPurger          = (*Store)(nil)
+	_ auth.UnusedPurger           = (*Store)(nil)
+	_ auth.ContextBounded         = (*Store)(nil)
+	_ auth.CredentialLister       = (*Store)(nil)
+	_ auth.FederatedSessionFinder = (*Store)(nil)
 )
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a lib/pq
@@ -225,6 +244,9 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 	if err != nil {
 		return nil, err
 	}
+	if opts.MaxConcurrentLookups < 0 {
+		return nil, errors.New("sqlstore: MaxConcurrentLookups must not be negative (zero means the default)")
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -244,6 +266,23 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 	if s.byHash, err = db.PreparexContext(ctx, s.q.byHash); err != nil {
 		return nil, translate("prepare credential by hash", err)
 	}
+	s.batchSizes = d.batchSizes()
+	for _, n := range s.batchSizes {
+		st, err := db.PreparexContext(ctx, d.byHashes(prefix+"credentials", n))
+		if err != nil {
+			s.closeStatements()
+			return nil, translate("prepare credentials by hash", err)
+		}
+		s.byHashes = append(s.byHashes, st)
+	}
+	slots := opts.MaxConcurrentLookups
+	if slots == 0 {
+		slots = math.MaxInt
+		if d == postgresDialect {
+			slots = DefaultMaxConcurrentLookups
+		}
+	}
+	s.lookups = coalescer{one: s.queryOne, many: s.queryMany, slots: slots}
 	return s, nil
 }
 
@@ -261,7 +300,7 @@ func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType,
 // by [New] leaves its *sqlx.DB open. Further calls return the same result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		err := s.byHash.Close()
+		err := s.closeStatements()
 		if s.ownDB {
 			err = errors.Join(err, s.db.Close())
 		}
@@ -270,6 +309,18 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// closeStatements closes the prepared statements.
+func (s *Store) closeStatements() error {
+	var err error
+	if s.byHash != nil {
+		err = s.byHash.Close()
+	}
+	for _, st := range s.byHashes {
+		err = errors.Join(err, st.Close())
+	}
+	return err
 }
 
 // row is a credentials row as scanned.
@@ -289,13 +340,17 @@ type row struct {
 	LastUsedAt      dbTime `db:"last_used_at"`
 	LastUsedAddr    string `db:"last_used_addr"`
 	LastUsedClient  string `db:"last_used_client"`
+	FedIssuer       string `db:"fed_issuer"`
+	FedSubject      string `db:"fed_subject"`
+	FedSID          string `db:"fed_sid"`
 }
 
 // dest returns pointers to r's fields in the order of credentialColumns, for
 // a plain Scan: the verify path avoids sqlx's reflection.
 func (r *row) dest() []any {
 	return []any{&r.ID, &r.Kind, &r.UserID, &r.Login, &r.Name, &r.Scopes, &r.Hash, &r.KeyID, &r.Hint,
-		&r.CreatedAt, &r.ExpiresAt, &r.AuthenticatedAt, &r.LastUsedAt, &r.LastUsedAddr, &r.LastUsedClient}
+		&r.CreatedAt, &r.ExpiresAt, &r.AuthenticatedAt, &r.LastUsedAt, &r.LastUsedAddr, &r.LastUsedClient,
+		&r.FedIssuer, &r.FedSubject, &r.FedSID}
 }
 
 func (r *row) credential() *auth.StoredCredential {
@@ -315,6 +370,7 @@ func (r *row) credential() *auth.StoredCredential {
 		LastUsedAt:      r.LastUsedAt.t,
 		LastUsedAddr:    r.LastUsedAddr,
 		LastUsedClient:  r.LastUsedClient,
+		Federation:      auth.Federation{Issuer: r.FedIssuer, Subject: r.FedSubject, SID: r.FedSID},
 	}
 }
 
@@ -350,17 +406,66 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) 
 	_, err = s.db.ExecContext(ctx, s.q.insert,
 		c.ID, string(c.Kind), c.UserID, c.Login, c.Name, scopes, c.Hash, c.KeyID, c.Hint,
 		d.timeArg(c.CreatedAt), d.nullTime(c.ExpiresAt), d.nullTime(c.AuthenticatedAt), d.nullTime(c.LastUsedAt),
-		c.LastUsedAddr, c.LastUsedClient)
+		c.LastUsedAddr, c.LastUsedClient, c.Federation.Issuer, c.Federation.Subject, c.Federation.SID)
 	return translate("create credential", err)
 }
 
-// CredentialByHash implements [auth.Store] with a statement prepared at open.
+// FederatedSessions implements [auth.FederatedSessionFinder] with one
+// indexed query.
+func (s *Store) FederatedSessions(ctx context.Context, f auth.Federation) ([]*auth.StoredCredential, error) {
+	if f.Issuer == "" || f.Subject == "" && f.SID == "" {
+		return nil, fmt.Errorf("sqlstore: federated sessions: %w: an issuer and a subject or session ID are required", auth.ErrInvalidInput)
+	}
+	var rows []row
+	if err := s.db.SelectContext(ctx, &rows, s.q.federated, string(auth.KindSession), f.Issuer, f.Subject, f.Subject, f.SID, f.SID); err != nil {
+		return nil, translate("federated sessions", err)
+	}
+	out := make([]*auth.StoredCredential, len(rows))
+	for i := range rows {
+		out[i] = rows[i].credential()
+	}
+	return out, nil
+}
+
+// CredentialByHash implements [auth.Store] with statements prepared at
+// open; concurrent calls share queries (see [Options.MaxConcurrentLookups]).
 func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.StoredCredential, error) {
-	var r row
-	if err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); err != nil {
+	c, err := s.lookups.get(ctx, hash)
+	if err != nil {
 		return nil, translate("credential by hash", err)
 	}
-	return r.credential(), nil
+	return c, nil
+}
+
+// queryOne is the one-hash query of the coalescer.
+func (s *Store) queryOne(ctx context.Context, hash []byte) ([]row, error) {
+	var r row
+	switch err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return []row{r}, nil
+}
+
+// queryMany is the coalescer's query for up to maxBatch distinct hashes.
+func (s *Store) queryMany(ctx context.Context, hashes [][]byte) ([]row, error) {
+	i, _ := slices.BinarySearch(s.batchSizes, len(hashes))
+	n := s.batchSizes[i]
+	rs, err := s.byHashes[i].QueryContext(ctx, s.dialect.byHashesArgs(hashes, n)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	rows := make([]row, 0, len(hashes))
+	for rs.Next() {
+		rows = append(rows, row{})
+		if err := rs.Scan(rows[len(rows)-1].dest()...); err != nil {
+			return nil, err
+		}
+	}
+	return rows, rs.Err()
 }
 
 // Credential implements [auth.Store].
@@ -515,6 +620,19 @@ func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 		}
 	}
 	return translate("record usage: commit", tx.Commit())
+}
+
+// LookupStats counts the credential lookups by hash of a [Store] and the
+// queries that answered them (see [Options.MaxConcurrentLookups]).
+type LookupStats struct {
+	Lookups uint64 // CredentialByHash calls
+	Queries uint64 // queries sent for them
+	Shared  uint64 // lookups answered by a query sent for a queue of them
+}
+
+// LookupStats returns the counts since the Store was opened.
+func (s *Store) LookupStats() LookupStats {
+	return LookupStats{Lookups: s.lookups.lookups.Load(), Queries: s.lookups.queries.Load(), Shared: s.lookups.batched.Load()}
 }
 
 // Stats returns the connection pool's statistics, for metrics and to check

@@ -83,9 +83,9 @@ func benchServers(b *testing.B) (withAuth, noAuth, goWebdav, noLimits, user, sec
 	if err != nil {
 		b.Fatal(err)
 	}
-	on := logRequests(logger, routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+	on := testRequestLog(b, logger).Wrap(routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
 	fixed := &auth.Principal{User: *u, Method: auth.MethodAppPassword}
-	off := logRequests(logger, routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler {
+	off := testRequestLog(b, logger).Wrap(routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			recordUser(h).ServeHTTP(w, r.WithContext(httpauth.ContextWithPrincipal(r.Context(), fixed)))
 		})
@@ -93,11 +93,11 @@ func benchServers(b *testing.B) (withAuth, noAuth, goWebdav, noLimits, user, sec
 	s1, s2 := httptest.NewServer(on), httptest.NewServer(off)
 	b.Cleanup(s1.Close)
 	b.Cleanup(s2.Close)
-	s3 := httptest.NewServer(logRequests(logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s3 := httptest.NewServer(testRequestLog(b, logger).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(&caldav.Handler{Backend: dav, Prefix: davPrefix}).ServeHTTP(w, r.WithContext(httpauth.ContextWithPrincipal(r.Context(), fixed)))
 	})))
 	b.Cleanup(s3.Close)
-	s4 := httptest.NewServer(logRequests(logger, routes(dav, nil, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web)))
+	s4 := httptest.NewServer(testRequestLog(b, logger).Wrap(routes(dav, nil, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web)))
 	b.Cleanup(s4.Close)
 	return s1.URL, s2.URL, s3.URL, s4.URL, "demo", secret
 }
@@ -331,4 +331,11 @@ func BenchmarkBodyLimits(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// testRequestLog returns a request log on logger, closed when tb ends.
+func testRequestLog(tb testing.TB, logger *slog.Logger) *requestLog {
+	l := newRequestLog(logger)
+	tb.Cleanup(l.Close)
+	return l
 }

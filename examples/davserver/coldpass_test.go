@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/appauth/appauth/backends/htpasswd"
 	"github.com/appauth/appauth/backends/sqlstore"
 	"github.com/appauth/appauth/examples/davserver/internal/davstore"
+	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 	"github.com/appauth/appauth/internal/testkit"
 )
@@ -37,27 +39,45 @@ import (
 func BenchmarkColdPassServer(b *testing.B) {
 	for _, d := range []struct {
 		name string
-		open func(b *testing.B) (*sqlstore.Store, error)
+		open func(b *testing.B, o *sqlstore.Options) (*sqlstore.Store, error)
 	}{
-		{"sqlite", func(b *testing.B) (*sqlstore.Store, error) {
-			return sqlstore.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "appauth.db"), nil)
+		{"sqlite", func(b *testing.B, o *sqlstore.Options) (*sqlstore.Store, error) {
+			return sqlstore.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "appauth.db"), o)
 		}},
-		{"postgres", func(b *testing.B) (*sqlstore.Store, error) {
-			return sqlstore.OpenPostgres(b.Context(), testenv.Postgres(b), nil)
+		{"postgres", func(b *testing.B, o *sqlstore.Options) (*sqlstore.Store, error) {
+			return sqlstore.OpenPostgres(b.Context(), testenv.Postgres(b), o)
 		}},
 	} {
-		b.Run(d.name, func(b *testing.B) {
-			store, err := d.open(b)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { store.Close() })
-			coldPassServer(b, store)
-		})
+		// lookups=16, as many as clients: every miss its own query (the
+		// default on SQLite); 2, the default on PostgreSQL: concurrent
+		// misses share queries (sqlstore.Options.MaxConcurrentLookups).
+		for _, k := range []int{16, sqlstore.DefaultMaxConcurrentLookups} {
+			b.Run(fmt.Sprint(d.name, "/lookups=", k), func(b *testing.B) {
+				store, err := d.open(b, &sqlstore.Options{MaxConcurrentLookups: k})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { store.Close() })
+				dbCPU := func() time.Duration { return 0 }
+				if d.name == "postgres" {
+					db, err := sql.Open("postgres", testenv.Postgres(b))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer db.Close()
+					if f := benchpair.PostgresCPU(b.Context(), db); f != nil {
+						dbCPU = f
+					}
+				}
+				coldPassServer(b, store, dbCPU)
+			})
+		}
 	}
 }
 
-func coldPassServer(b *testing.B, store *sqlstore.Store) {
+// dbCPU reads the database server's CPU time so far (zero on SQLite,
+// whose work is in this process).
+func coldPassServer(b *testing.B, store *sqlstore.Store, dbCPU func() time.Duration) {
 	const passwords, users, workers = 1_000, 100, 16
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -116,7 +136,7 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		h := logRequests(logger, routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
+		h := testRequestLog(b, logger).Wrap(routes(dav, &defaultBodyLimits, func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }, web))
 		handler.Store(&h)
 		return m
 	}
@@ -130,7 +150,12 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 		}
 	}()
 
-	pass := func() (time.Duration, []time.Duration) {
+	// CPU time of this process (server and clients) and of the database,
+	// per pass: what other work on the machine does not change.
+	var cpu, db [2]time.Duration
+	pass := func(which int) (time.Duration, []time.Duration) {
+		cpu0, db0 := benchpair.ProcessCPU(), dbCPU()
+		defer func() { cpu[which] += benchpair.ProcessCPU() - cpu0; db[which] += dbCPU() - db0 }()
 		lat := make([]time.Duration, passwords)
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -166,8 +191,10 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 	}
 	// Warm up: connections, the pool, every user's folders.
 	m := install()
-	pass()
+	pass(0)
 	m.Close()
+	cpu, db = [2]time.Duration{}, [2]time.Duration{}
+	before := store.LookupStats()
 
 	var cold, hot time.Duration
 	var coldLat []time.Duration
@@ -176,10 +203,10 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 		b.StopTimer()
 		m := install()
 		b.StartTimer()
-		t, lat := pass()
+		t, lat := pass(0)
 		cold += t
 		coldLat = append(coldLat, lat...)
-		t, _ = pass()
+		t, _ = pass(1)
 		hot += t
 		b.StopTimer()
 		m.Close()
@@ -195,4 +222,12 @@ func coldPassServer(b *testing.B, store *sqlstore.Store) {
 	b.ReportMetric(reqs/hot.Seconds(), "hot-req/s")
 	b.ReportMetric(hot.Seconds()/cold.Seconds(), "cold/hot")
 	b.ReportMetric(float64(coldLat[len(coldLat)*99/100])/float64(time.Millisecond), "cold-p99-ms")
+	ls := store.LookupStats()
+	b.ReportMetric(float64(ls.Lookups-before.Lookups)/float64(max(1, ls.Queries-before.Queries)), "lookups/query")
+	for i, p := range []string{"cold", "hot"} {
+		b.ReportMetric(float64(cpu[i])/reqs/1e3, p+"-cpu-us/req")
+		if db[i] > 0 {
+			b.ReportMetric(float64(db[i])/reqs/1e3, p+"-db-cpu-us/req")
+		}
+	}
 }

@@ -53,8 +53,13 @@ type config struct {
 
 	addUser    string
 	removeUser string
+	// insecureNoAuth is -insecure-no-auth-as, in bench builds only (see
+	// noauth.go): the user every DAV request is served as, unchecked.
+	insecureNoAuth string
 
 	notify notifyConfig
+	radius radiusConfig
+	oidc   oidcConfig
 
 	// set records which flags were given (on the command line or in the
 	// environment), to tell a default from an explicit choice.
@@ -87,6 +92,10 @@ func parseConfigWith(args []string, getenv func(string) string, stderr io.Writer
 	if getenv(envName("remove-user")) != "" {
 		return nil, fmt.Errorf("%s: -remove-user is a one-off command; give it on the command line", envName("remove-user"))
 	}
+	// Nor can a variable turn authentication off (bench builds only).
+	if getenv(envName("insecure-no-auth-as")) != "" {
+		return nil, fmt.Errorf("%s: -insecure-no-auth-as is for benchmarks; give it on the command line", envName("insecure-no-auth-as"))
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
@@ -100,6 +109,8 @@ func parseConfigWith(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if extra != nil {
 		extra(fs)
+	} else if noAuth := insecureNoAuthFlags(c); noAuth != nil {
+		noAuth(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -149,6 +160,8 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.readTimeout, "read-timeout", time.Minute, "disconnect a client that sends no part of its request body for this long")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", time.Minute, "disconnect a client that takes no part of the response for this long")
 	c.notify.flags(fs)
+	c.radius.flags(fs)
+	c.oidc.flags(fs)
 	fs.StringVar(&c.addUser, "add-user", "", "add NAME to the users file (or change its password), asking for the password, then exit")
 	fs.StringVar(&c.removeUser, "remove-user", "", "remove NAME from the users file for good: revoke their app passwords and sessions, archive their data, then exit")
 	fs.Usage = func() {
@@ -255,6 +268,15 @@ func (c *config) validate() error {
 		}
 	}
 	if err := c.notify.check(); err != nil {
+		return err
+	}
+	if err := c.radius.check(); err != nil {
+		return err
+	}
+	if err := c.oidc.check(c.set); err != nil {
+		return err
+	}
+	if err := checkInsecureNoAuth(c); err != nil {
 		return err
 	}
 	if (c.ldapBindDN == "") != (c.ldapBindPassFile == "") {

@@ -14,6 +14,9 @@ func noEnv(string) string { return "" }
 
 func TestBadConfigIsOneLineAndNonZero(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "short.secret"), []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"-log-format", "xml"},
 		{"-tls-cert", "c.pem"},
@@ -24,6 +27,12 @@ func TestBadConfigIsOneLineAndNonZero(t *testing.T) {
 		{"-users", filepath.Join(dir, "missing.htpasswd"), "-data", filepath.Join(dir, "d1"), "-addr", "127.0.0.1:0"},
 		{"-addr", "nonsense", "-data", filepath.Join(dir, "d2")},
 		{"extra-argument"},
+		{"-radius-addr", "127.0.0.1:0"},
+		{"-radius-secret-file", filepath.Join(dir, "s")},
+		{"-radius-servers", "127.0.0.1:1812"},
+		{"-radius-allow-unsigned-replies"},
+		{"-radius-addr", "127.0.0.1:0", "-radius-secret-file", filepath.Join(dir, "short.secret"), "-data", filepath.Join(dir, "d3")},
+		{"-radius-servers", "no-port", "-radius-server-secret-file", filepath.Join(dir, "short.secret"), "-data", filepath.Join(dir, "d4"), "-addr", "127.0.0.1:0"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(args, nil, &stdout, &stderr, noEnv)

@@ -35,6 +35,7 @@ import (
 	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/httpauth"
 	"github.com/appauth/appauth/auth/loginflow"
+	"github.com/appauth/appauth/auth/oidc"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/htpasswd"
@@ -133,6 +134,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, opsSrv.close)
+	radiusSrv, err := listenRADIUS(&cfg.radius)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, radiusSrv.close)
 	// Files made by this first run are removed again if the start fails, so
 	// the next run makes them anew and prints the demo password then.
 	var created []string
@@ -176,6 +182,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 			return err
 		}
 		dir = d
+	}
+	// RADIUS checks the password, the directory says who it is.
+	if v, err := radiusVerifier(&cfg.radius, dir, logger); err != nil {
+		return err
+	} else if v != nil {
+		dir = radiusDirectory{Directory: dir, PasswordVerifier: v}
 	}
 
 	store, err := openStore(ctx, cfg, logger)
@@ -303,7 +315,28 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	closers = append(closers, flows.Close)
-	web, err := settings.New(manager, dir, &settings.Options{
+	ssoBase := base // the page's address as the browser (and the provider) reach it
+	if cfg.notify.publicURL != "" {
+		ssoBase = strings.TrimRight(cfg.notify.publicURL, "/") + "/"
+	}
+	var pending oidc.PendingStore
+	if cfg.postgres != "" {
+		pending = oidc.NewSharedPending(store, nil)
+	}
+	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, pending, logger)
+	if err != nil {
+		return err
+	}
+	var ssoOpt settings.SSO
+	if sso != nil {
+		ssoOpt = sso
+	}
+	var pagePasswords auth.PasswordVerifier = dir
+	if cfg.oidc.only {
+		pagePasswords = nil // single sign-on only: the page has no password form
+	}
+	web, err := settings.New(manager, pagePasswords, &settings.Options{
+		SSO:        ssoOpt,
 		CookieName: cookieName,
 		Prefix:     "/",
 		Title:      cfg.title,
@@ -323,9 +356,21 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	limits := defaultBodyLimits
 	limits.File = int64(cfg.maxFileSize)
 	authenticate := func(h http.Handler) http.Handler { return mw.Wrap(recordUser(h)) }
+	if cfg.insecureNoAuth != "" {
+		lookupCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		u, err := dir.LookupUser(lookupCtx, cfg.insecureNoAuth)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("-insecure-no-auth-as %s: %w", cfg.insecureNoAuth, err)
+		}
+		authenticate = asUser(u)
+		logger.Warn("AUTHENTICATION IS OFF (-insecure-no-auth-as, a benchmark build): every DAV request is served as this user", "user", u.Login, "addr", cfg.addr)
+	}
 	mux := routes(dav, &limits, authenticate, web)
 	mountNextcloud(mux, nextcloud{dav: dav, limits: &limits, authenticate: authenticate, flows: flows, manager: manager, title: cfg.title})
-	handler := logRequests(logger, mux)
+	requests := newRequestLog(logger)
+	defer requests.Close() // after Shutdown: writes the pending coalesced lines
+	handler := requests.Wrap(mux)
 	if tlsConfig != nil {
 		handler = hsts(handler)
 	}
@@ -346,7 +391,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	started = true
 	opsSrv.start(manager, []readyCheck{{"store", store.Ping}, {"directory", directoryCheck(dir)}}, logger, stdout)
-	printBanner(stdout, cfg, base, newPepper, demoPassword)
+	if err := radiusSrv.start(manager, logger, stdout); err != nil {
+		return err
+	}
+	printBanner(stdout, cfg, base, ssoBase, newPepper, demoPassword)
 	logger.Info("listening", "url", base, "data", cfg.data, "store", storeKind(cfg), "directory", dirKind(cfg), "cache_size", size)
 
 	served := make(chan error, 1)
@@ -364,6 +412,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		srv.Close()
 	}
 	<-served
+	requests.Close()
 	// The deferred closers run now: manager.Close flushes the pending
 	// last-used times, then the store and directory close.
 	logger.Info("stopped")
@@ -514,7 +563,7 @@ func baseURL(a net.Addr, tls bool) string {
 
 // printBanner tells a person what is running and what to do next. It prints
 // the demo password the one time it exists.
-func printBanner(w io.Writer, cfg *config, base string, newPepper bool, demoPassword string) {
+func printBanner(w io.Writer, cfg *config, base, ssoBase string, newPepper bool, demoPassword string) {
 	fmt.Fprintf(w, "appauth DAV server\n\n")
 	if newPepper {
 		fmt.Fprintf(w, "Created %s (the secret key of app passwords; keep it, back it up, never share it).\n", cfg.pepperFile)
@@ -523,10 +572,12 @@ func printBanner(w io.Writer, cfg *config, base string, newPepper bool, demoPass
 		fmt.Fprintf(w, "Created %s with a demo user. Its password is shown only this once:\n\n", cfg.users)
 		fmt.Fprintf(w, "  username: %s\n  password: %s\n\n", demoUser, demoPassword)
 	}
+	printSSO(w, &cfg.oidc, ssoBase)
 	fmt.Fprintf(w, "Listening on %s\n\n", base)
 	fmt.Fprintf(w, "  Sign-in and app passwords:  %s\n", base)
 	fmt.Fprintf(w, "  CalDAV and CardDAV:         %s  (or %sdav/)\n", base, base)
-	fmt.Fprintf(w, "  WebDAV files:               %sdav/files/USERNAME/\n\n", base)
+	fmt.Fprintf(w, "  WebDAV files:               %sdav/files/USERNAME/\n", base)
+	fmt.Fprintf(w, "  Nextcloud apps and DAVx5:   %s  (\"Login with Nextcloud\": nothing to copy)\n\n", base)
 	fmt.Fprintf(w, "Next: open %s in a browser, sign in, and under Devices & sessions create an\n", base)
 	fmt.Fprintf(w, "app password for each device. Devices sign in with the username and that app\n")
 	fmt.Fprintf(w, "password, never the account password.\n")

@@ -131,7 +131,8 @@ func clientFrom(t *testing.T, ip string, jar http.CookieJar) *http.Client {
 // database behind a round-robin proxy and checks that what one server
 // promises holds for the three together: the seed flow (sign in, create an
 // app password, use it over DAV) across nodes; a Login Flow v2 onboarding
-// (a Go client and Chromium, each step on whichever node the proxy picks); a revocation of an app
+// (a Go client and Chromium, each step on whichever node the proxy picks)
+// whose browser signs in through the real OpenID Connect provider; a revocation of an app
 // password and of a session refused by every node (each asked directly,
 // each with the credential cached before); the per-user session bound; a
 // brute force spread over the nodes evaluated no more than one node's
@@ -142,9 +143,24 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	bin := buildServer(t)
 	tmp := t.TempDir()
+	// The proxy first: the provider must know its address.
+	rr := newRoundRobin()
+	front := httptest.NewServer(rr)
+	t.Cleanup(front.Close)
+	base := front.URL + "/"
+	op := testenv.OIDC(t, testenv.OIDCClient{
+		ID: "davserver", Secret: "client-secret-for-tests-0123456789",
+		RedirectURIs: []string{base + "sso/callback"}, BackchannelLogoutURI: base + "sso/backchannel-logout",
+	})
+	oidcSecret := filepath.Join(tmp, "oidc-secret")
+	if err := os.WriteFile(oidcSecret, []byte("client-secret-for-tests-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	data := filepath.Join(tmp, "data") // the shared volume: pepper, users, DAV files
-	args := []string{"-addr", "127.0.0.1:0", "-data", data, "-trusted-proxies", "127.0.0.1", "-forwarded-header", "X-Forwarded-For"}
-	env := []string{"APPAUTH_POSTGRES=" + dsn}
+	args := []string{"-addr", "127.0.0.1:0", "-data", data, "-trusted-proxies", "127.0.0.1", "-forwarded-header", "X-Forwarded-For",
+		"-public-url", front.URL}
+	env := []string{"APPAUTH_POSTGRES=" + dsn, "APPAUTH_OIDC_ISSUER=" + op.Issuer, "APPAUTH_OIDC_CLIENT_ID=davserver",
+		"APPAUTH_OIDC_CLIENT_SECRET_FILE=" + oidcSecret, "APPAUTH_OIDC_NAME=Example SSO"}
 	nodes := []*serverProcess{startServerWith(t, bin, tmp, args, env)}
 	user, password := bannerValue(nodes[0].banner, "username"), bannerValue(nodes[0].banner, "password")
 	if user == "" || password == "" {
@@ -153,10 +169,9 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	for range 2 {
 		nodes = append(nodes, startServerWith(t, bin, tmp, args, env))
 	}
-	rr := newRoundRobin(nodes[0].base, nodes[1].base, nodes[2].base)
-	front := httptest.NewServer(rr)
-	t.Cleanup(front.Close)
-	base := front.URL + "/"
+	for i, n := range nodes {
+		rr.set(i, n.base)
+	}
 	stderr := func() string {
 		var b strings.Builder
 		for i, n := range nodes {
@@ -246,7 +261,10 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	// A Login Flow v2 onboarding through the proxy: the client starts it,
 	// the browser signs in and grants on whichever nodes the proxy picks,
 	// the client polls; every step may land on another node.
-	tab := browser.New(t)
+	// The browser signs in through the real provider (single sign-on: the
+	// pending sign-in is put by one node, the provider's redirect lands on
+	// another), then grants.
+	tab := browser.New(t, chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
 	flow := &testkit.LoginFlowClient{HTTP: clientFrom(t, "127.0.0.6", nil), UserAgent: uaDAVx5}
 	if err := flow.Initiate(strings.TrimSuffix(base, "/")); err != nil {
 		t.Fatal(err)
@@ -254,18 +272,22 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	if status, _, _ := flow.Poll(); status != http.StatusNotFound {
 		t.Fatalf("poll before the grant: %d, want 404", status)
 	}
-	err = chromedp.Do(tab,
+	step, cancel := context.WithTimeout(tab, 60*time.Second) // a bound on the step, not a timing assertion
+	defer cancel()
+	err = chromedp.Do(step,
 		chromedp.Navigate(flow.Login),
-		chromedp.WaitVisible(chromedp.ID("username")),
-		chromedp.SendKeys(chromedp.ID("username"), user),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.Click(chromedp.ID("sso-signin")),
+		chromedp.WaitVisible(`input[name="login"]`),
+		chromedp.SetValue(`input[name="login"]`, user),
+		chromedp.SetValue(`input[name="password"]`, "any password"),
+		chromedp.Click(`button[type="submit"]`),
 		chromedp.WaitVisible(chromedp.ID("grant-submit")),
 		chromedp.Click(chromedp.ID("grant-submit")),
 		chromedp.WaitVisible(chromedp.ID("grant-done")),
 	)
 	if err != nil {
-		t.Fatalf("browser: sign in and grant through the proxy: %v\n%s", err, stderr())
+		body, _ := chromedp.Run(tab, chromedp.Text(`body`))
+		t.Fatalf("browser: single sign-on and grant through the proxy: %v\npage: %.500s\n%s", err, body, stderr())
 	}
 	status, granted, err := flow.Poll()
 	if status != http.StatusOK || err != nil {

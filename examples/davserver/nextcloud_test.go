@@ -60,7 +60,9 @@ func TestNextcloudClients(t *testing.T) {
 	nextcloudcmd := testenv.Program(t, "nextcloudcmd", "--version")
 	tab := browser.New(t)
 	bin := buildServer(t)
-	srv := startServer(t, bin, t.TempDir())
+	// At debug level every request has its own log line, which the test
+	// reads (at info, successful ones are coalesced).
+	srv := startServerWith(t, bin, t.TempDir(), nil, []string{"APPAUTH_ADDR=127.0.0.1:0", "APPAUTH_LOG_LEVEL=debug"})
 	user, password := bannerValue(srv.banner, "username"), bannerValue(srv.banner, "password")
 	base := strings.TrimSuffix(srv.base, "/") // what a person types into the app
 

@@ -143,6 +143,7 @@ func TestPagePresetsOnTheServer(t *testing.T) {
 		"read-only":       {true, true, true, false},
 		"dav-read-only":   {true, true, false, false},
 		"files-read-only": {false, false, true, false},
+		"network":         {false, false, false, false}, // Wi-Fi and VPN: no DAV area
 	}
 	var offered []string
 	for _, m := range pagePresets.FindAllStringSubmatch(web.get(""), -1) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/appauth/appauth/auth"
@@ -130,11 +131,106 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// logRequests writes one log line per request: method, path (never the query
-// string, which may carry tokens), status, size, duration, peer address,
-// user agent and authenticated user. Never a header value that could hold a
-// secret.
-func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+// requestLogInterval is how often the request log's coalesced lines are
+// written, like the Manager's last-used times.
+const requestLogInterval = time.Minute
+
+// maxPendingRequestLines bounds the coalesced lines held between writes;
+// past it, a successful request is logged at once, one line each.
+const maxPendingRequestLines = 10_000
+
+// requestLog is the example server's request log. A failed request (status
+// 400 or more) is one line at Info; successful requests are counted into
+// one "requests" line per user, address and client per
+// requestLogInterval, with the count, bytes and first request's time
+// (a line per request costs more than authenticating it). At Debug,
+// every request also has a line of its own. Close writes what is pending.
+// Lines hold method, path (never the query string, which may carry
+// tokens), status, size, duration, peer address, user agent and user;
+// never a header value that could hold a secret.
+type requestLog struct {
+	logger  *slog.Logger
+	mu      sync.Mutex
+	pending map[requestKey]*requestCount
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+type requestKey struct{ user, addr, client string }
+
+type requestCount struct {
+	n, bytes int64
+	since    time.Time
+}
+
+// newRequestLog returns a request log writing to logger; its background
+// writer runs until Close.
+func newRequestLog(logger *slog.Logger) *requestLog {
+	l := &requestLog{logger: logger, pending: map[requestKey]*requestCount{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.loop()
+	return l
+}
+
+func (l *requestLog) loop() {
+	defer close(l.done)
+	t := time.NewTicker(requestLogInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.flush()
+		case <-l.stop:
+			l.flush()
+			return
+		}
+	}
+}
+
+// Close writes the pending lines and stops the background writer.
+func (l *requestLog) Close() {
+	l.once.Do(func() { close(l.stop) })
+	<-l.done
+}
+
+// flush writes and forgets every pending line.
+func (l *requestLog) flush() {
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = map[requestKey]*requestCount{}
+	l.mu.Unlock()
+	for k, c := range pending {
+		l.logger.LogAttrs(context.Background(), slog.LevelInfo, "requests",
+			slog.String("user", k.user),
+			slog.Int64("count", c.n),
+			slog.Int64("bytes", c.bytes),
+			slog.Time("since", c.since),
+			slog.String("remote_addr", k.addr),
+			slog.String("user_agent", k.client),
+		)
+	}
+}
+
+// count adds a successful request to its pending line, and reports false
+// when there is no room for a new one.
+func (l *requestLog) count(k requestKey, bytes int64, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.pending[k]
+	if c == nil {
+		if len(l.pending) >= maxPendingRequestLines {
+			return false
+		}
+		c = &requestCount{since: now}
+		l.pending[k] = c
+	}
+	c.n++
+	c.bytes += bytes
+	return true
+}
+
+// Wrap returns next with its requests logged.
+func (l *requestLog) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &requestInfo{}
@@ -143,7 +239,18 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		level := slog.LevelInfo
+		if sw.status < 400 {
+			level = slog.LevelDebug
+			if l.logger.Enabled(r.Context(), slog.LevelInfo) &&
+				!l.count(requestKey{info.user, r.RemoteAddr, r.UserAgent()}, sw.bytes, start) {
+				level = slog.LevelInfo // no room to coalesce: a line of its own
+			}
+		}
+		if !l.logger.Enabled(r.Context(), level) {
+			return
+		}
+		l.logger.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method),
 			slog.String("path", logPath(r.URL.Path)),
 			slog.Int("status", sw.status),

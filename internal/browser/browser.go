@@ -15,9 +15,10 @@ import (
 )
 
 // New starts headless Chromium with a temporary profile and returns a
-// chromedp context for one tab, stopped when the test ends. Without
-// Chromium the test skips, or fails under testenv.Strict.
-func New(t *testing.T) context.Context {
+// chromedp context for one tab, stopped when the test ends; extra options
+// are added to the defaults (window 1280x900, [testenv.ChromiumFlags]).
+// Without Chromium the test skips, or fails under testenv.Strict.
+func New(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	exe := testenv.Chromium(t)
 	// Not t.TempDir: Chromium's helpers may still write to the profile for
@@ -39,6 +40,7 @@ func New(t *testing.T) context.Context {
 			opts = append(opts, chromedp.Flag(name, true))
 		}
 	}
+	opts = append(opts, extra...)
 	// A bound on the whole browser session, so that a hung browser fails
 	// the test instead of the run; the steps themselves are not timed.
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), 3*time.Minute)

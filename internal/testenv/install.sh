@@ -12,6 +12,11 @@ for p in litmus vdirsyncer curl; do have "$p" || need+=("$p"); done
 have nextcloudcmd || need+=(nextcloud-desktop-cmd)
 /usr/bin/python3 -c 'import caldav' >/dev/null 2>&1 || need+=(python3-caldav)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
+have freeradius || [ -x /usr/sbin/freeradius ] || need+=(freeradius)
+[ -e /usr/lib/freeradius/rlm_rest.so ] || need+=(freeradius-rest)
+have radclient || need+=(freeradius-utils)
+have eapol_test || need+=(eapoltest)
+have node && have npm || need+=(nodejs npm) # oidc-provider, installed by npm ci from Go (oidc.go)
 have gcc || have cc || need+=(gcc libc6-dev) # go test -race needs cgo
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! have apt-get; then
@@ -20,7 +25,7 @@ if [ "$(id -u)" -ne 0 ] || ! have apt-get; then
 	exit 1
 fi
 # Keep the packages from starting system services (their own PostgreSQL
-# cluster, slapd): the tests start private servers.
+# cluster, slapd, freeradius): the tests start private servers.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 	chmod 755 /usr/sbin/policy-rc.d

@@ -1,7 +1,9 @@
 // Package testenv starts the real services that tests need, from Go, once
 // per test binary: a throwaway PostgreSQL server ([Postgres]), a throwaway
 // OpenLDAP server ([LDAP]), and it finds headless Chromium ([Chromium]) and
-// client programs ([Program]).
+// client programs ([Program]). Some services are made per test, with a
+// configuration of the test's: a mail server ([SMTP]), FreeRADIUS
+// ([RADIUS]) and an OpenID provider ([OIDC]: oidc-provider on Node.js).
 //
 // A service starts on first use, in a temporary directory under /tmp, on a
 // free loopback port, as a child process of the test binary in its own

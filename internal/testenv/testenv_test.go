@@ -5,14 +5,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -404,5 +408,61 @@ func TestParseLDIF(t *testing.T) {
 	}
 	if entries, err := parseLDIF(fixture); err != nil || len(entries) < 10 {
 		t.Errorf("fixture: %d entries, %v", len(entries), err)
+	}
+}
+
+// TestOIDC: the provider starts on loopback and serves discovery for its
+// own issuer with the endpoints the SSO tests use.
+func TestOIDC(t *testing.T) {
+	p := OIDC(t, OIDCClient{ID: "rp", Secret: "s3cret-for-tests-only-0123456789", RedirectURIs: []string{"http://127.0.0.1:1/cb"}})
+	if !strings.HasPrefix(p.Issuer, "http://127.0.0.1:") {
+		t.Fatalf("Issuer = %q, want a loopback URL", p.Issuer)
+	}
+	resp, err := http.Get(p.Issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d struct {
+		Issuer             string   `json:"issuer"`
+		EndSession         string   `json:"end_session_endpoint"`
+		BackchannelLogout  bool     `json:"backchannel_logout_supported"`
+		CodeChallengeAlgos []string `json:"code_challenge_methods_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Issuer != p.Issuer || d.EndSession == "" || !d.BackchannelLogout || !slices.Contains(d.CodeChallengeAlgos, "S256") {
+		t.Fatalf("discovery = %+v, want issuer %s with end_session, back-channel logout and S256", d, p.Issuer)
+	}
+}
+
+// TestStartOutsideATest: a program that is not a test (make bench-peers)
+// starts its own servers, learns their process IDs, and Close stops them
+// and removes their folders.
+func TestStartOutsideATest(t *testing.T) {
+	if _, ok := findProgram([]string{"slapd"}, "/usr/sbin"); !ok {
+		unavailable(t, "slapd is not installed")
+	}
+	s, err := StartLDAP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, dir := s.PID(), s.dir
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("PID %d: not a running process", pid)
+	}
+	if err := rootDSE(t.Context(), s.URL); err != nil {
+		t.Fatalf("the started slapd does not answer: %v", err)
+	}
+	s.Close()
+	if err := rootDSE(t.Context(), s.URL); err == nil {
+		t.Error("slapd still answers after Close")
+	}
+	if s.PID() != 0 {
+		t.Errorf("PID after Close: %d, want 0", s.PID())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("folder %s after Close: %v, want it removed", dir, err)
 	}
 }

@@ -191,6 +191,25 @@ func (c *Codec) Looks(s string) bool {
 	return err == nil
 }
 
+// classes maps a byte to 1 + its value for an alphabet character in
+// either case, sepClass for a separator and 0 for anything else: one table
+// look-up per byte on the verify path.
+var classes = func() (t [256]uint8) {
+	for i := range len(alphabet) {
+		b := alphabet[i]
+		t[b] = uint8(i + 1)
+		if 'a' <= b && b <= 'z' {
+			t[b-'a'+'A'] = uint8(i + 1)
+		}
+	}
+	for _, b := range []byte("- \t_") {
+		t[b] = sepClass
+	}
+	return t
+}()
+
+const sepClass = 0xff
+
 // parse checks the shape of input, writes its lowercase body to body and
 // returns the weighted checksum modulo base, which is 0 for a valid secret.
 func (c *Codec) parse(input string, body *[BodyLen]byte) (int, error) {
@@ -200,33 +219,40 @@ func (c *Codec) parse(input string, body *[BodyLen]byte) (int, error) {
 	if len(input) > MaxInputLen {
 		return 0, errTooLong
 	}
-	p, n, sum := 0, 0, 0
-	for i := range len(input) {
+	i := 0
+	for p := 0; p < len(c.prefix); i++ {
+		if i == len(input) {
+			return 0, errShort
+		}
 		b := input[i]
-		switch b {
-		case '-', ' ', '\t', '_':
+		if classes[b] == sepClass {
 			continue
 		}
 		if 'A' <= b && b <= 'Z' {
 			b += 'a' - 'A'
 		}
-		if p < len(c.prefix) {
-			if b != c.prefix[p] {
-				return 0, errPrefix
-			}
-			p++
-			continue
+		if b != c.prefix[p] {
+			return 0, errPrefix
 		}
-		v := values[b]
-		if v < 0 {
+		p++
+	}
+	n, sum, w := 0, 0, 1 // w is weight(n), kept without a division per byte
+	for ; i < len(input); i++ {
+		cl := classes[input[i]]
+		switch {
+		case cl == 0:
 			return 0, errChar
-		}
-		if n == BodyLen {
+		case cl == sepClass:
+			continue
+		case n == BodyLen:
 			return 0, errLong
 		}
-		body[n] = b
-		sum += weight(n) * int(v)
+		body[n] = input[i] | 0x20 // lowercase: alphabet letters and digits alike
+		sum += w * int(cl-1)
 		n++
+		if w++; w > 30 {
+			w = 1
+		}
 	}
 	if n < BodyLen {
 		return 0, errShort

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/httpauth"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the log's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRequestLogCoalesces: at Info, successful requests are one
+// "requests" line per user, address and client with their count and
+// bytes, written on Close; every refused request is a line of its own; at
+// Debug every request also has its own line.
+func TestRequestLogCoalesces(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			var out lockedBuffer
+			l := newRequestLog(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level})))
+			alice := &auth.Principal{User: auth.User{ID: "u1", Login: "alice"}}
+			h := l.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/denied" {
+					http.Error(w, "no", http.StatusUnauthorized)
+					return
+				}
+				recordUser(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Write([]byte("hello"))
+				})).ServeHTTP(w, r.WithContext(httpauth.ContextWithPrincipal(r.Context(), alice)))
+			}))
+			send := func(path string) {
+				r := httptest.NewRequest("GET", path, nil)
+				r.RemoteAddr = "198.51.100.7:4711"
+				r.Header.Set("User-Agent", "DAVx5/4.4")
+				h.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			for range 50 {
+				send("/dav/files/alice/a.txt")
+			}
+			send("/denied")
+			send("/denied")
+			before := out.String()
+			if n := strings.Count(before, "msg=requests "); n != 0 {
+				t.Errorf("%d coalesced lines before Close", n)
+			}
+			l.Close()
+			logs := out.String()
+			if n := strings.Count(logs, "status=401"); n != 2 {
+				t.Errorf("%d lines for the 2 refused requests, want 2:\n%s", n, logs)
+			}
+			wantOwn := 0
+			if level == slog.LevelDebug {
+				wantOwn = 50
+			}
+			if n := strings.Count(logs, "level=DEBUG msg=request method=GET path=/dav/files/alice/a.txt status=200"); n != wantOwn {
+				t.Errorf("%d lines of their own for the 50 successful requests, want %d", n, wantOwn)
+			}
+			if n := strings.Count(logs, "level=INFO msg=request method=GET path=/dav/"); n != 0 {
+				t.Errorf("%d successful requests with a line of their own at Info, want none", n)
+			}
+			const want = `level=INFO msg=requests user=alice count=50 bytes=250 since=`
+			if n := strings.Count(logs, want); n != 1 || !strings.Contains(logs, `remote_addr=198.51.100.7:4711 user_agent=DAVx5/4.4`) {
+				t.Errorf("want one line %q from 198.51.100.7 by DAVx5, got:\n%s", want, logs)
+			}
+		})
+	}
+}
