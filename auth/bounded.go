@@ -135,6 +135,18 @@ func (b *boundedStore) RecordUsage(ctx context.Context, usage []Usage) error {
 	return err
 }
 
+// claimJob asks the store's [JobClaimer], if it has one, whether to run
+// job now; a store without one (one server) always runs it.
+func (b *boundedStore) claimJob(ctx context.Context, name string, now time.Time, every time.Duration) (bool, error) {
+	c, ok := b.s.(JobClaimer)
+	if !ok {
+		return true, nil
+	}
+	return bounded(ctx, b, "claim job", func(ctx context.Context) (bool, error) {
+		return c.ClaimJob(ctx, name, now, every)
+	})
+}
+
 // deleteUnused calls the store's [UnusedPurger], if it has one.
 func (b *boundedStore) deleteUnused(ctx context.Context, kind Kind, cutoff time.Time) (int, bool, error) {
 	p, ok := b.s.(UnusedPurger)

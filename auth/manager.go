@@ -255,8 +255,20 @@ func (m *Manager) flushLoop() {
 
 // purgeExpired deletes expired credentials if the store can, and with
 // Options.ExpireUnusedAfter the app passwords unused that long. They are
-// refused anyway; this only keeps the store from growing.
+// refused anyway; this only keeps the store from growing. With a
+// [JobClaimer] store only the server that claims the run purges.
 func (m *Manager) purgeExpired(ctx context.Context) (int, error) {
+	// Servers sharing the store take turns: one claim per interval. The
+	// claim's interval is a little shorter than the tick's, so that a tick
+	// that comes early still finds the job due.
+	run, err := m.store.claimJob(ctx, "purge", m.now(), purgeEvery-purgeEvery/12)
+	if err != nil {
+		m.log.Warn("auth: claim the purge", "error", err)
+		return 0, err
+	}
+	if !run {
+		return 0, nil
+	}
 	n, ok, err := m.store.deleteExpired(ctx, m.now())
 	if ok {
 		if err != nil {

@@ -28,6 +28,13 @@ type Options struct {
 	// Peppers are the HMAC keys. The last one issues new credentials; all of
 	// them verify. Required.
 	Peppers []Pepper
+	// SharedPeppers says that several servers share the store (and must
+	// share the pepper file): [Manager.Check] then refuses a key that is
+	// not the one recorded for its ID even when no stored credential uses
+	// it yet, since another server may be issuing under the recorded key
+	// at this moment. Without it, such a key is recorded anew (one server
+	// whose pepper file was remade before any credential existed).
+	SharedPeppers bool
 
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time

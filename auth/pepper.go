@@ -22,10 +22,17 @@ func pepperCheck(key []byte) []byte {
 type PepperMismatchError struct {
 	KeyID       string // the Pepper's ID
 	Credentials int    // how many stored credentials would stop working
+	// Shared is set when the store is shared ([Options].SharedPeppers):
+	// another server registered the key, which this one must use too.
+	Shared bool
 }
 
 // Error names the key ID, the damage and the remedy.
 func (e *PepperMismatchError) Error() string {
+	if e.Shared {
+		return fmt.Sprintf("auth: pepper %q is not the key registered for that ID by the servers sharing this store (%d stored credentials use it): "+
+			"give every server the same pepper file; this one must not start with its own", e.KeyID, e.Credentials)
+	}
 	return fmt.Sprintf("auth: pepper %q is not the key that made the %d stored credentials with that ID: with it, every one of them "+
 		"would be refused. Restore the original key (the pepper file from its backup); a new key needs a new ID", e.KeyID, e.Credentials)
 }
@@ -36,7 +43,8 @@ func (e *PepperMismatchError) Error() string {
 // value for it (an HMAC of a fixed label, which reveals nothing), and a
 // Manager whose key does not match it gets a [*PepperMismatchError] naming
 // the ID and how many credentials it would orphan. (A mismatch with no
-// credentials of that ID is recorded anew and logged.) Run Check at start,
+// credentials of that ID is recorded anew and logged, unless
+// [Options].SharedPeppers says other servers use the recorded key.) Run Check at start,
 // before serving; an error matching [ErrUnavailable] means the store could
 // not answer. NewManager does no I/O, so it cannot; the Manager also runs
 // Check itself before it issues its first credential, so that none is ever
@@ -64,8 +72,8 @@ func (m *Manager) Check(ctx context.Context) error {
 				return fmt.Errorf("auth: check peppers: %w", err)
 			}
 		}
-		if n := counts[p.ID]; n > 0 {
-			return &PepperMismatchError{KeyID: p.ID, Credentials: n}
+		if n := counts[p.ID]; n > 0 || m.opts.SharedPeppers {
+			return &PepperMismatchError{KeyID: p.ID, Credentials: n, Shared: m.opts.SharedPeppers}
 		}
 		if _, err := bounded(ctx, m.store, "register pepper", func(ctx context.Context) ([]byte, error) {
 			return r.RegisterPepper(ctx, p.ID, check, true)

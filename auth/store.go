@@ -110,6 +110,41 @@ type ChangeWatcher interface {
 	WatchChanges(ctx context.Context, changed func(userID, id string)) error
 }
 
+// TransientStore keeps short-lived, single-use records for edges whose
+// state must be shared by every server of a deployment: pending Login Flow
+// v2 flows (auth/loginflow), pending sign-ins. A record is named by a kind
+// (the edge's namespace) and a key that is a keyed hash, never a token; its
+// value is opaque bytes that hold no secret in clear. Every method treats a
+// record past its expiry as absent, returns [ErrNotFound] (wrapped or not)
+// for an absent one, and is safe for concurrent use; the single-use
+// guarantees (one Take, one Swap) hold across servers.
+type TransientStore interface {
+	// PutTransient adds a record; [ErrAlreadyExists] if one with that kind
+	// and key is there (expired ones are replaced).
+	PutTransient(ctx context.Context, kind string, key, value []byte, expires, now time.Time) error
+	// Transient returns the value of the unexpired record.
+	Transient(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error)
+	// SwapTransient replaces the unexpired record's value by value only if
+	// it is still old: of two swaps from one value, one succeeds, the
+	// other gets [ErrNotFound].
+	SwapTransient(ctx context.Context, kind string, key, old, value []byte, now time.Time) error
+	// TakeTransient removes the unexpired record and returns its value:
+	// of two takes, one gets it.
+	TakeTransient(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error)
+	// DeleteExpiredTransients removes the records of kind expired at now
+	// and returns their values.
+	DeleteExpiredTransients(ctx context.Context, kind string, now time.Time) ([][]byte, error)
+}
+
+// JobClaimer is an optional [Store] capability for servers that share a
+// store: ClaimJob reports whether the caller should run the periodic job
+// name now, which is true for one caller only until every has passed since
+// the last claim (a claimed job row), so that the hourly purges run once
+// for all servers, not once per server. An error means nobody could claim.
+type JobClaimer interface {
+	ClaimJob(ctx context.Context, name string, now time.Time, every time.Duration) (bool, error)
+}
+
 // ExpiredPurger is an optional [Store] capability: deleting credentials whose
 // ExpiresAt has passed, so that abandoned browser sessions and expired app
 // passwords do not pile up. A [Manager] calls it once an hour.

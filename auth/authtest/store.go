@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,8 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 		{"PepperRegistry", testPepperRegistry},
 		{"ManagerPepperCheck", testManagerPepperCheck},
 		{"AllCredentials", testAllCredentials},
+		{"ClaimJob", testClaimJob},
+		{"Transient", testTransient},
 		{"FederatedSessions", testFederatedSessions},
 	}
 	for _, tt := range tests {
@@ -617,6 +620,132 @@ type noDirectory struct{}
 
 func (noDirectory) LookupUser(context.Context, string) (*auth.User, error) {
 	return nil, auth.ErrNotFound
+}
+
+// testClaimJob: of many concurrent claims of one job, exactly one wins; a
+// claim before the interval has passed loses, one after it wins; another
+// job is claimed on its own.
+func testClaimJob(t *testing.T, s auth.Store) {
+	c, ok := s.(auth.JobClaimer)
+	if !ok {
+		t.Log("store does not implement auth.JobClaimer")
+		return
+	}
+	ctx := t.Context()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			won, err := c.ClaimJob(ctx, "purge", now, time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			if won {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Fatalf("8 concurrent claims: %d won, want 1", n)
+	}
+	claim := func(name string, at time.Time, want bool) {
+		t.Helper()
+		if won, err := c.ClaimJob(ctx, name, at, time.Hour); err != nil || won != want {
+			t.Errorf("ClaimJob(%q) at +%v: %v, %v; want %v", name, at.Sub(now), won, err, want)
+		}
+	}
+	claim("purge", now.Add(59*time.Minute), false)
+	claim("other", now.Add(59*time.Minute), true)
+	claim("purge", now.Add(time.Hour), true)
+	claim("purge", now.Add(time.Hour+time.Minute), false)
+}
+
+// testTransient: records are single use and short-lived: a put of a live
+// key fails, an expired one is replaced; of concurrent swaps from one value
+// and of concurrent takes one wins; expired records are absent and purged
+// per kind with their values; kinds do not mix.
+func testTransient(t *testing.T, s auth.Store) {
+	ts, ok := s.(auth.TransientStore)
+	if !ok {
+		t.Log("store does not implement auth.TransientStore")
+		return
+	}
+	ctx := t.Context()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	later := now.Add(10 * time.Minute)
+	if err := ts.PutTransient(ctx, "a", key, []byte("v1"), later, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.PutTransient(ctx, "a", key, []byte("v2"), later, now); !errors.Is(err, auth.ErrAlreadyExists) {
+		t.Fatalf("second put of a live key: %v, want ErrAlreadyExists", err)
+	}
+	if err := ts.PutTransient(ctx, "b", key, []byte("other kind"), later, now); err != nil {
+		t.Fatalf("the same key in another kind: %v", err)
+	}
+	if v, err := ts.Transient(ctx, "a", key, now); err != nil || string(v) != "v1" {
+		t.Fatalf("Transient = %q, %v; want v1", v, err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			err := ts.SwapTransient(ctx, "a", key, []byte("v1"), []byte(fmt.Sprint("swap-", i)), now)
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, auth.ErrNotFound) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Fatalf("8 concurrent swaps from one value: %d won, want 1", n)
+	}
+	wins.Store(0)
+	for range 8 {
+		wg.Go(func() {
+			v, err := ts.TakeTransient(ctx, "a", key, now)
+			if err == nil && strings.HasPrefix(string(v), "swap-") {
+				wins.Add(1)
+			} else if err != nil && !errors.Is(err, auth.ErrNotFound) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Fatalf("8 concurrent takes: %d got the value, want 1", n)
+	}
+	if _, err := ts.Transient(ctx, "a", key, now); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("after the take: %v, want ErrNotFound", err)
+	}
+	// Expiry: absent at its time, replaced by a put, purged with its value.
+	if _, err := ts.Transient(ctx, "b", key, later); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("at its expiry: %v, want ErrNotFound", err)
+	}
+	if _, err := ts.TakeTransient(ctx, "b", key, later); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("take at its expiry: %v, want ErrNotFound", err)
+	}
+	if err := ts.SwapTransient(ctx, "b", key, []byte("other kind"), []byte("x"), later); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("swap at its expiry: %v, want ErrNotFound", err)
+	}
+	key2 := []byte("fedcba9876543210fedcba9876543210")
+	if err := ts.PutTransient(ctx, "b", key2, []byte("live"), later.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ts.DeleteExpiredTransients(ctx, "b", later)
+	if err != nil || len(got) != 1 || string(got[0]) != "other kind" {
+		t.Fatalf("DeleteExpiredTransients = %q, %v; want the one expired value", got, err)
+	}
+	if v, err := ts.Transient(ctx, "b", key2, later); err != nil || string(v) != "live" {
+		t.Fatalf("the live record after the purge: %q, %v", v, err)
+	}
+	if err := ts.PutTransient(ctx, "b", key2, []byte("again"), later.Add(2*time.Hour), later.Add(time.Hour)); err != nil {
+		t.Fatalf("put over an expired record: %v, want it replaced", err)
+	}
 }
 
 // testFederatedSessions: the Federation of a session round-trips, and

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,9 @@ type Store struct {
 	// byUser indexes IDs by owner, so listing and revoking all of one
 	// user's credentials cost that user's count, not the store's.
 	byUser map[string]map[string]struct{}
-	checks map[string][]byte // pepper key ID -> check value
+	checks map[string][]byte    // pepper key ID -> check value
+	jobs   map[string]time.Time // job name -> last claim (ClaimJob)
+	trans  map[string]transient // kind NUL key -> record (TransientStore)
 }
 
 var (
@@ -35,6 +38,8 @@ var (
 	_ auth.ContextBounded         = (*Store)(nil)
 	_ auth.CredentialLister       = (*Store)(nil)
 	_ auth.FederatedSessionFinder = (*Store)(nil)
+	_ auth.JobClaimer             = (*Store)(nil)
+	_ auth.TransientStore         = (*Store)(nil)
 )
 
 // NewStore returns an empty Store.
@@ -44,6 +49,94 @@ func NewStore() *Store {
 
 // HonorsContext implements [auth.ContextBounded]: nothing in it waits.
 func (s *Store) HonorsContext() bool { return true }
+
+type transient struct {
+	value   []byte
+	expires time.Time
+}
+
+func transientKey(kind string, key []byte) string { return kind + "\x00" + string(key) }
+
+// PutTransient implements [auth.TransientStore].
+func (s *Store) PutTransient(ctx context.Context, kind string, key, value []byte, expires, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := transientKey(kind, key)
+	if r, ok := s.trans[k]; ok && now.Before(r.expires) {
+		return fmt.Errorf("memory: put transient: %w", auth.ErrAlreadyExists)
+	}
+	if s.trans == nil {
+		s.trans = map[string]transient{}
+	}
+	s.trans[k] = transient{bytes.Clone(value), expires}
+	return nil
+}
+
+// Transient implements [auth.TransientStore].
+func (s *Store) Transient(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.trans[transientKey(kind, key)]
+	if !ok || !now.Before(r.expires) {
+		return nil, fmt.Errorf("memory: transient: %w", auth.ErrNotFound)
+	}
+	return bytes.Clone(r.value), nil
+}
+
+// SwapTransient implements [auth.TransientStore].
+func (s *Store) SwapTransient(ctx context.Context, kind string, key, old, value []byte, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := transientKey(kind, key)
+	r, ok := s.trans[k]
+	if !ok || !now.Before(r.expires) || !bytes.Equal(r.value, old) {
+		return fmt.Errorf("memory: swap transient: %w", auth.ErrNotFound)
+	}
+	s.trans[k] = transient{bytes.Clone(value), r.expires}
+	return nil
+}
+
+// TakeTransient implements [auth.TransientStore].
+func (s *Store) TakeTransient(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := transientKey(kind, key)
+	r, ok := s.trans[k]
+	if !ok || !now.Before(r.expires) {
+		return nil, fmt.Errorf("memory: take transient: %w", auth.ErrNotFound)
+	}
+	delete(s.trans, k)
+	return r.value, nil
+}
+
+// DeleteExpiredTransients implements [auth.TransientStore].
+func (s *Store) DeleteExpiredTransients(ctx context.Context, kind string, now time.Time) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][]byte
+	prefix := kind + "\x00"
+	for k, r := range s.trans {
+		if strings.HasPrefix(k, prefix) && !now.Before(r.expires) {
+			delete(s.trans, k)
+			out = append(out, r.value)
+		}
+	}
+	return out, nil
+}
+
+// ClaimJob implements [auth.JobClaimer].
+func (s *Store) ClaimJob(ctx context.Context, name string, now time.Time, every time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.jobs[name]; ok && now.Sub(last) < every {
+		return false, nil
+	}
+	if s.jobs == nil {
+		s.jobs = map[string]time.Time{}
+	}
+	s.jobs[name] = now
+	return true, nil
+}
 
 // RegisterPepper implements [auth.PepperRegistry].
 func (s *Store) RegisterPepper(ctx context.Context, keyID string, check []byte, replace bool) ([]byte, error) {

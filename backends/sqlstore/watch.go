@@ -47,6 +47,7 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 			return translate("listen", redactDSN(err, s.listenDSN))
 		}
 		changed("", "") // what was cached before now may have missed a change
+		s.logger.Info("sqlstore: change notification: listening", "channel", channel)
 	case <-ctx.Done():
 		return nil
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/appauth/appauth/backends/htpasswd"
 	"github.com/appauth/appauth/backends/sqlstore"
 	"github.com/appauth/appauth/internal/testenv"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/admin")
@@ -138,7 +139,9 @@ func newAdminFixture(t *testing.T, backend string) *adminFixture {
 // cli runs an admin command on f with the fixed clock.
 func (f *adminFixture) cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	// Safe for concurrent writers: the store's change listener logs from
+	// its own goroutine.
+	var out, errOut testkit.Buffer
 	code = runAdmin(t.Context(), args, &adminEnv{stdout: &out, stderr: &errOut, getenv: f.getenv, now: func() time.Time { return adminNow }})
 	return code, out.String(), errOut.String()
 }

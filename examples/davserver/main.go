@@ -12,7 +12,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -33,6 +35,7 @@ import (
 	"github.com/appauth/appauth/auth/clientaddr"
 	"github.com/appauth/appauth/auth/httpauth"
 	"github.com/appauth/appauth/auth/loginflow"
+	"github.com/appauth/appauth/auth/oidc"
 	"github.com/appauth/appauth/auth/settings"
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/htpasswd"
@@ -222,17 +225,23 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	limiter, err := throttle.New(nil)
+	limiter, err := newLimiter(cfg, store, peppers)
 	if err != nil {
 		return err
 	}
+	if l, ok := limiter.(*sqlstore.Limiter); ok {
+		closers = append(closers, purgeHourly(store, l, logger))
+	}
 	hook := &eventHook{metrics: opsSrv.onEvent()}
 	manager, err := auth.NewManager(store, dir, &auth.Options{
-		Peppers:   peppers,
-		Logger:    logger.With("component", "auth"),
-		Limiter:   limiter,
-		CacheSize: size,
-		OnEvent:   hook.listener(cfg.notify.enabled()),
+		Peppers: peppers,
+		// On PostgreSQL other servers may share the database: a pepper
+		// that differs from the one they registered stops this one.
+		SharedPeppers: cfg.postgres != "",
+		Logger:        logger.With("component", "auth"),
+		Limiter:       limiter,
+		CacheSize:     size,
+		OnEvent:       hook.listener(cfg.notify.enabled()),
 		// The metrics count cached successes from Manager.Stats and the
 		// notifier reads only issued events: no hook call per cached verify.
 		QuietHits: true,
@@ -290,12 +299,22 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		// the cookie from a sibling subdomain or over plain HTTP.
 		cookieName = "__Host-appauth_session"
 	}
-	// Login Flow v2 keeps its pending flows in memory, so a key of this
-	// process's own is enough (a restart ends pending flows).
+	// On SQLite Login Flow v2 keeps its pending flows in memory, so a key
+	// of this process's own is enough (a restart ends pending flows). On
+	// PostgreSQL they are in the database, shared by every server, under a
+	// key every server derives from the shared pepper.
 	flowKey := make([]byte, 32)
 	rand.Read(flowKey)
+	var flowStore loginflow.Store
+	if cfg.postgres != "" {
+		mac := hmac.New(sha256.New, peppers[0].Key)
+		mac.Write([]byte("appauth login flow key"))
+		flowKey = mac.Sum(nil)
+		flowStore = loginflow.NewSharedStore(store)
+	}
 	flows, err := loginflow.New(manager, &loginflow.Options{
 		Key:        flowKey,
+		Store:      flowStore,
 		PublicURL:  cfg.notify.publicURL,
 		ClientAddr: clients,
 		Logger:     logger,
@@ -308,7 +327,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if cfg.notify.publicURL != "" {
 		ssoBase = strings.TrimRight(cfg.notify.publicURL, "/") + "/"
 	}
-	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, logger)
+	var pending oidc.PendingStore
+	if cfg.postgres != "" {
+		pending = oidc.NewSharedPending(store, nil)
+	}
+	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, pending, logger)
 	if err != nil {
 		return err
 	}
@@ -402,6 +425,48 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	// last-used times, then the store and directory close.
 	logger.Info("stopped")
 	return nil
+}
+
+// newLimiter returns the guess limiter: on PostgreSQL, counts shared by
+// every server on the database (with the in-memory throttle in front), so
+// that N servers behind one address allow what one does; on SQLite (one
+// server) the in-memory throttle alone.
+func newLimiter(cfg *config, store *sqlstore.Store, peppers []auth.Pepper) (auth.Limiter, error) {
+	front, err := throttle.New(nil)
+	if err != nil || cfg.postgres == "" {
+		return front, err
+	}
+	// The first key names login rows: it is the same on every server and
+	// stays in the file through rotations.
+	return sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Front: front, Key: peppers[0].Key})
+}
+
+// purgeHourly deletes the shared limiter's forgotten counts once an hour,
+// on the one server that claims the run, until the returned func is called.
+func purgeHourly(store *sqlstore.Store, l *sqlstore.Limiter, logger *slog.Logger) func() error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Hour)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if run, err := store.ClaimJob(ctx, "throttle-purge", time.Now(), 55*time.Minute); err != nil {
+				logger.Warn("claim the throttle purge", "error", err)
+			} else if run {
+				if _, err := l.Purge(ctx); err != nil {
+					logger.Warn("purge the throttle's counts", "error", err)
+				}
+			}
+			cancel()
+		}
+	}()
+	return func() error { close(stop); <-done; return nil }
 }
 
 // openStore opens the store of app passwords and sessions: PostgreSQL with

@@ -53,7 +53,10 @@ const (
 // newSSO discovers the provider; base is the page's absolute URL (with
 // its trailing slash). A provider that cannot be reached at start is an
 // error; one that goes away later is a 503 on the callback.
-func newSSO(ctx context.Context, o *oidcConfig, base string, m *auth.Manager, dir auth.Directory, logger *slog.Logger) (*oidc.Client, error) {
+//
+// pending, if not nil, keeps the pending sign-ins (shared by every server
+// on PostgreSQL); nil keeps them in this server's memory.
+func newSSO(ctx context.Context, o *oidcConfig, base string, m *auth.Manager, dir auth.Directory, pending oidc.PendingStore, logger *slog.Logger) (*oidc.Client, error) {
 	if o.issuer == "" {
 		return nil, nil
 	}
@@ -68,7 +71,8 @@ func newSSO(ctx context.Context, o *oidcConfig, base string, m *auth.Manager, di
 		RedirectURL:           base + ssoCallbackPath,
 		PostLogoutRedirectURL: base + "signin?done=signed-out",
 		LoginClaim:            o.loginClaim, Name: o.name,
-		Logger: logger.With("component", "oidc"),
+		Pending: pending,
+		Logger:  logger.With("component", "oidc"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("-oidc-issuer %s: %w", o.issuer, err)

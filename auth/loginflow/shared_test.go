@@ -1,0 +1,125 @@
+package loginflow_test
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/loginflow"
+	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/internal/testkit"
+)
+
+// TestSharedStoreAcrossServers: three servers (each its Manager and
+// Flows) on one store through SharedStore: a flow started on the first is
+// granted on the second and collected by a poll on the third, once; of two
+// grants on two servers one wins; a granted flow that expires is purged by
+// any server, which revokes its app password. With a MemoryStore per
+// server (the default) the second server does not know the flow.
+func TestSharedStoreAcrossServers(t *testing.T) {
+	store := memory.NewStore()
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, "alice's account password"); err != nil {
+		t.Fatal(err)
+	}
+	clock := testkit.NewClock(start)
+	key := bytes.Repeat([]byte("k"), 32)
+	type server struct {
+		f   *loginflow.Flows
+		srv *httptest.Server
+	}
+	newServer := func(fs loginflow.Store) server {
+		m := testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now})
+		f, err := loginflow.New(m, &loginflow.Options{Key: key, Store: fs, Now: clock.Now, PurgeInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		srv := httptest.NewServer(f)
+		t.Cleanup(srv.Close)
+		return server{f, srv}
+	}
+	var s []server
+	for range 3 {
+		s = append(s, newServer(loginflow.NewSharedStore(store)))
+	}
+	begin := func(on server) *testkit.LoginFlowClient {
+		t.Helper()
+		c := &testkit.LoginFlowClient{HTTP: on.srv.Client(), UserAgent: davx5UA}
+		if err := c.Initiate(on.srv.URL); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	pollOn := func(c *testkit.LoginFlowClient, on server) int {
+		t.Helper()
+		c.PollEndpoint = on.srv.URL + "/login/v2/poll"
+		status, res, err := c.Poll()
+		if status == http.StatusOK && (err != nil || res.AppPassword == "") {
+			t.Fatalf("poll: %v %+v", err, res)
+		}
+		return status
+	}
+
+	c := begin(s[0])
+	if got := pollOn(c, s[2]); got != http.StatusNotFound {
+		t.Fatalf("poll on the third server before the grant: %d, want 404", got)
+	}
+	if _, err := s[1].f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); err != nil {
+		t.Fatalf("grant on the second server of a flow started on the first: %v", err)
+	}
+	if got := pollOn(c, s[2]); got != http.StatusOK {
+		t.Fatalf("poll on the third server after the grant: %d, want 200", got)
+	}
+	if got := pollOn(c, s[0]); got != http.StatusNotFound {
+		t.Errorf("a replayed poll on the first server: %d, want 404", got)
+	}
+
+	// Two grants of one flow on two servers: one wins, one app password.
+	c = begin(s[2])
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for _, on := range []server{s[0], s[1], s[0], s[1]} {
+		wg.Go(func() {
+			if _, err := on.f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); err == nil {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			} else if !errors.Is(err, auth.ErrNotFound) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Errorf("%d of 4 grants on two servers succeeded, want 1", won)
+	}
+
+	// That granted flow is never collected: after its lifetime any server's
+	// purge revokes its app password.
+	m := testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now})
+	before, _ := m.ListAppPasswords(t.Context(), alice.ID)
+	clock.Add(21 * time.Minute)
+	if n, err := s[1].f.Purge(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Purge on the second server = %d, %v; want 1 revoked", n, err)
+	}
+	after, _ := m.ListAppPasswords(t.Context(), alice.ID)
+	if len(before) != 2 || len(after) != 1 {
+		t.Errorf("app passwords before and after the purge: %d, %d; want 2, 1", len(before), len(after))
+	}
+
+	// The baseline: with a MemoryStore per server the flow is unknown on
+	// the other server.
+	a, b := newServer(loginflow.NewMemoryStore(0)), newServer(loginflow.NewMemoryStore(0))
+	c = begin(a)
+	if _, err := b.f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("baseline: grant on another server with memory stores: %v, want ErrNotFound", err)
+	}
+}

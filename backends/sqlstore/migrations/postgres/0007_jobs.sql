@@ -1,0 +1,5 @@
+-- Periodic jobs claimed by one server per interval (auth.JobClaimer).
+CREATE TABLE {{prefix}}jobs (
+    name     TEXT        NOT NULL PRIMARY KEY,
+    last_run TIMESTAMPTZ NOT NULL
+);
