@@ -331,3 +331,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestExpiryAfterAClockJump: after a suspend (which the monotonic clock
+// does not count) or a step of the wall clock, the verify clocks' anchor
+// lags the wall clock until it is re-anchored; an app password that
+// expired meanwhile is refused all the same, whether the coarse clock
+// runs (its next tick re-anchors) or is stopped (the exact clock decides).
+func TestExpiryAfterAClockJump(t *testing.T) {
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The real clock; the background re-anchor no sooner than every 5 s.
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}, LastUsedInterval: time.Hour})
+	const lag = 2 * time.Hour // more than any margin the exact clock decides in
+	for _, running := range []bool{true, false} {
+		expires := time.Now().Add(50 * time.Millisecond).Truncate(time.Microsecond)
+		_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", running), ExpiresAt: expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := auth.Attempt{Username: "alice", Password: secret}
+		if _, err := m.Authenticate(t.Context(), c); err != nil {
+			t.Fatalf("before its expiry: %v", err)
+		}
+		for time.Now().Before(expires) { // the state waited for is the clock itself
+			runtime.Gosched()
+		}
+		if running {
+			waitFor(t, "the coarse clock to run after a verify", m.CoarseClockRunning)
+			m.LagClock(lag)
+			// A tick after the jump, as a request arriving after a resume.
+			before := m.CoarseClock()
+			waitFor(t, "a tick of the coarse clock", func() bool { return m.CoarseClock() != before })
+		} else {
+			waitFor(t, "the coarse clock to stop when idle", func() bool { return !m.CoarseClockRunning() })
+			m.LagClock(lag)
+		}
+		if _, err := m.Authenticate(t.Context(), c); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("coarse clock running %v: %v after its expiry and a clock jump of %v, want ErrInvalidCredentials", running, err, lag)
+		}
+	}
+}
