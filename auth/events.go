@@ -104,8 +104,9 @@ func (c CacheOutcome) String() string {
 
 // verifyNow is [Manager.now] for a verify decision, and its monotonic
 // start when the event hook may read its Duration. With the default clock
-// both come from one monotonic reading (see clockAnchor): on some hosts
-// time.Now costs 60 ns, a noticeable part of a cached verify.
+// both come from one monotonic reading (see clockAnchor) while the coarse
+// clock's ticker keeps the anchor true: on some hosts time.Now costs 60 ns,
+// a noticeable part of a cached verify.
 func (m *Manager) verifyNow() (now time.Time, start verifyStart) {
 	a := m.anchor.Load()
 	if !m.monoClock {
@@ -116,8 +117,18 @@ func (m *Manager) verifyNow() (now time.Time, start verifyStart) {
 		}
 		return now, start
 	}
-	d := time.Since(a.mono)
-	now = a.wall.Add(d).Truncate(time.Microsecond)
+	var d time.Duration
+	if m.coarse.now.Load() != 0 {
+		// The ticker re-anchors whenever the anchor strays (see clockLoop).
+		d = time.Since(a.mono)
+		now = a.wall.Add(d).Truncate(time.Microsecond)
+	} else {
+		// Nothing re-anchors it each tick: the anchor may lag after a
+		// suspend or a clock step, so the wall clock is read (once, for
+		// both readings).
+		t := time.Now()
+		d, now = t.Sub(a.mono), t.UTC().Truncate(time.Microsecond)
+	}
 	if m.opts.OnEvent != nil {
 		start = verifyStart{a, d}
 	}
@@ -171,6 +182,10 @@ const (
 	coarseTick      = time.Millisecond
 	coarseIdleTicks = 1000
 	exactMargin     = time.Hour
+	// maxAnchorDrift is how far the anchored time may stray from the wall
+	// clock before a tick re-anchors it (NTP's slew moves them apart by
+	// at most 0.5 ms a second).
+	maxAnchorDrift = 10 * time.Millisecond
 )
 
 // coarseClock is a time that a ticker advances while verifies read it.
@@ -184,9 +199,17 @@ type coarseClock struct {
 // Close.
 func (m *Manager) clockLoop() {
 	defer close(m.clockDone)
+	// Each tick reads the wall clock itself and re-anchors when the anchor
+	// has drifted from it: after a suspend (which the monotonic clock does
+	// not count) or a step of the wall clock the anchored time can lag by
+	// hours, more than exactMargin, until the background re-anchor.
 	exact := func() int64 {
+		t := time.Now()
 		a := m.anchor.Load()
-		return a.wall.Add(time.Since(a.mono)).Truncate(time.Microsecond).UnixNano()
+		if d := t.Sub(a.mono) - t.Round(0).Sub(a.wall); d > maxAnchorDrift || d < -maxAnchorDrift {
+			m.reanchor()
+		}
+		return t.UTC().Truncate(time.Microsecond).UnixNano()
 	}
 	for {
 		select {
@@ -218,8 +241,11 @@ func (m *Manager) clockLoop() {
 
 // clockAnchor relates the wall clock to the monotonic one: a verify reads
 // only the monotonic clock (one clock read instead of two) and adds it to
-// wall. The background loop re-anchors it every few seconds, so a step of
-// the wall clock (NTP, a resumed VM) is followed within them.
+// wall. The background loop re-anchors it every few seconds; the coarse
+// clock's ticker, whenever it has drifted from the wall clock (a suspend,
+// which the monotonic clock does not count, or a step of the wall clock),
+// within a tick; and while the ticker is stopped verifies read the wall
+// clock instead (see verifyNow).
 type clockAnchor struct {
 	wall time.Time // UTC, without a monotonic reading
 	mono time.Time // the same instant, with one

@@ -1,6 +1,9 @@
 package auth
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Flush writes pending last-used updates now, for tests that count writes.
 func (m *Manager) Flush(ctx context.Context) error { return m.usage.flush(ctx, m.store) }
@@ -18,3 +21,14 @@ const MaxPendingUses = maxPendingUses
 
 // CoarseClockRunning reports whether the coarse clock's ticker runs.
 func (m *Manager) CoarseClockRunning() bool { return m.coarse.now.Load() != 0 }
+
+// LagClock puts the anchor of the verify clocks d behind the wall clock,
+// as a suspend of d (which the monotonic clock does not count) or a step
+// of the wall clock by d leaves it until the next re-anchor.
+func (m *Manager) LagClock(d time.Duration) {
+	t := time.Now()
+	m.anchor.Store(&clockAnchor{wall: t.UTC().Round(0).Add(-d), mono: t})
+}
+
+// CoarseClock is the coarse clock's reading, 0 while it is stopped.
+func (m *Manager) CoarseClock() int64 { return m.coarse.now.Load() }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,5 +330,121 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("waited 30 s for %s", what)
 		}
+	}
+}
+
+// TestExpiryAfterAClockJump: after a suspend (which the monotonic clock
+// does not count) or a step of the wall clock, the verify clocks' anchor
+// lags the wall clock until it is re-anchored; an app password that
+// expired meanwhile is refused all the same, whether the coarse clock
+// runs (its next tick re-anchors) or is stopped (the exact clock decides).
+func TestExpiryAfterAClockJump(t *testing.T) {
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The real clock; the background re-anchor no sooner than every 5 s.
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}, LastUsedInterval: time.Hour})
+	const lag = 2 * time.Hour // more than any margin the exact clock decides in
+	for _, running := range []bool{true, false} {
+		expires := time.Now().Add(50 * time.Millisecond).Truncate(time.Microsecond)
+		_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", running), ExpiresAt: expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := auth.Attempt{Username: "alice", Password: secret}
+		if _, err := m.Authenticate(t.Context(), c); err != nil {
+			t.Fatalf("before its expiry: %v", err)
+		}
+		for time.Now().Before(expires) { // the state waited for is the clock itself
+			runtime.Gosched()
+		}
+		if running {
+			waitFor(t, "the coarse clock to run after a verify", m.CoarseClockRunning)
+			m.LagClock(lag)
+			// A tick after the jump, as a request arriving after a resume.
+			before := m.CoarseClock()
+			waitFor(t, "a tick of the coarse clock", func() bool { return m.CoarseClock() != before })
+		} else {
+			waitFor(t, "the coarse clock to stop when idle", func() bool { return !m.CoarseClockRunning() })
+			m.LagClock(lag)
+		}
+		if _, err := m.Authenticate(t.Context(), c); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("coarse clock running %v: %v after its expiry and a clock jump of %v, want ErrInvalidCredentials", running, err, lag)
+		}
+	}
+}
+
+// TestParallelCachedVerifiesAndRevokeAll: RevokeAllAppPasswords (the
+// cache's scan by owner) racing cached verifies of two users' credentials
+// under -race, the cache churning (more credentials than it holds): once
+// it returns, no verify of the revoked owner's credentials succeeds, and
+// the other owner's keep working throughout. The readers read the shared
+// Principal's fields while they race.
+func TestParallelCachedVerifiesAndRevokeAll(t *testing.T) {
+	e := newEnv(t, func(o *auth.Options) { o.CacheSize = 24; o.Logger = nil })
+	type cred struct {
+		login, secret string
+	}
+	var creds []cred
+	for i := range 16 {
+		_, a := e.issue(t, e.alice, fmt.Sprint("alice device ", i))
+		_, b := e.issue(t, e.bob, fmt.Sprint("bob device ", i))
+		creds = append(creds, cred{"alice", a}, cred{"bob", b})
+	}
+	var revoked atomic.Bool // set once RevokeAllAppPasswords returned
+	var bad, bobRefused atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := creds[i%len(creds)]
+				wasRevoked := revoked.Load()
+				p, err := e.m.Authenticate(t.Context(), auth.Attempt{Username: c.login, Password: c.secret, RemoteAddr: "192.0.2.7"})
+				switch {
+				case err == nil && p.User.Login != c.login:
+					t.Errorf("%s's credential authenticated %q", c.login, p.User.Login)
+				case err == nil && c.login == "alice" && wasRevoked:
+					bad.Add(1)
+				case err != nil && c.login == "bob":
+					bobRefused.Add(1)
+				}
+				if err == nil && (len(p.Scopes) != 0 || c.login == "alice" && !slices.Equal(p.User.Groups, []string{"staff"})) {
+					t.Errorf("%s: Principal %+v", c.login, p)
+				}
+			}
+		})
+	}
+	// Let every worker go through the credentials (and the cache churn)
+	// before revoking.
+	for n := e.store.Lookups.Load(); e.store.Lookups.Load() < n+int64(len(creds)); {
+		runtime.Gosched()
+	}
+	n, err := e.m.RevokeAllAppPasswords(t.Context(), e.alice.ID)
+	if err != nil || n != 16 {
+		t.Fatalf("RevokeAllAppPasswords = %d, %v", n, err)
+	}
+	revoked.Store(true)
+	for _, c := range creds {
+		if _, err := e.auth(t, c.login, c.secret); c.login == "alice" && !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Errorf("alice's revoked credential: %v", err)
+		} else if c.login == "bob" && err != nil {
+			t.Errorf("bob's credential after alice's were revoked: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		t.Errorf("%d verifies that began after RevokeAllAppPasswords returned succeeded", n)
+	}
+	if n := bobRefused.Load(); n > 0 {
+		t.Errorf("bob's credentials refused %d times", n)
 	}
 }
