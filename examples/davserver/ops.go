@@ -24,10 +24,8 @@ const readyTimeout = 2 * time.Second
 // /healthz (the process is up) and /readyz (the store and the directory
 // answer). A nil *ops, when the flag is not given, does nothing.
 type ops struct {
-	ln      net.Listener
+	sideListener
 	metrics *metrics.Metrics
-	srv     *http.Server
-	served  chan error
 }
 
 // listenOps listens on -metrics-addr, if given, so that a busy port fails
@@ -40,7 +38,7 @@ func listenOps(cfg *config) (*ops, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-addr %s: %w", cfg.metricsAddr, err)
 	}
-	return &ops{ln: ln, metrics: metrics.New()}, nil
+	return &ops{sideListener: sideListener{ln: ln}, metrics: metrics.New()}, nil
 }
 
 // onEvent is the Manager's event hook: nil without -metrics-addr, so the
@@ -72,16 +70,7 @@ func (o *ops) start(m *auth.Manager, checks []readyCheck, logger *slog.Logger, s
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "ok") })
 	mux.Handle("GET /readyz", readyHandler(checks, o.metrics, logger))
-	o.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	o.served = make(chan error, 1)
-	go func() { o.served <- o.srv.Serve(o.ln) }()
+	o.serve(mux, logger)
 	url := "http://" + o.ln.Addr().String() + "/"
 	fmt.Fprintf(stdout, "Metrics and probes on %s (metrics, healthz, readyz)\n", url)
 	logger.Info("serving metrics and probes", "url", url)
@@ -92,16 +81,7 @@ func (o *ops) close() error {
 	if o == nil {
 		return nil
 	}
-	if o.srv == nil {
-		return o.ln.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := o.srv.Shutdown(ctx); err != nil {
-		o.srv.Close()
-	}
-	<-o.served
-	return nil
+	return o.sideListener.close()
 }
 
 // readyHandler answers 200 when every check answers within readyTimeout,

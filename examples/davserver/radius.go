@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/radiusrest"
@@ -95,10 +94,8 @@ type radiusDirectory struct {
 // radiusListener is the rlm_rest endpoint's listener; a nil one does
 // nothing.
 type radiusListener struct {
-	ln     net.Listener
+	sideListener
 	secret string
-	srv    *http.Server
-	served chan error
 }
 
 // listenRADIUS listens on -radius-addr, if given, and reads its secret, so
@@ -118,7 +115,7 @@ func listenRADIUS(c *radiusConfig) (*radiusListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-radius-addr %s: %w", c.addr, err)
 	}
-	return &radiusListener{ln: ln, secret: secret}, nil
+	return &radiusListener{sideListener: sideListener{ln: ln}, secret: secret}, nil
 }
 
 // start serves the endpoint for m and prints its URL.
@@ -132,17 +129,7 @@ func (l *radiusListener) start(m *auth.Manager, logger *slog.Logger, stdout io.W
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/radius/", h)
-	l.srv = &http.Server{
-		Handler: mux,
-		// rlm_rest waits 4 s by default; a slow client holds nothing long.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	l.served = make(chan error, 1)
-	go func() { l.served <- l.srv.Serve(l.ln) }()
+	l.serve(mux, logger)
 	url := "http://" + l.ln.Addr().String() + "/radius/"
 	fmt.Fprintf(stdout, "RADIUS rlm_rest endpoint on %s\n", url)
 	logger.Info("serving the RADIUS rlm_rest endpoint", "url", url)
@@ -154,16 +141,7 @@ func (l *radiusListener) close() error {
 	if l == nil {
 		return nil
 	}
-	if l.srv == nil {
-		return l.ln.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := l.srv.Shutdown(ctx); err != nil {
-		l.srv.Close()
-	}
-	<-l.served
-	return nil
+	return l.sideListener.close()
 }
 
 // Check is the directory's own check for /readyz, if it has one.
