@@ -333,7 +333,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		pending = oidc.NewSharedPending(store, nil)
 		shared = store
 	}
-	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, pending, logger)
+	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, pending, shared, logger)
 	if err != nil {
 		return err
 	}
