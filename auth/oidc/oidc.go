@@ -96,7 +96,7 @@ type Config struct {
 	PendingTTL time.Duration
 	// Pending keeps sign-ins in progress. Default: [NewMemoryPending]
 	// (one server; several servers behind a load balancer need a shared
-	// store or sticky sessions).
+	// store such as [SharedPending]).
 	Pending PendingStore
 	// LogoutReplays, if set, records the IDs (jti) of back-channel logout
 	// tokens in this shared store, until the token's allowed age has
