@@ -3,6 +3,7 @@ package settings
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -95,5 +96,37 @@ func TestSharedHeldReadOnce(t *testing.T) {
 	}
 	if got, _ := b.show(ctx, s, "ap-2", now.Add(heldFor)); got != nil {
 		t.Fatal("secret shown after heldFor")
+	}
+}
+
+// downTransients is a TransientStore that cannot be reached.
+type downTransients struct{ *memory.Store }
+
+var errDown = errors.New("connection refused")
+
+func (downTransients) PutTransient(context.Context, string, []byte, []byte, time.Time, time.Time) error {
+	return errDown
+}
+func (downTransients) Transient(context.Context, string, []byte, time.Time) ([]byte, error) {
+	return nil, errDown
+}
+func (downTransients) TakeTransient(context.Context, string, []byte, time.Time) ([]byte, error) {
+	return nil, errDown
+}
+
+// A shared store that is down is an outage (503), never "the moment has
+// passed" nor a secret shown twice.
+func TestSharedHeldOutage(t *testing.T) {
+	ctx, now := context.Background(), time.Unix(1_800_000_000, 0)
+	sh := &sharedHeld{ts: downTransients{memory.NewStore()}}
+	s := heldSession("sess-1", "cookie-secret")
+	if err := sh.put(ctx, s, heldSecret{view: createdView{ID: "ap-1"}}, now); !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("put with the store down: %v, want ErrUnavailable", err)
+	}
+	if got, err := sh.show(ctx, s, "ap-1", now); got != nil || !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("show with the store down: %v, %v; want ErrUnavailable", got, err)
+	}
+	if got, err := sh.shownNow(ctx, s, "ap-1", now); got != nil || !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("shownNow with the store down: %v, %v; want ErrUnavailable", got, err)
 	}
 }
