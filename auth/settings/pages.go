@@ -410,7 +410,9 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 	if err := h.held.put(r.Context(), s, heldSecret{view: c, scopes: a.Scopes, user: s.userID()}, h.opts.Now()); err != nil {
 		// The password exists but its secret cannot be shown: revoke it
 		// rather than leave a password nobody has.
-		h.m.RevokeAppPassword(r.Context(), s.userID(), a.ID)
+		if rerr := h.m.RevokeAppPassword(r.Context(), s.userID(), a.ID); rerr != nil {
+			h.log.ErrorContext(r.Context(), "revoke an app password whose secret could not be held", "id", a.ID, "err", rerr)
+		}
 		h.failPage(w, r, err, "")
 		return
 	}
