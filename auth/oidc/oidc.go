@@ -96,8 +96,15 @@ type Config struct {
 	PendingTTL time.Duration
 	// Pending keeps sign-ins in progress. Default: [NewMemoryPending]
 	// (one server; several servers behind a load balancer need a shared
-	// store or sticky sessions).
+	// store such as [SharedPending]).
 	Pending PendingStore
+	// LogoutReplays, if set, records the IDs (jti) of back-channel logout
+	// tokens in this shared store, until the token's allowed age has
+	// passed, so that a token replayed to another server behind the same
+	// load balancer is refused too. Give every server the same store
+	// (backends/sqlstore on PostgreSQL). Default: nil, this process's
+	// memory (one server).
+	LogoutReplays auth.TransientStore
 	// Timeout bounds each call to the provider and the directory.
 	// Default 10 s.
 	Timeout time.Duration
@@ -121,7 +128,7 @@ type Client struct {
 	verifier   *gooidc.IDTokenVerifier
 	endSession string
 	log        *slog.Logger
-	replays    *replayCache
+	replays    jtiCache
 }
 
 var _ settings.SSO = (*Client)(nil)
@@ -184,6 +191,9 @@ func New(ctx context.Context, m *auth.Manager, dir auth.Directory, cfg *Config) 
 		verifier: p.VerifierContext(gooidc.ClientContext(context.Background(), c.HTTPClient), &gooidc.Config{
 			ClientID: c.ClientID, SupportedSigningAlgs: c.Algorithms, Now: c.Now,
 		}),
+	}
+	if c.LogoutReplays != nil {
+		cl.replays = &sharedReplays{ts: c.LogoutReplays}
 	}
 	return cl, nil
 }
@@ -464,7 +474,7 @@ func (c *Client) BackChannelLogout(ctx context.Context, raw string) error {
 		// Older tokens would have to be remembered longer to refuse replays.
 		return fmt.Errorf("%w: %w: iat %v is not within %v of now", auth.ErrInvalidCredentials, ErrLogoutToken, lt.IssuedAt, logoutWindow)
 	}
-	fresh, err := c.replays.first(lt.Issuer+" "+lt.TokenID, lt.IssuedAt.Add(logoutWindow+time.Minute), now)
+	fresh, err := c.replays.first(ctx, lt.Issuer+" "+lt.TokenID, lt.IssuedAt.Add(logoutWindow+time.Minute), now)
 	if err != nil {
 		return err
 	}

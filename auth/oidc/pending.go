@@ -140,7 +140,7 @@ func newReplayCache(max int) *replayCache {
 var errReplayCacheFull = fmt.Errorf("oidc: too many recent logout tokens: %w", auth.ErrUnavailable)
 
 // first records id until until and reports whether it is new.
-func (c *replayCache) first(id string, until, now time.Time) (bool, error) {
+func (c *replayCache) first(_ context.Context, id string, until, now time.Time) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t, ok := c.seen[id]; ok && t.After(now) {

@@ -221,7 +221,7 @@ func (h *Handler) passwordError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (h *Handler) signOutForm(w http.ResponseWriter, r *http.Request, s *session) {
-	h.held.forget(s.id()) // a new secret not yet shown goes with the session
+	h.held.forget(r.Context(), s, h.opts.Now()) // a new secret not yet shown goes with the session
 	if err := h.signOut(r.Context(), w, r, s); err != nil {
 		h.failPage(w, r, err, "")
 		return
@@ -258,9 +258,13 @@ func (h *Handler) securityPage(w http.ResponseWriter, r *http.Request, s *sessio
 	d := &pageData{Notice: notices[q.Get("done")]}
 	if id := q.Get("created"); id != "" {
 		// The view the create form redirected to: show the new secret,
-		// once. Reloaded, or reached on another server (the secret is held
-		// in one server's memory), it says so instead.
-		held := h.held.show(s.id(), id, h.opts.Now())
+		// once. Reloaded, or reached on another server when the secret is
+		// held in one server's memory, it says so instead.
+		held, err := h.held.show(r.Context(), s, id, h.opts.Now())
+		if err != nil {
+			h.unavailablePage(w, r, err)
+			return
+		}
 		if held != nil && held.user == s.userID() {
 			c := held.view
 			d.Created = &c
@@ -269,11 +273,11 @@ func (h *Handler) securityPage(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 		if !h.renderSecurity(w, r, s, http.StatusOK, d) && held != nil {
 			// Not shown after all (the store failed): keep it for a retry.
-			h.held.unshow(s.id(), id)
+			h.held.unshow(r.Context(), s, id, h.opts.Now())
 		}
 		return
 	}
-	h.held.forget(s.id())
+	h.held.forget(r.Context(), s, h.opts.Now())
 	h.renderSecurity(w, r, s, http.StatusOK, d)
 }
 
@@ -403,7 +407,15 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 	if h.opts.PrincipalURL != nil && len(profilePayloads(a.Scopes)) > 0 {
 		c.ProfileURL = h.opts.Prefix + "app-passwords/" + a.ID + "/profile"
 	}
-	h.held.put(s.id(), heldSecret{view: c, scopes: a.Scopes, user: s.userID()}, h.opts.Now())
+	if err := h.held.put(r.Context(), s, heldSecret{view: c, scopes: a.Scopes, user: s.userID()}, h.opts.Now()); err != nil {
+		// The password exists but its secret cannot be shown: revoke it
+		// rather than leave a password nobody has.
+		if rerr := h.m.RevokeAppPassword(r.Context(), s.userID(), a.ID); rerr != nil {
+			h.log.ErrorContext(r.Context(), "revoke an app password whose secret could not be held", "id", a.ID, "err", rerr)
+		}
+		h.failPage(w, r, err, "")
+		return
+	}
 	h.redirect(w, r, "security?created="+url.QueryEscape(a.ID)+"#created")
 }
 

@@ -169,7 +169,11 @@ func nameUUID(name string) string {
 // credential, 404.
 func (h *Handler) profileFile(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
-	held := h.held.shownNow(s.id(), id, h.opts.Now())
+	held, err := h.held.shownNow(r.Context(), s, id, h.opts.Now())
+	if err != nil {
+		h.unavailablePage(w, r, err)
+		return
+	}
 	if held == nil || held.user != s.userID() || h.opts.PrincipalURL == nil {
 		h.errorPage(w, r, http.StatusNotFound, "Not found",
 			"The profile can only be downloaded while its new app password is shown. Create a new app password to get one.")

@@ -74,6 +74,17 @@ type Options struct {
 	// alone when New is given no PasswordVerifier. See package auth/oidc.
 	SSO SSO
 
+	// SharedSecrets, if set, holds a new app password's secret between
+	// the create form and the page view that shows it once (and the Apple
+	// profile download) in this shared store rather than in this process's
+	// memory, so that behind a round-robin balancer the redirected page
+	// view may land on any server. The secret is stored sealed with a key
+	// derived from the session's cookie secret, which the store never
+	// holds; it is single use and expires after 10 minutes. Give every
+	// server the same store (backends/sqlstore on PostgreSQL). Default:
+	// nil, memory.
+	SharedSecrets auth.TransientStore
+
 	// Now is the clock, for the recent sign-in check; give it the Manager's
 	// clock in tests. Default time.Now.
 	Now func() time.Time
@@ -97,7 +108,7 @@ type Handler struct {
 	tmpl     map[string]*template.Template
 	static   fs.FS        // the files under static/
 	files    http.Handler // serves static, after staticFile's checks
-	held     heldSecrets  // new secrets, between the create form and the page view that shows them
+	held     holder       // new secrets, between the create form and the page view that shows them
 	csp      string       // Content-Security-Policy of every response
 }
 
@@ -160,6 +171,10 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 		opts:     o,
 		log:      o.Logger.With("component", "settings"),
 		cop:      http.NewCrossOriginProtection(),
+		held:     &memHeld{},
+	}
+	if o.SharedSecrets != nil {
+		h.held = &sharedHeld{ts: o.SharedSecrets}
 	}
 	for _, origin := range o.TrustedOrigins {
 		if err := h.cop.AddTrustedOrigin(origin); err != nil {

@@ -7,8 +7,9 @@ import (
 
 // A new app password's secret is shown once: the create form answers with
 // a redirect (so a reload issues nothing), and the page view it leads to
-// shows the secret, which is held here in between. It is held in memory
-// only, for one session, and briefly: the page view that shows it marks it
+// shows the secret, which is held here in between (or, with
+// Options.SharedSecrets, sealed in a shared store: sharedheld.go). It is
+// held for one session, and briefly: the page view that shows it marks it
 // shown, the next one forgets it, and heldFor bounds it in any case. While
 // it is shown, the configuration profile built from it may be downloaded.
 

@@ -328,10 +328,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		ssoBase = strings.TrimRight(cfg.notify.publicURL, "/") + "/"
 	}
 	var pending oidc.PendingStore
+	var shared auth.TransientStore // on PostgreSQL, every server's
 	if cfg.postgres != "" {
 		pending = oidc.NewSharedPending(store, nil)
+		shared = store
 	}
-	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, pending, logger)
+	sso, err := newSSO(ctx, &cfg.oidc, ssoBase, manager, dir, pending, shared, logger)
 	if err != nil {
 		return err
 	}
@@ -356,7 +358,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		},
 		ClientAddr: clients,
 		LoginFlows: flows,
-		Logger:     logger.With("component", "settings"),
+		// A new secret shown once on whichever server the redirect reaches.
+		SharedSecrets: shared,
+		Logger:        logger.With("component", "settings"),
 	})
 	if err != nil {
 		return err

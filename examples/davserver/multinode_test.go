@@ -258,6 +258,10 @@ func TestThreeNodesBehindProxy(t *testing.T) {
 	}
 	rr.mu.Unlock()
 
+	// The page's create form through the proxy: the secret is shown once
+	// on whichever node the redirect reaches.
+	shownOnceAcrossNodes(t, phone, rr, front.URL, propfind, stderr)
+
 	// A Login Flow v2 onboarding through the proxy: the client starts it,
 	// the browser signs in and grants on whichever nodes the proxy picks,
 	// the client polls; every step may land on another node.

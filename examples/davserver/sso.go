@@ -56,7 +56,7 @@ const (
 //
 // pending, if not nil, keeps the pending sign-ins (shared by every server
 // on PostgreSQL); nil keeps them in this server's memory.
-func newSSO(ctx context.Context, o *oidcConfig, base string, m *auth.Manager, dir auth.Directory, pending oidc.PendingStore, logger *slog.Logger) (*oidc.Client, error) {
+func newSSO(ctx context.Context, o *oidcConfig, base string, m *auth.Manager, dir auth.Directory, pending oidc.PendingStore, shared auth.TransientStore, logger *slog.Logger) (*oidc.Client, error) {
 	if o.issuer == "" {
 		return nil, nil
 	}
@@ -72,7 +72,9 @@ func newSSO(ctx context.Context, o *oidcConfig, base string, m *auth.Manager, di
 		PostLogoutRedirectURL: base + "signin?done=signed-out",
 		LoginClaim:            o.loginClaim, Name: o.name,
 		Pending: pending,
-		Logger:  logger.With("component", "oidc"),
+		// On PostgreSQL, a logout token is used once across servers.
+		LogoutReplays: shared,
+		Logger:        logger.With("component", "oidc"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("-oidc-issuer %s: %w", o.issuer, err)

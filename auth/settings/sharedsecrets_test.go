@@ -1,0 +1,56 @@
+package settings_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appauth/appauth/auth/settings"
+	"github.com/appauth/appauth/backends/memory"
+)
+
+// brokenTransients is a shared store that takes records but cannot add
+// them: the database went away between two statements.
+type brokenTransients struct{ *memory.Store }
+
+func (brokenTransients) PutTransient(context.Context, string, []byte, []byte, time.Time, time.Time) error {
+	return errors.New("connection refused")
+}
+
+// TestSharedSecretsPage: with Options.SharedSecrets the page shows a new
+// secret once from the shared store and not on reload (across servers:
+// TestThreeNodesBehindProxy); when the store cannot hold the secret, the
+// create form answers 503 and leaves no password that nobody has seen.
+func TestSharedSecretsPage(t *testing.T) {
+	shared := memory.NewStore()
+	e := newEnv(t, nil, func(o *settings.Options) { o.SharedSecrets = shared })
+	c := e.client()
+	signInForm(t, c, "alice", alicePassword)
+	post := c.form("app-passwords", "name", "My iPhone")
+	view := c.followCreate(t, post)
+	secret := shownSecret(t, wantPage(t, view, 200, `id="created"`))
+	if !e.appPasswordWorks("alice", secret) {
+		t.Fatal("the shown password does not work")
+	}
+	loc := strings.TrimSuffix(post.Header().Get("Location"), "#created")
+	again := wantPage(t, c.get(strings.TrimPrefix(loc, e.prefix)), 200, "was shown once and cannot be shown again")
+	if strings.Contains(again, secret) || newPassword.MatchString(again) {
+		t.Fatal("the secret is shown again on reload")
+	}
+
+	broken := newEnv(t, nil, func(o *settings.Options) { o.SharedSecrets = brokenTransients{memory.NewStore()} })
+	bc := broken.client()
+	signInForm(t, bc, "alice", alicePassword)
+	if w := bc.form("app-passwords", "name", "Lost"); w.Code != 503 {
+		t.Fatalf("create with the shared store down: %d, want 503; %.300s", w.Code, w.Body)
+	}
+	aps, err := broken.m.ListAppPasswords(t.Context(), broken.alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(aps) != 0 {
+		t.Fatalf("a password whose secret could not be shown was kept: %d", len(aps))
+	}
+}
