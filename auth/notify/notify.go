@@ -12,8 +12,10 @@
 //
 // A sign-in is from a new address when no current session of the user (see
 // [Options.Sessions]) and none of their last [Options.KnownAddresses]
-// sign-ins seen by this notifier came from it; a user with no sessions at
-// all is told about their first sign-in, since nothing shows it is theirs.
+// sign-ins seen by this notifier came from it; the sessions are asked again
+// before a message, so that servers sharing a store tell it once. A user
+// with no sessions at all is told about their first sign-in, since nothing
+// shows it is theirs.
 // Addresses are compared exactly, as the edge gives them (ports stripped).
 //
 // A message never holds a secret: it is built from an [auth.Event], which
@@ -283,7 +285,9 @@ func (n *Notifier) message(e auth.Event) *Message {
 	case auth.KindAppPassword:
 		m.What = AppPasswordCreated
 	case auth.KindSession:
-		if !n.newAddress(u, m.RemoteAddr) {
+		// An address new to this notifier may be known from a session that
+		// another server (sharing the store) saw: ask the sessions again.
+		if !n.newAddress(u, m.RemoteAddr) || slices.Contains(n.sessionAddrs(e.UserID, e.CredentialID), m.RemoteAddr) {
 			return nil
 		}
 		m.What = NewSignIn
@@ -332,23 +336,37 @@ func (n *Notifier) user(userID, exclude string) *userState {
 	}
 	u := &userState{seen: now}
 	n.users[userID] = u
-	if sl := n.sessions.Load(); sl != nil {
-		ctx, cancel := context.WithTimeout(n.ctx, n.opts.Timeout)
-		sessions, err := (*sl).ListSessions(ctx, userID)
-		cancel()
-		if err != nil {
-			n.log.Warn("notify: list sessions", "user_id", userID, "error", err.Error())
-		}
-		for _, s := range sessions {
-			if a := clean(host(s.LastUsedAddr)); s.ID != exclude && a != "" && !slices.Contains(u.addrs, a) {
-				u.addrs = append(u.addrs, a)
-			}
-		}
-		if len(u.addrs) > n.opts.KnownAddresses {
-			u.addrs = u.addrs[len(u.addrs)-n.opts.KnownAddresses:]
+	for _, a := range n.sessionAddrs(userID, exclude) {
+		if !slices.Contains(u.addrs, a) {
+			u.addrs = append(u.addrs, a)
 		}
 	}
+	if len(u.addrs) > n.opts.KnownAddresses {
+		u.addrs = u.addrs[len(u.addrs)-n.opts.KnownAddresses:]
+	}
 	return u
+}
+
+// sessionAddrs lists the addresses of the user's current sessions but
+// exclude, when [Options.Sessions] is set (nil on an error, logged).
+func (n *Notifier) sessionAddrs(userID, exclude string) []string {
+	sl := n.sessions.Load()
+	if sl == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.Timeout)
+	sessions, err := (*sl).ListSessions(ctx, userID)
+	cancel()
+	if err != nil {
+		n.log.Warn("notify: list sessions", "user_id", userID, "error", err.Error())
+	}
+	var addrs []string
+	for _, s := range sessions {
+		if a := clean(host(s.LastUsedAddr)); s.ID != exclude && a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // newAddress reports whether addr is new for u, and remembers it.

@@ -557,6 +557,48 @@ func TestNewAddress(t *testing.T) {
 	}
 }
 
+// TestNewAddressAcrossServers: two notifiers on one store, as two servers
+// behind a load balancer: a sign-in from an address that the other server
+// already told the user about is not told again, although this notifier
+// knew the user from before that sign-in.
+func TestNewAddressAcrossServers(t *testing.T) {
+	m, _ := setup(t, notify.Options{Transports: []notify.Transport{newRecorder()}}, nil)
+	r1, r2 := newRecorder(), newRecorder()
+	n1, err := notify.New(&notify.Options{Transports: []notify.Transport{r1}, Sessions: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Close()
+	n2, err := notify.New(&notify.Options{Transports: []notify.Transport{r2}, Sessions: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	marker := func(n *notify.Notifier, name string) {
+		n.OnEvent(auth.Event{Type: auth.EventIssued, Kind: auth.KindAppPassword, UserID: alice.ID, Login: alice.Login, Name: name})
+	}
+	marker(n2, "n2 knows alice") // before her sign-in below
+	if got := r2.next(t); got.Name != "n2 knows alice" {
+		t.Fatalf("n2: %+v", got)
+	}
+	signIn := func(n *notify.Notifier) {
+		s, _, err := m.CreateSession(t.Context(), &alice, "198.51.100.5", "Firefox/140")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.OnEvent(auth.Event{Type: auth.EventIssued, Kind: auth.KindSession, UserID: alice.ID, Login: alice.Login, CredentialID: s.ID, RemoteAddr: "198.51.100.5", UserAgent: "Firefox/140"})
+	}
+	signIn(n1)
+	if got := r1.next(t); got.What != notify.NewSignIn || got.RemoteAddr != "198.51.100.5" {
+		t.Fatalf("the first sign-in from 198.51.100.5, on n1: %+v", got)
+	}
+	signIn(n2)
+	marker(n2, "after the second sign-in")
+	if got := r2.next(t); got.Name != "after the second sign-in" {
+		t.Fatalf("n2 told again of an address n1 already told: %+v", got)
+	}
+}
+
 // stuckDirectory blocks every look-up until released, as a hung LDAP server.
 type stuckDirectory struct {
 	started chan struct{}
