@@ -48,7 +48,8 @@ type Options struct {
 	// proxies. Default nil: the connection's peer, TLS if the connection is.
 	ClientAddr *clientaddr.Resolver
 	// RequestsPerMinute bounds the flow starts and polls of one client
-	// address (IPv4 address, IPv6 /64). Default 60.
+	// address (IPv4 address, IPv6 /64). Default 60. With a [SharedStore]
+	// it holds for all the servers sharing it together.
 	RequestsPerMinute int
 	// MaxAddresses bounds the addresses the limiter remembers at once;
 	// beyond it, new addresses are refused until a minute has passed.
@@ -399,9 +400,25 @@ func (f *Flows) poll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, pollResponse{Server: fl.Server, LoginName: fl.LoginName, AppPassword: secret})
 }
 
-// allow applies the per-address limit, answering 429 when it refuses.
+// allow applies the per-address limit, answering 429 when it refuses: this
+// server's count first, then, with a [SharedStore], the count of all
+// servers sharing it (a store that cannot answer is 503).
 func (f *Flows) allow(w http.ResponseWriter, r *http.Request, now time.Time) bool {
-	wait, ok := f.lim.allow(f.opts.ClientAddr.Addr(r), now)
+	addr := f.opts.ClientAddr.Addr(r)
+	wait, ok := f.lim.allow(addr, now)
+	if s, shared := f.store.(*SharedStore); ok && shared {
+		window := now.Truncate(time.Minute)
+		ctx, cancel := context.WithTimeout(r.Context(), f.opts.StoreTimeout)
+		var err error
+		ok, err = s.count(ctx, f.hash("rate", key(addr).String()+" "+window.UTC().Format(time.RFC3339)), window, now, f.opts.RequestsPerMinute)
+		cancel()
+		if err != nil {
+			f.log.Error("login flow: count requests", "error", err.Error())
+			writeJSONError(w, http.StatusServiceUnavailable, "try again later")
+			return false
+		}
+		wait = window.Add(time.Minute).Sub(now)
+	}
 	if ok {
 		return true
 	}

@@ -2,6 +2,7 @@ package loginflow
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 const (
 	kindFlow = "loginflow/flow"
 	kindPoll = "loginflow/poll"
+	kindRate = "loginflow/rate" // requests of one address in one minute
 )
 
 // SharedStore is a [Store] on an [auth.TransientStore] (backends/sqlstore
@@ -24,8 +26,9 @@ const (
 // its login hash, the login hash under its poll hash), both expiring with
 // the flow; a grant is a compare-and-swap and a poll a take, so each
 // happens once across servers. Flows are not counted against a maximum:
-// the per-address RequestsPerMinute bounds how fast they can be made, and
-// expired ones are purged.
+// the per-address RequestsPerMinute, counted in the shared store too so
+// that it holds for all servers together, bounds how fast they can be
+// made, and expired ones are purged.
 type SharedStore struct {
 	ts auth.TransientStore
 }
@@ -158,8 +161,44 @@ func (s *SharedStore) DeleteExpired(ctx context.Context, now time.Time) ([]*Flow
 			granted = append(granted, f)
 		}
 	}
-	if _, err := s.ts.DeleteExpiredTransients(ctx, kindPoll, now); err != nil {
-		return granted, err
+	for _, kind := range []string{kindPoll, kindRate} {
+		if _, err := s.ts.DeleteExpiredTransients(ctx, kind, now); err != nil {
+			return granted, err
+		}
 	}
 	return granted, nil
+}
+
+// count adds a request to the count under key (an address's keyed hash
+// for the minute window starting at window), unless perMin are counted
+// already; the count is a compare-and-swap, so every server's requests
+// add up. It reports false when the window is full.
+func (s *SharedStore) count(ctx context.Context, key []byte, window, now time.Time, perMin int) (bool, error) {
+	const tries = 8 // then the contention itself is the answer: refuse
+	for range tries {
+		err := s.ts.PutTransient(ctx, kindRate, key, binary.BigEndian.AppendUint32(nil, 1), window.Add(time.Minute), now)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, auth.ErrAlreadyExists) {
+			return false, err
+		}
+		old, err := s.ts.Transient(ctx, kindRate, key, now)
+		switch {
+		case errors.Is(err, auth.ErrNotFound):
+			continue // expired meanwhile
+		case err != nil:
+			return false, err
+		case len(old) != 4 || binary.BigEndian.Uint32(old) >= uint32(perMin):
+			return false, nil
+		}
+		next := binary.BigEndian.AppendUint32(nil, binary.BigEndian.Uint32(old)+1)
+		switch err := s.ts.SwapTransient(ctx, kindRate, key, old, next, now); {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, auth.ErrNotFound):
+			return false, err
+		}
+	}
+	return false, nil
 }

@@ -123,3 +123,49 @@ func TestSharedStoreAcrossServers(t *testing.T) {
 		t.Errorf("baseline: grant on another server with memory stores: %v, want ErrNotFound", err)
 	}
 }
+
+// TestSharedRequestLimit: RequestsPerMinute holds for the servers sharing
+// a SharedStore together: one address spreading flow starts over two
+// servers gets the limit once, not once per server, and the next minute's
+// window opens again. With a MemoryStore per server each would allow it.
+func TestSharedRequestLimit(t *testing.T) {
+	store := memory.NewStore()
+	clock := testkit.NewClock(start)
+	const perMin = 3
+	var servers []*httptest.Server
+	for range 2 {
+		m := testkit.NewManager(t, store, memory.NewDirectory(), &auth.Options{Now: clock.Now})
+		f, err := loginflow.New(m, &loginflow.Options{Key: bytes.Repeat([]byte("k"), 32), Store: loginflow.NewSharedStore(store),
+			RequestsPerMinute: perMin, Now: clock.Now, PurgeInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		srv := httptest.NewServer(f)
+		t.Cleanup(srv.Close)
+		servers = append(servers, srv)
+	}
+	startOn := func(i int) int {
+		t.Helper()
+		resp, err := servers[i%2].Client().Post(servers[i%2].URL+"/index.php/login/v2", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range perMin {
+		if got := startOn(i); got != http.StatusOK {
+			t.Fatalf("start %d: %d, want 200", i+1, got)
+		}
+	}
+	for i := perMin; i < perMin+2; i++ {
+		if got := startOn(i); got != http.StatusTooManyRequests {
+			t.Fatalf("start %d, spread over both servers: %d, want 429", i+1, got)
+		}
+	}
+	clock.Add(time.Minute)
+	if got := startOn(0); got != http.StatusOK {
+		t.Fatalf("a start in the next minute: %d, want 200", got)
+	}
+}
