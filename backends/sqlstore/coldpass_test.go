@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,46 +197,18 @@ func coldPassWith(b *testing.B, store *sqlstore.Store, dir auth.Directory, authz
 			passCPU[passName] += benchpair.ProcessCPU() - cpu0
 			dbCPU[passName] += serverCPU() - db0
 		}()
-		lat := make([]time.Duration, coldPasswords)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for _, client := range clients {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= coldPasswords {
-						return
-					}
-					url := srv.URL + path
-					if withIndex {
-						url += "?i=" + strconv.Itoa(i)
-					}
-					req, err := http.NewRequest(method, url, nil)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					req.Header.Set("Authorization", authz[i])
-					req.Header.Set("Depth", "0")
-					t0 := time.Now()
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					lat[i] = time.Since(t0)
-					if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusMultiStatus {
-						b.Errorf("%s: status %d", path, resp.StatusCode)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start), lat
+		return benchpair.Pass(b, clients, coldPasswords, func(i int) (*http.Request, error) {
+			url := srv.URL + path
+			if withIndex {
+				url += "?i=" + strconv.Itoa(i)
+			}
+			req, err := http.NewRequest(method, url, nil)
+			if err == nil {
+				req.Header.Set("Authorization", authz[i])
+				req.Header.Set("Depth", "0")
+			}
+			return req, err
+		}, func(status int) bool { return status == http.StatusOK || status == http.StatusMultiStatus })
 	}
 
 	// Every decision is logged, as in a server; the text is discarded.

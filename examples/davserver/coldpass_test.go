@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,38 +155,14 @@ func coldPassServer(b *testing.B, store *sqlstore.Store, dbCPU func() time.Durat
 	pass := func(which int) (time.Duration, []time.Duration) {
 		cpu0, db0 := benchpair.ProcessCPU(), dbCPU()
 		defer func() { cpu[which] += benchpair.ProcessCPU() - cpu0; db[which] += dbCPU() - db0 }()
-		lat := make([]time.Duration, passwords)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for _, client := range clients {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= passwords {
-						return
-					}
-					req, _ := http.NewRequest("PROPFIND", srv.URL+"/dav/files/"+logins[i].user+"/", nil)
-					req.Header.Set("Depth", "0")
-					req.SetBasicAuth(logins[i].user, logins[i].secret)
-					t0 := time.Now()
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					lat[i] = time.Since(t0)
-					if resp.StatusCode != http.StatusMultiStatus {
-						b.Errorf("PROPFIND: %d", resp.StatusCode)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start), lat
+		return benchpair.Pass(b, clients, passwords, func(i int) (*http.Request, error) {
+			req, err := http.NewRequest("PROPFIND", srv.URL+"/dav/files/"+logins[i].user+"/", nil)
+			if err == nil {
+				req.Header.Set("Depth", "0")
+				req.SetBasicAuth(logins[i].user, logins[i].secret)
+			}
+			return req, err
+		}, func(status int) bool { return status == http.StatusMultiStatus })
 	}
 	// Warm up: connections, the pool, every user's folders.
 	m := install()
