@@ -56,11 +56,12 @@ func TestSSOConfig(t *testing.T) {
 	}
 }
 
-// TestSSODeployment: the built server, configured through APPAUTH_OIDC_*
-// against a real provider, prints the URIs to register, offers "Sign in
-// with" and sends the browser to the provider; when the provider is gone,
-// the callback is 503 and the server keeps serving.
-func TestSSODeployment(t *testing.T) {
+// startSSO starts a real OpenID provider that knows this server's
+// redirect and back-channel logout URIs, then the built example server on
+// that address with single sign-on configured through APPAUTH_OIDC_* (and
+// env). It returns the server, the provider and the server's base URL.
+func startSSO(t *testing.T, env ...string) (*serverProcess, *testenv.OIDCProvider, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -77,10 +78,19 @@ func TestSSODeployment(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("client-secret-for-tests-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServerWith(t, buildServer(t), dir, nil, []string{
+	srv := startServerWith(t, buildServer(t), dir, nil, append([]string{
 		"APPAUTH_ADDR=" + addr, "APPAUTH_OIDC_ISSUER=" + op.Issuer, "APPAUTH_OIDC_CLIENT_ID=davserver",
 		"APPAUTH_OIDC_CLIENT_SECRET_FILE=" + secret, "APPAUTH_OIDC_NAME=Example SSO",
-	})
+	}, env...))
+	return srv, op, base
+}
+
+// TestSSODeployment: the built server, configured through APPAUTH_OIDC_*
+// against a real provider, prints the URIs to register, offers "Sign in
+// with" and sends the browser to the provider; when the provider is gone,
+// the callback is 503 and the server keeps serving.
+func TestSSODeployment(t *testing.T) {
+	srv, op, base := startSSO(t)
 	for _, want := range []string{"redirect URI:               " + base + "sso/callback", "back-channel logout URI:    " + base + "sso/backchannel-logout"} {
 		if !strings.Contains(srv.banner, want) {
 			t.Fatalf("banner lacks %q:\n%s", want, srv.banner)
@@ -129,25 +139,7 @@ func TestSSODeployment(t *testing.T) {
 // password form, and the demo user's correct account password signs
 // nobody in, on the page or through the JSON API.
 func TestSSOOnly(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	base := "http://" + addr + "/"
-	op := testenv.OIDC(t, testenv.OIDCClient{
-		ID: "davserver", Secret: "client-secret-for-tests-0123456789", RedirectURIs: []string{base + "sso/callback"},
-	})
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "oidc-secret")
-	if err := os.WriteFile(secret, []byte("client-secret-for-tests-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := startServerWith(t, buildServer(t), dir, nil, []string{
-		"APPAUTH_ADDR=" + addr, "APPAUTH_OIDC_ISSUER=" + op.Issuer, "APPAUTH_OIDC_CLIENT_ID=davserver",
-		"APPAUTH_OIDC_CLIENT_SECRET_FILE=" + secret, "APPAUTH_OIDC_NAME=Example SSO", "APPAUTH_OIDC_ONLY=1",
-	})
+	srv, _, base := startSSO(t, "APPAUTH_OIDC_ONLY=1")
 	user, password := bannerValue(srv.banner, "username"), bannerValue(srv.banner, "password")
 	if user == "" || password == "" {
 		t.Fatalf("no demo user in the banner:\n%s", srv.banner)
@@ -190,28 +182,9 @@ func TestSSOOnly(t *testing.T) {
 // discovery at /remote.php/dav works with it. The flow's login token is
 // in none of the server's log lines (at debug, one per request).
 func TestSSOLoginFlow(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	base := "http://" + addr + "/"
-	op := testenv.OIDC(t, testenv.OIDCClient{
-		ID: "davserver", Secret: "client-secret-for-tests-0123456789",
-		RedirectURIs: []string{base + "sso/callback"}, BackchannelLogoutURI: base + "sso/backchannel-logout",
-	})
+	srv, _, base := startSSO(t, "APPAUTH_LOG_LEVEL=debug")
 	// The provider's pages link web fonts: nothing but loopback resolves.
 	tab := browser.New(t, chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "oidc-secret")
-	if err := os.WriteFile(secret, []byte("client-secret-for-tests-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := startServerWith(t, buildServer(t), dir, nil, []string{
-		"APPAUTH_ADDR=" + addr, "APPAUTH_OIDC_ISSUER=" + op.Issuer, "APPAUTH_OIDC_CLIENT_ID=davserver",
-		"APPAUTH_OIDC_CLIENT_SECRET_FILE=" + secret, "APPAUTH_OIDC_NAME=Example SSO", "APPAUTH_LOG_LEVEL=debug",
-	})
 	user := bannerValue(srv.banner, "username")
 
 	davx5 := &testkit.LoginFlowClient{UserAgent: uaDAVx5}
@@ -223,7 +196,7 @@ func TestSSOLoginFlow(t *testing.T) {
 	// not a timing assertion.
 	step, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
-	err = chromedp.Do(step,
+	err := chromedp.Do(step,
 		chromedp.Navigate(davx5.Login),
 		chromedp.Click(chromedp.ID("sso-signin")),
 		chromedp.WaitVisible(`input[name="login"]`),
