@@ -65,7 +65,7 @@ type auditQueue struct {
 // common case, one more use from the address and client of e's current
 // record, takes no lock.
 func (m *Manager) used(ctx context.Context, e *cacheEntry, ev *Event) bool {
-	if r := e.use.Load(); r != nil && r.addr == ev.RemoteAddr && r.client == ev.UserAgent && r.add() {
+	if m.usedAgain(e, ev.RemoteAddr, ev.UserAgent) {
 		return true
 	}
 	q := &m.audit
@@ -89,6 +89,13 @@ func (m *Manager) used(ctx context.Context, e *cacheEntry, ev *Event) bool {
 	q.mu.Unlock()
 	e.use.Store(r)
 	return true
+}
+
+// usedAgain counts a success of e from addr and client in the use
+// record e is counted in, if it is theirs and still open.
+func (m *Manager) usedAgain(e *cacheEntry, addr, client string) bool {
+	r := e.use.Load()
+	return r != nil && r.addr == addr && r.client == client && r.add()
 }
 
 // flushUses writes the use records at least interval old at now, or all

@@ -92,10 +92,17 @@ func (t *credTable) get(k *hashKey) *cacheEntry {
 		if e == nil {
 			return nil
 		}
-		if e != tombstone && e.key == *k {
+		if e != tombstone && e.key.equal(k) {
 			return e
 		}
 	}
+}
+
+// equal is k == *o, in four word comparisons instead of a call.
+func (k *hashKey) equal(o *hashKey) bool {
+	le := binary.LittleEndian
+	return le.Uint64(k[0:]) == le.Uint64(o[0:]) && le.Uint64(k[8:]) == le.Uint64(o[8:]) &&
+		le.Uint64(k[16:]) == le.Uint64(o[16:]) && le.Uint64(k[24:]) == le.Uint64(o[24:])
 }
 
 // find returns k's slot, or -1 and the first free slot (tombstone or
@@ -160,19 +167,19 @@ func (c *credCache) shard(k *hashKey) *credShard { return &c.shards[k[0]%cacheSh
 
 // get returns the fresh entry for k, or whether k is known not to exist.
 // A hit takes no lock.
-func (c *credCache) get(k hashKey, now int64) (e *cacheEntry, unknown bool) {
+func (c *credCache) get(k *hashKey, now int64) (e *cacheEntry, unknown bool) {
 	if c.max <= 0 {
 		return nil, false
 	}
-	s := c.shard(&k)
-	if e = s.table.Load().get(&k); e != nil {
+	s := c.shard(k)
+	if e = s.table.Load().get(k); e != nil {
 		if now-e.fetched < c.ttl {
 			return e, false
 		}
 		return nil, false
 	}
 	s.mu.RLock()
-	exp := s.neg[k]
+	exp := s.neg[*k]
 	s.mu.RUnlock()
 	return nil, now < exp
 }

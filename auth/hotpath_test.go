@@ -448,3 +448,45 @@ func TestParallelCachedVerifiesAndRevokeAll(t *testing.T) {
 		t.Errorf("bob's credentials refused %d times", n)
 	}
 }
+
+// TestSpellingsOfACachedSecret: a verified app password is a cache hit in
+// every spelling it is accepted in (the quick one, as shown or canonical,
+// and any other, through the full check), and only there: the shown
+// spelling with another separator, or junk of the same length, are
+// refused and are no hit.
+func TestSpellingsOfACachedSecret(t *testing.T) {
+	e := newEnv(t, nil)
+	_, secret := e.issue(t, e.alice, "phone")
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatal(err)
+	}
+	canonical := strings.ReplaceAll(secret, "-", "")
+	body := canonical[len("aap"):]
+	moved := "aap" + body[:7] + "-" + body[7:15] + "-" + body[15:23] + "-" + body[23:] + "-"
+	for _, spelling := range []string{secret, canonical, strings.ToUpper(secret), "aap " + body[:16] + " " + body[16:], "AAP_" + body, moved} {
+		hits := e.m.Stats().CachedSuccesses
+		if _, err := e.auth(t, "alice", spelling); err != nil {
+			t.Errorf("%q: %v", spelling, err)
+		}
+		if n := e.m.Stats().CachedSuccesses - hits; n != 1 {
+			t.Errorf("%q: %d cache hits, want 1", spelling, n)
+		}
+	}
+	lookups := e.store.Lookups.Load()
+	for _, wrong := range []string{
+		strings.ReplaceAll(secret, "-", "+"),
+		"aap-" + strings.Repeat("o", 8) + secret[12:],
+		"aap" + body[1:] + body[:1],
+	} {
+		hits := e.m.Stats().CachedSuccesses
+		if _, err := e.auth(t, "alice", wrong); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Errorf("%q: %v, want ErrInvalidCredentials", wrong, err)
+		}
+		if n := e.m.Stats().CachedSuccesses - hits; n != 0 {
+			t.Errorf("%q: %d cache hits, want none", wrong, n)
+		}
+	}
+	if n := e.store.Lookups.Load() - lookups; n > 1 {
+		t.Errorf("the wrong spellings reached the store %d times, want at most once (the rotated body, if its check character passes)", n)
+	}
+}

@@ -41,6 +41,9 @@ type Manager struct {
 	dir   Directory
 	opts  Options
 	log   *slog.Logger
+	// audits: log is not the discarding one, so a success may have an
+	// audit line to count (see cachedHit).
+	audits bool
 
 	appCodec, sessionCodec *token.Codec
 	hashers                sync.Pool // *hasher
@@ -116,6 +119,7 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 		dir:          directory,
 		opts:         o,
 		log:          o.Logger,
+		audits:       o.Logger.Handler() != slog.DiscardHandler,
 		appCodec:     appCodec,
 		sessionCodec: sessionCodec,
 		cache:        newCredCache(o.CacheSize, o.CacheTTL, o.NegativeCacheTTL),
@@ -382,16 +386,25 @@ func (m *Manager) settle(c Attempt, err error) {
 func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
 	h := m.hashers.Get().(*hasher)
 	defer m.hashers.Put(h)
-	fail := Event{Type: EventFailed, Time: m.hotNow(), Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	now := m.hotNow()
+	// One verify in hitSample is measured from its start, counted per
+	// pooled hasher (no state shared between cores; a new hasher starts at
+	// a random count, so one the pool drops early still samples one in
+	// hitSample on average); a miss is measured from its cache lookup if
+	// not (see verify).
+	sampled := false
 	if m.opts.OnEvent != nil {
-		// One verify in hitSample is measured from its start, counted per
-		// pooled hasher (no state shared between cores; a new hasher
-		// starts at a random count, so one the pool drops early still
-		// samples one in hitSample on average); a miss is measured from
-		// its cache lookup if not (see verify).
-		if h.n++; h.n%hitSample == 0 {
-			fail.start = m.startNow()
+		h.n++
+		sampled = h.n%hitSample == 0
+	}
+	if !sampled && (m.opts.OnEvent == nil || m.opts.QuietHits) {
+		if p := m.cachedHit(ctx, h, c, byUsername, now); p != nil {
+			return p, false, nil
 		}
+	}
+	fail := Event{Type: EventFailed, Time: now, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
+	if sampled {
+		fail.start = m.startNow()
 	}
 	var login string
 	if byUsername {
@@ -419,7 +432,7 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	// built from is the cached one and due for no re-check, is shared: a
 	// cached verify allocates nothing. Otherwise owner decides, as always.
 	hp := e.hot.Load()
-	if hp == nil || hp.owner.replaced.Load() || fail.Time.UnixNano() >= hp.owner.due || hp.owner.failing {
+	if !hp.current(now) {
 		ue, err := m.owner(ctx, cred, &fail)
 		if err != nil {
 			return nil, allowed, m.refuse(ctx, c, &fail, &lim, err)
@@ -433,6 +446,52 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	fail.Type, fail.UserID, fail.Login, fail.CredentialID = EventAuthenticated, cred.UserID, cred.Login, cred.ID
 	m.succeeded(ctx, e, &fail)
 	return hp.p, allowed, nil
+}
+
+// cachedHit is appPassword's common case, an app password it verified
+// before presented again, spelled as shown or canonical, by its owner's
+// login, with no event to report for it: one HMAC and a cache probe
+// (whose hit proves the secret's characters: see token.AppendUsual),
+// without the failure event, the Limiter or the owner re-check. It returns nil whenever
+// anything else is to be decided or recorded (a miss, another spelling of
+// the login, an expiry within exactMargin, an owner answer due, an audit
+// line of its own), and has then done nothing: appPassword decides all.
+func (m *Manager) cachedHit(ctx context.Context, h *hasher, c Attempt, byUsername bool, now time.Time) *Principal {
+	canonical, ok := m.appCodec.AppendUsual(h.buf[:0], c.Password)
+	if !ok {
+		return nil
+	}
+	key := m.mac(h, m.newest(), canonical)
+	e, _ := m.cache.get(&key, now.UnixNano())
+	if e == nil || e.cred.Kind != KindAppPassword || (byUsername && e.cred.Login != c.Username) ||
+		expiresSoon(e.cred, now) || (m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now)) {
+		return nil
+	}
+	hp := e.hot.Load()
+	audit := m.audits && m.log.Enabled(ctx, slog.LevelInfo)
+	if !hp.current(now) || (audit && m.log.Enabled(ctx, slog.LevelDebug)) {
+		return nil
+	}
+	m.touch(e, c, now)
+	m.cache.hit(e)
+	if audit && !m.usedAgain(e, c.RemoteAddr, c.UserAgent) {
+		ev := Event{Type: EventAuthenticated, Time: now, Kind: KindAppPassword, UserID: e.cred.UserID, Login: e.cred.Login,
+			CredentialID: e.cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent, Cache: CacheHit}
+		m.used(ctx, e, &ev)
+	}
+	return hp.p
+}
+
+// current reports whether hp may be returned again at now: its owner
+// answer is still the cached one, due for no re-check.
+func (hp *hotPrincipal) current(now time.Time) bool {
+	return hp != nil && !hp.owner.replaced.Load() && now.UnixNano() < hp.owner.due && !hp.owner.failing
+}
+
+// expiresSoon reports whether cred expires within exactMargin of now (or
+// has expired), where the exact clock decides (see hotNow).
+func expiresSoon(cred *StoredCredential, now time.Time) bool {
+	return !cred.ExpiresAt.IsZero() && cred.ExpiresAt.Sub(now) < exactMargin
 }
 
 // refuse turns a failure of an app-password attempt into what the
@@ -480,7 +539,7 @@ func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, f
 	}
 	now := fail.Time
 	key := m.mac(h, m.newest(), canonical)
-	e, unknown := m.cache.get(key, now.UnixNano())
+	e, unknown := m.cache.get(&key, now.UnixNano())
 	if e == nil && !unknown && !codec.Checked(canonical) {
 		// A typo: refused before the Limiter or the store is asked.
 		m.measure(fail)
@@ -531,10 +590,8 @@ func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, f
 	if cred.Kind != kind {
 		return nil, m.deny(ctx, *fail, "wrong_kind")
 	}
-	if !cred.ExpiresAt.IsZero() {
-		if cred.ExpiresAt.Sub(now) < exactMargin {
-			now = m.now() // near the boundary, the exact clock decides (see hotNow)
-		}
+	if expiresSoon(cred, now) {
+		now = m.now() // near the boundary, the exact clock decides (see hotNow)
 		if !now.Before(cred.ExpiresAt) {
 			return nil, m.deny(ctx, *fail, "expired")
 		}

@@ -226,6 +226,44 @@ func (c *Codec) AppendShape(dst []byte, input string) ([]byte, error) {
 	return append(dst, body[:]...), nil
 }
 
+// AppendUsual appends the canonical form of input, and reports true, when
+// input is spelled one of the two usual ways, the canonical form or
+// grouped as shown (lowercase, a dash before every group), without
+// looking at its characters: it is a copy. It is for a probe of verified
+// secrets, such as a cache keyed by their HMAC, whose hit proves the
+// characters (only a secret that passed [Codec.AppendNormalized] has such
+// a key); anything else must go through AppendShape or AppendNormalized.
+// On false dst is returned unchanged.
+func (c *Codec) AppendUsual(dst []byte, input string) ([]byte, bool) {
+	p := len(c.prefix)
+	if len(input) < p {
+		return dst, false
+	}
+	for i := range p { // a call to compare strings costs more than this
+		if input[i] != c.prefix[i] {
+			return dst, false
+		}
+	}
+	switch rest := input[p:]; len(rest) {
+	case BodyLen:
+		return append(dst, input...), true
+	case groupedLen:
+		if rest[0] != '-' || rest[groupLen+1] != '-' || rest[2*(groupLen+1)] != '-' || rest[3*(groupLen+1)] != '-' {
+			return dst, false
+		}
+		dst = append(dst, c.prefix...)
+		for at := 1; at < groupedLen; at += groupLen + 1 {
+			dst = append(dst, rest[at:at+groupLen]...)
+		}
+		return dst, true
+	}
+	return dst, false
+}
+
+// groupedLen is the length of a body as shown: groups of groupLen, each
+// after a dash.
+const groupedLen = BodyLen / groupLen * (groupLen + 1)
+
 // Checked reports whether canonical, from [Codec.AppendShape] or
 // [Codec.AppendNormalized], ends in a valid check character.
 func (c *Codec) Checked(canonical []byte) bool {

@@ -552,3 +552,82 @@ func BenchmarkGenerate(b *testing.B) {
 		}
 	}
 }
+
+// FuzzAppendUsual checks what a cache probe relies on: whenever
+// AppendUsual's copy is the canonical form of some secret (shape takes
+// it), input is an accepted spelling of that very secret; and it takes
+// the canonical and the shown spelling of every secret.
+func FuzzAppendUsual(f *testing.F) {
+	c := newCodec(f, "aap")
+	body := complete(f, "23456789abcdefghjkmnpqrstuvwxyz")
+	for _, seed := range []string{
+		"aap" + body, display("aap", body), strings.ToUpper(display("aap", body)),
+		"aap" + body[:31] + "0", "aap_" + body[:8] + "-" + body[8:16] + "-" + body[16:24] + "-" + body[24:],
+		display("aap", body)[:38] + "i", "aa" + body + "p", "aap" + strings.ReplaceAll(display("", body), "-", "+"), "",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		var byByte, ofCopy [BodyLen]byte
+		err := c.shape(input, &byByte)
+		out, ok := c.AppendUsual([]byte("x"), input)
+		if !ok {
+			if string(out) != "x" {
+				t.Fatalf("AppendUsual refused %q but appended %q", input, out)
+			}
+			if usual := "aap" + string(byByte[:]); err == nil && (input == usual || input == display("aap", usual[3:])) {
+				t.Fatalf("AppendUsual refused %q, a usual spelling", input)
+			}
+			return
+		}
+		copied := string(out[1:])
+		if c.shape(copied, &ofCopy) != nil || "aap"+string(ofCopy[:]) != copied {
+			return // no secret's canonical form: no verified key can match it
+		}
+		if err != nil || byByte != ofCopy {
+			t.Fatalf("AppendUsual(%q) = %q, but shape says %q, %v", input, copied, byByte[:], err)
+		}
+	})
+}
+
+func TestAppendUsualTakesGeneratedSecrets(t *testing.T) {
+	c := newCodec(t, "aap")
+	for range 100 {
+		tok, err := c.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		canonical := strings.ReplaceAll(tok, "-", "")
+		for _, in := range []string{tok, canonical} {
+			if out, ok := c.AppendUsual(nil, in); !ok || string(out) != canonical {
+				t.Fatalf("AppendUsual(%q) = %q, %v; want %q", in, out, ok, canonical)
+			}
+		}
+	}
+}
+
+// BenchmarkAppendShape is the shape check of a cached verify, on the
+// spelling shown: AppendUsual's copy against AppendShape's check of
+// every byte.
+func BenchmarkAppendShape(b *testing.B) {
+	c := newCodec(b, "aap")
+	tok, err := c.Generate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf [64]byte
+	b.Run("usual", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := c.AppendUsual(buf[:0], tok); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("shape", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.AppendShape(buf[:0], tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
