@@ -452,10 +452,11 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 // before presented again, spelled as shown or canonical, by its owner's
 // login, with no event to report for it: one HMAC and a cache probe
 // (whose hit proves the secret's characters: see token.AppendUsual),
-// without the failure event, the Limiter or the owner re-check. It returns nil whenever
-// anything else is to be decided or recorded (a miss, another spelling of
-// the login, an expiry within exactMargin, an owner answer due, an audit
-// line of its own), and has then done nothing: appPassword decides all.
+// without the failure event, the Limiter or the owner re-check. It
+// returns nil whenever anything else is to be decided or recorded (a
+// miss, another spelling of the login, an expiry within exactMargin, an
+// owner answer due, an audit line of its own), and has then done nothing:
+// appPassword decides all.
 func (m *Manager) cachedHit(ctx context.Context, h *hasher, c Attempt, byUsername bool, now time.Time) *Principal {
 	canonical, ok := m.appCodec.AppendUsual(h.buf[:0], c.Password)
 	if !ok {
