@@ -136,12 +136,12 @@ func TestCountCredentials(t *testing.T) {
 	})
 }
 
-// TestBlockedLookupsShareQueries: 8 concurrent lookups of a table that
-// another transaction has locked hold only DefaultMaxConcurrentLookups
-// connections; the others wait for them and are answered, once the lock
-// goes, by fewer queries than lookups.
+// TestBlockedLookupsShareQueries: twice DefaultMaxConcurrentLookups
+// concurrent lookups of a table that another transaction has locked hold
+// only DefaultMaxConcurrentLookups connections; the others wait for them
+// and are answered, once the lock goes, by fewer queries than lookups.
 func TestBlockedLookupsShareQueries(t *testing.T) {
-	const n = 8
+	const n = 2 * sqlstore.DefaultMaxConcurrentLookups
 	dsn := testenv.Postgres(t)
 	s := mustOpen(t, sqlstore.OpenPostgres, dsn)
 	c := newCredential("alice")
