@@ -176,3 +176,62 @@ func TestHungPostgresCallEndsAtItsDeadline(t *testing.T) {
 		t.Fatalf("ping after Resume: %v", err)
 	}
 }
+
+// TestHungPostgresSharedLookupEndsAtDeadline: on a paused PostgreSQL, a
+// query sent for queued lookups (MaxConcurrentLookups 1: the first lookup
+// holds the slot, two wait) ends at the latest of their deadlines, as each
+// caller's own does, so it gives back its slot and its connection instead
+// of holding them until the server answers.
+func TestHungPostgresSharedLookupEndsAtDeadline(t *testing.T) {
+	srv := testenv.NewPostgres(t) // paused below: a server of its own
+	store, err := sqlstore.OpenPostgres(t.Context(), srv.Database(t)+"&connect_timeout=60",
+		&sqlstore.Options{MaxConcurrentLookups: 1, MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := &auth.StoredCredential{ID: "c1", Kind: auth.KindAppPassword, UserID: alice.ID, Login: alice.Login,
+		Hash: []byte("hash of c1"), CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := store.CreateCredential(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	defer srv.Resume(t)
+
+	// The first lookup takes the slot and hangs; the next two queue behind
+	// it with a later deadline, so they are still waiting when its query
+	// fails and the slot sends theirs.
+	lookup := func(d time.Duration, errs chan<- error) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		_, err := store.CredentialByHash(ctx, c.Hash)
+		errs <- err
+	}
+	errs := make(chan error, 3)
+	go lookup(300*time.Millisecond, errs)
+	waitFor(t, "the first lookup to hold a connection", func() bool { return store.Stats().InUse == 1 })
+	for range 2 {
+		go lookup(time.Second, errs)
+	}
+	waitFor(t, "three lookups", func() bool { return store.LookupStats().Lookups == 3 })
+	for range 3 {
+		if err, _ := within(t, 10*time.Second, "a lookup on a hung PostgreSQL", func() error { return <-errs }); !errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("lookup on a hung PostgreSQL: %v, want ErrUnavailable", err)
+		}
+	}
+	if st := store.LookupStats(); st.Shared != 2 {
+		t.Errorf("lookup stats %+v: want the two queued lookups sent as one query", st)
+	}
+	// Still paused: the shared query, too, has given back its connection.
+	waitFor(t, "the shared query to give back its connection", func() bool { return store.Stats().InUse == 0 })
+}
+
+// waitFor polls cond for up to 10 s, a safety net, not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}
