@@ -17,16 +17,17 @@ import (
 // socket: on a hung server neither ever returns. It also starts a
 // goroutine per call to watch the context. So [OpenPostgres] opens its
 // pool through pgConnector instead: each call first puts its context's
-// deadline on the connection's socket and then runs in lib/pq under a
-// context that is never done (no watcher, no cancel request). On a hung
-// server a read or write fails at the deadline, lib/pq marks the
-// connection bad, and database/sql discards it. The deadline stays on the
-// socket after the call returns, so rows are read under it; the next call
-// sets its own, and the socket is only touched when the deadline changes.
-// A statement still running on the server when its deadline passes is not
-// cancelled: the server finds the connection closed when it answers.
-// A context cancelled before its deadline ends the call at the deadline,
-// not before; the Manager's calls always have one (Options.StoreTimeout).
+// deadline on the connection's socket, and a call whose context has one
+// runs in lib/pq under a context that is never done (no watcher, no cancel
+// request). On a hung server a read or write fails at the deadline, lib/pq
+// marks the connection bad, and database/sql discards it. The deadline
+// stays on the socket after the call returns, so rows are read under it;
+// the next call sets its own, and the socket is only touched when the
+// deadline changes. A context cancelled before its deadline ends the call
+// at the deadline, not before (the Manager's calls always have one,
+// Options.StoreTimeout); a statement still running on the server then is
+// abandoned with its connection, not cancelled. A context without a
+// deadline goes to lib/pq as it is, cancel request included.
 
 // pgConnector opens lib/pq connections whose sockets take each call's
 // deadline (see above).
@@ -121,14 +122,22 @@ func (c *deadlineConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// bound gives the socket ctx's deadline, or none if ctx has none.
-func (c *deadlineConn) bound(ctx context.Context) error {
-	d, _ := ctx.Deadline()
-	if d.Equal(c.deadline) {
-		return nil
+// bound gives the socket ctx's deadline, or none if ctx has none, and
+// returns the context to call lib/pq with: one that is never done when ctx
+// has a deadline (the socket's ends the call), else ctx itself, so that a
+// context that can only be cancelled still gets lib/pq's cancel request.
+func (c *deadlineConn) bound(ctx context.Context) (context.Context, error) {
+	d, ok := ctx.Deadline()
+	if !d.Equal(c.deadline) {
+		c.deadline = d
+		if err := c.Conn.SetDeadline(d); err != nil {
+			return nil, err
+		}
 	}
-	c.deadline = d
-	return c.Conn.SetDeadline(d)
+	if ok {
+		return context.Background(), nil
+	}
+	return ctx, nil
 }
 
 // pqConn is what database/sql uses of a lib/pq connection.
@@ -164,10 +173,11 @@ func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	if err := c.nc.bound(ctx); err != nil {
+	pctx, err := c.nc.bound(ctx)
+	if err != nil {
 		return nil, err
 	}
-	st, err := c.pqConn.PrepareContext(context.Background(), query)
+	st, err := c.pqConn.PrepareContext(pctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -180,31 +190,35 @@ func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt,
 }
 
 func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if err := c.nc.bound(ctx); err != nil {
+	pctx, err := c.nc.bound(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return c.pqConn.BeginTx(context.Background(), opts)
+	return c.pqConn.BeginTx(pctx, opts)
 }
 
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if err := c.nc.bound(ctx); err != nil {
+	pctx, err := c.nc.bound(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return c.pqConn.QueryContext(context.Background(), query, args)
+	return c.pqConn.QueryContext(pctx, query, args)
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if err := c.nc.bound(ctx); err != nil {
+	pctx, err := c.nc.bound(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return c.pqConn.ExecContext(context.Background(), query, args)
+	return c.pqConn.ExecContext(pctx, query, args)
 }
 
 func (c *pgConn) Ping(ctx context.Context) error {
-	if err := c.nc.bound(ctx); err != nil {
+	pctx, err := c.nc.bound(ctx)
+	if err != nil {
 		return err
 	}
-	return c.pqConn.Ping(context.Background())
+	return c.pqConn.Ping(pctx)
 }
 
 // pqStmt is what database/sql uses of a lib/pq prepared statement.
@@ -222,15 +236,17 @@ type pgStmt struct {
 }
 
 func (s *pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if err := s.nc.bound(ctx); err != nil {
+	pctx, err := s.nc.bound(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return s.pqStmt.QueryContext(context.Background(), args)
+	return s.pqStmt.QueryContext(pctx, args)
 }
 
 func (s *pgStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if err := s.nc.bound(ctx); err != nil {
+	pctx, err := s.nc.bound(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return s.pqStmt.ExecContext(context.Background(), args)
+	return s.pqStmt.ExecContext(pctx, args)
 }

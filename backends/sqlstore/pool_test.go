@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -190,5 +191,38 @@ func TestBlockedLookupsShareQueries(t *testing.T) {
 	}
 	if q := s.LookupStats().Queries - before.Queries; q >= n {
 		t.Errorf("%d concurrent lookups took %d queries, want fewer", n, q)
+	}
+}
+
+// TestCancelWithoutDeadlineEndsLockWait: a lookup whose context has no
+// deadline, only a cancel, waits on a table another transaction has
+// locked; cancelling it ends the wait (lib/pq's cancel request reaches the
+// server) instead of leaving it until the lock goes.
+func TestCancelWithoutDeadlineEndsLockWait(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s := mustOpen(t, sqlstore.OpenPostgres, dsn)
+	c := newCredential("alice")
+	if err := s.CreateCredential(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := rawDB(t, "postgres", dsn).BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE appauth_credentials IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() {
+		_, err := s.CredentialByHash(ctx, c.Hash)
+		errs <- err
+	}()
+	waitFor(t, "the lookup to wait on the lock", func() bool { return s.Stats().InUse == 1 })
+	cancel()
+	err, _ = within(t, 10*time.Second, "a cancelled lookup waiting on a lock", func() error { return <-errs })
+	if !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("cancelled lookup: %v, want ErrUnavailable", err)
 	}
 }
