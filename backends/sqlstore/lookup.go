@@ -37,7 +37,7 @@ const (
 	// burst of misses never holds more than half the pool. The price is
 	// PostgreSQL's CPU in a storm of misses: in BENCHMARKS.md's cold pass
 	// (16 clients) a query now carries about 1.1 lookups, not 2–5, and
-	// PostgreSQL spends 2–3 times the CPU per cold request that it spent
+	// PostgreSQL spends 1.3–2 times the CPU per cold request that it spent
 	// with 2 (1 shares the most). Set it lower where many servers share
 	// one database and its CPU is what runs out.
 	DefaultMaxConcurrentLookups = 8
