@@ -154,7 +154,7 @@ type pqConn interface {
 }
 
 // pgConn is a lib/pq connection whose calls take their context's deadline
-// on the socket. Its other methods (Close, ResetSession, IsValid,
+// on the socket. Its other methods (ResetSession, IsValid,
 // CheckNamedValue) are lib/pq's.
 type pgConn struct {
 	pqConn
@@ -167,6 +167,20 @@ var (
 	_ driver.Connector = (*pgConnector)(nil)
 	_ pq.DialerContext = pgDialer{}
 )
+
+// closeTimeout bounds the goodbye lib/pq writes when a connection closes.
+const closeTimeout = time.Second
+
+// Close gives lib/pq's goodbye (Terminate) a deadline of its own: the last
+// call's may have passed while the connection sat idle, and the write
+// would fail and make sql.DB.Close, and so Store.Close, report it.
+func (c *pgConn) Close() error {
+	c.nc.Conn.SetDeadline(time.Now().Add(closeTimeout))
+	return c.pqConn.Close()
+}
+
+// The driver methods below put ctx's deadline on the socket first (see
+// deadlineConn.bound).
 
 func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)

@@ -226,3 +226,23 @@ func TestCancelWithoutDeadlineEndsLockWait(t *testing.T) {
 		t.Fatalf("cancelled lookup: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestCloseAfterCallDeadline: a call's deadline stays on its PostgreSQL
+// connection's socket after it returns; once it has passed, the idle
+// connection still closes cleanly, and Close reports no error.
+func TestCloseAfterCallDeadline(t *testing.T) {
+	s, err := sqlstore.OpenPostgres(t.Context(), testenv.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	err = s.Ping(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // past the ping's deadline
+	if err := s.Close(); err != nil {
+		t.Errorf("Close after a call's deadline passed: %v", err)
+	}
+}
