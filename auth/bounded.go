@@ -9,11 +9,12 @@ import (
 )
 
 // boundedStore runs every call of a [Store] under [Options.StoreTimeout]
-// (or the caller's deadline if that comes first) and stops waiting at that deadline even when the store does not (a driver
-// can wait on a hung server whatever its context says): the caller gets
-// ErrUnavailable and the call ends, or not, on its own goroutine. Every
-// failure that is not an answer (not found, already exists, refused input)
-// becomes ErrUnavailable, so no store error is ever a 500 or a 401.
+// (or the caller's deadline if that comes first) and stops waiting at that
+// deadline even when the store does not (a driver can wait on a hung
+// server whatever its context says): the caller gets ErrUnavailable and
+// the call ends, or not, on its own goroutine. Every failure that is not
+// an answer (not found, already exists, refused input) becomes
+// ErrUnavailable, so no store error is ever a 500 or a 401.
 type boundedStore struct {
 	s       Store
 	timeout time.Duration

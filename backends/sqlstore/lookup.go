@@ -32,14 +32,14 @@ const (
 	// PostgreSQL when zero: half of [DefaultMaxOpenConns]. Up to 8
 	// concurrent misses each send their own SELECT at once, so a cold
 	// verify keeps pace with a raw SELECT (BENCHMARKS.md, 8 workers: with
-	// 2, six of them waited for a slot, and verifies ran at 0.55–0.84 of
-	// the SELECT's throughput); beyond 8, misses share queries, and a
-	// burst of misses never holds more than half the pool. The price is
-	// PostgreSQL's CPU in a storm of misses: in BENCHMARKS.md's cold pass
-	// (16 clients) a query now carries about 1.1 lookups, not 2–5, and
-	// PostgreSQL spends 1.3–2 times the CPU per cold request that it spent
-	// with 2 (1 shares the most). Set it lower where many servers share
-	// one database and its CPU is what runs out.
+	// 2, six of them waited for a slot, and verifies ran at 0.64–0.84 of
+	// the SELECT's throughput, 0.75–1.03 with 8); beyond 8, misses share
+	// queries, and a burst of misses never holds more than half the pool.
+	// The price is PostgreSQL's CPU in a storm of misses: in
+	// BENCHMARKS.md's cold pass (16 clients) a query now carries about 1.1
+	// lookups, not 2–5, and PostgreSQL spends 1.3–2 times the CPU per cold
+	// request that it spent with 2 (1 shares the most). Set it lower where
+	// many servers share one database and its CPU is what runs out.
 	DefaultMaxConcurrentLookups = 8
 	// maxBatch bounds the hashes of one query.
 	maxBatch = 64
