@@ -9,11 +9,12 @@ import (
 )
 
 // boundedStore runs every call of a [Store] under [Options.StoreTimeout]
-// and stops waiting at that deadline even when the store does not (a driver
-// can wait on a hung server whatever its context says): the caller gets
-// ErrUnavailable and the call ends, or not, on its own goroutine. Every
-// failure that is not an answer (not found, already exists, refused input)
-// becomes ErrUnavailable, so no store error is ever a 500 or a 401.
+// (or the caller's deadline if that comes first) and stops waiting at that
+// deadline even when the store does not (a driver can wait on a hung
+// server whatever its context says): the caller gets ErrUnavailable and
+// the call ends, or not, on its own goroutine. Every failure that is not
+// an answer (not found, already exists, refused input) becomes
+// ErrUnavailable, so no store error is ever a 500 or a 401.
 type boundedStore struct {
 	s       Store
 	timeout time.Duration
@@ -41,7 +42,13 @@ func bounded[T any](ctx context.Context, s *boundedStore, op string, f func(cont
 	if n := s.abandoned.Load(); n >= maxAbandoned {
 		return zero, fmt.Errorf("%w: store: %s: %d earlier calls have not returned", ErrUnavailable, op, n)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	// A caller's deadline that comes first already bounds the call: a
+	// context and a timer of its own would cost the verify path for
+	// nothing.
+	cancel := func() {}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.timeout {
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+	}
 	if s.direct {
 		v, err := f(ctx)
 		cancel()

@@ -202,14 +202,17 @@ type FederatedSessionFinder interface {
 }
 
 // ContextBounded is an optional [Store] capability. A store whose every call
-// returns promptly once its context is done (its driver interrupts the work,
-// waits for locks included) says so, and the [Manager] calls it directly
-// under [Options.StoreTimeout]. Any other store's calls run on a goroutine
+// returns promptly once its context's deadline has passed, whatever its
+// server does (its driver interrupts the work, waits for locks included),
+// says so, and the [Manager] calls it directly, on the caller's goroutine,
+// under [Options.StoreTimeout] (or the caller's deadline if that comes
+// first). Such a store may let a call whose context is cancelled earlier
+// run on until that deadline. Any other store's calls run on a goroutine
 // of their own, so that the Manager can stop waiting at the deadline for a
-// driver that ignores its context (lib/pq waits on a hung server); that
-// costs a goroutine hand-off per call.
+// driver that ignores its context (lib/pq on its own waits on a hung
+// server); that costs a goroutine hand-off per call.
 type ContextBounded interface {
 	// HonorsContext reports whether every call returns promptly once its
-	// context is done.
+	// context's deadline has passed.
 	HonorsContext() bool
 }

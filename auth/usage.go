@@ -15,19 +15,26 @@ type usageQueue struct {
 }
 
 // add queues u unless an update for the same credential, less than
-// interval older, is already queued.
+// interval older, is already queued. That case, the common one (every
+// cache miss calls add), allocates nothing: u goes to the heap only when
+// it is stored.
 func (q *usageQueue) add(u Usage, interval time.Duration) {
+	old, loaded := q.pending.Load(u.ID)
+	if loaded && u.At.Sub(old.(*Usage).At) < interval {
+		return
+	}
+	p := new(Usage)
+	*p = u
 	for {
-		old, loaded := q.pending.LoadOrStore(u.ID, &u)
 		if !loaded {
+			if old, loaded = q.pending.LoadOrStore(u.ID, p); !loaded {
+				return
+			}
+		}
+		if u.At.Sub(old.(*Usage).At) < interval || q.pending.CompareAndSwap(u.ID, old, p) {
 			return
 		}
-		if u.At.Sub(old.(*Usage).At) < interval {
-			return
-		}
-		if q.pending.CompareAndSwap(u.ID, old, &u) {
-			return
-		}
+		old, loaded = q.pending.Load(u.ID)
 	}
 }
 

@@ -102,3 +102,136 @@ func newDirectory() *memory.Directory {
 	dir.AddUser(*alice, "")
 	return dir
 }
+
+// TestHungPostgresCallEndsAtItsDeadline calls the Store directly on a paused
+// PostgreSQL with a context deadline: each call (a prepared lookup, a
+// write, a ping, and calls that must open a new connection, since a call
+// that timed out discards its own) returns an ErrUnavailable error soon
+// after its deadline instead of waiting for the server, so the Manager may
+// call it on the caller's goroutine (HonorsContext). After Resume the same
+// pool works again.
+func TestHungPostgresCallEndsAtItsDeadline(t *testing.T) {
+	srv := testenv.NewPostgres(t) // paused below: a server of its own
+	// A connect_timeout far beyond the calls' deadline: connecting, too,
+	// must end at the deadline of the call that needs the connection.
+	dsn := srv.Database(t) + "&connect_timeout=60"
+	store, err := sqlstore.OpenPostgres(t.Context(), dsn, &sqlstore.Options{MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if !store.HonorsContext() {
+		t.Error("HonorsContext is false on PostgreSQL")
+	}
+	c := &auth.StoredCredential{ID: "c1", Kind: auth.KindAppPassword, UserID: alice.ID, Login: alice.Login,
+		Hash: []byte("hash of c1"), CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := store.CreateCredential(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Pause(t)
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume(t)
+		}
+	}()
+	const deadline = 500 * time.Millisecond
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"credential by hash", func(ctx context.Context) error { _, err := store.CredentialByHash(ctx, c.Hash); return err }},
+		{"record usage", func(ctx context.Context) error {
+			return store.RecordUsage(ctx, []auth.Usage{{ID: c.ID, UserID: c.UserID, At: time.Now()}})
+		}},
+		{"ping", store.Ping},
+		// The pool's two connections are gone: these connect anew.
+		{"credential (new connection)", func(ctx context.Context) error { _, err := store.Credential(ctx, c.UserID, c.ID); return err }},
+		{"credential by hash (new connection)", func(ctx context.Context) error { _, err := store.CredentialByHash(ctx, c.Hash); return err }},
+		{"list credentials (new connection)", func(ctx context.Context) error {
+			_, err := store.ListCredentials(ctx, c.UserID, auth.KindAppPassword)
+			return err
+		}},
+	}
+	for _, tc := range calls {
+		err, took := within(t, 20*deadline, tc.name+" on a hung PostgreSQL", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			return tc.call(ctx)
+		})
+		if !errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("%s on a hung PostgreSQL: %v, want ErrUnavailable", tc.name, err)
+		}
+		t.Logf("%s on a hung PostgreSQL: error after %s (deadline %s): %v", tc.name, took.Round(time.Millisecond), deadline, err)
+	}
+
+	srv.Resume(t)
+	resumed = true
+	got, err := store.CredentialByHash(t.Context(), c.Hash)
+	if err != nil || got.ID != c.ID {
+		t.Fatalf("credential by hash after Resume: %v, %v", got, err)
+	}
+	if err := store.Ping(t.Context()); err != nil {
+		t.Fatalf("ping after Resume: %v", err)
+	}
+}
+
+// TestHungPostgresSharedLookupEndsAtDeadline: on a paused PostgreSQL, a
+// query sent for queued lookups (MaxConcurrentLookups 1: the first lookup
+// holds the slot, two wait) ends at the latest of their deadlines, as each
+// caller's own does, so it gives back its slot and its connection instead
+// of holding them until the server answers.
+func TestHungPostgresSharedLookupEndsAtDeadline(t *testing.T) {
+	srv := testenv.NewPostgres(t) // paused below: a server of its own
+	store, err := sqlstore.OpenPostgres(t.Context(), srv.Database(t)+"&connect_timeout=60",
+		&sqlstore.Options{MaxConcurrentLookups: 1, MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := &auth.StoredCredential{ID: "c1", Kind: auth.KindAppPassword, UserID: alice.ID, Login: alice.Login,
+		Hash: []byte("hash of c1"), CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := store.CreateCredential(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	defer srv.Resume(t)
+
+	// The first lookup takes the slot and hangs; the next two queue behind
+	// it with a later deadline, so they are still waiting when its query
+	// fails and the slot sends theirs.
+	lookup := func(d time.Duration, errs chan<- error) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		_, err := store.CredentialByHash(ctx, c.Hash)
+		errs <- err
+	}
+	errs := make(chan error, 3)
+	go lookup(300*time.Millisecond, errs)
+	waitFor(t, "the first lookup to hold a connection", func() bool { return store.Stats().InUse == 1 })
+	for range 2 {
+		go lookup(time.Second, errs)
+	}
+	waitFor(t, "three lookups", func() bool { return store.LookupStats().Lookups == 3 })
+	for range 3 {
+		if err, _ := within(t, 10*time.Second, "a lookup on a hung PostgreSQL", func() error { return <-errs }); !errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("lookup on a hung PostgreSQL: %v, want ErrUnavailable", err)
+		}
+	}
+	if st := store.LookupStats(); st.Shared != 2 {
+		t.Errorf("lookup stats %+v: want the two queued lookups sent as one query", st)
+	}
+	// Still paused: the shared query, too, has given back its connection.
+	waitFor(t, "the shared query to give back its connection", func() bool { return store.Stats().InUse == 0 })
+}
+
+// waitFor polls cond for up to 10 s, a safety net, not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}

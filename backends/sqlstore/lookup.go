@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 )
@@ -28,12 +29,18 @@ import (
 // Defaults and bounds of the coalescing.
 const (
 	// DefaultMaxConcurrentLookups is [Options.MaxConcurrentLookups] on
-	// PostgreSQL when zero. In BENCHMARKS.md's cold pass (16 concurrent
-	// clients) a query then carries about 4 lookups (7 with 1), and
-	// PostgreSQL spends about half the CPU per cold request that it spends
-	// with a query per lookup; unlike 1, one slow query does not hold
-	// every miss, and the lookups are not all serialized on one backend.
-	DefaultMaxConcurrentLookups = 2
+	// PostgreSQL when zero: half of [DefaultMaxOpenConns]. Up to 8
+	// concurrent misses each send their own SELECT at once, so a cold
+	// verify keeps pace with a raw SELECT (BENCHMARKS.md, 8 workers: with
+	// 2, six of them waited for a slot, and verifies ran at 0.64–0.84 of
+	// the SELECT's throughput, 0.75–1.03 with 8); beyond 8, misses share
+	// queries, and a burst of misses never holds more than half the pool.
+	// The price is PostgreSQL's CPU in a storm of misses: in
+	// BENCHMARKS.md's cold pass (16 clients) a query now carries about 1.1
+	// lookups, not 2–5, and PostgreSQL spends 1.3–2 times the CPU per cold
+	// request that it spent with 2 (1 shares the most). Set it lower where
+	// many servers share one database and its CPU is what runs out.
+	DefaultMaxConcurrentLookups = 8
 	// maxBatch bounds the hashes of one query.
 	maxBatch = 64
 	// maxQueued bounds the lookups waiting for a slot: when the database
@@ -66,7 +73,9 @@ type coalescer struct {
 // lookup is one queued CredentialByHash call.
 type lookup struct {
 	hash []byte
-	done chan lookupResult // buffered: the sender never waits
+	// deadline is its caller's context's; zero: none.
+	deadline time.Time
+	done     chan lookupResult // buffered: the sender never waits
 	// Under coalescer.mu: the batch that took it, or that its caller gave
 	// up before any did.
 	batch *batch
@@ -79,8 +88,10 @@ type lookupResult struct {
 }
 
 // batch is one query for queued lookups. Its context is cancelled once
-// every caller in it has stopped waiting: no caller's cancellation fails
-// another's lookup, and no query outlives all of them.
+// every caller in it has stopped waiting, and ends at the latest of their
+// deadlines: no caller's cancellation fails another's lookup, and no query
+// outlives all of them (on PostgreSQL, a query on a hung server ends at
+// its context's deadline, not at a cancellation: see pgconn.go).
 type batch struct {
 	lookups []*lookup
 	ctx     context.Context
@@ -109,6 +120,7 @@ func (c *coalescer) get(ctx context.Context, hash []byte) (*auth.StoredCredentia
 		return nil, fmt.Errorf("%w: %d credential lookups already waiting", auth.ErrUnavailable, len(c.queue))
 	}
 	l := &lookup{hash: hash, done: make(chan lookupResult, 1)}
+	l.deadline, _ = ctx.Deadline()
 	c.queue = append(c.queue, l)
 	queued := c.queued
 	c.mu.Unlock()
@@ -170,12 +182,30 @@ func (c *coalescer) take() *batch {
 		return nil
 	}
 	b := &batch{lookups: ls}
-	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if d := latest(ls); d.IsZero() {
+		b.ctx, b.cancel = context.WithCancel(context.Background())
+	} else {
+		b.ctx, b.cancel = context.WithDeadline(context.Background(), d)
+	}
 	b.waiting.Store(int32(len(ls)))
 	for _, l := range ls {
 		l.batch = b
 	}
 	return b
+}
+
+// latest returns the latest deadline of ls, or zero if one has none.
+func latest(ls []*lookup) time.Time {
+	var d time.Time
+	for _, l := range ls {
+		if l.deadline.IsZero() {
+			return time.Time{}
+		}
+		if l.deadline.After(d) {
+			d = l.deadline
+		}
+	}
+	return d
 }
 
 // hasHash reports whether one of ls looks up hash. Batches are small.

@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -136,12 +137,12 @@ func TestCountCredentials(t *testing.T) {
 	})
 }
 
-// TestBlockedLookupsShareQueries: 8 concurrent lookups of a table that
-// another transaction has locked hold only DefaultMaxConcurrentLookups
-// connections; the others wait for them and are answered, once the lock
-// goes, by fewer queries than lookups.
+// TestBlockedLookupsShareQueries: twice DefaultMaxConcurrentLookups
+// concurrent lookups of a table that another transaction has locked hold
+// only DefaultMaxConcurrentLookups connections; the others wait for them
+// and are answered, once the lock goes, by fewer queries than lookups.
 func TestBlockedLookupsShareQueries(t *testing.T) {
-	const n = 8
+	const n = 2 * sqlstore.DefaultMaxConcurrentLookups
 	dsn := testenv.Postgres(t)
 	s := mustOpen(t, sqlstore.OpenPostgres, dsn)
 	c := newCredential("alice")
@@ -190,5 +191,58 @@ func TestBlockedLookupsShareQueries(t *testing.T) {
 	}
 	if q := s.LookupStats().Queries - before.Queries; q >= n {
 		t.Errorf("%d concurrent lookups took %d queries, want fewer", n, q)
+	}
+}
+
+// TestCancelWithoutDeadlineEndsLockWait: a lookup whose context has no
+// deadline, only a cancel, waits on a table another transaction has
+// locked; cancelling it ends the wait (lib/pq's cancel request reaches the
+// server) instead of leaving it until the lock goes.
+func TestCancelWithoutDeadlineEndsLockWait(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s := mustOpen(t, sqlstore.OpenPostgres, dsn)
+	c := newCredential("alice")
+	if err := s.CreateCredential(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := rawDB(t, "postgres", dsn).BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE appauth_credentials IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() {
+		_, err := s.CredentialByHash(ctx, c.Hash)
+		errs <- err
+	}()
+	waitFor(t, "the lookup to wait on the lock", func() bool { return s.Stats().InUse == 1 })
+	cancel()
+	err, _ = within(t, 10*time.Second, "a cancelled lookup waiting on a lock", func() error { return <-errs })
+	if !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("cancelled lookup: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestCloseAfterCallDeadline: a call's deadline stays on its PostgreSQL
+// connection's socket after it returns; once it has passed, the idle
+// connection still closes cleanly, and Close reports no error.
+func TestCloseAfterCallDeadline(t *testing.T) {
+	s, err := sqlstore.OpenPostgres(t.Context(), testenv.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	err = s.Ping(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // past the ping's deadline
+	if err := s.Close(); err != nil {
+		t.Errorf("Close after a call's deadline passed: %v", err)
 	}
 }

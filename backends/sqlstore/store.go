@@ -114,6 +114,9 @@ type Store struct {
 	logger     *slog.Logger
 	// listenDSN is where WatchChanges connects; empty: it cannot.
 	listenDSN string
+	// honorsContext: every call returns once its context's deadline has
+	// passed (see HonorsContext).
+	honorsContext bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -134,19 +137,23 @@ var (
 // password. The pool is sized by [Options.MaxOpenConns] and its neighbours
 // (see [ConfigurePool]).
 //
-// Unless dsn sets connect_timeout, connections (including lib/pq's cancel
-// requests) give up after [DefaultConnectTimeout]: lib/pq dials without the
-// caller's context.
+// Every call on the pool ends at its context's deadline, also on a hung
+// server: the deadline is put on the connection's socket (a statement
+// still running then is abandoned with its connection, not cancelled).
+// Unless dsn sets connect_timeout, connecting gives up after
+// [DefaultConnectTimeout], or at the deadline of the call that needs the
+// connection if that comes first.
 func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	dsn = withConnectTimeout(dsn)
 	o := Options{}
 	if opts != nil {
 		o = *opts
 	}
-	db, err := sqlx.Open("postgres", dsn)
+	conn, err := newPGConnector(dsn)
 	if err != nil {
 		return nil, redactDSN(fmt.Errorf("sqlstore: open postgres: %w", err), dsn)
 	}
+	db := sqlx.NewDb(sql.OpenDB(conn), "postgres")
 	if err := ConfigurePool(db.DB, &o); err != nil {
 		db.Close()
 		return nil, err
@@ -159,6 +166,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error
 		db.Close()
 		return nil, redactDSN(err, dsn)
 	}
+	s.honorsContext = true // its connections end each call at its deadline (pgconn.go)
 	return s, nil
 }
 
@@ -262,6 +270,9 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 		logger:     logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
 		listenDSN:  opts.ListenDSN,
 		usageBatch: maxUsageBatch,
+		// The driver interrupts a statement, and a wait for the write
+		// lock, once its context is done.
+		honorsContext: d == sqliteDialect,
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
@@ -291,9 +302,12 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 
 // HonorsContext implements [auth.ContextBounded]: true on SQLite, whose
 // driver interrupts a statement, and a wait for the write lock, once its
-// context is done; false on PostgreSQL, where lib/pq waits for its cancel
+// context is done, and on a PostgreSQL pool opened by [OpenPostgres],
+// whose connections end a call at its context's deadline even on a hung
+// server (a context cancelled earlier ends it at that deadline). False on
+// a PostgreSQL *sqlx.DB given to [New]: lib/pq itself waits for its cancel
 // request, which a hung server never answers.
-func (s *Store) HonorsContext() bool { return s.dialect == sqliteDialect }
+func (s *Store) HonorsContext() bool { return s.honorsContext }
 
 // rebind turns ? placeholders into the dialect's.
 func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType, q) }

@@ -48,8 +48,9 @@ func BenchmarkColdPassServer(b *testing.B) {
 		}},
 	} {
 		// lookups=16, as many as clients: every miss its own query (the
-		// default on SQLite); 2, the default on PostgreSQL: concurrent
-		// misses share queries (sqlstore.Options.MaxConcurrentLookups).
+		// default on SQLite); 8, the default on PostgreSQL: beyond 8
+		// concurrent misses share queries
+		// (sqlstore.Options.MaxConcurrentLookups).
 		for _, k := range []int{16, sqlstore.DefaultMaxConcurrentLookups} {
 			b.Run(fmt.Sprint(d.name, "/lookups=", k), func(b *testing.B) {
 				store, err := d.open(b, &sqlstore.Options{MaxConcurrentLookups: k})
