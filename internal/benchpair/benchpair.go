@@ -69,6 +69,10 @@ func Run(b *testing.B, newPair func() (Pair, error)) {
 // waits, a shared query, a writer in the background), which an
 // alternation within each worker would spread over both sides. Blocks are
 // small, so load from elsewhere on the machine hits both sides alike.
+// Each worker is one goroutine for the whole run, as a server's connection
+// goroutine serves request after request: a goroutine per block would grow
+// its stack again every block, which costs the side with the deeper calls
+// more.
 //
 // newPair is called once per worker, before the timer starts again. It
 // reports "baseline-ns" and "subject-ns" (wall time per call with workers
@@ -86,15 +90,27 @@ func RunBlocks(b *testing.B, workers, block int, newPair func() (Pair, error)) {
 			defer p.Close()
 		}
 	}
+	jobs := make([]chan func(), workers)
+	for i := range jobs {
+		jobs[i] = make(chan func())
+		go func() {
+			for job := range jobs[i] {
+				job()
+			}
+		}()
+		defer close(jobs[i])
+	}
 	var failed atomic.Bool
 	// phase runs n calls of side in each worker at once and returns its
 	// wall-clock time.
 	phase := func(n int, side func(Pair) func() error, name string) time.Duration {
 		var wg sync.WaitGroup
+		wg.Add(len(pairs))
 		t0 := time.Now()
-		for _, p := range pairs {
+		for i, p := range pairs {
 			f := side(p)
-			wg.Go(func() {
+			jobs[i] <- func() {
+				defer wg.Done()
 				for range n {
 					if err := f(); err != nil {
 						if !failed.Swap(true) {
@@ -103,7 +119,7 @@ func RunBlocks(b *testing.B, workers, block int, newPair func() (Pair, error)) {
 						return
 					}
 				}
-			})
+			}
 		}
 		wg.Wait()
 		return time.Since(t0)
