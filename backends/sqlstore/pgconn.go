@@ -255,6 +255,20 @@ type pgStmt struct {
 	nc *deadlineConn
 }
 
+// Close gives lib/pq's Close message a deadline of closeTimeout when the
+// socket has none (its last call had none): database/sql closes statements
+// on idle connections (Store.Close does), and a hung server's answer never
+// comes. A deadline of the last call's, passed or not, stays.
+func (s *pgStmt) Close() error {
+	if s.nc.deadline.IsZero() {
+		s.nc.deadline = time.Now().Add(closeTimeout)
+		if err := s.nc.Conn.SetDeadline(s.nc.deadline); err != nil {
+			return err
+		}
+	}
+	return s.pqStmt.Close()
+}
+
 func (s *pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	pctx, err := s.nc.bound(ctx)
 	if err != nil {
