@@ -235,3 +235,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestHungPostgresStoreCloseIsBounded: Close on a paused PostgreSQL returns
+// although the connection that prepared the lookup statements last ran a
+// call without a deadline (OpenPostgres under a context that has none):
+// closing those statements waits for no answer the server never sends.
+func TestHungPostgresStoreCloseIsBounded(t *testing.T) {
+	srv := testenv.NewPostgres(t) // paused below: a server of its own
+	store, err := sqlstore.OpenPostgres(context.Background(), srv.Database(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	defer srv.Resume(t)
+	err, took := within(t, 30*time.Second, "Store.Close on a hung PostgreSQL", store.Close)
+	t.Logf("Store.Close on a hung PostgreSQL: returned after %s: %v", took.Round(time.Millisecond), err)
+}

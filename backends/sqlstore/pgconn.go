@@ -38,16 +38,16 @@ func newPGConnector(dsn string) (*pgConnector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Dialer(pgDialer{})
+	c.Dialer(dialFunc(dialDeadline))
 	return &pgConnector{pq: c}, nil
 }
 
-// dialedKey's value in a Connect context is where pgDialer leaves the
+// dialedKey's value in a Connect context is where dialDeadline leaves the
 // socket it dialed (a **deadlineConn): one per Connect, no shared state.
 type dialedKey struct{}
 
 // Connect implements [driver.Connector]. Connecting, too, ends at ctx's
-// deadline (see pgDialer.DialContext).
+// deadline (see dialDeadline).
 func (c *pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	var nc *deadlineConn
 	cn, err := c.pq.Connect(context.WithValue(ctx, dialedKey{}, &nc))
@@ -66,13 +66,31 @@ func (c *pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // Driver implements [driver.Connector].
 func (c *pgConnector) Driver() driver.Driver { return c.pq.Driver() }
 
-// pgDialer dials the sockets of pgConnector's connections.
-type pgDialer struct{}
+// dialFunc is a [pq.DialerContext] made of its DialContext, which lib/pq
+// prefers to the other two methods.
+type dialFunc func(ctx context.Context, network, address string) (net.Conn, error)
 
-// DialContext implements [pq.DialerContext], which lib/pq prefers to the
-// other two methods. ctx is the Connect context, bounded by connect_timeout:
-// its deadline bounds the handshake too, whatever deadline lib/pq sets.
-func (pgDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+// DialContext implements [pq.DialerContext].
+func (f dialFunc) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f(ctx, network, address)
+}
+
+// Dial implements [pq.Dialer]; lib/pq calls DialContext instead.
+func (f dialFunc) Dial(network, address string) (net.Conn, error) {
+	return f(context.Background(), network, address)
+}
+
+// DialTimeout implements [pq.Dialer]; lib/pq calls DialContext instead.
+func (f dialFunc) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return f(ctx, network, address)
+}
+
+// dialDeadline dials the sockets of pgConnector's connections. ctx is the
+// Connect context, bounded by connect_timeout: its deadline bounds the
+// handshake too, whatever deadline lib/pq sets.
+func dialDeadline(ctx context.Context, network, address string) (net.Conn, error) {
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, network, address)
 	if err != nil {
@@ -90,18 +108,6 @@ func (pgDialer) DialContext(ctx context.Context, network, address string) (net.C
 		*p = nc
 	}
 	return nc, nil
-}
-
-// Dial implements [pq.Dialer]; lib/pq calls DialContext instead.
-func (d pgDialer) Dial(network, address string) (net.Conn, error) {
-	return d.DialContext(context.Background(), network, address)
-}
-
-// DialTimeout implements [pq.Dialer]; lib/pq calls DialContext instead.
-func (d pgDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return d.DialContext(ctx, network, address)
 }
 
 // deadlineConn is a connection's socket. database/sql uses a connection
@@ -165,7 +171,7 @@ var (
 	_ pqConn           = (*pgConn)(nil)
 	_ pqStmt           = (*pgStmt)(nil)
 	_ driver.Connector = (*pgConnector)(nil)
-	_ pq.DialerContext = pgDialer{}
+	_ pq.DialerContext = dialFunc(nil)
 )
 
 // closeTimeout bounds the goodbye lib/pq writes when a connection closes.
@@ -247,6 +253,20 @@ type pqStmt interface {
 type pgStmt struct {
 	pqStmt
 	nc *deadlineConn
+}
+
+// Close gives lib/pq's Close message a deadline of closeTimeout when the
+// socket has none (its last call had none): database/sql closes statements
+// on idle connections (Store.Close does), and a hung server's answer never
+// comes. A deadline of the last call's, passed or not, stays.
+func (s *pgStmt) Close() error {
+	if s.nc.deadline.IsZero() {
+		s.nc.deadline = time.Now().Add(closeTimeout)
+		if err := s.nc.Conn.SetDeadline(s.nc.deadline); err != nil {
+			return err
+		}
+	}
+	return s.pqStmt.Close()
 }
 
 func (s *pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {

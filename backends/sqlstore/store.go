@@ -114,6 +114,8 @@ type Store struct {
 	logger     *slog.Logger
 	// listenDSN is where WatchChanges connects; empty: it cannot.
 	listenDSN string
+	// listenPing is listenPingEvery; tests make it smaller.
+	listenPing time.Duration
 	// honorsContext: every call returns once its context's deadline has
 	// passed (see HonorsContext).
 	honorsContext bool
@@ -270,6 +272,7 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 		logger:     logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
 		listenDSN:  opts.ListenDSN,
 		usageBatch: maxUsageBatch,
+		listenPing: listenPingEvery,
 		// The driver interrupts a statement, and a wait for the write
 		// lock, once its context is done.
 		honorsContext: d == sqliteDialect,

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lib/pq"
@@ -22,6 +24,9 @@ var _ auth.ChangeWatcher = (*Store)(nil)
 const (
 	listenRetryMin = 10 * time.Millisecond
 	listenRetryMax = 250 * time.Millisecond
+	// listenPingEvery is how often the listener's connection is pinged; its
+	// answer must come within a third of that (see listenConn).
+	listenPingEvery = 30 * time.Second
 )
 
 // WatchChanges implements [auth.ChangeWatcher] on PostgreSQL: it LISTENs on
@@ -33,11 +38,14 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 		return fmt.Errorf("sqlstore: watch changes: %w on %s without Options.ListenDSN", errors.ErrUnsupported, s.dialect.name)
 	}
 	failed := make(chan error, 1)
-	l := pq.NewListener(s.listenDSN, listenRetryMin, listenRetryMax, func(ev pq.ListenerEventType, err error) {
+	var lc listenConn
+	l := pq.NewDialListener(dialFunc(lc.dial), s.listenDSN, listenRetryMin, listenRetryMax, func(ev pq.ListenerEventType, err error) {
 		if ev == pq.ListenerEventConnectionAttemptFailed {
 			s.logger.Warn("sqlstore: change notification: cannot connect", "error", redactDSN(err, s.listenDSN))
 		}
 	})
+	// Close waits for a ping still waiting (it holds the listener's lock),
+	// at most until the ping's deadline.
 	defer l.Close()
 	channel := s.prefix + "credentials"
 	go func() { failed <- l.Listen(channel) }()
@@ -51,8 +59,9 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 	case <-ctx.Done():
 		return nil
 	}
-	// Ping now and then: a half-open connection is found and replaced.
-	ping := time.NewTicker(30 * time.Second)
+	// Ping now and then: a half-open connection, or a hung server, is
+	// found and replaced.
+	ping := time.NewTicker(s.listenPing)
 	defer ping.Stop()
 	for {
 		select {
@@ -70,7 +79,48 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 			}
 			changed(userID, id)
 		case <-ping.C:
-			go l.Ping()
+			go lc.ping(l, s.listenPing/3)
 		}
+	}
+}
+
+// listenConn is the newest connection a listener dialed. lib/pq waits for
+// the answer to a ping for as long as the server hangs (on a half-open
+// connection, as long as TCP retransmits), holding the listener's lock, so
+// a ping puts a read deadline on the connection: missing it fails the
+// connection, and the listener reconnects.
+type listenConn struct {
+	mu sync.Mutex
+	c  net.Conn
+}
+
+func (lc *listenConn) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, address)
+	if err == nil {
+		lc.mu.Lock()
+		lc.c = c
+		lc.mu.Unlock()
+	}
+	return c, err
+}
+
+func (lc *listenConn) newest() net.Conn {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return lc.c
+}
+
+// ping pings l, failing its connection unless the answer comes within
+// timeout. Only a connection that answered loses the deadline: one being
+// dialed keeps the deadline lib/pq gave its connect.
+func (lc *listenConn) ping(l *pq.Listener, timeout time.Duration) {
+	c := lc.newest()
+	if c == nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(timeout))
+	if l.Ping() == nil {
+		c.SetReadDeadline(time.Time{})
 	}
 }
