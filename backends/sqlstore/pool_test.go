@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -33,14 +34,7 @@ func TestPoolKeepsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tx, err := rawDB(t, "postgres", dsn).BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE appauth_credentials IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockCredentials(t, dsn)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -150,14 +144,7 @@ func TestBlockedLookupsShareQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.LookupStats()
-	tx, err := rawDB(t, "postgres", dsn).BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE appauth_credentials IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockCredentials(t, dsn)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -205,14 +192,7 @@ func TestCancelWithoutDeadlineEndsLockWait(t *testing.T) {
 	if err := s.CreateCredential(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := rawDB(t, "postgres", dsn).BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE appauth_credentials IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	lockCredentials(t, dsn)
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 1)
 	go func() {
@@ -221,7 +201,7 @@ func TestCancelWithoutDeadlineEndsLockWait(t *testing.T) {
 	}()
 	waitFor(t, "the lookup to wait on the lock", func() bool { return s.Stats().InUse == 1 })
 	cancel()
-	err, _ = within(t, 10*time.Second, "a cancelled lookup waiting on a lock", func() error { return <-errs })
+	err, _ := within(t, 10*time.Second, "a cancelled lookup waiting on a lock", func() error { return <-errs })
 	if !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("cancelled lookup: %v, want ErrUnavailable", err)
 	}
@@ -245,4 +225,20 @@ func TestCloseAfterCallDeadline(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("Close after a call's deadline passed: %v", err)
 	}
+}
+
+// lockCredentials locks the credentials table in a transaction of its own
+// until the returned transaction ends (at the latest when the test does):
+// every lookup waits for it.
+func lockCredentials(t *testing.T, dsn string) *sql.Tx {
+	t.Helper()
+	tx, err := rawDB(t, "postgres", dsn).BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE appauth_credentials IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
