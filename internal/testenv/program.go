@@ -1,5 +1,7 @@
 package testenv
 
+import "os/exec"
+
 // For programs that are not tests, such as internal/cmd/benchpeers (make
 // bench-peers), which compares servers that need a directory and a
 // database: the same throwaway servers, started and stopped by the caller.
@@ -29,3 +31,8 @@ func (s *server) PID() int {
 	}
 	return s.proc.cmd.Process.Pid
 }
+
+// StartChild starts cmd as this package starts its servers: in a process
+// group of its own, killed (Pdeathsig) when the calling program dies
+// however it ends.
+func StartChild(cmd *exec.Cmd) error { return startChild(cmd, nil) }

@@ -466,3 +466,17 @@ func TestStartOutsideATest(t *testing.T) {
 		t.Errorf("folder %s after Close: %v, want it removed", dir, err)
 	}
 }
+
+// TestStartChild: a child started for a program that is not a test (make
+// bench-peers) leads a process group of its own, so that stopping it
+// reaches every process it forks.
+func TestStartChild(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := StartChild(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if pgid, err := syscall.Getpgid(cmd.Process.Pid); err != nil || pgid != cmd.Process.Pid {
+		t.Errorf("process group of %d: %d (%v), want its own", cmd.Process.Pid, pgid, err)
+	}
+}

@@ -7,30 +7,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/appauth/appauth/internal/testenv"
 )
 
-// starter is a goroutine locked to its OS thread for the life of the
-// program, which starts every server: Pdeathsig fires when the thread that
-// started a child exits, and this one never does, so the servers die with
-// the program however it ends.
-var starter = sync.OnceValue(func() chan<- func() {
-	ch := make(chan func())
-	go func() {
-		runtime.LockOSThread() // never unlocked
-		for fn := range ch {
-			fn()
-		}
-	}()
-	return ch
-})
-
 // process is one server program, run under taskset on the servers' core,
-// in a process group of its own.
+// in a process group of its own that dies with this program (started as
+// internal/testenv starts its servers).
 type process struct {
 	name string
 	cmd  *exec.Cmd
@@ -52,10 +38,7 @@ func startProcess(name, dir, logFile string, cpu int, env []string, argv ...stri
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
 	cmd.Env = append(cleanEnv(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	errc := make(chan error, 1)
-	starter() <- func() { errc <- cmd.Start() }
-	if err := <-errc; err != nil {
+	if err := testenv.StartChild(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, done: make(chan struct{}), log: logFile}
