@@ -68,21 +68,33 @@ type env struct {
 	self      string // this program, which serves the bare x/net/webdav handler
 }
 
-// folder makes a new folder under the work folder.
-func (e *env) folder(name string) (string, error) {
-	d := filepath.Join(e.dir, name)
-	return d, os.MkdirAll(d, 0o755)
+// place makes a server's folder under the work folder and picks its
+// loopback address.
+func (e *env) place(name string) (dir, addr string, err error) {
+	dir = filepath.Join(e.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	addr, err = freeAddr()
+	return dir, addr, err
+}
+
+// bcryptUsers writes an htpasswd file in dir with the bench user's bcrypt
+// hash (htpasswd -B at bcryptCost), with permissions perm.
+func bcryptUsers(dir string, perm os.FileMode) (string, error) {
+	out, err := exec.Command("htpasswd", "-nbB", "-C", strconv.Itoa(bcryptCost), benchUser, benchPassword).Output()
+	if err != nil {
+		return "", fmt.Errorf("htpasswd: %w", err)
+	}
+	users := filepath.Join(dir, "users.htpasswd")
+	return users, os.WriteFile(users, bytes.TrimSpace(out), perm)
 }
 
 // davserverRow starts davserver with users from the LDAP fixture and its
 // app passwords in SQLite (pg false) or PostgreSQL; noAuth runs it with
 // -insecure-no-auth-as instead of asking for an app password.
 func (e *env) davserverRow(name string, pg, noAuth bool) (*server, error) {
-	dir, err := e.folder(strings.NewReplacer(", ", "-", " ", "-").Replace(name))
-	if err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
+	dir, addr, err := e.place(strings.NewReplacer(", ", "-", " ", "-").Replace(name))
 	if err != nil {
 		return nil, err
 	}
@@ -174,11 +186,7 @@ func appPassword(base string) (string, error) {
 // bareRow starts this program as a bare x/net/webdav handler on a folder,
 // with no authentication and no log: the ceiling for the same DAV work.
 func (e *env) bareRow(name string) (*server, error) {
-	dir, err := e.folder("bare")
-	if err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
+	dir, addr, err := e.place("bare")
 	if err != nil {
 		return nil, err
 	}
@@ -263,11 +271,7 @@ const (
 // file. It logs each request to an access log, as Debian's default site
 // does.
 func (e *env) apacheRow(name string, how apacheAuth) (*server, error) {
-	dir, err := e.folder("apache-" + strconv.Itoa(int(how)))
-	if err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
+	dir, addr, err := e.place("apache-" + strconv.Itoa(int(how)))
 	if err != nil {
 		return nil, err
 	}
@@ -295,12 +299,8 @@ func (e *env) apacheRow(name string, how apacheAuth) (*server, error) {
     AuthLDAPBindDN "%s"
     AuthLDAPBindPassword "%s"`, e.ldap.URL, e.ldap.BaseDN, e.ldap.BindDN, e.ldap.BindPassword)
 	case apacheBcrypt:
-		out, err := exec.Command("htpasswd", "-nbB", "-C", strconv.Itoa(bcryptCost), benchUser, benchPassword).Output()
+		users, err := bcryptUsers(dir, 0o644) // read by www-data
 		if err != nil {
-			return nil, fmt.Errorf("htpasswd: %w", err)
-		}
-		users := filepath.Join(dir, "users.htpasswd")
-		if err := os.WriteFile(users, bytes.TrimSpace(out), 0o644); err != nil {
 			return nil, err
 		}
 		authConf = "AuthBasicProvider file\n    AuthUserFile " + users
@@ -370,20 +370,12 @@ func apache2() string {
 // with a bcrypt htpasswd file. Radicale is a CalDAV/CardDAV server: the
 // folder is a calendar of files events of about fileSize bytes each.
 func (e *env) radicaleRow(name string) (*server, error) {
-	dir, err := e.folder("radicale")
+	dir, addr, err := e.place("radicale")
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	users, err := bcryptUsers(dir, 0o600)
 	if err != nil {
-		return nil, err
-	}
-	out, err := exec.Command("htpasswd", "-nbB", "-C", strconv.Itoa(bcryptCost), benchUser, benchPassword).Output()
-	if err != nil {
-		return nil, fmt.Errorf("htpasswd: %w", err)
-	}
-	users := filepath.Join(dir, "users.htpasswd")
-	if err := os.WriteFile(users, bytes.TrimSpace(out), 0o600); err != nil {
 		return nil, err
 	}
 	conf := fmt.Sprintf(`[server]
@@ -450,11 +442,7 @@ func event(i int) []byte {
 // hacdiasVersion) with one user whose password is in plain text or a
 // bcrypt hash, and its default logging (two lines per request at info).
 func (e *env) hacdiasRow(name string, useBcrypt bool) (*server, error) {
-	dir, err := e.folder("hacdias-" + strconv.FormatBool(useBcrypt))
-	if err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
+	dir, addr, err := e.place("hacdias-" + strconv.FormatBool(useBcrypt))
 	if err != nil {
 		return nil, err
 	}
