@@ -302,37 +302,31 @@ func serveError(w http.ResponseWriter, err error) {
 	http.Error(w, http.StatusText(code), code)
 }
 
-// filesHandler returns user's WebDAV handler, creating the folder and the
-// handler (with its lock system, which must outlive one request) on first use.
-// Handlers are shared by every URL root of the folder (a copy with that
-// root's Prefix is returned), so they share the lock system.
+// filesHandler returns user's WebDAV handler at the URL path root, creating
+// the folder and the handler (with its lock system, which must outlive one
+// request) on first use. Every URL root of the folder gets a copy of the
+// one stored handler with its own Prefix, so they share the lock system.
 func (s *Store) filesHandler(user User, root string) (*webdav.Handler, error) {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
 	key := filesKey{user.Login, user.ID}
-	if h, ok := s.files[key]; ok {
-		c := *h
-		c.Prefix = strings.TrimSuffix(root, "/")
-		return &c, nil
+	h, ok := s.files[key]
+	if !ok {
+		udir, err := s.userDir(user.ID)
+		if err != nil {
+			return nil, err
+		}
+		dir := filepath.Join(udir, "files")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		pfs, err := newPropFS(dir, filepath.Join(udir, ".files-props.json"))
+		if err != nil {
+			return nil, err
+		}
+		h = &webdav.Handler{FileSystem: pfs, LockSystem: &etagLS{LockSystem: webdav.NewMemLS(), fs: pfs}}
+		s.files[key] = h
 	}
-	udir, err := s.userDir(user.ID)
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(udir, "files")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	pfs, err := newPropFS(dir, filepath.Join(udir, ".files-props.json"))
-	if err != nil {
-		return nil, err
-	}
-	h := &webdav.Handler{
-		Prefix:     strings.TrimSuffix(s.FilesPath(user.Login), "/"),
-		FileSystem: pfs,
-		LockSystem: &etagLS{LockSystem: webdav.NewMemLS(), fs: pfs},
-	}
-	s.files[key] = h
 	c := *h
 	c.Prefix = strings.TrimSuffix(root, "/")
 	return &c, nil
