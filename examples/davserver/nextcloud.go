@@ -41,17 +41,11 @@ func (ownFiles) Area(string) (string, bool) { return "files", true }
 
 // mountNextcloud adds the Nextcloud-compatible endpoints to mux.
 func mountNextcloud(mux *http.ServeMux, nc nextcloud) {
-	limit := func(a areaFinder, h http.Handler) http.Handler {
-		if nc.limits == nil {
-			return h
-		}
-		return limitBodies(a, *nc.limits, h)
-	}
 	rdav := nc.dav.At(ncDAV)
-	mux.Handle(ncDAV+"/", nc.authenticate(requireAreaScope(rdav, limit(rdav, rdav))))
+	mux.Handle(ncDAV+"/", nc.authenticate(requireAreaScope(rdav, limitBodiesIf(rdav, nc.limits, rdav))))
 	// DAVx⁵ appends "remote.php/dav" to the server and starts there.
-	mux.Handle(ncDAV, nc.authenticate(limit(rdav, http.HandlerFunc(rdav.ServeDiscovery))))
-	mux.Handle(ncWebDAV, nc.authenticate(requireAreaScope(ownFiles{}, limit(ownFiles{}, nc.dav.ServeOwnFiles(ncWebDAV)))))
+	mux.Handle(ncDAV, nc.authenticate(limitBodiesIf(rdav, nc.limits, http.HandlerFunc(rdav.ServeDiscovery))))
+	mux.Handle(ncWebDAV, nc.authenticate(requireAreaScope(ownFiles{}, limitBodiesIf(ownFiles{}, nc.limits, nc.dav.ServeOwnFiles(ncWebDAV)))))
 
 	if nc.flows != nil {
 		mux.Handle("POST /index.php/login/v2", nc.flows)

@@ -71,18 +71,12 @@ func routes(store *davstore.Store, limits *bodyLimits, authenticate func(http.Ha
 	// so it needs no credentials; the DAV root then names the principal.
 	mux.Handle("/.well-known/caldav", http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
 	mux.Handle("/.well-known/carddav", http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
-	limit := func(h http.Handler) http.Handler {
-		if limits == nil {
-			return h
-		}
-		return limitBodies(store, *limits, h)
-	}
-	mux.Handle(davPrefix+"/", authenticate(requireAreaScope(store, limit(store))))
+	mux.Handle(davPrefix+"/", authenticate(requireAreaScope(store, limitBodiesIf(store, limits, store))))
 	mux.Handle(davPrefix, http.RedirectHandler(davPrefix+"/", http.StatusPermanentRedirect))
 	// People are told to enter the server's root in their devices: a
 	// PROPFIND there is discovery, like one on the DAV root; GET stays the
 	// settings page.
-	mux.Handle("PROPFIND /{$}", authenticate(limit(http.HandlerFunc(store.ServeDiscovery))))
+	mux.Handle("PROPFIND /{$}", authenticate(limitBodiesIf(store, limits, http.HandlerFunc(store.ServeDiscovery))))
 	mux.Handle("/", settings)
 	return mux
 }
