@@ -48,6 +48,7 @@ func (o *oidcConfig) check(set map[string]bool) error {
 const (
 	ssoCallbackPath    = "sso/callback"
 	ssoBackchannelPath = "sso/backchannel-logout"
+	ssoSignedOutPath   = "signin?done=signed-out" // where the provider sends people back after logout
 )
 
 // newSSO discovers the provider; base is the page's absolute URL (with
@@ -69,7 +70,7 @@ func newSSO(ctx context.Context, o *oidcConfig, base string, m *auth.Manager, di
 	c, err := oidc.New(ctx, m, dir, &oidc.Config{
 		Issuer: o.issuer, ClientID: o.clientID, ClientSecret: secret,
 		RedirectURL:           base + ssoCallbackPath,
-		PostLogoutRedirectURL: base + "signin?done=signed-out",
+		PostLogoutRedirectURL: base + ssoSignedOutPath,
 		LoginClaim:            o.loginClaim, Name: o.name,
 		Pending: pending,
 		// On PostgreSQL, a logout token is used once across servers.
@@ -90,5 +91,5 @@ func printSSO(w io.Writer, o *oidcConfig, base string) {
 	fmt.Fprintf(w, "Single sign-on through %s (%s). Register at the provider:\n", o.name, o.issuer)
 	fmt.Fprintf(w, "  redirect URI:               %s%s\n", base, ssoCallbackPath)
 	fmt.Fprintf(w, "  back-channel logout URI:    %s%s\n", base, ssoBackchannelPath)
-	fmt.Fprintf(w, "  post-logout redirect URI:   %ssignin?done=signed-out\n\n", base)
+	fmt.Fprintf(w, "  post-logout redirect URI:   %s%s\n\n", base, ssoSignedOutPath)
 }
