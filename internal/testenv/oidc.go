@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/appauth/appauth/internal/atomicfile"
 )
 
 //go:embed oidcprovider/package.json oidcprovider/package-lock.json oidcprovider/provider.mjs
@@ -128,11 +130,10 @@ func writeOIDCFiles(dir string) error {
 			return nil
 		}
 		// Replace, not overwrite: another binary may be starting from it.
-		tmp := dst + ".tmp" + randomHex(4)
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		if err := atomicfile.Write(dst, b); err != nil {
 			return fmt.Errorf("testenv: %w", err)
 		}
-		return os.Rename(tmp, dst)
+		return nil
 	})
 }
 
