@@ -1,35 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
+	"github.com/appauth/appauth/internal/testkit"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the log's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRequestLogCoalesces: at Info, successful requests are one
 // "requests" line per user, address and client with their count and
@@ -38,7 +19,7 @@ func (l *lockedBuffer) String() string {
 func TestRequestLogCoalesces(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		t.Run(level.String(), func(t *testing.T) {
-			var out lockedBuffer
+			var out testkit.Buffer
 			l := newRequestLog(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level})))
 			alice := &auth.Principal{User: auth.User{ID: "u1", Login: "alice"}}
 			h := l.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
