@@ -9,9 +9,10 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/appauth/appauth/internal/benchpair"
 )
 
 // loadEnv, set in the environment of the test binary, makes it a load
@@ -60,15 +61,6 @@ func runLoad() int {
 	return code
 }
 
-// cpuTime is this process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkAuthCPU measures the example server's CPU time per request with
 // a cached app password against the same server with authentication off
 // (benchServers: the full handler, request log, SQLite store, htpasswd
@@ -104,11 +96,11 @@ func BenchmarkAuthCPU(b *testing.B) {
 			"APPAUTH_BENCH_SECRET="+secret, "APPAUTH_BENCH_N="+strconv.Itoa(n), "APPAUTH_BENCH_STATUS="+strconv.Itoa(status))
 		// The child's start-up is not this process's CPU; its requests are
 		// all of what this process does meanwhile.
-		before := cpuTime(b)
+		before := benchpair.ProcessCPU()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("load generator: %v\n%s", err, out)
 		}
-		return cpuTime(b) - before
+		return benchpair.ProcessCPU() - before
 	}
 	for _, bc := range []struct {
 		name, method, path string

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -48,14 +47,6 @@ type result struct {
 
 // clientBusy is the load generator's share of its core.
 func (r result) clientBusy() float64 { return r.client.Seconds() / r.elapsed.Seconds() }
-
-// selfCPU is this process's CPU time (all threads, no children), to the
-// microsecond.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // add sums two measurements of the same server and workload.
 func (r result) add(o result) result {

@@ -40,6 +40,7 @@ import (
 
 	"golang.org/x/net/webdav"
 
+	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 )
 
@@ -190,9 +191,9 @@ func run(rounds int, round time.Duration, only string, doInstall, quick bool) er
 	results := make([][2][]result, len(servers))
 	measure := func(i, w int, d time.Duration) (result, error) {
 		s := servers[i]
-		cpu0, back0, self0 := treeCPU(s.pids()...), treeCPU(backends...), selfCPU()
+		cpu0, back0, self0 := treeCPU(s.pids()...), treeCPU(backends...), benchpair.ProcessCPU()
 		n, elapsed, err := drive(s.client, workloads[w], s.targets[w], conns, d, 0)
-		cpu1, back1, self1 := treeCPU(s.pids()...), treeCPU(backends...), selfCPU()
+		cpu1, back1, self1 := treeCPU(s.pids()...), treeCPU(backends...), benchpair.ProcessCPU()
 		if err != nil {
 			return result{}, fmt.Errorf("%s: %w", s.name, err)
 		}

@@ -6,20 +6,10 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
-)
 
-// cpuTime is this process's user and system CPU time so far: on a shared
-// machine, steadier than the elapsed time.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/appauth/appauth/internal/benchpair"
+)
 
 // BenchmarkFiles measures davstore's own files path without the network:
 // PROPFIND Depth 0 (allprop, no body) on a folder of 10 files of 1 KiB and
@@ -61,13 +51,13 @@ func BenchmarkFiles(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu0 := cpuTime(b)
+			cpu0 := benchpair.ProcessCPU()
 			for b.Loop() {
 				if w := serve(bc.method, bc.path, ""); w.Code != bc.want {
 					b.Fatalf("%s: %d", bc.method, w.Code)
 				}
 			}
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(benchpair.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
