@@ -171,32 +171,10 @@ func newBrowser(t *testing.T) context.Context {
 	return browser.New(t, chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
 }
 
-func do(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	// A bound per step too, so that a failed one leaves time to say
-	// where the browser is. Not a timing assertion.
-	stepCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(stepCtx, actions...); err != nil {
-		loc, _ := chromedp.Run(ctx, chromedp.Location())
-		body, _ := chromedp.Run(ctx, chromedp.Text(`body`))
-		t.Fatalf("browser: %s: %v; at %s: %.500s", step, err, loc, body)
-	}
-}
-
-func get[T any](t *testing.T, ctx context.Context, step string, a chromedp.Action[T]) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("browser: %s: %v", step, err)
-	}
-	return v
-}
-
 // providerLogin fills in the provider's login form as login.
 func providerLogin(t *testing.T, ctx context.Context, login string) {
 	t.Helper()
-	do(t, ctx, "provider login form as "+login,
+	browser.Do(t, ctx, "provider login form as "+login,
 		chromedp.WaitVisible(`input[name="login"]`),
 		chromedp.SetValue(`input[name="login"]`, login),
 		chromedp.SetValue(`input[name="password"]`, "any password"),
@@ -239,7 +217,7 @@ func waitBackChannel(t *testing.T, ctx context.Context, s *ssoServer, login stri
 
 func location(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	return get(t, ctx, "location", chromedp.Location())
+	return browser.Get(t, ctx, "location", chromedp.Location())
 }
 
 // TestBrowserSSOUserStory: the seed's story through a real OpenID
@@ -263,33 +241,33 @@ func TestBrowserSSOUserStory(t *testing.T) {
 		{"mallory", "no account of that name"},
 		{"dave", "is disabled"},
 	} {
-		do(t, ctx, "open the sign-in page", chromedp.Navigate(signin), chromedp.Click(`#sso-signin`))
+		browser.Do(t, ctx, "open the sign-in page", chromedp.Navigate(signin), chromedp.Click(`#sso-signin`))
 		providerLogin(t, ctx, tt.login)
-		do(t, ctx, "wait for the refusal", chromedp.WaitVisible(`main`))
-		body := get(t, ctx, "refusal page", chromedp.Text(`body`))
+		browser.Do(t, ctx, "wait for the refusal", chromedp.WaitVisible(`main`))
+		body := browser.Get(t, ctx, "refusal page", chromedp.Text(`body`))
 		if !strings.Contains(body, "Sign-in refused") || !strings.Contains(body, tt.text) {
 			t.Fatalf("sign-in as %s: page says %q, want a refusal saying %q", tt.login, body, tt.text)
 		}
-		do(t, ctx, "end the provider session", chromedp.Navigate(s.op.Issuer+"/session/end"),
+		browser.Do(t, ctx, "end the provider session", chromedp.Navigate(s.op.Issuer+"/session/end"),
 			chromedp.Click(`button[name="logout"][value="yes"]`))
 		waitLocation(t, ctx, s.op.Issuer+"/session/end/success")
 	}
 
 	// 1. Sign in through the provider, as alice.
-	do(t, ctx, "sign in", chromedp.Navigate(signin), chromedp.Click(`#sso-signin`))
+	browser.Do(t, ctx, "sign in", chromedp.Navigate(signin), chromedp.Click(`#sso-signin`))
 	providerLogin(t, ctx, "alice")
-	do(t, ctx, "security page", chromedp.WaitVisible(`#create-form`))
+	browser.Do(t, ctx, "security page", chromedp.WaitVisible(`#create-form`))
 	if loc := location(t, ctx); loc != s.srv.URL+"/account/security" {
 		t.Fatalf("after sign-in at %s, want the security page", loc)
 	}
-	if n := get(t, ctx, "password form", chromedp.Evaluate[int](`document.querySelectorAll('#username').length`)); n != 0 {
+	if n := browser.Get(t, ctx, "password form", chromedp.Evaluate[int](`document.querySelectorAll('#username').length`)); n != 0 {
 		t.Fatal("the security page (or sign-in) showed a password field without a PasswordVerifier")
 	}
 
 	// A replay of the callback that just signed alice in is refused.
 	cb := s.lastCallback(t)
-	do(t, ctx, "replay the callback", chromedp.Navigate(s.srv.URL+cb), chromedp.WaitVisible(`main`))
-	if body := get(t, ctx, "replayed callback", chromedp.Text(`body`)); !strings.Contains(body, "expired, was already used") {
+	browser.Do(t, ctx, "replay the callback", chromedp.Navigate(s.srv.URL+cb), chromedp.WaitVisible(`main`))
+	if body := browser.Get(t, ctx, "replayed callback", chromedp.Text(`body`)); !strings.Contains(body, "expired, was already used") {
 		t.Fatalf("replayed callback: page says %q, want a refusal", body)
 	}
 	// Its code, with a new state and binding: the real provider refuses it.
@@ -305,10 +283,10 @@ func TestBrowserSSOUserStory(t *testing.T) {
 	}
 
 	// 2-4. Create an app password; use it over DAV.
-	do(t, ctx, "create an app password", chromedp.Navigate(s.srv.URL+"/account/security"),
+	browser.Do(t, ctx, "create an app password", chromedp.Navigate(s.srv.URL+"/account/security"),
 		chromedp.SetValue(`#app-name`, "My iPhone"), chromedp.Click(`#create-submit`), chromedp.WaitVisible(`#created-password`))
-	secret := get(t, ctx, "read the new password", chromedp.Text(`#created-password`))
-	login := get(t, ctx, "read the username", chromedp.Text(`#created-login`))
+	secret := browser.Get(t, ctx, "read the new password", chromedp.Text(`#created-password`))
+	login := browser.Get(t, ctx, "read the username", chromedp.Text(`#created-login`))
 	if status := s.dav(t, login, secret); status != http.StatusMultiStatus && status != http.StatusOK {
 		t.Fatalf("DAV with the new app password: %d", status)
 	}
@@ -317,13 +295,13 @@ func TestBrowserSSOUserStory(t *testing.T) {
 	// ask for the password, its auth_time is old, so the new session is
 	// not a recent sign-in and creating asks to confirm.
 	s.offset.Store(int64(20 * time.Minute))
-	do(t, ctx, "silent single sign-on", chromedp.Navigate(s.srv.URL+"/account/sso/start"), chromedp.WaitVisible(`#create-form`))
+	browser.Do(t, ctx, "silent single sign-on", chromedp.Navigate(s.srv.URL+"/account/sso/start"), chromedp.WaitVisible(`#create-form`))
 	if loc := location(t, ctx); loc != s.srv.URL+"/account/security" {
 		t.Fatalf("silent sign-on ended at %s", loc)
 	}
-	do(t, ctx, "confirm it's you is offered", chromedp.WaitVisible(`#sso-reauth`))
-	do(t, ctx, "create without confirming", chromedp.SetValue(`#app-name`, "Tablet"), chromedp.Click(`#create-submit`), chromedp.WaitVisible(`#form-error`))
-	if n := get(t, ctx, "no secret", chromedp.Evaluate[int](`document.querySelectorAll('#created-password').length`)); n != 0 {
+	browser.Do(t, ctx, "confirm it's you is offered", chromedp.WaitVisible(`#sso-reauth`))
+	browser.Do(t, ctx, "create without confirming", chromedp.SetValue(`#app-name`, "Tablet"), chromedp.Click(`#create-submit`), chromedp.WaitVisible(`#form-error`))
+	if n := browser.Get(t, ctx, "no secret", chromedp.Evaluate[int](`document.querySelectorAll('#created-password').length`)); n != 0 {
 		t.Fatal("an app password was created on a silent sign-on with an old auth_time")
 	}
 
@@ -331,53 +309,53 @@ func TestBrowserSSOUserStory(t *testing.T) {
 	// session's auth_time is fresh (the page's clock agrees with the
 	// provider's again), so creating works.
 	s.offset.Store(0)
-	do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
+	browser.Do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
 	providerLogin(t, ctx, "alice")
-	do(t, ctx, "create after confirming", chromedp.WaitVisible(`#create-form`),
+	browser.Do(t, ctx, "create after confirming", chromedp.WaitVisible(`#create-form`),
 		chromedp.SetValue(`#app-name`, "Tablet"), chromedp.Click(`#create-submit`), chromedp.WaitVisible(`#created-password`))
 
 	// Confirm as another person: refused. The provider, whose session
 	// is now bob's, signs alice's session here out by back-channel logout.
 	s.offset.Store(int64(20 * time.Minute))
-	do(t, ctx, "not recent again", chromedp.Navigate(s.srv.URL+"/account/security"), chromedp.WaitVisible(`#sso-reauth`))
+	browser.Do(t, ctx, "not recent again", chromedp.Navigate(s.srv.URL+"/account/security"), chromedp.WaitVisible(`#sso-reauth`))
 	s.offset.Store(0)
-	do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
+	browser.Do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
 	providerLogin(t, ctx, "bob")
-	do(t, ctx, "refusal", chromedp.WaitVisible(`main`))
-	if body := get(t, ctx, "re-auth as bob", chromedp.Text(`body`)); !strings.Contains(body, "another person") {
+	browser.Do(t, ctx, "refusal", chromedp.WaitVisible(`main`))
+	if body := browser.Get(t, ctx, "re-auth as bob", chromedp.Text(`body`)); !strings.Contains(body, "another person") {
 		t.Fatalf("re-authentication as bob: page says %q, want a refusal", body)
 	}
 	waitBackChannel(t, ctx, s, "alice")
-	do(t, ctx, "signed out", chromedp.Navigate(s.srv.URL+"/account/security"), chromedp.WaitVisible(`#sso-signin`))
-	do(t, ctx, "end bob's provider session", chromedp.Navigate(s.op.Issuer+"/session/end"),
+	browser.Do(t, ctx, "signed out", chromedp.Navigate(s.srv.URL+"/account/security"), chromedp.WaitVisible(`#sso-signin`))
+	browser.Do(t, ctx, "end bob's provider session", chromedp.Navigate(s.op.Issuer+"/session/end"),
 		chromedp.Click(`button[name="logout"][value="yes"]`))
 	waitLocation(t, ctx, s.op.Issuer+"/session/end/success")
-	do(t, ctx, "sign in as alice", chromedp.Navigate(signin), chromedp.Click(`#sso-signin`))
+	browser.Do(t, ctx, "sign in as alice", chromedp.Navigate(signin), chromedp.Click(`#sso-signin`))
 	providerLogin(t, ctx, "alice")
-	do(t, ctx, "signed in", chromedp.WaitVisible(`#create-form`))
+	browser.Do(t, ctx, "signed in", chromedp.WaitVisible(`#create-form`))
 
 	// Back-channel logout: the person signs out at the provider (another
 	// application's logout would do the same); the provider posts a logout
 	// token; the browser session here ends, the app password keeps working.
-	do(t, ctx, "sign out at the provider", chromedp.Navigate(s.op.Issuer+"/session/end"),
+	browser.Do(t, ctx, "sign out at the provider", chromedp.Navigate(s.op.Issuer+"/session/end"),
 		chromedp.Click(`button[name="logout"][value="yes"]`))
 	waitBackChannel(t, ctx, s, "alice")
-	do(t, ctx, "the page after back-channel logout", chromedp.Navigate(s.srv.URL+"/account/security"), chromedp.WaitVisible(`#sso-signin`))
+	browser.Do(t, ctx, "the page after back-channel logout", chromedp.Navigate(s.srv.URL+"/account/security"), chromedp.WaitVisible(`#sso-signin`))
 	if status := s.dav(t, login, secret); status != http.StatusMultiStatus && status != http.StatusOK {
 		t.Fatalf("DAV after back-channel logout: %d, want the app password to keep working", status)
 	}
 
 	// RP-initiated logout: sign in again (the provider asks, its session
 	// is gone), then "Sign out" ends ours and the provider's.
-	do(t, ctx, "sign in again", chromedp.Click(`#sso-signin`))
+	browser.Do(t, ctx, "sign in again", chromedp.Click(`#sso-signin`))
 	providerLogin(t, ctx, "alice")
-	do(t, ctx, "signed in", chromedp.WaitVisible(`#create-form`),
+	browser.Do(t, ctx, "signed in", chromedp.WaitVisible(`#create-form`),
 		chromedp.Click(`form[action="/account/signout"] button`),
 		chromedp.WaitVisible(`button[name="logout"][value="yes"]`))
 	if loc := location(t, ctx); !strings.HasPrefix(loc, s.op.Issuer+"/session/end") {
 		t.Fatalf("after Sign out at %s, want the provider's logout", loc)
 	}
-	do(t, ctx, "confirm at the provider", chromedp.Click(`button[name="logout"][value="yes"]`), chromedp.WaitVisible(`#sso-signin`))
+	browser.Do(t, ctx, "confirm at the provider", chromedp.Click(`button[name="logout"][value="yes"]`), chromedp.WaitVisible(`#sso-signin`))
 	if loc := location(t, ctx); loc != signin+"?done=signed-out" {
 		t.Fatalf("after the provider's logout at %s, want our sign-in page", loc)
 	}
@@ -389,5 +367,5 @@ func TestBrowserSSOUserStory(t *testing.T) {
 		t.Fatalf("after Sign out alice has sessions %v (%v)", sessions, err)
 	}
 	// The provider's session is gone too: signing in asks for the login.
-	do(t, ctx, "sign in once more", chromedp.Click(`#sso-signin`), chromedp.WaitVisible(`input[name="login"]`))
+	browser.Do(t, ctx, "sign in once more", chromedp.Click(`#sso-signin`), chromedp.WaitVisible(`input[name="login"]`))
 }

@@ -1,6 +1,7 @@
 package oidc_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -61,6 +62,45 @@ func FuzzCallback(f *testing.F) {
 			len(q["code"]) == 1 && q.Get("error") == "" && sanitizeCookie(binding) == st.Binding
 		if signedIn && !legit {
 			t.Fatalf("query %q with binding %q signed in", rawQuery, binding)
+		}
+	})
+}
+
+// FuzzBackChannelLogout posts arbitrary bodies to the settings page's
+// sso/backchannel-logout (anyone may), with "TOKEN" replaced by a logout
+// token the provider just signed. Every answer is 200 or 400 (no crash,
+// no 5xx while the provider is up), and 200 exactly when the body's
+// logout_token is that token.
+func FuzzBackChannelLogout(f *testing.F) {
+	f.Add("logout_token=TOKEN")
+	f.Add("logout_token=TOKEN&logout_token=x")
+	f.Add("logout_token=x&logout_token=TOKEN")
+	f.Add("logout_token=TOKENx")
+	f.Add("logout_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.")
+	f.Add("logout_token=a.b.c")
+	f.Add("%zz&;;logout_token=")
+	f.Add("logout_token=" + strings.Repeat("a", 40<<10))
+	e := newEnv(f, nil)
+	h, err := settings.New(e.m, nil, &settings.Options{SSO: e.c})
+	if err != nil {
+		f.Fatal(err)
+	}
+	n := 0
+	f.Fuzz(func(t *testing.T, body string) {
+		n++
+		tok := e.op.logoutToken(e.op.logoutClaims(fmt.Sprintf("jti-fuzz-%d-%d", time.Now().UnixNano(), n), "sub-alice", ""))
+		body = strings.ReplaceAll(body, "TOKEN", tok)
+		req := httptest.NewRequest("POST", "/sso/backchannel-logout", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		q, err := url.ParseQuery(body) // as the handler reads the form
+		legit := err == nil && q.Get("logout_token") == tok && len(body) <= 32<<10
+		switch {
+		case w.Code != http.StatusOK && w.Code != http.StatusBadRequest:
+			t.Fatalf("body %.200q: status %d: %s", body, w.Code, w.Body)
+		case (w.Code == http.StatusOK) != legit:
+			t.Fatalf("body %.200q: status %d, want 200 only for the token the provider signed", body, w.Code)
 		}
 	})
 }

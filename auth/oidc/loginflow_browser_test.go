@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/appauth/appauth/internal/browser"
 	"github.com/appauth/appauth/internal/testkit"
 )
 
@@ -41,20 +42,20 @@ func TestBrowserSSOLoginFlow(t *testing.T) {
 	// 1. A flow, signed in through the provider, granted.
 	fc, token := start("DAVx5/4.4.2-ose (2024/10/01; dav4jvm; okhttp/4.12.0) Android/15")
 	tokens = append(tokens, token)
-	do(t, ctx, "open the login URL", chromedp.Navigate(fc.Login), chromedp.WaitVisible(`#sso-signin`))
-	if n := get(t, ctx, "password form", chromedp.Evaluate[int](`document.querySelectorAll('input[type=password]').length`)); n != 0 {
+	browser.Do(t, ctx, "open the login URL", chromedp.Navigate(fc.Login), chromedp.WaitVisible(`#sso-signin`))
+	if n := browser.Get(t, ctx, "password form", chromedp.Evaluate[int](`document.querySelectorAll('input[type=password]').length`)); n != 0 {
 		t.Fatal("the grant page of an SSO-only deployment shows a password field")
 	}
-	do(t, ctx, "sign in with the provider", chromedp.Click(`#sso-signin`))
+	browser.Do(t, ctx, "sign in with the provider", chromedp.Click(`#sso-signin`))
 	providerLogin(t, ctx, "alice")
-	do(t, ctx, "back on the grant page", chromedp.WaitVisible(`#grant-submit`))
+	browser.Do(t, ctx, "back on the grant page", chromedp.WaitVisible(`#grant-submit`))
 	if loc := location(t, ctx); loc != fc.Login {
 		t.Fatalf("after the provider at %s, want the grant page %s", loc, fc.Login)
 	}
 	if st, _, _ := fc.Poll(); st != http.StatusNotFound {
 		t.Fatalf("poll before the grant: %d", st)
 	}
-	do(t, ctx, "grant", chromedp.Click(`#grant-submit`), chromedp.WaitVisible(`#grant-done`))
+	browser.Do(t, ctx, "grant", chromedp.Click(`#grant-submit`), chromedp.WaitVisible(`#grant-done`))
 	st, res, err := fc.Poll()
 	if st != http.StatusOK || err != nil || res.LoginName != "alice" {
 		t.Fatalf("poll after the grant: %d %v %+v", st, err, res)
@@ -69,18 +70,18 @@ func TestBrowserSSOLoginFlow(t *testing.T) {
 	fc2, token2 := start("Nextcloud-android/3.30")
 	tokens = append(tokens, token2)
 	s.offset.Store(int64(20 * time.Minute))
-	do(t, ctx, "open the second login URL", chromedp.Navigate(fc2.Login), chromedp.WaitVisible(`#sso-reauth`))
-	if n := get(t, ctx, "grant button", chromedp.Evaluate[int](`document.querySelectorAll('#grant-submit').length`)); n != 0 {
+	browser.Do(t, ctx, "open the second login URL", chromedp.Navigate(fc2.Login), chromedp.WaitVisible(`#sso-reauth`))
+	if n := browser.Get(t, ctx, "grant button", chromedp.Evaluate[int](`document.querySelectorAll('#grant-submit').length`)); n != 0 {
 		t.Fatal("an old SSO sign-in may grant without confirming")
 	}
 	s.offset.Store(0)
-	do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
+	browser.Do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
 	providerLogin(t, ctx, "alice")
-	do(t, ctx, "back on the grant page", chromedp.WaitVisible(`#grant-submit`))
+	browser.Do(t, ctx, "back on the grant page", chromedp.WaitVisible(`#grant-submit`))
 	if loc := location(t, ctx); loc != fc2.Login {
 		t.Fatalf("after confirming at %s, want the grant page", loc)
 	}
-	do(t, ctx, "grant", chromedp.Click(`#grant-submit`), chromedp.WaitVisible(`#grant-done`))
+	browser.Do(t, ctx, "grant", chromedp.Click(`#grant-submit`), chromedp.WaitVisible(`#grant-done`))
 	if st, res, _ := fc2.Poll(); st != http.StatusOK || res.LoginName != "alice" {
 		t.Fatalf("poll after the confirmed grant: %d", st)
 	}
@@ -89,12 +90,12 @@ func TestBrowserSSOLoginFlow(t *testing.T) {
 	fc3, token3 := start("Nextcloud-android/3.30")
 	tokens = append(tokens, token3)
 	s.offset.Store(int64(20 * time.Minute))
-	do(t, ctx, "open the third login URL", chromedp.Navigate(fc3.Login), chromedp.WaitVisible(`#sso-reauth`))
+	browser.Do(t, ctx, "open the third login URL", chromedp.Navigate(fc3.Login), chromedp.WaitVisible(`#sso-reauth`))
 	s.offset.Store(0)
-	do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
+	browser.Do(t, ctx, "confirm it's you", chromedp.Click(`#sso-reauth`))
 	providerLogin(t, ctx, "bob")
-	do(t, ctx, "refusal", chromedp.WaitVisible(`main`))
-	if body := get(t, ctx, "re-auth as bob", chromedp.Text(`body`)); !strings.Contains(body, "another person") {
+	browser.Do(t, ctx, "refusal", chromedp.WaitVisible(`main`))
+	if body := browser.Get(t, ctx, "re-auth as bob", chromedp.Text(`body`)); !strings.Contains(body, "another person") {
 		t.Fatalf("confirmation as bob: page says %q, want a refusal", body)
 	}
 	if st, _, _ := fc3.Poll(); st != http.StatusNotFound {

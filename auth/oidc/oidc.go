@@ -105,8 +105,8 @@ type Config struct {
 	// (backends/sqlstore on PostgreSQL). Default: nil, this process's
 	// memory (one server).
 	LogoutReplays auth.TransientStore
-	// Timeout bounds each call to the provider and the directory.
-	// Default 10 s.
+	// Timeout bounds each call to the provider, the directory and the
+	// Pending store. Default 10 s.
 	Timeout time.Duration
 	// HTTPClient makes the calls to the provider. Default: a client
 	// with Timeout.
@@ -262,6 +262,9 @@ func (c *Client) Begin(ctx context.Context, req settings.SSORequest) (*settings.
 	} else {
 		opts = append(opts, oauth2.SetAuthURLParam("max_age", fmt.Sprint(int64(c.cfg.MaxAge/time.Second))))
 	}
+	// A request's context has no deadline: a hung shared store would hang it.
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	if err := c.cfg.Pending.Put(ctx, stateKey(state), p); err != nil {
 		return nil, fmt.Errorf("oidc: begin sign-in: %w", unavailable(err))
 	}
@@ -298,7 +301,9 @@ func (c *Client) Complete(ctx context.Context, q url.Values, binding string) (*s
 	if state == "" || len(state) > maxStateLen || len(q["state"]) != 1 {
 		return nil, refuse(http.StatusBadRequest, ErrState, msgStartAgain)
 	}
-	p, err := c.cfg.Pending.Take(ctx, stateKey(state)) // single use, whatever follows
+	tctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	p, err := c.cfg.Pending.Take(tctx, stateKey(state)) // single use, whatever follows
+	cancel()
 	if errors.Is(err, auth.ErrNotFound) {
 		return nil, refuse(http.StatusBadRequest, ErrState, msgStartAgain)
 	}
@@ -316,7 +321,7 @@ func (c *Client) Complete(ctx context.Context, q url.Values, binding string) (*s
 	if code == "" || len(code) > maxCodeLen || len(q["code"]) != 1 {
 		return nil, refuse(http.StatusBadRequest, ErrCode, msgStartAgain)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	tok, err := c.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, c.cfg.HTTPClient), code, oauth2.VerifierOption(p.Verifier))
 	if err != nil {

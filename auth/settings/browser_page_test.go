@@ -13,6 +13,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/settings"
+	"github.com/appauth/appauth/internal/browser"
 )
 
 // longLogin is a username as long as real ones get (an e-mail address),
@@ -72,7 +73,7 @@ func TestBrowserCreateAtPhoneWidth(t *testing.T) {
 	}
 	srv := userStoryServer(t, e)
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
-	do(t, ctx, "sign in at 390px",
+	browser.Do(t, ctx, "sign in at 390px",
 		chromedp.EmulateViewport(390, 844),
 		chromedp.Navigate(srv.URL+"/"),
 		chromedp.WaitVisible(id("username")),
@@ -81,27 +82,27 @@ func TestBrowserCreateAtPhoneWidth(t *testing.T) {
 		chromedp.Click(id("signin-submit")),
 		chromedp.WaitVisible(id("devices-h")),
 	)
-	do(t, ctx, "create with calendars and contacts, 90 days",
+	browser.Do(t, ctx, "create with calendars and contacts, 90 days",
 		chromedp.SendKeys(id("app-name"), "My iPhone"),
 		chromedp.Click(id("access-dav")),
 		chromedp.SetValue(id("expires"), "90d"),
 		chromedp.Click(id("create-submit")),
 		chromedp.WaitVisible(id("created-password")),
 	)
-	secret := get(t, ctx, "password", chromedp.Text(id("created-password")))
+	secret := browser.Get(t, ctx, "password", chromedp.Text(id("created-password")))
 	screenshot(t, ctx, filepath.Join(t.TempDir(), "created-phone.png"), 390)
 
 	// The focus is on the box, whose name and description are read out,
 	// and the live region says what happened.
-	focused := get(t, ctx, "focus", chromedp.Evaluate[string](`document.activeElement && document.activeElement.id`))
+	focused := browser.Get(t, ctx, "focus", chromedp.Evaluate[string](`document.activeElement && document.activeElement.id`))
 	if focused != "created" {
 		t.Errorf("focus is on %q, want the shown-once box", focused)
 	}
-	if role := get(t, ctx, "role", chromedp.Evaluate[string](`document.getElementById("created").getAttribute("role")`)); role != "region" {
+	if role := browser.Get(t, ctx, "role", chromedp.Evaluate[string](`document.getElementById("created").getAttribute("role")`)); role != "region" {
 		t.Errorf("box role %q", role)
 	}
-	do(t, ctx, "announced", chromedp.Poll[chromedp.Void](`document.getElementById("created-announce").textContent.includes("New app password for My iPhone created")`))
-	if live := get(t, ctx, "live", chromedp.Evaluate[string](`document.getElementById("created-announce").getAttribute("aria-live")`)); live != "polite" {
+	browser.Do(t, ctx, "announced", chromedp.Poll[chromedp.Void](`document.getElementById("created-announce").textContent.includes("New app password for My iPhone created")`))
+	if live := browser.Get(t, ctx, "live", chromedp.Evaluate[string](`document.getElementById("created-announce").getAttribute("aria-live")`)); live != "polite" {
 		t.Errorf("announcement aria-live %q", live)
 	}
 
@@ -109,7 +110,7 @@ func TestBrowserCreateAtPhoneWidth(t *testing.T) {
 	// display name sees the login) and the password, in full at 390 px.
 	for _, el := range []string{"#created-login", "header .who", "#created-password"} {
 		var res clipResult
-		js := get(t, ctx, "measure "+el, chromedp.Evaluate[string](fmt.Sprintf(clipCheck, el)))
+		js := browser.Get(t, ctx, "measure "+el, chromedp.Evaluate[string](fmt.Sprintf(clipCheck, el)))
 		if err := json.Unmarshal([]byte(js), &res); err != nil {
 			t.Fatal(err)
 		}
@@ -120,20 +121,20 @@ func TestBrowserCreateAtPhoneWidth(t *testing.T) {
 			t.Errorf("%s shows %q, want %q", el, res.Text, longLogin)
 		}
 	}
-	if w := get(t, ctx, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
+	if w := browser.Get(t, ctx, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
 		t.Errorf("at 390px the page is %dpx wide", w)
 	}
 
 	// Reload: no secret, no second password.
-	do(t, ctx, "reload",
+	browser.Do(t, ctx, "reload",
 		chromedp.Reload(),
 		chromedp.WaitVisible(id("app-passwords")),
 		chromedp.WaitNotPresent(id("created-password")),
 	)
-	if html := get(t, ctx, "page", chromedp.OuterHTML(chromedp.CSS("html"))); strings.Contains(html, secret) {
+	if html := browser.Get(t, ctx, "page", chromedp.OuterHTML(chromedp.CSS("html"))); strings.Contains(html, secret) {
 		t.Error("the secret is on the page after a reload")
 	}
-	notice := get(t, ctx, "notice", chromedp.Text(chromedp.CSS(".notice")))
+	notice := browser.Get(t, ctx, "notice", chromedp.Text(chromedp.CSS(".notice")))
 	if !strings.Contains(notice, "shown once") {
 		t.Errorf("notice after reload: %q", notice)
 	}
@@ -144,7 +145,7 @@ func TestBrowserCreateAtPhoneWidth(t *testing.T) {
 	if !slices.Equal(aps[0].Scopes, []string{"calendars", "contacts"}) || aps[0].ExpiresAt.IsZero() {
 		t.Errorf("created %+v: want calendars and contacts, expiring", aps[0])
 	}
-	item := get(t, ctx, "list", chromedp.Text(chromedp.CSS(`li[data-id="`+aps[0].ID+`"]`)))
+	item := browser.Get(t, ctx, "list", chromedp.Text(chromedp.CSS(`li[data-id="`+aps[0].ID+`"]`)))
 	if !strings.Contains(item, "Access: Calendars and contacts") || !strings.Contains(item, "Expires") {
 		t.Errorf("list item %q does not say the access and expiry", item)
 	}

@@ -74,24 +74,6 @@ func newBrowser(t *testing.T) context.Context {
 	return browser.New(t, chromedp.Flag("hide-scrollbars", true), chromedp.Flag("force-color-profile", "srgb"))
 }
 
-// do runs browser steps, failing the test with the step's name.
-func do(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("browser: %s: %v", step, err)
-	}
-}
-
-// get runs one browser action and returns its value.
-func get[T any](t *testing.T, ctx context.Context, step string, a chromedp.Action[T]) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("browser: %s: %v", step, err)
-	}
-	return v
-}
-
 // seed gives alice other devices and a second browser session, so the
 // list (and the screenshot) looks like a real account.
 func seed(t *testing.T, e *env) {
@@ -131,48 +113,48 @@ func TestBrowserUserStory(t *testing.T) {
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
 	// 1. Sign in through the single sign-on page.
-	do(t, ctx, "open the sign-in page",
+	browser.Do(t, ctx, "open the sign-in page",
 		chromedp.Navigate(srv.URL+"/"),
 		chromedp.WaitVisible(id("username")),
 	)
 	if os.Getenv(EnvUpdateScreenshot) == "1" {
 		screenshot(t, ctx, filepath.Join("..", "..", "docs", "signin.png"), 1024)
-		do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
+		browser.Do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
 	}
-	do(t, ctx, "sign in",
+	browser.Do(t, ctx, "sign in",
 		chromedp.SendKeys(id("username"), "alice"),
 		chromedp.SendKeys(id("password"), alicePassword),
 		chromedp.Click(id("signin-submit")),
 		chromedp.WaitVisible(id("devices-h")),
 	)
 	// 2. Settings > Security > Devices & sessions, with this session marked.
-	if heading := get(t, ctx, "heading", chromedp.Text(id("devices-h"))); heading != "Devices & sessions" {
+	if heading := browser.Get(t, ctx, "heading", chromedp.Text(id("devices-h"))); heading != "Devices & sessions" {
 		t.Errorf("heading %q", heading)
 	}
-	if crumb := get(t, ctx, "breadcrumb", chromedp.Text(css(`nav[aria-label="Breadcrumb"]`))); !strings.Contains(crumb, "Settings") || !strings.Contains(crumb, "Security") {
+	if crumb := browser.Get(t, ctx, "breadcrumb", chromedp.Text(css(`nav[aria-label="Breadcrumb"]`))); !strings.Contains(crumb, "Settings") || !strings.Contains(crumb, "Security") {
 		t.Errorf("breadcrumb %q", crumb)
 	}
-	sessionsText := get(t, ctx, "sessions", chromedp.Text(id("sessions")))
+	sessionsText := browser.Get(t, ctx, "sessions", chromedp.Text(id("sessions")))
 	if !strings.Contains(sessionsText, "This session") || !strings.Contains(sessionsText, "Chrome (headless) on Linux") ||
 		!strings.Contains(sessionsText, "Safari on iPhone") {
 		t.Errorf("sessions list: %q", sessionsText)
 	}
 	// The script (a file, allowed by the strict CSP) shows times relative.
-	do(t, ctx, "script ran", chromedp.Poll[chromedp.Void](`document.querySelector("#sessions time[data-relative]").textContent === "just now"`))
+	browser.Do(t, ctx, "script ran", chromedp.Poll[chromedp.Void](`document.querySelector("#sessions time[data-relative]").textContent === "just now"`))
 
 	// 3. Type an app name and create; the username and password show once.
-	do(t, ctx, "create My iPhone",
+	browser.Do(t, ctx, "create My iPhone",
 		chromedp.SendKeys(id("app-name"), "My iPhone"),
 		chromedp.Click(id("create-submit")),
 		chromedp.WaitVisible(id("created-password")),
 	)
-	name := get(t, ctx, "created name", chromedp.Text(id("created-name")))
-	login := get(t, ctx, "created login", chromedp.Text(id("created-login")))
-	secret := get(t, ctx, "created password", chromedp.Text(id("created-password")))
+	name := browser.Get(t, ctx, "created name", chromedp.Text(id("created-name")))
+	login := browser.Get(t, ctx, "created login", chromedp.Text(id("created-login")))
+	secret := browser.Get(t, ctx, "created password", chromedp.Text(id("created-password")))
 	if name != "My iPhone" || login != "alice" || !strings.HasPrefix(secret, "aap-") {
 		t.Fatalf("created %q for %q: %q", name, login, secret)
 	}
-	do(t, ctx, "copy",
+	browser.Do(t, ctx, "copy",
 		chromedp.Click(id("copy-password")),
 		chromedp.Poll[chromedp.Void](`document.querySelector(".copied").textContent !== ""`),
 	)
@@ -185,10 +167,10 @@ func TestBrowserUserStory(t *testing.T) {
 	if os.Getenv(EnvUpdateScreenshot) == "1" {
 		screenshot(t, ctx, filepath.Join("..", "..", "docs", "settings-phone.png"), 390)
 	}
-	if w := get(t, ctx, "phone width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
+	if w := browser.Get(t, ctx, "phone width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
 		t.Errorf("at 390px the page is %dpx wide: it scrolls sideways on a phone", w)
 	}
-	do(t, ctx, "desktop width", chromedp.EmulateViewport(1024, 800))
+	browser.Do(t, ctx, "desktop width", chromedp.EmulateViewport(1024, 800))
 
 	// 4. The device uses the username and password: 200 over Basic auth.
 	if status, body := davGet(t, srv, login, secret); status != http.StatusOK || body != "hello alice via app_password" {
@@ -205,27 +187,27 @@ func TestBrowserUserStory(t *testing.T) {
 		t.Fatalf("app passwords %v, %v", aps, err)
 	}
 	item := `li[data-id="` + aps[2].ID + `"]`
-	do(t, ctx, "done",
+	browser.Do(t, ctx, "done",
 		chromedp.Click(id("created-done")),
 		chromedp.WaitNotPresent(id("created-password")),
 		chromedp.WaitVisible(css(item)),
 	)
-	if html := get(t, ctx, "page", chromedp.OuterHTML(css("html"))); strings.Contains(html, secret) {
+	if html := browser.Get(t, ctx, "page", chromedp.OuterHTML(css("html"))); strings.Contains(html, secret) {
 		t.Error("the password is still on the page after Done")
 	}
-	if text := get(t, ctx, "item", chromedp.Text(css(item))); !strings.Contains(text, "My iPhone") ||
+	if text := browser.Get(t, ctx, "item", chromedp.Text(css(item))); !strings.Contains(text, "My iPhone") ||
 		!strings.Contains(text, "127.0.0.1") || !strings.Contains(text, "DAVx⁵ on Android") {
 		t.Errorf("list item after use: %q", text)
 	}
 	screenshot(t, ctx, filepath.Join(shots, "settings.png"), 1024)
 
 	// 6. Lost phone: revoke it in the page; it stops working, others do not.
-	do(t, ctx, "revoke My iPhone",
+	browser.Do(t, ctx, "revoke My iPhone",
 		chromedp.Click(css(item+` form.action button`)),
 		chromedp.WaitVisible(css(".notice")),
 		chromedp.WaitNotPresent(css(item)),
 	)
-	if notice := get(t, ctx, "notice", chromedp.Text(css(".notice"))); !strings.Contains(notice, "App password revoked") {
+	if notice := browser.Get(t, ctx, "notice", chromedp.Text(css(".notice"))); !strings.Contains(notice, "App password revoked") {
 		t.Errorf("notice %q", notice)
 	}
 	if status, _ := davGet(t, srv, login, secret); status != http.StatusUnauthorized {
@@ -236,7 +218,7 @@ func TestBrowserUserStory(t *testing.T) {
 	}
 
 	// Sign out ends the session on the server.
-	do(t, ctx, "sign out",
+	browser.Do(t, ctx, "sign out",
 		chromedp.Click(css(`header form button`)),
 		chromedp.WaitVisible(id("username")),
 	)
@@ -253,8 +235,8 @@ func TestBrowserUserStory(t *testing.T) {
 // viewport width.
 func screenshot(t *testing.T, ctx context.Context, path string, width int64) {
 	t.Helper()
-	do(t, ctx, "viewport for "+filepath.Base(path), chromedp.EmulateViewport(width, 800))
-	png := get(t, ctx, "screenshot "+filepath.Base(path), chromedp.FullScreenshot(100))
+	browser.Do(t, ctx, "viewport for "+filepath.Base(path), chromedp.EmulateViewport(width, 800))
+	png := browser.Get(t, ctx, "screenshot "+filepath.Base(path), chromedp.FullScreenshot(100))
 	if len(png) < 1000 || string(png[1:4]) != "PNG" {
 		t.Fatalf("screenshot %s: %d bytes, not a PNG", path, len(png))
 	}

@@ -1,11 +1,9 @@
 package settings
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"strings"
 
@@ -34,17 +32,6 @@ type grantData struct {
 	ClientDetail string // the full User-Agent
 	SignIn       bool   // not signed in: show the sign-in form
 	Done         string // "granted" or "denied"
-	Access       accessForm
-}
-
-func (h *Handler) parseGrantTemplate() error {
-	t, err := template.New("grant.html").Funcs(template.FuncMap{"join": strings.Join}).
-		ParseFS(assets, "templates/layout.html", "templates/access.html", "templates/grant.html")
-	if err != nil {
-		return fmt.Errorf("settings: templates: %w", err)
-	}
-	h.tmpl["grant.html"] = t
-	return nil
 }
 
 // flowPathPrefix is where grant pages live under the prefix.
@@ -92,15 +79,7 @@ func redactToken(fn http.HandlerFunc) http.HandlerFunc {
 
 func (h *Handler) renderGrant(w http.ResponseWriter, r *http.Request, status int, d *grantData) {
 	d.Title, d.Prefix = h.opts.Title, h.opts.Prefix
-	var buf bytes.Buffer
-	if err := h.tmpl["grant.html"].ExecuteTemplate(&buf, "layout", d); err != nil {
-		h.log.ErrorContext(r.Context(), "render page", "template", "grant.html", "error", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	h.execute(w, r, status, "grant.html", d)
 }
 
 // pendingFlow looks the flow of the request's token up, answering the

@@ -90,7 +90,7 @@ var notices = map[string]string{
 func (h *Handler) parseTemplates() error {
 	funcs := template.FuncMap{"join": strings.Join}
 	h.tmpl = map[string]*template.Template{}
-	for _, name := range []string{"signin.html", "security.html", "error.html"} {
+	for _, name := range []string{"signin.html", "security.html", "error.html", "grant.html"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/access.html", "templates/"+name)
 		if err != nil {
 			return fmt.Errorf("settings: templates: %w", err)
@@ -104,6 +104,11 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	d.Title = h.opts.Title
 	d.Prefix = h.opts.Prefix
 	h.ssoPageData(name, d)
+	h.execute(w, r, status, name, d)
+}
+
+// execute writes template name's page with d, or a plain 500 when it fails.
+func (h *Handler) execute(w http.ResponseWriter, r *http.Request, status int, name string, d any) {
 	var buf bytes.Buffer
 	if err := h.tmpl[name].ExecuteTemplate(&buf, "layout", d); err != nil {
 		h.log.ErrorContext(r.Context(), "render page", "template", name, "error", err)

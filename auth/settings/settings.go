@@ -192,9 +192,6 @@ func New(m *auth.Manager, verifier auth.PasswordVerifier, opts *Options) (*Handl
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
-	if err := h.parseGrantTemplate(); err != nil {
-		return nil, err
-	}
 	h.routes()
 	return h, nil
 }

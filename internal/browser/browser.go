@@ -65,3 +65,28 @@ func New(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	}
 	return tab
 }
+
+// Do runs browser steps, failing the test with the step's name and where
+// the browser is. Each call has a bound of its own, so that a failed step
+// leaves time to say so; it is not a timing assertion.
+func Do(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	stepCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(stepCtx, actions...); err != nil {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		body, _ := chromedp.Run(ctx, chromedp.Text(`body`))
+		t.Fatalf("browser: %s: %v; at %s: %.500s", step, err, loc, body)
+	}
+}
+
+// Get runs one browser action and returns its value, failing the test
+// with the step's name.
+func Get[T any](t *testing.T, ctx context.Context, step string, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("browser: %s: %v", step, err)
+	}
+	return v
+}
