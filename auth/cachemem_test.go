@@ -60,7 +60,7 @@ func cacheMemory(b *testing.B, n int, audit bool) float64 {
 		}
 		attempts[i] = auth.Attempt{Username: u.Login, Password: secret, RemoteAddr: "192.0.2.1", UserAgent: "DAVx5/4.4"}
 	}
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	for _, a := range attempts {
 		if _, err := m.Authenticate(b.Context(), a); err != nil {
 			b.Fatal(err)
@@ -69,7 +69,7 @@ func cacheMemory(b *testing.B, n int, audit bool) float64 {
 	if err := m.Flush(b.Context()); err != nil {
 		b.Fatal(err)
 	}
-	after := liveHeap()
+	after := testkit.LiveHeap()
 	// Every credential must still be cached, or the figure would be low.
 	if got := m.CachedCredentials(); got != n {
 		b.Fatalf("%d credentials cached, want %d", got, n)
@@ -77,13 +77,4 @@ func cacheMemory(b *testing.B, n int, audit bool) float64 {
 	runtime.KeepAlive(m)
 	runtime.KeepAlive(attempts)
 	return float64(int64(after)-int64(before)) / float64(n)
-}
-
-// liveHeap returns the bytes of live heap objects after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

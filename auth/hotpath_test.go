@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
-	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testkit"
 )
 
@@ -260,15 +259,11 @@ func TestTypoOfACachedSecret(t *testing.T) {
 // decided by the exact clock near its boundary, so a credential is refused
 // the moment it expires, even while the coarse clock still says before.
 func TestExpiryDecidedByTheExactClock(t *testing.T) {
-	dir := memory.NewDirectory()
-	alice := auth.User{ID: "u-alice", Login: "alice"}
-	if err := dir.AddUser(alice, ""); err != nil {
-		t.Fatal(err)
-	}
-	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}}) // the real clock
+	e := realClockEnv(t, nil)
+	m, alice := e.m, e.alice
 	for round := range 5 {
 		expires := time.Now().Add(50 * time.Millisecond).Truncate(time.Microsecond)
-		_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", round), ExpiresAt: expires})
+		_, secret, err := m.IssueAppPassword(t.Context(), alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", round), ExpiresAt: expires})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,19 +285,9 @@ func TestExpiryDecidedByTheExactClock(t *testing.T) {
 // it (an idle server is not woken every millisecond), starts again with
 // the next verify, and Close stops it.
 func TestCoarseClockStopsWhenIdle(t *testing.T) {
-	dir := memory.NewDirectory()
-	alice := auth.User{ID: "u-alice", Login: "alice"}
-	if err := dir.AddUser(alice, ""); err != nil {
-		t.Fatal(err)
-	}
-	m, err := auth.NewManager(memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: "phone"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := realClockEnv(t, nil)
+	m := e.m
+	_, secret := e.issue(t, e.alice, "phone")
 	c := auth.Attempt{Username: "alice", Password: secret}
 	for range 2 {
 		if _, err := m.Authenticate(t.Context(), c); err != nil {
@@ -323,6 +308,17 @@ func TestCoarseClockStopsWhenIdle(t *testing.T) {
 	}
 }
 
+// realClockEnv is newEnv on the real clock, whose app-password verifies
+// read the coarse clock, with the default, discarding logger.
+func realClockEnv(t *testing.T, edit func(*auth.Options)) *env {
+	return newEnv(t, func(o *auth.Options) {
+		o.Now, o.Logger = nil, nil
+		if edit != nil {
+			edit(o)
+		}
+	})
+}
+
 // waitFor waits for cond, polling, for at most 30 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -339,17 +335,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // expired meanwhile is refused all the same, whether the coarse clock
 // runs (its next tick re-anchors) or is stopped (the exact clock decides).
 func TestExpiryAfterAClockJump(t *testing.T) {
-	dir := memory.NewDirectory()
-	alice := auth.User{ID: "u-alice", Login: "alice"}
-	if err := dir.AddUser(alice, ""); err != nil {
-		t.Fatal(err)
-	}
-	// The real clock; the background re-anchor no sooner than every 5 s.
-	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Peppers: []auth.Pepper{testPepper}, LastUsedInterval: time.Hour})
+	// The background re-anchor no sooner than every 5 s.
+	e := realClockEnv(t, func(o *auth.Options) { o.LastUsedInterval = time.Hour })
+	m, alice := e.m, e.alice
 	const lag = 2 * time.Hour // more than any margin the exact clock decides in
 	for _, running := range []bool{true, false} {
 		expires := time.Now().Add(50 * time.Millisecond).Truncate(time.Microsecond)
-		_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", running), ExpiresAt: expires})
+		_, secret, err := m.IssueAppPassword(t.Context(), alice, auth.IssueRequest{Name: fmt.Sprint("short-lived ", running), ExpiresAt: expires})
 		if err != nil {
 			t.Fatal(err)
 		}

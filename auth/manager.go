@@ -417,16 +417,15 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	// through; any failure is the refusal. A cache hit asks the Limiter
 	// only when it fails after all (see verify).
 	var lim limiterState
-	defer func() { allowed = lim.allowed }()
 	e, err := m.verify(ctx, h, KindAppPassword, c, &fail, &lim)
 	if err != nil {
-		return nil, allowed, m.refuse(ctx, c, &fail, &lim, err)
+		return m.refuse(ctx, c, &fail, &lim, err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
 	} else if cred.Login != login && !SameLogin(cred.Login, login) {
-		return nil, allowed, m.refuse(ctx, c, &fail, &lim, m.deny(ctx, fail, "wrong_user"))
+		return m.refuse(ctx, c, &fail, &lim, m.deny(ctx, fail, "wrong_user"))
 	}
 	// The Principal of the last success, while the owner answer it was
 	// built from is the cached one and due for no re-check, is shared: a
@@ -435,7 +434,7 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	if !hp.current(now) {
 		ue, err := m.owner(ctx, cred, &fail)
 		if err != nil {
-			return nil, allowed, m.refuse(ctx, c, &fail, &lim, err)
+			return m.refuse(ctx, c, &fail, &lim, err)
 		}
 		if hp == nil || hp.owner != ue {
 			hp = &hotPrincipal{owner: ue, p: &Principal{User: *ue.user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}}
@@ -445,7 +444,7 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	m.touch(e, c, fail.Time)
 	fail.Type, fail.UserID, fail.Login, fail.CredentialID = EventAuthenticated, cred.UserID, cred.Login, cred.ID
 	m.succeeded(ctx, e, &fail)
-	return hp.p, allowed, nil
+	return hp.p, lim.allowed, nil
 }
 
 // cachedHit is appPassword's common case, an app password it verified
@@ -495,21 +494,22 @@ func expiresSoon(cred *StoredCredential, now time.Time) bool {
 	return !cred.ExpiresAt.IsZero() && cred.ExpiresAt.Sub(now) < exactMargin
 }
 
-// refuse turns a failure of an app-password attempt into what the
-// Limiter's answer makes it: a cache hit that fails after all asks the
-// Limiter now (lim.deferred), and an attempt the Limiter refused but whose
-// exact hit went on is its refusal (lim.refused).
-func (m *Manager) refuse(ctx context.Context, c Attempt, fail *Event, lim *limiterState, err error) error {
+// refuse turns a failure of an app-password attempt into appPassword's
+// results, the error being what the Limiter's answer makes it: a cache hit
+// that fails after all asks the Limiter now (lim.deferred), and an attempt
+// the Limiter refused but whose exact hit went on is its refusal
+// (lim.refused).
+func (m *Manager) refuse(ctx context.Context, c Attempt, fail *Event, lim *limiterState, err error) (*Principal, bool, error) {
 	if lim.deferred && errors.Is(err, ErrInvalidCredentials) {
 		if lerr := m.opts.Limiter.Allow(ctx, c); lerr != nil {
-			return m.throttled(ctx, *fail, lerr)
+			return nil, false, m.throttled(ctx, *fail, lerr)
 		}
 		lim.allowed = true // Authenticate reports the failure
 	}
 	if lim.refused != nil && errors.Is(err, ErrInvalidCredentials) {
-		return m.throttled(ctx, *fail, lim.refused)
+		return nil, lim.allowed, m.throttled(ctx, *fail, lim.refused)
 	}
-	return err
+	return nil, lim.allowed, err
 }
 
 // verify runs the part of the verify path that app passwords and sessions

@@ -633,21 +633,13 @@ func testClaimJob(t *testing.T, s auth.Store) {
 	}
 	ctx := t.Context()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			won, err := c.ClaimJob(ctx, "purge", now, time.Hour)
-			if err != nil {
-				t.Error(err)
-			}
-			if won {
-				wins.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if n := wins.Load(); n != 1 {
+	if n := concurrentWins(func(int) bool {
+		won, err := c.ClaimJob(ctx, "purge", now, time.Hour)
+		if err != nil {
+			t.Error(err)
+		}
+		return won
+	}); n != 1 {
 		t.Fatalf("8 concurrent claims: %d won, want 1", n)
 	}
 	claim := func(name string, at time.Time, want bool) {
@@ -688,35 +680,22 @@ func testTransient(t *testing.T, s auth.Store) {
 	if v, err := ts.Transient(ctx, "a", key, now); err != nil || string(v) != "v1" {
 		t.Fatalf("Transient = %q, %v; want v1", v, err)
 	}
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			err := ts.SwapTransient(ctx, "a", key, []byte("v1"), []byte(fmt.Sprint("swap-", i)), now)
-			if err == nil {
-				wins.Add(1)
-			} else if !errors.Is(err, auth.ErrNotFound) {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if n := wins.Load(); n != 1 {
+	if n := concurrentWins(func(i int) bool {
+		err := ts.SwapTransient(ctx, "a", key, []byte("v1"), []byte(fmt.Sprint("swap-", i)), now)
+		if err != nil && !errors.Is(err, auth.ErrNotFound) {
+			t.Error(err)
+		}
+		return err == nil
+	}); n != 1 {
 		t.Fatalf("8 concurrent swaps from one value: %d won, want 1", n)
 	}
-	wins.Store(0)
-	for range 8 {
-		wg.Go(func() {
-			v, err := ts.TakeTransient(ctx, "a", key, now)
-			if err == nil && strings.HasPrefix(string(v), "swap-") {
-				wins.Add(1)
-			} else if err != nil && !errors.Is(err, auth.ErrNotFound) {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if n := wins.Load(); n != 1 {
+	if n := concurrentWins(func(int) bool {
+		v, err := ts.TakeTransient(ctx, "a", key, now)
+		if err != nil && !errors.Is(err, auth.ErrNotFound) {
+			t.Error(err)
+		}
+		return err == nil && strings.HasPrefix(string(v), "swap-")
+	}); n != 1 {
 		t.Fatalf("8 concurrent takes: %d got the value, want 1", n)
 	}
 	if _, err := ts.Transient(ctx, "a", key, now); !errors.Is(err, auth.ErrNotFound) {
@@ -776,19 +755,6 @@ func testFederatedSessions(t *testing.T, s auth.Store) {
 		t.Log("store does not implement auth.FederatedSessionFinder")
 		return
 	}
-	ids := func(q auth.Federation) []string {
-		t.Helper()
-		got, err := f.FederatedSessions(ctx, q)
-		if err != nil {
-			t.Fatalf("FederatedSessions(%+v): %v", q, err)
-		}
-		var out []string
-		for _, c := range got {
-			out = append(out, c.ID)
-		}
-		slices.Sort(out)
-		return out
-	}
 	sorted := func(cs ...*auth.StoredCredential) []string {
 		var out []string
 		for _, c := range cs {
@@ -796,6 +762,14 @@ func testFederatedSessions(t *testing.T, s auth.Store) {
 		}
 		slices.Sort(out)
 		return out
+	}
+	ids := func(q auth.Federation) []string {
+		t.Helper()
+		got, err := f.FederatedSessions(ctx, q)
+		if err != nil {
+			t.Fatalf("FederatedSessions(%+v): %v", q, err)
+		}
+		return sorted(got...)
 	}
 	for _, tt := range []struct {
 		q    auth.Federation
@@ -817,4 +791,20 @@ func testFederatedSessions(t *testing.T, s auth.Store) {
 			t.Errorf("FederatedSessions(%+v) = %v, want ErrInvalidInput (it would match every session)", q, err)
 		}
 	}
+}
+
+// concurrentWins runs try 8 times at once (with 0 to 7) and counts the
+// tries that report a win.
+func concurrentWins(try func(i int) bool) int32 {
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if try(i) {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return wins.Load()
 }

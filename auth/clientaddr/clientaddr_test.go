@@ -23,6 +23,10 @@ func TestAddr(t *testing.T) {
 		{"forwarded configured, XFF ignored", "forwarded", "10.0.0.1:1", http.Header{"X-Forwarded-For": {"6.6.6.6"}}, "10.0.0.1"},
 		{"element without for= stops the walk", "Forwarded", "10.0.0.1:1", http.Header{"Forwarded": {"for=6.6.6.6, proto=https"}}, "10.0.0.1"},
 		{"unix socket", "", "@", nil, "@"},
+		{"untrusted IPv6 peer", "", "[2001:db8::1]:443", nil, "2001:db8::1"},
+		{"IPv4-mapped peer", "", "[::ffff:192.0.2.1]:1", nil, "192.0.2.1"},
+		{"peer with a zone", "", "[fe80::1%eth0]:80", nil, "fe80::1"},
+		{"peer that is no host:port", "", "192.0.2.1", nil, "192.0.2.1"},
 	} {
 		res, err := clientaddr.New(&clientaddr.Options{TrustedProxies: proxies, Header: tc.header})
 		if err != nil {

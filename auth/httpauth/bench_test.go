@@ -23,21 +23,8 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkMiddleware -count 6 ./auth/httpauth
 func BenchmarkMiddleware(b *testing.B) {
-	dir := memory.NewDirectory()
-	alice := auth.User{ID: "u-alice", Login: "alice"}
-	if err := dir.AddUser(alice, "account password"); err != nil {
-		b.Fatal(err)
-	}
-	limiter, err := throttle.New(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := testkit.NewManager(b, memory.NewStore(), dir, &auth.Options{Limiter: limiter})
+	m, _, secret := benchManager(b)
 	mw, err := httpauth.New(m, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, secret, err := m.IssueAppPassword(b.Context(), &alice, auth.IssueRequest{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -106,20 +93,7 @@ func (w nopWriter) WriteHeader(int)             {}
 //
 //	go test -run '^$' -bench MiddlewareOwnWork -benchmem -count 3 ./auth/httpauth
 func BenchmarkMiddlewareOwnWork(b *testing.B) {
-	dir := memory.NewDirectory()
-	alice := auth.User{ID: "u-alice", Login: "alice"}
-	if err := dir.AddUser(alice, "account password"); err != nil {
-		b.Fatal(err)
-	}
-	limiter, err := throttle.New(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := testkit.NewManager(b, memory.NewStore(), dir, &auth.Options{Limiter: limiter})
-	_, secret, err := m.IssueAppPassword(b.Context(), &alice, auth.IssueRequest{Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, alice, secret := benchManager(b)
 	var seen *auth.Principal
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen, _ = httpauth.PrincipalFromContext(r.Context()) })
 	fixed, err := httpauth.New(fixedAuthenticator{&auth.Principal{User: alice}}, nil)
@@ -153,4 +127,24 @@ func BenchmarkMiddlewareOwnWork(b *testing.B) {
 	if seen == nil {
 		b.Fatal("the handler saw no principal")
 	}
+}
+
+// benchManager returns a Manager on the memory backend with a Throttle as
+// its Limiter, as in production, its user alice and an app password of
+// hers.
+func benchManager(b *testing.B) (m *auth.Manager, alice auth.User, secret string) {
+	dir := memory.NewDirectory()
+	alice = auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, "account password"); err != nil {
+		b.Fatal(err)
+	}
+	limiter, err := throttle.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m = testkit.NewManager(b, memory.NewStore(), dir, &auth.Options{Limiter: limiter})
+	if _, secret, err = m.IssueAppPassword(b.Context(), &alice, auth.IssueRequest{Name: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	return m, alice, secret
 }

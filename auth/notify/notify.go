@@ -280,14 +280,21 @@ func (n *Notifier) message(e auth.Event) *Message {
 	if m.Time.IsZero() {
 		m.Time = n.opts.Now().UTC()
 	}
-	u := n.user(e.UserID, e.CredentialID)
+	u, listed, fresh := n.user(e.UserID, e.CredentialID)
 	switch e.Kind {
 	case auth.KindAppPassword:
 		m.What = AppPasswordCreated
 	case auth.KindSession:
+		if !n.newAddress(u, m.RemoteAddr) {
+			return nil
+		}
 		// An address new to this notifier may be known from a session that
-		// another server (sharing the store) saw: ask the sessions again.
-		if !n.newAddress(u, m.RemoteAddr) || slices.Contains(n.sessionAddrs(e.UserID, e.CredentialID), m.RemoteAddr) {
+		// another server (sharing the store) saw: ask the sessions again,
+		// unless user has just listed them.
+		if !fresh {
+			listed = n.sessionAddrs(e.UserID, e.CredentialID)
+		}
+		if slices.Contains(listed, m.RemoteAddr) {
 			return nil
 		}
 		m.What = NewSignIn
@@ -316,13 +323,14 @@ func (n *Notifier) message(e auth.Event) *Message {
 }
 
 // user returns the state of userID, evicting the longest idle user when
-// MaxUsers are remembered. A user met for the first time learns the
-// addresses of their sessions, except the session exclude (just created).
-func (n *Notifier) user(userID, exclude string) *userState {
+// MaxUsers are remembered. A user met for the first time (fresh) learns
+// the addresses of their sessions, except the session exclude (just
+// created), which are also returned (listed).
+func (n *Notifier) user(userID, exclude string) (u *userState, listed []string, fresh bool) {
 	now := n.opts.Now()
 	if u, ok := n.users[userID]; ok {
 		u.seen = now
-		return u
+		return u, nil, false
 	}
 	if len(n.users) >= n.opts.MaxUsers {
 		var oldest string
@@ -334,9 +342,10 @@ func (n *Notifier) user(userID, exclude string) *userState {
 		}
 		delete(n.users, oldest)
 	}
-	u := &userState{seen: now}
+	u = &userState{seen: now}
 	n.users[userID] = u
-	for _, a := range n.sessionAddrs(userID, exclude) {
+	listed = n.sessionAddrs(userID, exclude)
+	for _, a := range listed {
 		if !slices.Contains(u.addrs, a) {
 			u.addrs = append(u.addrs, a)
 		}
@@ -344,7 +353,7 @@ func (n *Notifier) user(userID, exclude string) *userState {
 	if len(u.addrs) > n.opts.KnownAddresses {
 		u.addrs = u.addrs[len(u.addrs)-n.opts.KnownAddresses:]
 	}
-	return u
+	return u, listed, true
 }
 
 // sessionAddrs lists the addresses of the user's current sessions but

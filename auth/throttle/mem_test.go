@@ -7,6 +7,7 @@ import (
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/throttle"
+	"github.com/appauth/appauth/internal/testkit"
 )
 
 // BenchmarkThrottleMemory measures what the Throttle holds per failing
@@ -39,26 +40,18 @@ func throttleMemory(b *testing.B, n int) float64 {
 	for i := range attempts {
 		attempts[i] = auth.Attempt{Username: fmt.Sprint("user", i), RemoteAddr: fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)}
 	}
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	for _, a := range attempts {
 		if err := t.Allow(b.Context(), a); err != nil {
 			b.Fatal(err)
 		}
 		t.Done(a, false)
 	}
-	after := liveHeap()
+	after := testkit.LiveHeap()
 	if a, l, p := t.Size(); a != n || l != n || p != n {
 		b.Fatalf("tables hold %d addresses, %d logins, %d pairs; want %d each", a, l, p, n)
 	}
 	runtime.KeepAlive(t)
 	runtime.KeepAlive(attempts)
 	return float64(int64(after)-int64(before)) / float64(n)
-}
-
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

@@ -2,14 +2,24 @@
 // project's tests: a settable clock, a log buffer safe for concurrent
 // writers, wrappers of a store and a password verifier that count calls and
 // fail on demand, a recording limiter, a fixed pepper, a Manager
-// constructor and a typo of a secret.
+// constructor, a typo of a secret and the live heap for memory benchmarks.
 package testkit
 
 import (
 	"bytes"
+	"runtime"
 	"sync"
 	"time"
 )
+
+// LiveHeap returns the bytes of live heap objects after a full collection.
+func LiveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
 
 // Clock is a settable clock; its Now fits auth.Options.Now and the other
 // Now options. It is safe for concurrent use.

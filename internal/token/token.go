@@ -64,17 +64,6 @@ const (
 	maxPrefixLen = 8
 )
 
-// values maps a lowercase alphabet byte to its value and every other byte to -1.
-var values = func() (t [256]int8) {
-	for i := range t {
-		t[i] = -1
-	}
-	for i := range len(alphabet) {
-		t[alphabet[i]] = int8(i)
-	}
-	return t
-}()
-
 func weight(i int) int { return i%30 + 1 }
 
 // Codec generates and normalizes the secrets of one kind, named by its prefix.
@@ -151,7 +140,7 @@ func (c *Codec) fillRandom(dst []byte) error {
 func checkChar(chars []byte) byte {
 	sum := 0
 	for i, b := range chars {
-		sum += weight(i) * int(values[b])
+		sum += weight(i) * int(classes[b]-1)
 	}
 	return alphabet[(base-sum%base)*checkInv%base]
 }
