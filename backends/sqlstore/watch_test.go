@@ -210,3 +210,53 @@ func forwardMessage(c, srv net.Conn) bool {
 	_, err := io.CopyN(srv, c, int64(binary.BigEndian.Uint32(hdr[:]))-4)
 	return err == nil
 }
+
+// TestWatcherConnectIsBounded gives WatchChanges a ListenDSN without
+// connect_timeout whose server accepts the connection and never answers:
+// the listener must give up on it (and say so) as the pool's connections
+// do, not wait on the handshake for as long as the server stays silent.
+func TestWatcherConnectIsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	logs := make(chan string, 64)
+	s, err := OpenPostgres(t.Context(), testenv.Postgres(t), &Options{
+		ListenDSN: "postgres://appauth@" + ln.Addr().String() + "/postgres?sslmode=disable",
+		Logger:    slog.New(msgHandler{logs}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- s.WatchChanges(ctx, func(string, string) {}) }()
+	defer func() {
+		cancel()
+		<-returned
+	}()
+	// A safety net, not a timing assertion: DefaultConnectTimeout is 5s.
+	for limit := time.After(4 * DefaultConnectTimeout * time.Second); ; {
+		select {
+		case msg := <-logs:
+			if strings.Contains(msg, "cannot connect") {
+				return
+			}
+		case err := <-returned:
+			t.Fatalf("WatchChanges: %v", err)
+		case <-limit:
+			t.Fatalf("the watcher was still connecting to a silent server after %ds", 4*DefaultConnectTimeout)
+		}
+	}
+}
