@@ -40,7 +40,9 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 	failed := make(chan error, 1)
 	var lc listenConn
 	l := pq.NewDialListener(dialFunc(lc.dial), s.listenDSN, listenRetryMin, listenRetryMax, func(ev pq.ListenerEventType, err error) {
-		if ev == pq.ListenerEventConnectionAttemptFailed {
+		// Once ctx is done, an attempt fails because the deferred close
+		// below refuses it: nothing to warn about.
+		if ev == pq.ListenerEventConnectionAttemptFailed && ctx.Err() == nil {
 			s.logger.Warn("sqlstore: change notification: cannot connect", "error", redactDSN(err, s.listenDSN))
 		}
 	})
