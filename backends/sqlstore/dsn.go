@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultConnectTimeout is the connect_timeout, in seconds, that
-// [OpenPostgres] adds to a DSN without one.
+// [OpenPostgres] adds to a DSN without one, and to [Options.ListenDSN].
 const DefaultConnectTimeout = 5
 
 // withConnectTimeout adds connect_timeout to a URL or key=value DSN that

@@ -94,6 +94,7 @@ type lookupResult struct {
 // its context's deadline, not at a cancellation: see pgconn.go).
 type batch struct {
 	lookups []*lookup
+	hashes  [][]byte // their distinct hashes
 	ctx     context.Context
 	cancel  context.CancelFunc
 	waiting atomic.Int32
@@ -160,18 +161,18 @@ func (c *coalescer) take() *batch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ls []*lookup
-	distinct := 0
+	var hashes [][]byte
 	n := 0
 	for _, l := range c.queue {
 		if l.gone {
 			n++
 			continue
 		}
-		if !hasHash(ls, l.hash) {
-			if distinct == maxBatch {
+		if !hasHash(hashes, l.hash) {
+			if len(hashes) == maxBatch {
 				break
 			}
-			distinct++
+			hashes = append(hashes, l.hash)
 		}
 		ls = append(ls, l)
 		n++
@@ -181,7 +182,7 @@ func (c *coalescer) take() *batch {
 		c.running--
 		return nil
 	}
-	b := &batch{lookups: ls}
+	b := &batch{lookups: ls, hashes: hashes}
 	if d := latest(ls); d.IsZero() {
 		b.ctx, b.cancel = context.WithCancel(context.Background())
 	} else {
@@ -208,10 +209,10 @@ func latest(ls []*lookup) time.Time {
 	return d
 }
 
-// hasHash reports whether one of ls looks up hash. Batches are small.
-func hasHash(ls []*lookup, hash []byte) bool {
-	for _, l := range ls {
-		if bytes.Equal(l.hash, hash) {
+// hasHash reports whether hashes holds hash. Batches are small.
+func hasHash(hashes [][]byte, hash []byte) bool {
+	for _, h := range hashes {
+		if bytes.Equal(h, hash) {
 			return true
 		}
 	}
@@ -227,23 +228,15 @@ func (c *coalescer) drain(b *batch) {
 
 // run sends one batch's query and answers each of its lookups.
 func (c *coalescer) run(b *batch) {
-	ctx := b.ctx
 	defer b.cancel()
-
-	hashes := make([][]byte, 0, len(b.lookups))
-	for _, l := range b.lookups {
-		if !hasHashIn(hashes, l.hash) {
-			hashes = append(hashes, l.hash)
-		}
-	}
 	c.queries.Add(1)
 	c.batched.Add(uint64(len(b.lookups)))
 	var rows []row
 	var err error
-	if len(hashes) == 1 {
-		rows, err = c.one(ctx, hashes[0])
+	if len(b.hashes) == 1 {
+		rows, err = c.one(b.ctx, b.hashes[0])
 	} else {
-		rows, err = c.many(ctx, hashes)
+		rows, err = c.many(b.ctx, b.hashes)
 	}
 	for i, l := range b.lookups {
 		r := lookupResult{err: err}
@@ -254,15 +247,6 @@ func (c *coalescer) run(b *batch) {
 		}
 		l.done <- r
 	}
-}
-
-func hasHashIn(hashes [][]byte, hash []byte) bool {
-	for _, h := range hashes {
-		if bytes.Equal(h, hash) {
-			return true
-		}
-	}
-	return false
 }
 
 // pick returns the row whose hash is hash as a credential (its hash cloned

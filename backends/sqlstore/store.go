@@ -58,7 +58,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ListenDSN is the PostgreSQL DSN that [Store.WatchChanges] connects
 	// to. [OpenPostgres] sets it from its own DSN; set it for a Store made
-	// with [New] so that revocations reach every server at once.
+	// with [New] so that revocations reach every server at once. Unless it
+	// sets connect_timeout, connecting gives up after
+	// [DefaultConnectTimeout].
 	ListenDSN string
 
 	// MaxOpenConns bounds the connections of a pool the Store opens
@@ -270,12 +272,15 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 		prefix:     prefix,
 		q:          d.queries(prefix + "credentials"),
 		logger:     logger.With("backend", "sqlstore", "dialect", d.name, "table_prefix", prefix),
-		listenDSN:  opts.ListenDSN,
 		usageBatch: maxUsageBatch,
 		listenPing: listenPingEvery,
 		// The driver interrupts a statement, and a wait for the write
 		// lock, once its context is done.
 		honorsContext: d == sqliteDialect,
+	}
+	if opts.ListenDSN != "" {
+		// The listener's handshake is bounded like the pool's connects.
+		s.listenDSN = withConnectTimeout(opts.ListenDSN)
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err

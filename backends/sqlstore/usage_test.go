@@ -125,13 +125,7 @@ func TestRecordUsageBatches(t *testing.T) {
 			ctx := t.Context()
 			base := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
 			const n = 8
-			for i := range n {
-				c := &auth.StoredCredential{ID: fmt.Sprintf("id-%02d", i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
-					Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
-				if err := s.CreateCredential(ctx, c); err != nil {
-					t.Fatal(err)
-				}
-			}
+			createAlices(t, s, n, "id-%02d", base)
 			// id-03 was used at base+1h already: an older use must not win.
 			if err := s.RecordUsage(ctx, []auth.Usage{{UserID: "u-alice", ID: "id-03", At: base.Add(time.Hour), Addr: "192.0.2.3", Client: "first"}}); err != nil {
 				t.Fatal(err)
@@ -188,6 +182,19 @@ func TestRecordUsageBatches(t *testing.T) {
 	}
 }
 
+// createAlices stores n app passwords of alice, created at base, the i-th
+// with ID fmt.Sprintf(idFormat, i) and hash fakeHash(i).
+func createAlices(tb testing.TB, s *Store, n int, idFormat string, base time.Time) {
+	tb.Helper()
+	for i := range n {
+		c := &auth.StoredCredential{ID: fmt.Sprintf(idFormat, i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
+			Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
+		if err := s.CreateCredential(tb.Context(), c); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // hostileClient is a User-Agent made of what quotes, separates and ends
 // an array literal or a string.
 const hostileClient = `DAVx5 "}, {'x'} \" NULL ,\\ é` + "\t\n"
@@ -210,13 +217,7 @@ func TestConcurrentFlushesDoNotDeadlock(t *testing.T) {
 	ctx := t.Context()
 	base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	const n = 200
-	for i := range n {
-		c := &auth.StoredCredential{ID: fmt.Sprintf("id-%03d", i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
-			Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
-		if err := stores[0].CreateCredential(ctx, c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createAlices(t, stores[0], n, "id-%03d", base)
 	const rounds = 20
 	for round := range rounds {
 		var wg sync.WaitGroup
@@ -272,13 +273,7 @@ func BenchmarkRecordUsage(b *testing.B) {
 			ctx := b.Context()
 			base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 			const n = 500
-			for i := range n {
-				c := &auth.StoredCredential{ID: fmt.Sprintf("id-%03d", i), Kind: auth.KindAppPassword, UserID: "u-alice", Login: "alice",
-					Name: fmt.Sprint("device ", i), Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base}
-				if err := s.CreateCredential(ctx, c); err != nil {
-					b.Fatal(err)
-				}
-			}
+			createAlices(b, s, n, "id-%03d", base)
 			var tick atomic.Int64
 			usage := func() []auth.Usage {
 				at := base.Add(time.Duration(tick.Add(1)) * time.Second)

@@ -40,13 +40,20 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 	failed := make(chan error, 1)
 	var lc listenConn
 	l := pq.NewDialListener(dialFunc(lc.dial), s.listenDSN, listenRetryMin, listenRetryMax, func(ev pq.ListenerEventType, err error) {
-		if ev == pq.ListenerEventConnectionAttemptFailed {
+		// Once ctx is done, an attempt fails because the deferred close
+		// below refuses it: nothing to warn about.
+		if ev == pq.ListenerEventConnectionAttemptFailed && ctx.Err() == nil {
 			s.logger.Warn("sqlstore: change notification: cannot connect", "error", redactDSN(err, s.listenDSN))
 		}
 	})
-	// Close waits for a ping still waiting (it holds the listener's lock),
-	// at most until the ping's deadline.
-	defer l.Close()
+	// A call waiting for the server holds the listener's lock, which Close
+	// needs: lib/pq's LISTEN waits for its answer with no deadline, before
+	// any ping (at the start, and after a reconnect). So the connection
+	// fails first, and no new one is dialed.
+	defer func() {
+		lc.close()
+		l.Close()
+	}()
 	channel := s.prefix + "credentials"
 	go func() { failed <- l.Listen(channel) }()
 	select {
@@ -90,19 +97,36 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 // a ping puts a read deadline on the connection: missing it fails the
 // connection, and the listener reconnects.
 type listenConn struct {
-	mu sync.Mutex
-	c  net.Conn
+	mu     sync.Mutex
+	c      net.Conn
+	closed bool // by close: no more dials
 }
 
 func (lc *listenConn) dial(ctx context.Context, network, address string) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, address)
-	if err == nil {
-		lc.mu.Lock()
-		lc.c = c
-		lc.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	lc.c = c
+	return c, nil
+}
+
+// close fails every read and write on the newest connection at once, and
+// every later dial.
+func (lc *listenConn) close() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.closed = true
+	if lc.c != nil {
+		lc.c.SetDeadline(time.Now())
+	}
 }
 
 func (lc *listenConn) newest() net.Conn {

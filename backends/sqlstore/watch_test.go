@@ -1,8 +1,13 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +88,175 @@ func TestHungPostgresWatcherPing(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("WatchChanges did not return within 10s of its context's cancel on a hung PostgreSQL")
+	}
+}
+
+// TestWatcherCancelWhileListenHangs runs WatchChanges through a proxy that
+// passes the connection's startup but never the LISTEN: a server that hangs
+// just then. lib/pq waits for LISTEN's answer holding the listener's lock,
+// before any ping is sent, so the watcher must fail that connection itself
+// once its context is cancelled, or its Close waits for as long as the
+// server hangs.
+func TestWatcherCancelWhileListenHangs(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan struct{}, 1)
+	u.Host = holdListenProxy(t, u.Host, held)
+	s, err := OpenPostgres(t.Context(), dsn, &Options{ListenDSN: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- s.WatchChanges(ctx, func(string, string) {}) }()
+	select {
+	case <-held:
+	case err := <-returned:
+		t.Fatalf("WatchChanges: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the watcher sent no LISTEN within 20s")
+	}
+	cancel()
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Errorf("WatchChanges after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second): // a safety net, not a timing assertion
+		t.Fatal("WatchChanges did not return within 10s of its context's cancel while its LISTEN hung")
+	}
+}
+
+// holdListenProxy forwards connections to addr until a client sends a
+// query holding LISTEN: from then on nothing more of that client's reaches
+// the server, and held is signalled. It returns the proxy's address.
+func holdListenProxy(t *testing.T, addr string, held chan<- struct{}) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			srv, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { srv.Close() })
+			go io.Copy(c, srv)
+			go func() {
+				// The startup message has no type byte; every later one has.
+				if !forwardMessage(c, srv) {
+					return
+				}
+				for {
+					var typ [1]byte
+					if _, err := io.ReadFull(c, typ[:]); err != nil {
+						return
+					}
+					if typ[0] == 'Q' {
+						var hdr [4]byte
+						if _, err := io.ReadFull(c, hdr[:]); err != nil {
+							return
+						}
+						body := make([]byte, binary.BigEndian.Uint32(hdr[:])-4)
+						if _, err := io.ReadFull(c, body); err != nil {
+							return
+						}
+						if bytes.Contains(bytes.ToUpper(body), []byte("LISTEN")) {
+							select {
+							case held <- struct{}{}:
+							default:
+							}
+							io.Copy(io.Discard, c)
+							return
+						}
+						srv.Write(append(append(typ[:], hdr[:]...), body...))
+						continue
+					}
+					srv.Write(typ[:])
+					if !forwardMessage(c, srv) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// forwardMessage copies one length-prefixed message (its type byte, if
+// any, already sent) from c to srv.
+func forwardMessage(c, srv net.Conn) bool {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return false
+	}
+	if _, err := srv.Write(hdr[:]); err != nil {
+		return false
+	}
+	_, err := io.CopyN(srv, c, int64(binary.BigEndian.Uint32(hdr[:]))-4)
+	return err == nil
+}
+
+// TestWatcherConnectIsBounded gives WatchChanges a ListenDSN without
+// connect_timeout whose server accepts the connection and never answers:
+// the listener must give up on it (and say so) as the pool's connections
+// do, not wait on the handshake for as long as the server stays silent.
+func TestWatcherConnectIsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	logs := make(chan string, 64)
+	s, err := OpenPostgres(t.Context(), testenv.Postgres(t), &Options{
+		ListenDSN: "postgres://appauth@" + ln.Addr().String() + "/postgres?sslmode=disable",
+		Logger:    slog.New(msgHandler{logs}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- s.WatchChanges(ctx, func(string, string) {}) }()
+	defer func() {
+		cancel()
+		<-returned
+	}()
+	// A safety net, not a timing assertion: DefaultConnectTimeout is 5s.
+	for limit := time.After(4 * DefaultConnectTimeout * time.Second); ; {
+		select {
+		case msg := <-logs:
+			if strings.Contains(msg, "cannot connect") {
+				return
+			}
+		case err := <-returned:
+			t.Fatalf("WatchChanges: %v", err)
+		case <-limit:
+			t.Fatalf("the watcher was still connecting to a silent server after %ds", 4*DefaultConnectTimeout)
+		}
 	}
 }
