@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,63 +138,90 @@ func TestWatcherCancelWhileListenHangs(t *testing.T) {
 // query holding LISTEN: from then on nothing more of that client's reaches
 // the server, and held is signalled. It returns the proxy's address.
 func holdListenProxy(t *testing.T, addr string, held chan<- struct{}) string {
+	return loopbackServer(t, func(c net.Conn, keep func(net.Conn)) {
+		srv, err := net.Dial("tcp", addr)
+		if err != nil {
+			c.Close()
+			return
+		}
+		keep(srv)
+		go io.Copy(c, srv)
+		// The startup message has no type byte; every later one has.
+		if !forwardMessage(c, srv) {
+			return
+		}
+		for {
+			var typ [1]byte
+			if _, err := io.ReadFull(c, typ[:]); err != nil {
+				return
+			}
+			if typ[0] == 'Q' {
+				var hdr [4]byte
+				if _, err := io.ReadFull(c, hdr[:]); err != nil {
+					return
+				}
+				body := make([]byte, binary.BigEndian.Uint32(hdr[:])-4)
+				if _, err := io.ReadFull(c, body); err != nil {
+					return
+				}
+				if bytes.Contains(bytes.ToUpper(body), []byte("LISTEN")) {
+					select {
+					case held <- struct{}{}:
+					default:
+					}
+					io.Copy(io.Discard, c)
+					return
+				}
+				srv.Write(append(append(typ[:], hdr[:]...), body...))
+				continue
+			}
+			srv.Write(typ[:])
+			if !forwardMessage(c, srv) {
+				return
+			}
+		}
+	})
+}
+
+// loopbackServer accepts connections on a loopback address and passes each
+// to serve on a goroutine of its own (nil: hold it open and say nothing)
+// until the test ends; then it closes the listener, every connection it
+// accepted and every one serve gave to keep. It returns the address.
+func loopbackServer(t *testing.T, serve func(c net.Conn, keep func(net.Conn))) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var conns []net.Conn
+	keep := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	accepted := make(chan struct{})
 	go func() {
+		defer close(accepted)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
-			srv, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
+			keep(c)
+			if serve != nil {
+				go serve(c, keep)
 			}
-			t.Cleanup(func() { srv.Close() })
-			go io.Copy(c, srv)
-			go func() {
-				// The startup message has no type byte; every later one has.
-				if !forwardMessage(c, srv) {
-					return
-				}
-				for {
-					var typ [1]byte
-					if _, err := io.ReadFull(c, typ[:]); err != nil {
-						return
-					}
-					if typ[0] == 'Q' {
-						var hdr [4]byte
-						if _, err := io.ReadFull(c, hdr[:]); err != nil {
-							return
-						}
-						body := make([]byte, binary.BigEndian.Uint32(hdr[:])-4)
-						if _, err := io.ReadFull(c, body); err != nil {
-							return
-						}
-						if bytes.Contains(bytes.ToUpper(body), []byte("LISTEN")) {
-							select {
-							case held <- struct{}{}:
-							default:
-							}
-							io.Copy(io.Discard, c)
-							return
-						}
-						srv.Write(append(append(typ[:], hdr[:]...), body...))
-						continue
-					}
-					srv.Write(typ[:])
-					if !forwardMessage(c, srv) {
-						return
-					}
-				}
-			}()
 		}
 	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 	return ln.Addr().String()
 }
 
@@ -216,23 +244,10 @@ func forwardMessage(c, srv net.Conn) bool {
 // the listener must give up on it (and say so) as the pool's connections
 // do, not wait on the handshake for as long as the server stays silent.
 func TestWatcherConnectIsBounded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	silent := loopbackServer(t, nil)
 	logs := make(chan string, 64)
 	s, err := OpenPostgres(t.Context(), testenv.Postgres(t), &Options{
-		ListenDSN: "postgres://appauth@" + ln.Addr().String() + "/postgres?sslmode=disable",
+		ListenDSN: "postgres://appauth@" + silent + "/postgres?sslmode=disable",
 		Logger:    slog.New(msgHandler{logs}),
 	})
 	if err != nil {
