@@ -88,7 +88,7 @@ func (m *Manager) create(ctx context.Context, codec *token.Codec, cred *StoredCr
 	if err != nil {
 		return "", err
 	}
-	key := m.mac(h, m.newest(), canonical)
+	key := *m.mac(h, m.newest(), canonical)
 	cred.ID = newID()
 	cred.Hash = key[:]
 	cred.KeyID = m.opts.Peppers[m.newest()].ID

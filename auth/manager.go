@@ -316,15 +316,16 @@ type hasher struct {
 // start.
 const hitSample = 64
 
-// mac returns HMAC-SHA256 of canonical under pepper i.
-func (m *Manager) mac(h *hasher, i int, canonical []byte) hashKey {
+// mac returns HMAC-SHA256 of canonical under pepper i, in h (valid until
+// h's next mac).
+func (m *Manager) mac(h *hasher, i int, canonical []byte) *hashKey {
 	if h.macs[i] == nil {
 		h.macs[i] = hmac.New(sha256.New, m.opts.Peppers[i].Key)
 	}
 	mac := h.macs[i]
 	mac.Reset()
 	mac.Write(canonical)
-	return hashKey(mac.Sum(h.sum[:0]))
+	return (*hashKey)(mac.Sum(h.sum[:0]))
 }
 
 func (m *Manager) newest() int { return len(m.opts.Peppers) - 1 }
@@ -431,7 +432,7 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	// built from is the cached one and due for no re-check, is shared: a
 	// cached verify allocates nothing. Otherwise owner decides, as always.
 	hp := e.hot.Load()
-	if !hp.current(now) {
+	if !hp.current(now.UnixNano()) {
 		ue, err := m.owner(ctx, cred, &fail)
 		if err != nil {
 			return m.refuse(ctx, c, &fail, &lim, err)
@@ -462,14 +463,15 @@ func (m *Manager) cachedHit(ctx context.Context, h *hasher, c Attempt, byUsernam
 		return nil
 	}
 	key := m.mac(h, m.newest(), canonical)
-	e, _ := m.cache.get(&key, now.UnixNano())
+	nowNs := now.UnixNano()
+	e, _ := m.cache.get(key, nowNs)
 	if e == nil || e.cred.Kind != KindAppPassword || (byUsername && e.cred.Login != c.Username) ||
 		expiresSoon(e.cred, now) || (m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now)) {
 		return nil
 	}
 	hp := e.hot.Load()
 	audit := m.audits && m.log.Enabled(ctx, slog.LevelInfo)
-	if !hp.current(now) || (audit && m.log.Enabled(ctx, slog.LevelDebug)) {
+	if !hp.current(nowNs) || (audit && m.log.Enabled(ctx, slog.LevelDebug)) {
 		return nil
 	}
 	m.touch(e, c, now)
@@ -484,8 +486,8 @@ func (m *Manager) cachedHit(ctx context.Context, h *hasher, c Attempt, byUsernam
 
 // current reports whether hp may be returned again at now: its owner
 // answer is still the cached one, due for no re-check.
-func (hp *hotPrincipal) current(now time.Time) bool {
-	return hp != nil && !hp.owner.replaced.Load() && now.UnixNano() < hp.owner.due && !hp.owner.failing
+func (hp *hotPrincipal) current(now int64) bool {
+	return hp != nil && !hp.owner.replaced.Load() && now < hp.owner.due && !hp.owner.failing
 }
 
 // expiresSoon reports whether cred expires within exactMargin of now (or
@@ -539,7 +541,7 @@ func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, f
 		return nil, m.deny(ctx, *fail, reason)
 	}
 	now := fail.Time
-	key := m.mac(h, m.newest(), canonical)
+	key := *m.mac(h, m.newest(), canonical)
 	e, unknown := m.cache.get(&key, now.UnixNano())
 	if e == nil && !unknown && !codec.Checked(canonical) {
 		// A typo: refused before the Limiter or the store is asked.
@@ -637,7 +639,7 @@ func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key h
 	for i := m.newest(); i >= 0; i-- {
 		k := key
 		if i != m.newest() {
-			k = m.mac(h, i, canonical)
+			k = *m.mac(h, i, canonical)
 		}
 		cred, err := m.store.CredentialByHash(ctx, k[:])
 		if errors.Is(err, ErrNotFound) {
