@@ -277,3 +277,33 @@ func TestAuthTimeFromIssuedAt(t *testing.T) {
 		t.Fatalf("sign-in without auth_time = %+v, %v; want auth time %v (iat)", id, err, iat)
 	}
 }
+
+// TestTokenEndpointThrottled: the real provider behind a proxy that
+// answers the token request with 429 Too Many Requests (with and without
+// Retry-After) or 408 Request Timeout. That is the provider unavailable,
+// not the code refused: the callback is the 503 page, not a 401 "start
+// again", and the next sign-in works.
+func TestTokenEndpointThrottled(t *testing.T) {
+	s := newProxiedSSO(t)
+	for _, f := range []fault{
+		{status: http.StatusTooManyRequests, header: http.Header{"Retry-After": {"30"}}},
+		{status: http.StatusTooManyRequests},
+		{status: http.StatusRequestTimeout},
+	} {
+		b := s.newBrowser(t)
+		s.proxy.fail(s.tokenPath, f)
+		before := s.proxy.count(s.tokenPath)
+		resp, body := s.signIn(t, b, "alice")
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Temporarily unavailable") {
+			t.Errorf("token endpoint %d %v: callback %d, want 503 Temporarily unavailable", f.status, f.header, resp.StatusCode)
+		}
+		if s.proxy.count(s.tokenPath) == before {
+			t.Fatalf("token endpoint %d: the callback made no token request through the proxy", f.status)
+		}
+		s.proxy.fail(s.tokenPath, fault{})
+		resp, _ = s.signIn(t, b, "alice")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasSuffix(resp.Header.Get("Location"), "/account/security") {
+			t.Fatalf("sign-in after the provider's %d: %d to %q, want 303 to the security page", f.status, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}

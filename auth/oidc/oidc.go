@@ -326,7 +326,7 @@ func (c *Client) Complete(ctx context.Context, q url.Values, binding string) (*s
 	tok, err := c.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, c.cfg.HTTPClient), code, oauth2.VerifierOption(p.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 && !providerBusy(re.Response.StatusCode) {
 			return nil, refuse(http.StatusUnauthorized, fmt.Errorf("%w: %s", ErrCode, truncate(re.ErrorCode, 64)), msgStartAgain)
 		}
 		return nil, fmt.Errorf("oidc: token exchange: %w: %w", auth.ErrUnavailable, err)
@@ -514,6 +514,13 @@ func unavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+}
+
+// providerBusy reports whether a 4xx status from the provider says that
+// it could not handle the request now (throttled, or too slow), not that
+// the request was bad: the code may well be good.
+func providerBusy(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
 }
 
 // keysUnavailable reports whether a verification failed because the
