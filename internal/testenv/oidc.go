@@ -13,10 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/internal/atomicfile"
 )
@@ -103,10 +103,8 @@ var oidcModules = sync.OnceValues(func() (string, error) {
 	if err := writeOIDCFiles(tmp); err != nil {
 		return "", err
 	}
-	cmd := exec.Command(npm, "ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("testenv: npm ci (oidc-provider) in %s: %v: %s", tmp, err, strings.TrimSpace(string(out)))
+	if err := npmCI(npm, tmp, npmTimeout); err != nil {
+		return "", err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, serr := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); serr != nil {
@@ -115,6 +113,31 @@ var oidcModules = sync.OnceValues(func() (string, error) {
 	}
 	return dir, writeOIDCFiles(dir)
 })
+
+// npmTimeout bounds `npm ci`, generously: a hung registry fails the tests
+// instead of hanging them until CI's own limit.
+const npmTimeout = 10 * time.Minute
+
+// npmCI installs the packages of the package-lock.json in dir, within
+// timeout.
+func npmCI(npm, dir string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
+	cmd.Dir = dir
+	// npm's children too (runChild gives it a process group): one of them
+	// holding the output open would keep Wait waiting.
+	cmd.Cancel = func() error { return killGroup(cmd, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := runChild(cmd, nil)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("testenv: npm ci (oidc-provider) in %s timed out after %v: is the npm registry (npm config get registry) reachable? %w", dir, timeout, err)
+	}
+	if err != nil {
+		return fmt.Errorf("testenv: npm ci (oidc-provider): %w", err)
+	}
+	return nil
+}
 
 func writeOIDCFiles(dir string) error {
 	return fs.WalkDir(oidcFiles, "oidcprovider", func(path string, d fs.DirEntry, err error) error {
