@@ -307,3 +307,25 @@ func TestTokenEndpointThrottled(t *testing.T) {
 		}
 	}
 }
+
+// TestRotatedSigningKey: the ID token's keys are the logout tokens' (the
+// same key set, fetched at most once a minute), and a key that the real
+// provider rotates in is still learnt: a sign-in within a minute of the
+// last fetch is asked to start again, without a request for the keys;
+// the first one after that fetches them, once, and signs in.
+func TestRotatedSigningKey(t *testing.T) {
+	s := newProxiedSSO(t)
+	signIn := func(what string, status, fetches int) {
+		t.Helper()
+		resp, _ := s.signIn(t, s.newBrowser(t), "alice")
+		if resp.StatusCode != status || s.proxy.count(s.jwksPath) != fetches {
+			t.Fatalf("%s: callback %d after %d requests for the keys, want %d after %d", what, resp.StatusCode, s.proxy.count(s.jwksPath), status, fetches)
+		}
+	}
+	signIn("first sign-in", http.StatusSeeOther, 1)
+	s.op.RotateKeys(t)
+	signIn("sign-in with a new key within the minute", http.StatusUnauthorized, 1)
+	s.clock.Add(61 * time.Second)
+	signIn("sign-in with a new key after the minute", http.StatusSeeOther, 2)
+	signIn("next sign-in", http.StatusSeeOther, 2)
+}

@@ -49,7 +49,9 @@ type OIDCProvider struct {
 	Issuer string // http://127.0.0.1:port
 
 	dir  string
+	conf map[string]any // written to config.json at each start
 	proc *proc
+	keys int // rotations so far
 }
 
 // OIDC starts an OpenID provider with these clients for this test alone;
@@ -173,7 +175,7 @@ func startOIDC(clients []OIDCClient) (*OIDCProvider, error) {
 	if clients == nil {
 		clients = []OIDCClient{}
 	}
-	p := &OIDCProvider{dir: dir}
+	p := &OIDCProvider{dir: dir, conf: map[string]any{"clients": clients}}
 	p.proc = &proc{
 		name: "oidc-provider", path: node, dir: dir, logPath: filepath.Join(dir, "provider.log"),
 		stopSig: syscall.SIGTERM,
@@ -181,12 +183,11 @@ func startOIDC(clients []OIDCClient) (*OIDCProvider, error) {
 	}
 	_, err = startOnFreePort(p.proc, 1, func(ports []int) []string {
 		p.Issuer = "http://127.0.0.1:" + strconv.Itoa(ports[0])
-		conf := filepath.Join(dir, "config.json")
-		b, _ := json.Marshal(map[string]any{"port": ports[0], "clients": clients})
-		if err := os.WriteFile(conf, b, 0o600); err != nil {
+		p.conf["port"] = ports[0]
+		if err := p.writeConfig(); err != nil {
 			panic(err) // a fresh folder of ours
 		}
-		return []string{filepath.Join(mods, "provider.mjs"), conf}
+		return []string{filepath.Join(mods, "provider.mjs"), p.configPath()}
 	})
 	if err != nil {
 		p.close()
@@ -236,6 +237,30 @@ func (p *OIDCProvider) Start(t testing.TB) {
 	if err := p.proc.restart(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// RotateKeys restarts the provider (like [OIDCProvider.Stop] and
+// [OIDCProvider.Start]) signing with a new key, under a key ID it has not
+// used before; the old key is gone from its key set.
+func (p *OIDCProvider) RotateKeys(t testing.TB) {
+	t.Helper()
+	p.Stop(t)
+	p.keys++
+	p.conf["keyID"] = "rotated-" + strconv.Itoa(p.keys)
+	if err := p.writeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	p.Start(t)
+}
+
+func (p *OIDCProvider) configPath() string { return filepath.Join(p.dir, "config.json") }
+
+func (p *OIDCProvider) writeConfig() error {
+	b, err := json.Marshal(p.conf)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p.configPath(), b, 0o600)
 }
 
 func (p *OIDCProvider) close() {
