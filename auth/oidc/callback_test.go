@@ -277,3 +277,55 @@ func TestAuthTimeFromIssuedAt(t *testing.T) {
 		t.Fatalf("sign-in without auth_time = %+v, %v; want auth time %v (iat)", id, err, iat)
 	}
 }
+
+// TestTokenEndpointThrottled: the real provider behind a proxy that
+// answers the token request with 429 Too Many Requests (with and without
+// Retry-After) or 408 Request Timeout. That is the provider unavailable,
+// not the code refused: the callback is the 503 page, not a 401 "start
+// again", and the next sign-in works.
+func TestTokenEndpointThrottled(t *testing.T) {
+	s := newProxiedSSO(t)
+	for _, f := range []fault{
+		{status: http.StatusTooManyRequests, header: http.Header{"Retry-After": {"30"}}},
+		{status: http.StatusTooManyRequests},
+		{status: http.StatusRequestTimeout},
+	} {
+		b := s.newBrowser(t)
+		s.proxy.fail(s.tokenPath, f)
+		before := s.proxy.count(s.tokenPath)
+		resp, body := s.signIn(t, b, "alice")
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Temporarily unavailable") {
+			t.Errorf("token endpoint %d %v: callback %d, want 503 Temporarily unavailable", f.status, f.header, resp.StatusCode)
+		}
+		if s.proxy.count(s.tokenPath) == before {
+			t.Fatalf("token endpoint %d: the callback made no token request through the proxy", f.status)
+		}
+		s.proxy.fail(s.tokenPath, fault{})
+		resp, _ = s.signIn(t, b, "alice")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasSuffix(resp.Header.Get("Location"), "/account/security") {
+			t.Fatalf("sign-in after the provider's %d: %d to %q, want 303 to the security page", f.status, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
+// TestRotatedSigningKey: the ID token's keys are the logout tokens' (the
+// same key set, fetched at most once a minute), and a key that the real
+// provider rotates in is still learnt: a sign-in within a minute of the
+// last fetch is asked to start again, without a request for the keys;
+// the first one after that fetches them, once, and signs in.
+func TestRotatedSigningKey(t *testing.T) {
+	s := newProxiedSSO(t)
+	signIn := func(what string, status, fetches int) {
+		t.Helper()
+		resp, _ := s.signIn(t, s.newBrowser(t), "alice")
+		if resp.StatusCode != status || s.proxy.count(s.jwksPath) != fetches {
+			t.Fatalf("%s: callback %d after %d requests for the keys, want %d after %d", what, resp.StatusCode, s.proxy.count(s.jwksPath), status, fetches)
+		}
+	}
+	signIn("first sign-in", http.StatusSeeOther, 1)
+	s.op.RotateKeys(t)
+	signIn("sign-in with a new key within the minute", http.StatusUnauthorized, 1)
+	s.clock.Add(61 * time.Second)
+	signIn("sign-in with a new key after the minute", http.StatusSeeOther, 2)
+	signIn("next sign-in", http.StatusSeeOther, 2)
+}

@@ -1,9 +1,12 @@
 package oidc_test
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -173,5 +176,79 @@ func TestMemoryPending(t *testing.T) {
 	}
 	if _, err := s.Take(ctx, "5"); err != nil {
 		t.Fatalf("the newest record was dropped: %v", err)
+	}
+}
+
+// TestForgedLogoutTokensFetchKeysOnce: anyone may post to the back-channel
+// logout endpoint, and go-oidc fetches the provider's keys again for every
+// token that its cached keys do not verify. 50 forged logout tokens (random
+// kids, and the provider's own kid with another key's signature) posted to
+// the page are refused without a request for the provider's keys; a real
+// logout token from the provider still signs the browser out; a minute
+// later one forged token may fetch them again, once, so that a rotated key
+// is learnt.
+func TestForgedLogoutTokensFetchKeysOnce(t *testing.T) {
+	s := newProxiedSSO(t)
+	b := s.newBrowser(t)
+	if resp, _ := s.signIn(t, b, "alice"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d, want 303", resp.StatusCode)
+	}
+	if n := s.proxy.count(s.jwksPath); n != 1 {
+		t.Fatalf("the sign-in fetched the provider's keys %d times, want once", n)
+	}
+	var jwks struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	resp, body := get(t, http.DefaultClient, s.op.Issuer+s.jwksPath) // not through the proxy
+	if err := json.Unmarshal([]byte(body), &jwks); err != nil || resp.StatusCode != http.StatusOK || len(jwks.Keys) == 0 {
+		t.Fatalf("the provider's keys: %d %v %s", resp.StatusCode, err, body)
+	}
+	forged := func(kid string) string {
+		now := time.Now()
+		b, _ := json.Marshal(map[string]any{
+			"iss": s.op.Issuer, "aud": fakeClientID, "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
+			"jti": rand.Text(), "sub": "alice", "sid": rand.Text(),
+			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+		})
+		return oidctest.SignIDToken(fakeKey(), kid, "RS256", string(b))
+	}
+	post := func(n int) {
+		t.Helper()
+		for i := range n {
+			kid := rand.Text()
+			if i%10 == 0 {
+				kid = jwks.Keys[0].Kid
+			}
+			resp, err := http.PostForm(s.srv.URL+"/account/sso/backchannel-logout", url.Values{"logout_token": {forged(kid)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("forged logout token %d: %d, want 400", i, resp.StatusCode)
+			}
+		}
+	}
+	post(50)
+	if n := s.proxy.count(s.jwksPath) - 1; n != 0 {
+		t.Fatalf("50 forged logout tokens made %d requests for the provider's keys, want 0", n)
+	}
+
+	s.endProviderSession(t, b)
+	select {
+	case e := <-s.events:
+		if e.Login != "alice" {
+			t.Fatalf("back-channel logout revoked %+v, want alice's session", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the provider's logout token did not sign alice out; provider log:\n%s", s.op.Log())
+	}
+
+	s.clock.Add(61 * time.Second)
+	post(20)
+	if n := s.proxy.count(s.jwksPath) - 1; n != 1 {
+		t.Fatalf("a minute later, forged logout tokens made %d requests for the provider's keys, want 1", n)
 	}
 }

@@ -18,6 +18,15 @@
 // accepted twice) end the browser sessions of that provider session or
 // account; app passwords survive, as a device's offline credentials.
 //
+// The back-channel logout endpoint is open to anyone, so the provider's
+// keys are fetched at most once a minute: they are cached, and a token
+// they do not verify (an unknown kid, or a bad signature) fetches them
+// again only when the last fetch is a minute old; otherwise it is refused
+// as not valid. A forged token costs the provider nothing; a key the
+// provider rotates in is learnt within that minute (a token signed with it
+// that arrives within a minute of the last fetch is refused: a logout
+// token with 400, a sign-in with "start again").
+//
 // See README.md for worked provider configurations.
 package oidc
 
@@ -174,10 +183,22 @@ func New(ctx context.Context, m *auth.Manager, dir auth.Directory, cfg *Config) 
 	}
 	var meta struct {
 		EndSession string `json:"end_session_endpoint"`
+		JWKS       string `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("oidc: discovery document of %s: %w", c.Issuer, err)
 	}
+	if meta.JWKS == "" {
+		return nil, fmt.Errorf("oidc: discovery document of %s: no jwks_uri", c.Issuer)
+	}
+	// Keys are fetched with the configured client, not the caller's
+	// context, and cached; a token they do not verify may fetch them again
+	// once per keyRefetchInterval.
+	keys := gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), &http.Client{
+		Transport: &keyFetchLimit{client: c.HTTPClient, timeout: c.Timeout, now: c.Now},
+		// HTTPClient follows redirects; a repeated 3xx must not be followed here.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}), meta.JWKS)
 	cl := &Client{
 		cfg: c, m: m, dir: dir, endSession: meta.EndSession,
 		log:     c.Logger.With("component", "oidc"),
@@ -186,9 +207,8 @@ func New(ctx context.Context, m *auth.Manager, dir auth.Directory, cfg *Config) 
 			ClientID: c.ClientID, ClientSecret: c.ClientSecret, Endpoint: p.Endpoint(),
 			RedirectURL: c.RedirectURL, Scopes: append([]string{gooidc.ScopeOpenID}, c.Scopes...),
 		},
-		// Keys are fetched with the configured client, not the caller's
-		// context, and cached; a kid not seen yet refetches them.
-		verifier: p.VerifierContext(gooidc.ClientContext(context.Background(), c.HTTPClient), &gooidc.Config{
+		// NewProvider made sure that the provider's issuer is c.Issuer.
+		verifier: gooidc.NewVerifier(c.Issuer, keys, &gooidc.Config{
 			ClientID: c.ClientID, SupportedSigningAlgs: c.Algorithms, Now: c.Now,
 		}),
 	}
@@ -326,7 +346,7 @@ func (c *Client) Complete(ctx context.Context, q url.Values, binding string) (*s
 	tok, err := c.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, c.cfg.HTTPClient), code, oauth2.VerifierOption(p.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 && !providerBusy(re.Response.StatusCode) {
 			return nil, refuse(http.StatusUnauthorized, fmt.Errorf("%w: %s", ErrCode, truncate(re.ErrorCode, 64)), msgStartAgain)
 		}
 		return nil, fmt.Errorf("oidc: token exchange: %w: %w", auth.ErrUnavailable, err)
@@ -514,6 +534,13 @@ func unavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+}
+
+// providerBusy reports whether a 4xx status from the provider says that
+// it could not handle the request now (throttled, or too slow), not that
+// the request was bad: the code may well be good.
+func providerBusy(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
 }
 
 // keysUnavailable reports whether a verification failed because the

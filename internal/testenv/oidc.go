@@ -13,10 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/internal/atomicfile"
 )
@@ -49,7 +49,9 @@ type OIDCProvider struct {
 	Issuer string // http://127.0.0.1:port
 
 	dir  string
+	conf map[string]any // written to config.json at each start
 	proc *proc
+	keys int // rotations so far
 }
 
 // OIDC starts an OpenID provider with these clients for this test alone;
@@ -103,10 +105,8 @@ var oidcModules = sync.OnceValues(func() (string, error) {
 	if err := writeOIDCFiles(tmp); err != nil {
 		return "", err
 	}
-	cmd := exec.Command(npm, "ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("testenv: npm ci (oidc-provider) in %s: %v: %s", tmp, err, strings.TrimSpace(string(out)))
+	if err := npmCI(npm, tmp, npmTimeout); err != nil {
+		return "", err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, serr := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); serr != nil {
@@ -115,6 +115,31 @@ var oidcModules = sync.OnceValues(func() (string, error) {
 	}
 	return dir, writeOIDCFiles(dir)
 })
+
+// npmTimeout bounds `npm ci`, generously: a hung registry fails the tests
+// instead of hanging them until CI's own limit.
+const npmTimeout = 10 * time.Minute
+
+// npmCI installs the packages of the package-lock.json in dir, within
+// timeout.
+func npmCI(npm, dir string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
+	cmd.Dir = dir
+	// npm's children too (runChild gives it a process group): one of them
+	// holding the output open would keep Wait waiting.
+	cmd.Cancel = func() error { return killGroup(cmd, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := runChild(cmd, nil)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("testenv: npm ci (oidc-provider) in %s timed out after %v: is the npm registry (npm config get registry) reachable? %w", dir, timeout, err)
+	}
+	if err != nil {
+		return fmt.Errorf("testenv: npm ci (oidc-provider): %w", err)
+	}
+	return nil
+}
 
 func writeOIDCFiles(dir string) error {
 	return fs.WalkDir(oidcFiles, "oidcprovider", func(path string, d fs.DirEntry, err error) error {
@@ -150,7 +175,7 @@ func startOIDC(clients []OIDCClient) (*OIDCProvider, error) {
 	if clients == nil {
 		clients = []OIDCClient{}
 	}
-	p := &OIDCProvider{dir: dir}
+	p := &OIDCProvider{dir: dir, conf: map[string]any{"clients": clients}}
 	p.proc = &proc{
 		name: "oidc-provider", path: node, dir: dir, logPath: filepath.Join(dir, "provider.log"),
 		stopSig: syscall.SIGTERM,
@@ -158,12 +183,11 @@ func startOIDC(clients []OIDCClient) (*OIDCProvider, error) {
 	}
 	_, err = startOnFreePort(p.proc, 1, func(ports []int) []string {
 		p.Issuer = "http://127.0.0.1:" + strconv.Itoa(ports[0])
-		conf := filepath.Join(dir, "config.json")
-		b, _ := json.Marshal(map[string]any{"port": ports[0], "clients": clients})
-		if err := os.WriteFile(conf, b, 0o600); err != nil {
+		p.conf["port"] = ports[0]
+		if err := p.writeConfig(); err != nil {
 			panic(err) // a fresh folder of ours
 		}
-		return []string{filepath.Join(mods, "provider.mjs"), conf}
+		return []string{filepath.Join(mods, "provider.mjs"), p.configPath()}
 	})
 	if err != nil {
 		p.close()
@@ -213,6 +237,30 @@ func (p *OIDCProvider) Start(t testing.TB) {
 	if err := p.proc.restart(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// RotateKeys restarts the provider (like [OIDCProvider.Stop] and
+// [OIDCProvider.Start]) signing with a new key, under a key ID it has not
+// used before; the old key is gone from its key set.
+func (p *OIDCProvider) RotateKeys(t testing.TB) {
+	t.Helper()
+	p.Stop(t)
+	p.keys++
+	p.conf["keyID"] = "rotated-" + strconv.Itoa(p.keys)
+	if err := p.writeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	p.Start(t)
+}
+
+func (p *OIDCProvider) configPath() string { return filepath.Join(p.dir, "config.json") }
+
+func (p *OIDCProvider) writeConfig() error {
+	b, err := json.Marshal(p.conf)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p.configPath(), b, 0o600)
 }
 
 func (p *OIDCProvider) close() {

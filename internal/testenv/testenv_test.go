@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -478,5 +479,26 @@ func TestStartChild(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	if pgid, err := syscall.Getpgid(cmd.Process.Pid); err != nil || pgid != cmd.Process.Pid {
 		t.Errorf("process group of %d: %d (%v), want its own", cmd.Process.Pid, pgid, err)
+	}
+}
+
+// TestNPMCITimesOut: an `npm ci` that hangs (a registry that accepts the
+// connection and never answers) is stopped at its timeout, with its
+// children, and the error says that it timed out.
+func TestNPMCITimesOut(t *testing.T) {
+	npm := filepath.Join(t.TempDir(), "npm")
+	// A child holding the output pipe, as npm's own would.
+	if err := os.WriteFile(npm, []byte("#!/bin/sh\nsleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- npmCI(npm, t.TempDir(), 300*time.Millisecond) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "timed out after 300ms") {
+			t.Fatalf("npm ci that hangs: %v, want an error saying it timed out after 300ms", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("npm ci that hangs did not return within 10s of its 300ms timeout")
 	}
 }

@@ -4,14 +4,23 @@
 // addresses, which a real deployment must never do.
 //
 // Usage: node provider.mjs CONFIG.json
-// CONFIG: {"port": N, "clients": [oidc-provider client metadata...]}
+// CONFIG: {"port": N, "clients": [oidc-provider client metadata...], "keyID": "..."}
+// With keyID, it signs with a new RSA key of that ID instead of
+// oidc-provider's development keys (a key rotation).
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
 
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const issuer = `http://127.0.0.1:${cfg.port}`;
+const keys = cfg.keyID && {
+  jwks: {
+    keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }), kid: cfg.keyID, alg: 'RS256', use: 'sig' }],
+  },
+};
 
 const provider = new Provider(issuer, {
+  ...keys,
   clients: cfg.clients,
   // Claims in the ID token, as Keycloak and Dex send them.
   conformIdTokenClaims: false,
