@@ -329,3 +329,27 @@ func TestRotatedSigningKey(t *testing.T) {
 	signIn("sign-in with a new key after the minute", http.StatusSeeOther, 2)
 	signIn("next sign-in", http.StatusSeeOther, 2)
 }
+
+// TestKeyFetchFailureRetriedSoon: when the provider's keys cannot be
+// fetched, sign-ins are unavailable (503), not refused; the failure is
+// not repeated to the provider for every sign-in, and it is not kept for
+// the whole minute of a good answer: a few seconds after the provider is
+// back, sign-ins work.
+func TestKeyFetchFailureRetriedSoon(t *testing.T) {
+	s := newProxiedSSO(t)
+	signIn := func(what string, status, fetches int) {
+		t.Helper()
+		resp, _ := s.signIn(t, s.newBrowser(t), "alice")
+		if resp.StatusCode != status || s.proxy.count(s.jwksPath) != fetches {
+			t.Fatalf("%s: callback %d after %d requests for the keys, want %d after %d", what, resp.StatusCode, s.proxy.count(s.jwksPath), status, fetches)
+		}
+	}
+	s.proxy.fail(s.jwksPath, fault{status: http.StatusBadGateway})
+	signIn("keys failing", http.StatusServiceUnavailable, 1)
+	s.proxy.fail(s.jwksPath, fault{})
+	s.clock.Add(time.Second)
+	signIn("a second later, provider back", http.StatusServiceUnavailable, 1)
+	s.clock.Add(oidc.KeyRetryAfterFailure)
+	signIn("after the retry interval", http.StatusSeeOther, 2)
+	signIn("next sign-in", http.StatusSeeOther, 2)
+}

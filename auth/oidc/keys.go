@@ -14,7 +14,10 @@ const (
 	// keyRefetchInterval is how long the provider's keys, once fetched,
 	// are not fetched again, whatever the tokens presented.
 	keyRefetchInterval = time.Minute
-	maxKeySetBytes     = 1 << 20
+	// keyRetryAfterFailure is the same after a fetch that failed: short,
+	// so that sign-ins work again soon after the provider does.
+	keyRetryAfterFailure = 5 * time.Second
+	maxKeySetBytes       = 1 << 20
 )
 
 // keyFetchLimit is the transport of the provider's key set (jwks_uri).
@@ -22,10 +25,10 @@ const (
 // keys it holds do not verify (an unknown kid, or a bad signature), and
 // anyone may post a logout token: without a limit, each forged token would
 // be a request to the provider. keyFetchLimit sends at most one request
-// per keyRefetchInterval; within it, it repeats the provider's last
-// answer, so go-oidc finds the same keys and refuses the token. A key the
-// provider rotates in is learnt by the first token that needs it once the
-// interval is over.
+// per keyRefetchInterval (keyRetryAfterFailure after a failed one);
+// within it, it repeats the provider's last answer, so go-oidc finds the
+// same keys and refuses the token. A key the provider rotates in is learnt
+// by the first token that needs it once the interval is over.
 type keyFetchLimit struct {
 	client  *http.Client // Config.HTTPClient: redirects are followed there
 	timeout time.Duration
@@ -42,7 +45,11 @@ type keyFetchLimit struct {
 func (k *keyFetchLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if now := k.now(); k.at.IsZero() || now.Sub(k.at) >= keyRefetchInterval || now.Before(k.at) {
+	every := keyRefetchInterval
+	if k.err != nil || (k.answer != nil && k.answer.StatusCode != http.StatusOK) {
+		every = keyRetryAfterFailure
+	}
+	if now := k.now(); k.at.IsZero() || now.Sub(k.at) >= every || now.Before(k.at) {
 		k.at = now
 		k.answer, k.body, k.err = k.fetch(req)
 	}

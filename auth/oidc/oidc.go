@@ -25,7 +25,8 @@
 // as not valid. A forged token costs the provider nothing; a key the
 // provider rotates in is learnt within that minute (a token signed with it
 // that arrives within a minute of the last fetch is refused: a logout
-// token with 400, a sign-in with "start again").
+// token with 400, a sign-in with "start again"). A fetch that failed is
+// tried again after 5 seconds.
 //
 // See README.md for worked provider configurations.
 package oidc

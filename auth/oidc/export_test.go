@@ -1,0 +1,3 @@
+package oidc
+
+const KeyRetryAfterFailure = keyRetryAfterFailure
