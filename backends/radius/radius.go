@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/appauth/appauth/auth"
@@ -136,10 +137,13 @@ func New(cfg Config) (*Verifier, error) {
 
 // VerifyPassword sends login and password in an Access-Request and
 // returns the user on Access-Accept; see the package documentation for
-// the errors. An empty password, or one longer than 128 bytes (PAP's
-// limit), is refused without asking.
+// the errors. An empty password, one longer than 128 bytes (PAP's
+// limit), and a login or password with a NUL (PAP pads with NULs, which
+// servers strip, and FreeRADIUS ends a User-Name at one) are refused
+// without asking.
 func (v *Verifier) VerifyPassword(ctx context.Context, login, password string) (*auth.User, error) {
-	if login == "" || password == "" || len(login) > maxAttrLen || len(password) > maxPasswordLen {
+	if login == "" || password == "" || len(login) > maxAttrLen || len(password) > maxPasswordLen ||
+		strings.IndexByte(login, 0) >= 0 || strings.IndexByte(password, 0) >= 0 {
 		return nil, auth.ErrInvalidCredentials
 	}
 	var errs []error
