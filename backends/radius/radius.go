@@ -82,8 +82,8 @@ type Config struct {
 	// require_message_authenticator and a newer FreeRADIUS.
 	AllowUnsignedReplies bool
 	// Directory, when set, says who an accepted user is: its LookupUser
-	// result is returned (an unknown user is refused). Without it the
-	// user has ID and Login both the login.
+	// result is returned (an unknown or disabled user is refused).
+	// Without it the user has ID and Login both the login.
 	Directory auth.Directory
 	// Logger receives replies that were ignored (forged, unsigned) and
 	// Access-Challenges; default: discard. Never a password.
@@ -169,7 +169,8 @@ func (v *Verifier) VerifyPassword(ctx context.Context, login, password string) (
 	return nil, fmt.Errorf("%w: radius: no server answered: %w", auth.ErrUnavailable, errors.Join(errs...))
 }
 
-// user returns who login is, from the Directory if there is one.
+// user returns who login is, from the Directory if there is one; a user
+// the Directory disables is refused, as auth.PasswordVerifier requires.
 func (v *Verifier) user(ctx context.Context, login string) (*auth.User, error) {
 	if v.cfg.Directory == nil {
 		return &auth.User{ID: login, Login: login}, nil
@@ -180,6 +181,8 @@ func (v *Verifier) user(ctx context.Context, login string) (*auth.User, error) {
 		return nil, auth.ErrInvalidCredentials // RADIUS knows them, the directory does not
 	case err != nil:
 		return nil, fmt.Errorf("radius: look up %q in the directory: %w", login, err)
+	case u.Disabled:
+		return nil, auth.ErrInvalidCredentials
 	}
 	return u, nil
 }

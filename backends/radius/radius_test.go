@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/authtest"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testenv"
 	"github.com/appauth/appauth/internal/testkit"
@@ -324,6 +326,27 @@ func FuzzDecode(f *testing.F) {
 		// Verifying a decoded packet never panics either.
 		var ra [16]byte
 		verifyReply(b, p, ra, []byte(testSecret), false)
+	})
+}
+
+// TestConformance: the Verifier, with FreeRADIUS checking the passwords
+// and a directory saying who the users are, passes the PasswordVerifier
+// conformance suite (authtest.RunDirectoryTests): a disabled user, a
+// password with a NUL and hostile logins are refused.
+func TestConformance(t *testing.T) {
+	authtest.RunDirectoryTests(t, func(t *testing.T) authtest.DirectoryFixture {
+		users := map[string]string{}
+		dir := memory.NewDirectory()
+		for i, fu := range authtest.FixtureUsers {
+			users[fu.Login] = fu.Password
+			u := auth.User{ID: fmt.Sprint("id-", i), Login: fu.Login, DisplayName: fu.DisplayName, Email: fu.Email, Groups: fu.Groups, Disabled: fu.Disabled}
+			if err := dir.AddUser(u, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := testenv.RADIUS(t, testenv.RADIUSConfig{Users: users, RequireMessageAuthenticator: true})
+		v := newVerifier(t, Config{Servers: []string{s.Addr}, Secret: s.Secret, Directory: dir, AllowUnsignedReplies: true})
+		return authtest.DirectoryFixture{Directory: dir, Verifier: v}
 	})
 }
 
