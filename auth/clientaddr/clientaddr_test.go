@@ -115,3 +115,63 @@ func TestHugeForwardingHeaders(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAddr: whatever a trusted proxy passes on, Addr never panics and
+// answers the peer or an address written in the header, the one the
+// right-to-left walk over every comma-separated hop stops at.
+func FuzzAddr(f *testing.F) {
+	f.Add("X-Forwarded-For", "203.0.113.9, 10.0.0.2", "10.0.0.3")
+	f.Add("Forwarded", `for="[2001:db8::1]:4711";proto=https, for=10.0.0.2`, "for=10.0.0.3")
+	f.Add("", ",,, ,", "203.0.113.9")
+	f.Add("Forwarded", `for=";for=10.0.0.1,`, `"`)
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, header, v1, v2 string) {
+		res, err := clientaddr.New(&clientaddr.Options{TrustedProxies: proxies, Header: header})
+		if err != nil {
+			return
+		}
+		h := http.CanonicalHeaderKey(header)
+		if h == "" {
+			h = "X-Forwarded-For"
+		}
+		r := &http.Request{RemoteAddr: "10.0.0.1:1", Header: http.Header{h: {v1, v2}}}
+		got := res.Addr(r)
+		res.Secure(r)
+		// The walk written as a list, as it was before it read in place.
+		var hops []string
+		for _, v := range []string{v1, v2} {
+			for _, e := range strings.Split(v, ",") {
+				if h == "Forwarded" {
+					found := ""
+					for _, pair := range strings.Split(e, ";") {
+						if k, val, ok := strings.Cut(strings.TrimSpace(pair), "="); ok && strings.EqualFold(k, "for") {
+							found = strings.Trim(val, `"`)
+						}
+					}
+					e = found
+				}
+				hops = append(hops, strings.TrimSpace(e))
+			}
+		}
+		want := "10.0.0.1"
+		for i := len(hops) - 1; i >= 0; i-- {
+			s := strings.Trim(hops[i], `"`)
+			a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+			if err != nil {
+				ap, err := netip.ParseAddrPort(s)
+				if err != nil {
+					break
+				}
+				a = ap.Addr()
+			}
+			a = a.Unmap().WithZone("")
+			want = a.String()
+			if !proxies[0].Contains(a) {
+				break
+			}
+		}
+		if got != want {
+			t.Fatalf("Addr = %q, want %q (hops %q)", got, want, hops)
+		}
+	})
+}
