@@ -9,6 +9,7 @@ package clientaddr
 
 import (
 	"fmt"
+	"iter"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -74,19 +75,12 @@ func (res *Resolver) Addr(r *http.Request) string {
 	if !res.trusts(peer) {
 		return peerString(r.RemoteAddr, peer)
 	}
-	var hops []string
-	if res.header == "Forwarded" {
-		hops = forwardedParams(r, "for")
-	} else {
-		for _, v := range r.Header.Values("X-Forwarded-For") {
-			for h := range strings.SplitSeq(v, ",") {
-				hops = append(hops, strings.TrimSpace(h))
-			}
-		}
-	}
 	client := peer
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, ok := parseHop(hops[i])
+	for hop := range rightToLeft(r.Header.Values(res.header)) {
+		if res.header == "Forwarded" {
+			hop = forwardedParam(hop, "for")
+		}
+		a, ok := parseHop(strings.TrimSpace(hop))
 		if !ok {
 			break
 		}
@@ -112,9 +106,11 @@ func (res *Resolver) Secure(r *http.Request) bool {
 		p, _, _ = strings.Cut(p, ",")
 		return strings.EqualFold(strings.TrimSpace(p), "https")
 	}
-	for _, p := range forwardedParams(r, "proto") {
-		if p != "" {
-			return strings.EqualFold(p, "https")
+	for _, v := range r.Header.Values("Forwarded") {
+		for elem := range strings.SplitSeq(v, ",") {
+			if p := forwardedParam(elem, "proto"); p != "" {
+				return strings.EqualFold(p, "https")
+			}
 		}
 	}
 	return false
@@ -133,23 +129,38 @@ func (res *Resolver) trusts(a netip.Addr) bool {
 	return false
 }
 
-// forwardedParams returns the value of key in each element of r's RFC 7239
-// Forwarded headers, in order, quotes removed ("" for an element without it).
-func forwardedParams(r *http.Request, key string) []string {
-	var out []string
-	for _, v := range r.Header.Values("Forwarded") {
-		for elem := range strings.SplitSeq(v, ",") {
-			found := ""
-			for pair := range strings.SplitSeq(elem, ";") {
-				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-				if ok && strings.EqualFold(k, key) {
-					found = strings.Trim(val, `"`)
+// rightToLeft yields the comma-separated elements of values, the last
+// one first, without making a list of them: a header of a megabyte costs
+// only the elements the walk reads.
+func rightToLeft(values []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := len(values) - 1; i >= 0; i-- {
+			v := values[i]
+			for {
+				j := strings.LastIndexByte(v, ',')
+				if !yield(v[j+1:]) {
+					return
 				}
+				if j < 0 {
+					break
+				}
+				v = v[:j]
 			}
-			out = append(out, found)
 		}
 	}
-	return out
+}
+
+// forwardedParam returns the value of key in one element of an RFC 7239
+// Forwarded header, quotes removed ("" for an element without it).
+func forwardedParam(elem, key string) string {
+	found := ""
+	for pair := range strings.SplitSeq(elem, ";") {
+		k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if ok && strings.EqualFold(k, key) {
+			found = strings.Trim(val, `"`)
+		}
+	}
+	return found
 }
 
 // parsePeer is parseHop for a connection's RemoteAddr, which net/http

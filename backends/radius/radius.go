@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/appauth/appauth/auth"
@@ -81,8 +82,8 @@ type Config struct {
 	// require_message_authenticator and a newer FreeRADIUS.
 	AllowUnsignedReplies bool
 	// Directory, when set, says who an accepted user is: its LookupUser
-	// result is returned (an unknown user is refused). Without it the
-	// user has ID and Login both the login.
+	// result is returned (an unknown or disabled user is refused).
+	// Without it the user has ID and Login both the login.
 	Directory auth.Directory
 	// Logger receives replies that were ignored (forged, unsigned) and
 	// Access-Challenges; default: discard. Never a password.
@@ -136,10 +137,13 @@ func New(cfg Config) (*Verifier, error) {
 
 // VerifyPassword sends login and password in an Access-Request and
 // returns the user on Access-Accept; see the package documentation for
-// the errors. An empty password, or one longer than 128 bytes (PAP's
-// limit), is refused without asking.
+// the errors. An empty password, one longer than 128 bytes (PAP's
+// limit), and a login or password with a NUL (PAP pads with NULs, which
+// servers strip, and FreeRADIUS ends a User-Name at one) are refused
+// without asking.
 func (v *Verifier) VerifyPassword(ctx context.Context, login, password string) (*auth.User, error) {
-	if login == "" || password == "" || len(login) > maxAttrLen || len(password) > maxPasswordLen {
+	if login == "" || password == "" || len(login) > maxAttrLen || len(password) > maxPasswordLen ||
+		strings.IndexByte(login, 0) >= 0 || strings.IndexByte(password, 0) >= 0 {
 		return nil, auth.ErrInvalidCredentials
 	}
 	var errs []error
@@ -165,7 +169,8 @@ func (v *Verifier) VerifyPassword(ctx context.Context, login, password string) (
 	return nil, fmt.Errorf("%w: radius: no server answered: %w", auth.ErrUnavailable, errors.Join(errs...))
 }
 
-// user returns who login is, from the Directory if there is one.
+// user returns who login is, from the Directory if there is one; a user
+// the Directory disables is refused, as auth.PasswordVerifier requires.
 func (v *Verifier) user(ctx context.Context, login string) (*auth.User, error) {
 	if v.cfg.Directory == nil {
 		return &auth.User{ID: login, Login: login}, nil
@@ -176,6 +181,8 @@ func (v *Verifier) user(ctx context.Context, login string) (*auth.User, error) {
 		return nil, auth.ErrInvalidCredentials // RADIUS knows them, the directory does not
 	case err != nil:
 		return nil, fmt.Errorf("radius: look up %q in the directory: %w", login, err)
+	case u.Disabled:
+		return nil, auth.ErrInvalidCredentials
 	}
 	return u, nil
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/auth/authtest"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/internal/testenv"
 	"github.com/appauth/appauth/internal/testkit"
@@ -324,4 +327,52 @@ func FuzzDecode(f *testing.F) {
 		var ra [16]byte
 		verifyReply(b, p, ra, []byte(testSecret), false)
 	})
+}
+
+// TestConformance: the Verifier, with FreeRADIUS checking the passwords
+// and a directory saying who the users are, passes the PasswordVerifier
+// conformance suite (authtest.RunDirectoryTests): a disabled user, a
+// password with a NUL and hostile logins are refused.
+func TestConformance(t *testing.T) {
+	authtest.RunDirectoryTests(t, func(t *testing.T) authtest.DirectoryFixture {
+		users := map[string]string{}
+		dir := memory.NewDirectory()
+		for i, fu := range authtest.FixtureUsers {
+			users[fu.Login] = fu.Password
+			u := auth.User{ID: fmt.Sprint("id-", i), Login: fu.Login, DisplayName: fu.DisplayName, Email: fu.Email, Groups: fu.Groups, Disabled: fu.Disabled}
+			if err := dir.AddUser(u, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := testenv.RADIUS(t, testenv.RADIUSConfig{Users: users, RequireMessageAuthenticator: true})
+		v := newVerifier(t, Config{Servers: []string{s.Addr}, Secret: s.Secret, Directory: dir, AllowUnsignedReplies: true})
+		return authtest.DirectoryFixture{Directory: dir, Verifier: v}
+	})
+}
+
+// TestNULRefusedUnasked: PAP pads User-Password with NULs, which servers
+// strip, and FreeRADIUS ends a User-Name at a NUL: "pw\x00" would be
+// checked as "pw", "\x00" as an empty password, and "alice\x00junk" as
+// alice (the user returned would be "alice\x00junk"). Such a login or
+// password is refused without a request, even to a server that accepts
+// anything.
+func TestNULRefusedUnasked(t *testing.T) {
+	var asked atomic.Int32
+	addr := responder(t, func(r *packet) [][]byte {
+		asked.Add(1)
+		return [][]byte{encodeReply(codeAccessAccept, r.id, r.auth, []byte(testSecret), nil, false)}
+	})
+	v := newVerifier(t, Config{Servers: []string{addr}, Secret: testSecret, Timeout: 300 * time.Millisecond, Tries: 1})
+	for _, lp := range [][2]string{{"alice", "\x00"}, {"alice", alicePassword + "\x00"}, {"alice", "a\x00b"}, {"alice\x00junk", alicePassword}} {
+		if u, err := v.VerifyPassword(t.Context(), lp[0], lp[1]); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Errorf("VerifyPassword(%q, %q) = %+v, %v; want ErrInvalidCredentials", lp[0], lp[1], u, err)
+		}
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("%d requests sent for logins or passwords with a NUL", n)
+	}
+	// The responder does answer: the refusals above are the Verifier's own.
+	if _, err := v.VerifyPassword(t.Context(), "alice", alicePassword); err != nil {
+		t.Fatalf("the responder's accept: %v", err)
+	}
 }
