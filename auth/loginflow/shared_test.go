@@ -251,3 +251,33 @@ func TestSharedPurgeRevokesWhatItRemoved(t *testing.T) {
 		t.Errorf("app passwords of the purged, never collected flow: %d (%v), want 0", len(aps), err)
 	}
 }
+
+// TestSharedPollDeliversATakenFlow: a poll that has taken the granted
+// flow delivers it even when removing the poll token's record then fails
+// (it expires with the flow, and leads nowhere once the flow is taken):
+// a 503 there would lose the app password, leaving it issued and
+// undelivered, never purged.
+func TestSharedPollDeliversATakenFlow(t *testing.T) {
+	store := memory.NewStore()
+	ts := &faultyTransients{TransientStore: store, fails: "TakeTransient loginflow/poll"}
+	m, f, srv, _, alice := sharedFixture(t, store, ts)
+	c := &testkit.LoginFlowClient{HTTP: srv.Client(), UserAgent: davx5UA}
+	if err := c.Initiate(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ts.fail.Store(true)
+	status, res, err := c.Poll()
+	if status != http.StatusOK || err != nil || res.AppPassword == "" {
+		t.Fatalf("poll of the granted flow while removing its poll record fails: %d %v", status, err)
+	}
+	if _, err := m.Authenticate(t.Context(), auth.Attempt{Username: res.LoginName, Password: res.AppPassword, RemoteAddr: "192.0.2.1"}); err != nil {
+		t.Errorf("the delivered app password: %v", err)
+	}
+	ts.fail.Store(false)
+	if status, _, _ := c.Poll(); status != http.StatusNotFound {
+		t.Errorf("a second poll: %d, want 404", status)
+	}
+}
