@@ -413,6 +413,7 @@ func (f *Flows) allow(w http.ResponseWriter, r *http.Request, now time.Time) boo
 		cancel()
 		if err != nil {
 			f.log.Error("login flow: count requests", "error", err.Error())
+			w.Header().Set("Retry-After", "10")
 			writeJSONError(w, http.StatusServiceUnavailable, "try again later")
 			return false
 		}

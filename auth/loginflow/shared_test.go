@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,6 +189,13 @@ func (s *faultyTransients) fault(call string) error {
 	return nil
 }
 
+func (s *faultyTransients) PutTransient(ctx context.Context, kind string, key, value []byte, expires, now time.Time) error {
+	if err := s.fault("PutTransient " + kind); err != nil {
+		return err
+	}
+	return s.TransientStore.PutTransient(ctx, kind, key, value, expires, now)
+}
+
 func (s *faultyTransients) TakeTransient(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error) {
 	if err := s.fault("TakeTransient " + kind); err != nil {
 		return nil, err
@@ -279,5 +287,27 @@ func TestSharedPollDeliversATakenFlow(t *testing.T) {
 	ts.fail.Store(false)
 	if status, _, _ := c.Poll(); status != http.StatusNotFound {
 		t.Errorf("a second poll: %d, want 404", status)
+	}
+}
+
+// TestSharedStoreOutageRetryAfter: with a SharedStore that cannot answer,
+// starts and polls are refused by the request count (which asks the store
+// first) with 503 and Retry-After, as every other store outage is, so a
+// polling client waits and tries again rather than giving up.
+func TestSharedStoreOutageRetryAfter(t *testing.T) {
+	store := memory.NewStore()
+	ts := &faultyTransients{TransientStore: store, fails: "PutTransient loginflow/rate"}
+	_, _, srv, _, _ := sharedFixture(t, store, ts)
+	ts.fail.Store(true)
+	for _, path := range []string{"/index.php/login/v2", "/login/v2/poll"} {
+		resp, err := srv.Client().Post(srv.URL+path, "application/x-www-form-urlencoded", strings.NewReader("token=nope"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("POST %s while the shared store is down: %d, Retry-After %q; want 503 with Retry-After",
+				path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
 	}
 }
