@@ -3,9 +3,11 @@ package settings_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/settings"
@@ -67,5 +69,50 @@ func TestSignInEndsOldSessionWhenTheClientLeft(t *testing.T) {
 	store.leave.Store(nil)
 	if _, err := m.AuthenticateSession(t.Context(), old, "192.0.2.10", "test"); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("the session the sign-in replaced, after the client left: %v, want ErrInvalidCredentials", err)
+	}
+}
+
+// TestSSOSignInEndsOldSessionWhenTheClientLeft is
+// TestSignInEndsOldSessionWhenTheClientLeft for a sign-in through single
+// sign-on: the provider's callback ends the session the browser carried.
+func TestSSOSignInEndsOldSessionWhenTheClientLeft(t *testing.T) {
+	db, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "appauth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store := &leavingStore{Store: db}
+	dir := memory.NewDirectory()
+	alice := &auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(*alice, alicePassword); err != nil {
+		t.Fatal(err)
+	}
+	m := testkit.NewManager(t, store, dir, nil)
+	sso := newFakeSSO(alice, time.Now())
+	h, err := settings.New(m, testkit.NewVerifier(dir), &settings.Options{SSO: sso})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, m: m, h: h, prefix: h.Prefix(), alice: alice}
+	c := e.client()
+	c.signIn("alice", alicePassword)
+	old := c.cookie.Value
+	var binding string
+	for _, ck := range c.get("sso/start").Result().Cookies() {
+		if ck.Name == "appauth_sso" {
+			binding = ck.Value
+		}
+	}
+	if binding == "" {
+		t.Fatal("sso/start set no binding cookie")
+	}
+	ctx, leave := context.WithCancel(t.Context())
+	store.leave.Store(&leave)
+	r := c.req("GET", "sso/callback?code=c&state=s", "", "")
+	r.AddCookie(&http.Cookie{Name: "appauth_sso", Value: binding})
+	c.send(r.WithContext(ctx))
+	store.leave.Store(nil)
+	if _, err := m.AuthenticateSession(t.Context(), old, "192.0.2.10", "test"); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("the session the single sign-on replaced, after the client left: %v, want ErrInvalidCredentials", err)
 	}
 }
