@@ -186,14 +186,14 @@ func (f *Flows) Purge(ctx context.Context) (int, error) {
 	sctx, cancel := context.WithTimeout(ctx, f.opts.StoreTimeout)
 	defer cancel()
 	granted, err := f.store.DeleteExpired(sctx, f.opts.Now())
-	if err != nil {
-		return 0, fmt.Errorf("loginflow: purge: %w", unavailable(err))
-	}
 	n := 0
-	for _, g := range granted {
+	for _, g := range granted { // also on an error: these are gone from the store
 		if f.revoke(ctx, g.UserID, g.AppPasswordID) {
 			n++
 		}
+	}
+	if err != nil {
+		return n, fmt.Errorf("loginflow: purge: %w", unavailable(err))
 	}
 	f.lim.sweep(f.opts.Now())
 	return n, nil
@@ -413,6 +413,7 @@ func (f *Flows) allow(w http.ResponseWriter, r *http.Request, now time.Time) boo
 		cancel()
 		if err != nil {
 			f.log.Error("login flow: count requests", "error", err.Error())
+			w.Header().Set("Retry-After", "10")
 			writeJSONError(w, http.StatusServiceUnavailable, "try again later")
 			return false
 		}

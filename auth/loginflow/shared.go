@@ -124,9 +124,10 @@ func (s *SharedStore) Take(ctx context.Context, pollHash []byte, now time.Time) 
 	if f, err = decodeFlow(v); err != nil {
 		return nil, err
 	}
-	if _, err := s.ts.TakeTransient(ctx, kindPoll, pollHash, now); err != nil && !errors.Is(err, auth.ErrNotFound) {
-		return nil, err
-	}
+	// The flow is taken: deliver it whatever becomes of its poll record,
+	// which leads nowhere now and expires with it (an error here would
+	// lose the app password).
+	s.ts.TakeTransient(ctx, kindPoll, pollHash, now)
 	return f, nil
 }
 

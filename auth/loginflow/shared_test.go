@@ -2,9 +2,12 @@ package loginflow_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,5 +170,144 @@ func TestSharedRequestLimit(t *testing.T) {
 	clock.Add(time.Minute)
 	if got := startOn(0); got != http.StatusOK {
 		t.Fatalf("a start in the next minute: %d, want 200", got)
+	}
+}
+
+// faultyTransients is a real TransientStore with one fault injected: the
+// call that fails names (method and kind, "TakeTransient loginflow/poll")
+// fails as an outage while fail is set.
+type faultyTransients struct {
+	auth.TransientStore
+	fails string
+	fail  atomicBool
+}
+
+func (s *faultyTransients) fault(call string) error {
+	if s.fail.Load() && call == s.fails {
+		return fmt.Errorf("%w: injected: %s", auth.ErrUnavailable, call)
+	}
+	return nil
+}
+
+func (s *faultyTransients) PutTransient(ctx context.Context, kind string, key, value []byte, expires, now time.Time) error {
+	if err := s.fault("PutTransient " + kind); err != nil {
+		return err
+	}
+	return s.TransientStore.PutTransient(ctx, kind, key, value, expires, now)
+}
+
+func (s *faultyTransients) TakeTransient(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error) {
+	if err := s.fault("TakeTransient " + kind); err != nil {
+		return nil, err
+	}
+	return s.TransientStore.TakeTransient(ctx, kind, key, now)
+}
+
+func (s *faultyTransients) DeleteExpiredTransients(ctx context.Context, kind string, now time.Time) ([][]byte, error) {
+	if err := s.fault("DeleteExpiredTransients " + kind); err != nil {
+		return nil, err
+	}
+	return s.TransientStore.DeleteExpiredTransients(ctx, kind, now)
+}
+
+// sharedFixture is one server on a SharedStore over ts, with alice.
+func sharedFixture(t *testing.T, store *memory.Store, ts auth.TransientStore) (*auth.Manager, *loginflow.Flows, *httptest.Server, *testkit.Clock, auth.User) {
+	t.Helper()
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, "alice's account password"); err != nil {
+		t.Fatal(err)
+	}
+	clock := testkit.NewClock(start)
+	m := testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now})
+	f, err := loginflow.New(m, &loginflow.Options{Key: bytes.Repeat([]byte("k"), 32), Store: loginflow.NewSharedStore(ts),
+		Now: clock.Now, PurgeInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return m, f, srv, clock, alice
+}
+
+// TestSharedPurgeRevokesWhatItRemoved: a purge that removed a granted,
+// never collected flow and then fails on the next kind of record (the
+// store times out) still revokes that flow's app password: the flow is
+// gone, so no later purge could.
+func TestSharedPurgeRevokesWhatItRemoved(t *testing.T) {
+	store := memory.NewStore()
+	ts := &faultyTransients{TransientStore: store, fails: "DeleteExpiredTransients loginflow/poll"}
+	m, f, srv, clock, alice := sharedFixture(t, store, ts)
+	c := &testkit.LoginFlowClient{HTTP: srv.Client(), UserAgent: davx5UA}
+	if err := c.Initiate(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(21 * time.Minute)
+	ts.fail.Store(true)
+	if _, err := f.Purge(t.Context()); !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Purge with the store failing half-way: %v, want ErrUnavailable", err)
+	}
+	ts.fail.Store(false)
+	if _, err := f.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if aps, err := m.ListAppPasswords(t.Context(), alice.ID); err != nil || len(aps) != 0 {
+		t.Errorf("app passwords of the purged, never collected flow: %d (%v), want 0", len(aps), err)
+	}
+}
+
+// TestSharedPollDeliversATakenFlow: a poll that has taken the granted
+// flow delivers it even when removing the poll token's record then fails
+// (it expires with the flow, and leads nowhere once the flow is taken):
+// a 503 there would lose the app password, leaving it issued and
+// undelivered, never purged.
+func TestSharedPollDeliversATakenFlow(t *testing.T) {
+	store := memory.NewStore()
+	ts := &faultyTransients{TransientStore: store, fails: "TakeTransient loginflow/poll"}
+	m, f, srv, _, alice := sharedFixture(t, store, ts)
+	c := &testkit.LoginFlowClient{HTTP: srv.Client(), UserAgent: davx5UA}
+	if err := c.Initiate(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ts.fail.Store(true)
+	status, res, err := c.Poll()
+	if status != http.StatusOK || err != nil || res.AppPassword == "" {
+		t.Fatalf("poll of the granted flow while removing its poll record fails: %d %v", status, err)
+	}
+	if _, err := m.Authenticate(t.Context(), auth.Attempt{Username: res.LoginName, Password: res.AppPassword, RemoteAddr: "192.0.2.1"}); err != nil {
+		t.Errorf("the delivered app password: %v", err)
+	}
+	ts.fail.Store(false)
+	if status, _, _ := c.Poll(); status != http.StatusNotFound {
+		t.Errorf("a second poll: %d, want 404", status)
+	}
+}
+
+// TestSharedStoreOutageRetryAfter: with a SharedStore that cannot answer,
+// starts and polls are refused by the request count (which asks the store
+// first) with 503 and Retry-After, as every other store outage is, so a
+// polling client waits and tries again rather than giving up.
+func TestSharedStoreOutageRetryAfter(t *testing.T) {
+	store := memory.NewStore()
+	ts := &faultyTransients{TransientStore: store, fails: "PutTransient loginflow/rate"}
+	_, _, srv, _, _ := sharedFixture(t, store, ts)
+	ts.fail.Store(true)
+	for _, path := range []string{"/index.php/login/v2", "/login/v2/poll"} {
+		resp, err := srv.Client().Post(srv.URL+path, "application/x-www-form-urlencoded", strings.NewReader("token=nope"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("POST %s while the shared store is down: %d, Retry-After %q; want 503 with Retry-After",
+				path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
 	}
 }

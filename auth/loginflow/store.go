@@ -62,7 +62,8 @@ type Store interface {
 	// Delete removes the flow whose LoginHash is loginHash.
 	Delete(ctx context.Context, loginHash []byte) error
 	// DeleteExpired removes every flow that expired before now and returns
-	// the granted ones among them, whose app passwords are then revoked.
+	// the granted ones among them, whose app passwords are then revoked;
+	// with an error, it returns those it removed before the failure.
 	DeleteExpired(ctx context.Context, now time.Time) ([]*Flow, error)
 }
 

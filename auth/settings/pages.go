@@ -2,6 +2,7 @@ package settings
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -414,8 +415,9 @@ func (h *Handler) createForm(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	if err := h.held.put(r.Context(), s, heldSecret{view: c, scopes: a.Scopes, user: s.userID()}, h.opts.Now()); err != nil {
 		// The password exists but its secret cannot be shown: revoke it
-		// rather than leave a password nobody has.
-		if rerr := h.m.RevokeAppPassword(r.Context(), s.userID(), a.ID); rerr != nil {
+		// rather than leave a password nobody has, also when the client
+		// has gone away (the Manager bounds the call).
+		if rerr := h.m.RevokeAppPassword(context.WithoutCancel(r.Context()), s.userID(), a.ID); rerr != nil {
 			h.log.ErrorContext(r.Context(), "revoke an app password whose secret could not be held", "id", a.ID, "err", rerr)
 		}
 		h.failPage(w, r, err, "")

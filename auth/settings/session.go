@@ -137,7 +137,9 @@ func (h *Handler) replaceSession(w http.ResponseWriter, r *http.Request, u *auth
 	}
 	h.setCookie(w, r, secret, sess.ExpiresAt)
 	if old != nil {
-		if err := h.m.RevokeSession(ctx, old.userID(), old.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
+		// Also when the client has gone away: a copy of the old cookie
+		// must not survive the sign-in (the Manager bounds the call).
+		if err := h.m.RevokeSession(context.WithoutCancel(ctx), old.userID(), old.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
 			h.log.WarnContext(ctx, "end the session replaced by a sign-in", "error", err)
 		}
 	}

@@ -206,7 +206,8 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if cur != nil {
-		if err := h.m.RevokeSession(ctx, cur.userID(), cur.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
+		// Also when the client has gone away, as in replaceSession.
+		if err := h.m.RevokeSession(context.WithoutCancel(ctx), cur.userID(), cur.id()); err != nil && !errors.Is(err, auth.ErrNotFound) {
 			h.log.WarnContext(ctx, "end the session replaced by a sign-in", "error", err)
 		}
 	}
