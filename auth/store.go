@@ -132,7 +132,8 @@ type TransientStore interface {
 	// of two takes, one gets it.
 	TakeTransient(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error)
 	// DeleteExpiredTransients removes the records of kind expired at now
-	// and returns their values.
+	// and returns their values; with an error, those of the records it
+	// removed before the failure, as far as it knows them.
 	DeleteExpiredTransients(ctx context.Context, kind string, now time.Time) ([][]byte, error)
 }
 

@@ -64,7 +64,7 @@ func (s *Store) DeleteExpiredTransients(ctx context.Context, kind string, now ti
 	for rows.Next() {
 		var v []byte
 		if err := rows.Scan(&v); err != nil {
-			return nil, translate("delete expired transients", err)
+			return out, translate("delete expired transients", err) // those read are gone
 		}
 		out = append(out, v)
 	}
