@@ -6,14 +6,16 @@ import (
 	"time"
 )
 
-// limiter allows a number of requests per client address per minute, in
-// fixed one-minute windows. Its memory is bounded: when it remembers
-// max addresses, new ones are refused (fail closed) until old windows end.
+// limiter allows n requests per client address per window of length
+// every, in fixed windows. Its memory is bounded: when it remembers max
+// addresses, new ones are refused (fail closed) until old windows end.
 type limiter struct {
-	mu     sync.Mutex
-	perMin int
-	max    int
-	seen   map[netip.Prefix]*window
+	mu    sync.Mutex
+	name  string // what it counts, also in a SharedStore's records
+	n     int
+	every time.Duration
+	max   int
+	seen  map[netip.Prefix]*window
 }
 
 type window struct {
@@ -21,8 +23,8 @@ type window struct {
 	n     int
 }
 
-func newLimiter(perMin, max int) *limiter {
-	return &limiter{perMin: perMin, max: max, seen: map[netip.Prefix]*window{}}
+func newLimiter(name string, n int, every time.Duration, max int) *limiter {
+	return &limiter{name: name, n: n, every: every, max: max, seen: map[netip.Prefix]*window{}}
 }
 
 // key is the address's /32 (IPv4) or /64 (IPv6); a peer that is not an IP
@@ -47,7 +49,7 @@ func (l *limiter) allow(addr string, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w := l.seen[k]
-	if w != nil && now.Sub(w.start) >= time.Minute {
+	if w != nil && now.Sub(w.start) >= l.every {
 		w.start, w.n = now, 0
 	}
 	if w == nil {
@@ -55,13 +57,13 @@ func (l *limiter) allow(addr string, now time.Time) (time.Duration, bool) {
 			l.sweepLocked(now)
 		}
 		if len(l.seen) >= l.max {
-			return time.Minute, false
+			return l.every, false
 		}
 		w = &window{start: now}
 		l.seen[k] = w
 	}
-	if w.n >= l.perMin {
-		return w.start.Add(time.Minute).Sub(now), false
+	if w.n >= l.n {
+		return w.start.Add(l.every).Sub(now), false
 	}
 	w.n++
 	return 0, true
@@ -75,7 +77,7 @@ func (l *limiter) sweep(now time.Time) {
 
 func (l *limiter) sweepLocked(now time.Time) {
 	for k, w := range l.seen {
-		if now.Sub(w.start) >= time.Minute {
+		if now.Sub(w.start) >= l.every {
 			delete(l.seen, k)
 		}
 	}

@@ -51,9 +51,19 @@ type Options struct {
 	// address (IPv4 address, IPv6 /64). Default 60. With a [SharedStore]
 	// it holds for all the servers sharing it together.
 	RequestsPerMinute int
-	// MaxAddresses bounds the addresses the limiter remembers at once;
-	// beyond it, new addresses are refused until a minute has passed.
-	// Default 10,000.
+	// StartsPerLifetime bounds the flow starts of one client address per
+	// Lifetime (in fixed windows), so that a few addresses cannot fill
+	// MaxPending (or, with a SharedStore, grow the database): an address
+	// holds at most twice this many pending flows, and filling the default
+	// 10,000 takes 500 addresses, where RequestsPerMinute alone (1,200 per
+	// Lifetime) let 9 do it. Past it a start is refused with 429 and
+	// Retry-After; polls do not count. Default 10, more than a person
+	// retrying onboarding needs. With a SharedStore it holds for all the
+	// servers sharing it together.
+	StartsPerLifetime int
+	// MaxAddresses bounds the addresses each limit remembers at once;
+	// beyond it, new addresses are refused until the limit's window (a
+	// minute, or Lifetime for starts) has passed. Default 10,000.
 	MaxAddresses int
 	// StoreTimeout bounds each Store call. Default 5 seconds.
 	StoreTimeout time.Duration
@@ -71,12 +81,13 @@ type Options struct {
 // and the grant side for the settings page. Create it with [New] and stop
 // it with [Flows.Close]. It is safe for concurrent use.
 type Flows struct {
-	m     *auth.Manager
-	opts  Options
-	store Store
-	log   *slog.Logger
-	lim   *limiter
-	mux   *http.ServeMux
+	m        *auth.Manager
+	opts     Options
+	store    Store
+	log      *slog.Logger
+	requests *limiter // starts and polls, per minute
+	starts   *limiter // starts, per Lifetime
+	mux      *http.ServeMux
 
 	stop chan struct{}
 	done chan struct{}
@@ -124,6 +135,9 @@ func New(m *auth.Manager, opts *Options) (*Flows, error) {
 	if o.RequestsPerMinute <= 0 {
 		o.RequestsPerMinute = 60
 	}
+	if o.StartsPerLifetime <= 0 {
+		o.StartsPerLifetime = 10
+	}
 	if o.MaxAddresses <= 0 {
 		o.MaxAddresses = 10_000
 	}
@@ -141,8 +155,9 @@ func New(m *auth.Manager, opts *Options) (*Flows, error) {
 	}
 	f := &Flows{
 		m: m, opts: o, store: o.Store, log: o.Logger.With("component", "loginflow"),
-		lim:  newLimiter(o.RequestsPerMinute, o.MaxAddresses),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		requests: newLimiter("rate", o.RequestsPerMinute, time.Minute, o.MaxAddresses),
+		starts:   newLimiter("starts", o.StartsPerLifetime, o.Lifetime, o.MaxAddresses),
+		stop:     make(chan struct{}), done: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+o.Prefix+"index.php/login/v2", f.start)
@@ -195,7 +210,8 @@ func (f *Flows) Purge(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("loginflow: purge: %w", unavailable(err))
 	}
-	f.lim.sweep(f.opts.Now())
+	f.requests.sweep(f.opts.Now())
+	f.starts.sweep(f.opts.Now())
 	return n, nil
 }
 
@@ -311,7 +327,7 @@ type startResponse struct {
 
 func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 	now := f.opts.Now()
-	if !f.allow(w, r, now) {
+	if !f.allow(w, r, now, f.requests, f.starts) {
 		return
 	}
 	base, ok := f.base(r)
@@ -359,7 +375,7 @@ type pollResponse struct {
 
 func (f *Flows) poll(w http.ResponseWriter, r *http.Request) {
 	now := f.opts.Now()
-	if !f.allow(w, r, now) {
+	if !f.allow(w, r, now, f.requests) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
@@ -399,32 +415,36 @@ func (f *Flows) poll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, pollResponse{Server: fl.Server, LoginName: fl.LoginName, AppPassword: secret})
 }
 
-// allow applies the per-address limit, answering 429 when it refuses: this
-// server's count first, then, with a [SharedStore], the count of all
-// servers sharing it (a store that cannot answer is 503).
-func (f *Flows) allow(w http.ResponseWriter, r *http.Request, now time.Time) bool {
+// allow applies the per-address limits in order, answering 429 when one
+// refuses: for each, this server's count first, then, with a
+// [SharedStore], the count of all servers sharing it (a store that cannot
+// answer is 503).
+func (f *Flows) allow(w http.ResponseWriter, r *http.Request, now time.Time, limits ...*limiter) bool {
 	addr := f.opts.ClientAddr.Addr(r)
-	wait, ok := f.lim.allow(addr, now)
-	if s, shared := f.store.(*SharedStore); ok && shared {
-		window := now.Truncate(time.Minute)
-		ctx, cancel := context.WithTimeout(r.Context(), f.opts.StoreTimeout)
-		var err error
-		ok, err = s.count(ctx, f.hash("rate", key(addr).String()+" "+window.UTC().Format(time.RFC3339)), window, now, f.opts.RequestsPerMinute)
-		cancel()
-		if err != nil {
-			f.log.Error("login flow: count requests", "error", err.Error())
-			w.Header().Set("Retry-After", "10")
-			writeJSONError(w, http.StatusServiceUnavailable, "try again later")
+	for _, l := range limits {
+		wait, ok := l.allow(addr, now)
+		if s, shared := f.store.(*SharedStore); ok && shared {
+			window := now.Truncate(l.every)
+			end := window.Add(l.every)
+			ctx, cancel := context.WithTimeout(r.Context(), f.opts.StoreTimeout)
+			var err error
+			ok, err = s.count(ctx, f.hash(l.name, key(addr).String()+" "+window.UTC().Format(time.RFC3339)), end, now, l.n)
+			cancel()
+			if err != nil {
+				f.log.Error("login flow: count requests", "limit", l.name, "error", err.Error())
+				w.Header().Set("Retry-After", "10")
+				writeJSONError(w, http.StatusServiceUnavailable, "try again later")
+				return false
+			}
+			wait = end.Sub(now)
+		}
+		if !ok {
+			w.Header().Set("Retry-After", fmt.Sprint(int(wait.Round(time.Second)/time.Second)+1))
+			writeJSONError(w, http.StatusTooManyRequests, "too many requests")
 			return false
 		}
-		wait = window.Add(time.Minute).Sub(now)
 	}
-	if ok {
-		return true
-	}
-	w.Header().Set("Retry-After", fmt.Sprint(int(wait.Round(time.Second)/time.Second)+1))
-	writeJSONError(w, http.StatusTooManyRequests, "too many requests")
-	return false
+	return true
 }
 
 // Pending returns the client name of the pending flow of loginToken, for

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -406,6 +407,69 @@ func TestPollThrottled(t *testing.T) {
 	x.clock.Add(time.Minute)
 	if resp := post(t, x, "/login/v2/poll", "203.0.113.5", "token=nope"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("poll after the minute: %d, want 404", resp.StatusCode)
+	}
+}
+
+// startFrom starts a flow from the client's own address (loopback, no
+// X-Forwarded-For) and returns the response, body unread.
+func startFrom(t *testing.T, srv *httptest.Server) *http.Response {
+	t.Helper()
+	resp, err := srv.Client().Post(srv.URL+"/index.php/login/v2", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// One address holds at most StartsPerLifetime (default 10) flow starts
+// per lifetime, so a few addresses cannot fill MaxPending: the next start
+// is 429 with Retry-After for the rest of the window, another address
+// still starts, and the first address's flows are polled and delivered.
+func TestStartsPerAddressBounded(t *testing.T) {
+	x := newFixture(t, nil)
+	var flows []*flowClient
+	for i := range 10 {
+		c := x.client()
+		if err := c.Initiate(x.srv.URL); err != nil {
+			t.Fatalf("start %d: %v", i+1, err)
+		}
+		flows = append(flows, c)
+	}
+	resp := startFrom(t, x.srv)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("11th start from one address: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if wait, _ := strconv.Atoi(resp.Header.Get("Retry-After")); wait <= 60 {
+		t.Errorf("Retry-After %d s, want the rest of the lifetime window (over a minute)", wait)
+	}
+	if resp := post(t, x, "/index.php/login/v2", "203.0.113.9", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("a start from another address: %d, want 200", resp.StatusCode)
+	}
+	if status, _, _ := flows[0].Poll(); status != http.StatusNotFound {
+		t.Errorf("a poll of a pending flow of the capped address: %d, want 404", status)
+	}
+	x.grant(t, flows[1])
+	if status, res, err := flows[1].Poll(); status != http.StatusOK || err != nil || res.AppPassword == "" {
+		t.Errorf("a poll of a granted flow of the capped address: %d %v", status, err)
+	}
+}
+
+// The start limit lifts when the lifetime window has passed.
+func TestStartLimitLiftsAfterLifetime(t *testing.T) {
+	x := newFixture(t, nil)
+	for i := range 10 {
+		if resp := startFrom(t, x.srv); resp.StatusCode != http.StatusOK {
+			t.Fatalf("start %d: %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	x.clock.Add(19 * time.Minute)
+	if resp := startFrom(t, x.srv); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a start within the lifetime: %d, want 429", resp.StatusCode)
+	}
+	x.clock.Add(time.Minute)
+	if resp := startFrom(t, x.srv); resp.StatusCode != http.StatusOK {
+		t.Errorf("a start once the lifetime has passed: %d, want 200", resp.StatusCode)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 const (
 	kindFlow = "loginflow/flow"
 	kindPoll = "loginflow/poll"
-	kindRate = "loginflow/rate" // requests of one address in one minute
+	kindRate = "loginflow/rate" // requests or starts of one address in one window
 )
 
 // SharedStore is a [Store] on an [auth.TransientStore] (backends/sqlstore
@@ -171,13 +171,13 @@ func (s *SharedStore) DeleteExpired(ctx context.Context, now time.Time) ([]*Flow
 }
 
 // count adds a request to the count under key (an address's keyed hash
-// for the minute window starting at window), unless perMin are counted
-// already; the count is a compare-and-swap, so every server's requests
-// add up. It reports false when the window is full.
-func (s *SharedStore) count(ctx context.Context, key []byte, window, now time.Time, perMin int) (bool, error) {
+// for one window, which ends at end), unless n are counted already; the
+// count is a compare-and-swap, so every server's requests add up. It
+// reports false when the window is full.
+func (s *SharedStore) count(ctx context.Context, key []byte, end, now time.Time, n int) (bool, error) {
 	const tries = 8 // then the contention itself is the answer: refuse
 	for range tries {
-		err := s.ts.PutTransient(ctx, kindRate, key, binary.BigEndian.AppendUint32(nil, 1), window.Add(time.Minute), now)
+		err := s.ts.PutTransient(ctx, kindRate, key, binary.BigEndian.AppendUint32(nil, 1), end, now)
 		if err == nil {
 			return true, nil
 		}
@@ -190,7 +190,7 @@ func (s *SharedStore) count(ctx context.Context, key []byte, window, now time.Ti
 			continue // expired meanwhile
 		case err != nil:
 			return false, err
-		case len(old) != 4 || binary.BigEndian.Uint32(old) >= uint32(perMin):
+		case len(old) != 4 || binary.BigEndian.Uint32(old) >= uint32(n):
 			return false, nil
 		}
 		next := binary.BigEndian.AppendUint32(nil, binary.BigEndian.Uint32(old)+1)

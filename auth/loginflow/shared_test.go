@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/loginflow"
 	"github.com/appauth/appauth/backends/memory"
+	"github.com/appauth/appauth/backends/sqlstore"
 	"github.com/appauth/appauth/internal/testkit"
 )
 
@@ -170,6 +173,89 @@ func TestSharedRequestLimit(t *testing.T) {
 	clock.Add(time.Minute)
 	if got := startOn(0); got != http.StatusOK {
 		t.Fatalf("a start in the next minute: %d, want 200", got)
+	}
+}
+
+// TestSharedStartLimit: the per-address start limit holds for the servers
+// sharing a SharedStore (here on SQLite) together: one address spreading
+// its starts over two servers gets the default 10 once, not once per
+// server; another address still starts, the capped address's flows are
+// still polled, and after the lifetime it starts again.
+func TestSharedStartLimit(t *testing.T) {
+	store, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "appauth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, "alice's account password"); err != nil {
+		t.Fatal(err)
+	}
+	clock := testkit.NewClock(start)
+	var flows []*loginflow.Flows
+	var servers []*httptest.Server
+	for range 2 {
+		m := testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now})
+		f, err := loginflow.New(m, &loginflow.Options{Key: bytes.Repeat([]byte("k"), 32), Store: loginflow.NewSharedStore(store),
+			ClientAddr: testkit.Resolver(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, ""),
+			Now:        clock.Now, PurgeInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		srv := httptest.NewServer(f)
+		t.Cleanup(srv.Close)
+		flows, servers = append(flows, f), append(servers, srv)
+	}
+	startOn := func(i int, from string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", servers[i%2].URL+"/index.php/login/v2", nil)
+		if from != "" {
+			req.Header.Set("X-Forwarded-For", from)
+		}
+		resp, err := servers[i%2].Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	var first *testkit.LoginFlowClient
+	for i := range 10 {
+		if i == 0 {
+			first = &testkit.LoginFlowClient{HTTP: servers[0].Client(), UserAgent: davx5UA}
+			if err := first.Initiate(servers[0].URL); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if resp := startOn(i, ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("start %d: %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	for i := 10; i < 12; i++ {
+		if resp := startOn(i, ""); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("start %d, spread over both servers: %d Retry-After %q, want 429 with Retry-After",
+				i+1, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if resp := startOn(1, "203.0.113.9"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a start from another address: %d, want 200", resp.StatusCode)
+	}
+	first.PollEndpoint = servers[1].URL + "/login/v2/poll"
+	if status, _, _ := first.Poll(); status != http.StatusNotFound {
+		t.Errorf("a poll of the capped address's pending flow: %d, want 404", status)
+	}
+	if _, err := flows[1].Grant(t.Context(), loginToken(t, first.Login), &alice, "alice", auth.IssueRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if status, res, err := first.Poll(); status != http.StatusOK || err != nil || res.AppPassword == "" {
+		t.Errorf("a poll of the capped address's granted flow: %d %v", status, err)
+	}
+	clock.Add(20 * time.Minute)
+	if resp := startOn(0, ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("a start once the lifetime has passed: %d, want 200", resp.StatusCode)
 	}
 }
 
