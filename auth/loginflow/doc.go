@@ -16,5 +16,7 @@
 // kept only sealed (HPKE) to a key derived from the poll token, so the
 // store never holds a usable secret. A denied flow leaves nothing behind;
 // an expired granted one has its app password revoked. Requests are
-// limited per client address and the number of pending flows is bounded.
+// limited per client address, and so are the flows one address starts per
+// lifetime (Options.StartsPerLifetime), so that a few addresses cannot
+// fill the bounded store of pending flows.
 package loginflow

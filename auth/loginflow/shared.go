@@ -26,9 +26,9 @@ const (
 // its login hash, the login hash under its poll hash), both expiring with
 // the flow; a grant is a compare-and-swap and a poll a take, so each
 // happens once across servers. Flows are not counted against a maximum:
-// the per-address RequestsPerMinute, counted in the shared store too so
-// that it holds for all servers together, bounds how fast they can be
-// made, and expired ones are purged.
+// the per-address RequestsPerMinute and StartsPerLifetime, counted in the
+// shared store too so that they hold for all servers together, bound how
+// many one address can have pending, and expired ones are purged.
 type SharedStore struct {
 	ts auth.TransientStore
 }
