@@ -173,6 +173,9 @@ func readAttempt(w http.ResponseWriter, r *http.Request) (auth.Attempt, error) {
 	if err != nil {
 		return auth.Attempt{}, err
 	}
+	// Inside EAP-TTLS the device could send these itself: the inner
+	// tunnel of docs/radius.md (and internal/testenv) sets them from the
+	// outer request, and must list any other attribute read here.
 	station, _ := form.one("Calling-Station-Id", false)
 	nasIP, _ := form.one("NAS-IP-Address", false)
 	if nasIP == "" {
