@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -234,4 +236,57 @@ func eapolTest(t *testing.T, s *testenv.RADIUSServer, user, password string) str
 	}
 	t.Fatalf("eapol_test: %s", text)
 	return ""
+}
+
+// TestFreeRADIUSEAPTTLSInnerAttributes: a device cannot choose the station
+// or the NAS that appauth throttles and lists by sending them as AVPs
+// inside the EAP-TTLS tunnel (FreeRADIUS's copy_request_to_tunnel keeps
+// them): appauth sees the outer request's, which the NAS wrote.
+func TestFreeRADIUSEAPTTLSInnerAttributes(t *testing.T) {
+	f := newFixture(t)
+	injected := []radiusAttr{
+		{attrCallingStationID, []byte("203.0.113.77")},
+		{attrNASIPAddress, []byte{203, 0, 113, 78}},
+		{attrNASIPv6Address, netip.MustParseAddr("2001:db8::78").AsSlice()},
+		{attrNASIdentifier, []byte("chosen-by-device")},
+	}
+	for _, tc := range []struct {
+		name             string
+		nas              []radiusAttr
+		wantAddr, client string
+	}{
+		{"ipv4 nas", []radiusAttr{
+			{attrCallingStationID, []byte("02-00-00-00-00-07")},
+			{attrNASIPAddress, []byte{192, 0, 2, 1}},
+			{attrNASIdentifier, []byte("ap-3")},
+		}, "192.0.2.1", "RADIUS ap-3 (192.0.2.1) station 02-00-00-00-00-07"},
+		{"ipv6 nas", []radiusAttr{ // no NAS-IP-Address or NAS-Identifier outside
+			{attrCallingStationID, []byte("02-00-00-00-00-08")},
+			{attrNASIPv6Address, netip.MustParseAddr("2001:db8::1").AsSlice()},
+		}, "2001:db8::1", "RADIUS 2001:db8::1 station 02-00-00-00-00-08"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// An app password per case: a use is recorded at most once
+			// a minute (auth.Options.LastUsedInterval).
+			ap, secret := f.issue(t, "Wi-Fi "+tc.name, auth.ScopeNetwork)
+			inner := append([]radiusAttr{{attrUserName, []byte("alice")}, {attrUserPassword, []byte(secret)}}, injected...)
+			code, err := eapTTLS(f.radius.Addr, f.radius.Secret, f.radius.CAFile, tc.nas, inner)
+			if err != nil || code != radiusAccessAccept {
+				t.Fatalf("EAP-TTLS: code %d, %v; FreeRADIUS log:\n%s", code, err, f.radius.Log())
+			}
+			// The last use's address is the attempt's, which the
+			// throttle counted.
+			list, err := f.m.ListAppPasswords(t.Context(), f.user.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(list, func(a *auth.AppPassword) bool { return a.ID == ap.ID })
+			if i < 0 {
+				t.Fatal("the app password is not listed")
+			}
+			if got := list[i]; got.LastUsedAddr != tc.wantAddr || got.LastUsedClient != tc.client {
+				t.Fatalf("last use: addr %q client %q; want %q %q", got.LastUsedAddr, got.LastUsedClient, tc.wantAddr, tc.client)
+			}
+		})
+	}
 }

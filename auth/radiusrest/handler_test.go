@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -95,6 +96,23 @@ func TestStatuses(t *testing.T) {
 				t.Fatalf("Authenticate called: %v, want %v", called, tc.called)
 			}
 		})
+	}
+}
+
+// TestNilPrincipalIs503: an Authenticator that breaks its contract (no
+// principal and no error) is an internal failure, answered like an outage
+// (fail: no RADIUS answer, which the NAS retries) and logged, not a panic.
+func TestNilPrincipalIs503(t *testing.T) {
+	var logs testkit.Buffer
+	h, err := radiusrest.New(&fakeAuth{}, restSecret, &radiusrest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := post(t, h, restSecret, form("User-Name", "alice", "User-Password", "pw")); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", w.Code)
+	}
+	if !strings.Contains(logs.String(), "no principal") {
+		t.Fatalf("no log line for the broken contract; log:\n%s", logs.String())
 	}
 }
 

@@ -66,7 +66,8 @@ type Options struct {
 	Scope string
 	// Logger receives a line for each refusal that the Authenticator does
 	// not audit itself (a wrong shared secret, a malformed request, a
-	// credential without the scope); default: discard. Never a secret.
+	// credential without the scope, an unexpected error from the
+	// Authenticator); default: discard. Never a secret.
 	Logger *slog.Logger
 }
 
@@ -128,6 +129,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.a.Authenticate(r.Context(), a)
+	if err == nil && p == nil {
+		err = errors.New("radiusrest: Authenticator returned no principal and no error")
+	}
 	switch {
 	case err == nil && !p.HasScope(h.scope):
 		h.log.InfoContext(r.Context(), "radius request refused", "reason", "scope", "login", p.User.Login,
@@ -140,6 +144,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		w.WriteHeader(http.StatusUnauthorized)
 	default: // an outage, or anything unexpected: fail, never reject
+		if !errors.Is(err, auth.ErrUnavailable) {
+			h.log.ErrorContext(r.Context(), "radius request failed with an unexpected error", "error", err, "peer", r.RemoteAddr)
+		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 }
@@ -166,6 +173,9 @@ func readAttempt(w http.ResponseWriter, r *http.Request) (auth.Attempt, error) {
 	if err != nil {
 		return auth.Attempt{}, err
 	}
+	// Inside EAP-TTLS the device could send these itself: the inner
+	// tunnel of docs/radius.md (and internal/testenv) sets them from the
+	// outer request, and must list any other attribute read here.
 	station, _ := form.one("Calling-Station-Id", false)
 	nasIP, _ := form.one("NAS-IP-Address", false)
 	if nasIP == "" {

@@ -224,11 +224,11 @@ func writeRADIUSConfig(dir string, port int, secret string, cfg RADIUSConfig) er
 	for _, l := range logins {
 		fmt.Fprintf(&users, "%q Cleartext-Password := %q\n", l, cfg.Users[l])
 	}
-	site := func(name, listen, eapAuthorize, eapAuthenticate, outerControl string) string {
+	site := func(name, listen, authorizeFirst, eapAuthenticate, outerControl string) string {
 		return strings.NewReplacer("${outer_control}", outerControl).Replace(`server ` + name + ` {
 	` + listen + `
 	authorize {
-		` + eapAuthorize + `
+		` + authorizeFirst + `
 		` + check + `
 	}
 	authenticate {
@@ -247,6 +247,20 @@ func writeRADIUSConfig(dir string, port int, secret string, cfg RADIUSConfig) er
 `)
 	}
 	eapBlock := "eap {\n\t\t\tok = return\n\t\t}"
+	// What the inner tunnel's authorize starts with (docs/radius.md).
+	outerIdentity := `# The station and the NAS that appauth throttles on are the
+		# outer request's, which the NAS wrote: copy_request_to_tunnel
+		# copies them only where the device sent none inside the tunnel.
+		update request {
+			&Calling-Station-Id !* ANY
+			&NAS-IP-Address !* ANY
+			&NAS-IPv6-Address !* ANY
+			&NAS-Identifier !* ANY
+			&Calling-Station-Id := &outer.request:Calling-Station-Id
+			&NAS-IP-Address := &outer.request:NAS-IP-Address
+			&NAS-IPv6-Address := &outer.request:NAS-IPv6-Address
+			&NAS-Identifier := &outer.request:NAS-Identifier
+		}`
 	files := map[string]string{
 		"dictionary": "",
 		"users":      users.String(),
@@ -334,7 +348,7 @@ modules {
 	` + modules + `
 }
 ` + site("default", fmt.Sprintf("listen {\n\t\ttype = auth\n\t\tipaddr = 127.0.0.1\n\t\tport = %d\n\t}", port), eapBlock, "eap", "control") +
-			site("inner-tunnel", "", "", "", "outer.control"),
+			site("inner-tunnel", "", outerIdentity, "", "outer.control"),
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
