@@ -77,6 +77,9 @@ func NewSMTP(o SMTPOptions) (*SMTP, error) {
 
 // Send delivers m to m.Email.
 func (s *SMTP) Send(ctx context.Context, m *Message) error {
+	if m.Email == "" && m.emailErr != nil {
+		return fmt.Errorf("notify: SMTP: user %s: e-mail address not known yet: %w", m.UserID, m.emailErr) // retried
+	}
 	if m.Email == "" {
 		return permanent("notify: SMTP: user %s has no e-mail address", m.UserID)
 	}
