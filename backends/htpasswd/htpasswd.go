@@ -2,9 +2,9 @@
 // on an Apache htpasswd file: the zero-setup directory for small installs.
 //
 // Each line is "login:hash". Accepted hashes are bcrypt ($2y$, $2a$, $2b$,
-// as written by `htpasswd -B`) and SHA-crypt ($5$, $6$, as written by
-// `openssl passwd -5/-6` or `mkpasswd`), with rounds from 1,000 to
-// 10,000,000, which bounds a crafted entry to about two seconds per
+// as written by `htpasswd -B`, cost at most 17) and SHA-crypt ($5$, $6$,
+// as written by `openssl passwd -5/-6` or `mkpasswd`), with rounds from
+// 1,000 to 10,000,000, which bounds a crafted entry to seconds per
 // sign-in. Plaintext, crypt(3) DES, MD5 ($apr1$, $1$) and unsalted SHA-1
 // ({SHA}) entries are refused with an error naming the line. A hash prefixed with "!" (as `usermod -L` does in
 // /etc/shadow) marks a disabled account. Blank lines and lines starting
@@ -52,6 +52,11 @@ const MaxPasswordLen = 512
 
 // maxLoginLen bounds a login, as the auth Manager does.
 const maxLoginLen = 256
+
+// bcryptMaxCost bounds the work one verify may cost, as
+// shaCryptMaxParsedRounds does: 17 is the most `htpasswd -C` writes
+// (bcrypt allows 31, days per check).
+const bcryptMaxCost = 17
 
 // maxFileSize bounds the file read, so a mistake cannot exhaust memory.
 const maxFileSize = 64 << 20
@@ -367,8 +372,12 @@ func (e *entry) setHash(h string) error {
 	case h == "":
 		return errors.New("empty hash (the account would have no password); refused")
 	case strings.HasPrefix(h, "$2y$"), strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"):
-		if _, err := bcrypt.Cost([]byte(h)); err != nil || len(h) != 60 {
+		cost, err := bcrypt.Cost([]byte(h))
+		if err != nil || len(h) != 60 {
 			return errors.New("malformed bcrypt hash")
+		}
+		if cost > bcryptMaxCost {
+			return fmt.Errorf("bcrypt cost %d is refused: at most %d (the most `htpasswd -C` writes)", cost, bcryptMaxCost)
 		}
 		e.bcrypt = []byte(h)
 		return nil

@@ -367,3 +367,18 @@ func TestUsers(t *testing.T) {
 		t.Errorf("Users on an invalid file: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestBcryptCostCap: bcrypt costs above 17, the most `htpasswd -C` writes,
+// are refused when the file is read, as SHA-crypt rounds above 10,000,000
+// are: at cost 31 one check takes days, and an unknown login may be checked
+// against that entry (its decoy), so anyone could stall sign-ins with it.
+func TestBcryptCostCap(t *testing.T) {
+	const rest = "$abcdefghijklmnopqrstuu5Xq9p5ThEL6Zt0vlLdE4F0nmjHB0D1m"
+	for cost, ok := range map[string]bool{"04": true, "17": true, "18": false, "31": false} {
+		if _, err := parse([]byte("alice:$2y$" + cost + rest + "\n")); (err == nil) != ok {
+			t.Errorf("bcrypt cost %s: %v, accepted %v", cost, err, ok)
+		} else if err != nil && !strings.Contains(err.Error(), "cost") {
+			t.Errorf("bcrypt cost %s: %v, want the cost named", cost, err)
+		}
+	}
+}
