@@ -29,6 +29,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -158,8 +159,12 @@ func (d *Directory) read() *snapshot {
 		return &snapshot{stat: st, err: fmt.Errorf("htpasswd: %s is larger than %d bytes", d.path, maxFileSize)}
 	}
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
+	// The size above may say nothing (a pipe, a device) or grow meanwhile.
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxFileSize+1)); err != nil {
 		return &snapshot{stat: st, err: fmt.Errorf("htpasswd: read %s: %w", d.path, err)}
+	}
+	if buf.Len() > maxFileSize {
+		return &snapshot{stat: st, err: fmt.Errorf("htpasswd: %s is larger than %d bytes", d.path, maxFileSize)}
 	}
 	users, err := parse(buf.Bytes())
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -381,4 +382,39 @@ func TestBcryptCostCap(t *testing.T) {
 			t.Errorf("bcrypt cost %s: %v, want the cost named", cost, err)
 		}
 	}
+}
+
+// TestFileSizeBoundWhenStatSaysNothing: the bound on the file read holds
+// for a path whose size stat does not tell (a pipe, a device such as
+// /dev/zero given by mistake, a file still growing): Open refuses it
+// instead of reading on.
+func TestFileSizeBoundWhenStatSaysNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skip("no named pipes here:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer f.Close()
+		// Valid content beyond the bound: comments, then one user.
+		line := []byte("#" + strings.Repeat("x", 1<<16-2) + "\n")
+		for written := 0; written <= maxFileSize; written += len(line) {
+			if _, err := f.Write(line); err != nil {
+				done <- nil // the reader stopped: what the bound asks
+				return
+			}
+		}
+		_, err = f.Write([]byte("alice:" + bcryptHash(t, "pw") + "\n"))
+		done <- err
+	}()
+	_, err := Open(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Open read more than %d bytes: %v", maxFileSize, err)
+	}
+	<-done
 }
