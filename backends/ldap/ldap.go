@@ -494,8 +494,8 @@ func (d *Directory) userGroups(ctx context.Context, c *conn, e *goldap.Entry, lo
 
 // searchGroups runs GroupFilter for a member (a user or, nested, a group).
 func (d *Directory) searchGroups(ctx context.Context, c *conn, memberDN, login string) ([]group, error) {
-	filter := strings.ReplaceAll(d.cfg.GroupFilter, "{dn}", goldap.EscapeFilter(memberDN))
-	filter = strings.ReplaceAll(filter, "{login}", goldap.EscapeFilter(login))
+	// One pass: a placeholder inside a value put in is not replaced.
+	filter := strings.NewReplacer("{dn}", goldap.EscapeFilter(memberDN), "{login}", goldap.EscapeFilter(login)).Replace(d.cfg.GroupFilter)
 	req := goldap.NewSearchRequest(d.cfg.GroupBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, maxGroups, 0, false, filter, []string{d.cfg.GroupNameAttribute}, nil)
 	var res *goldap.SearchResult
 	err := d.withTimeout(ctx, c, d.cfg.RequestTimeout, func() (err error) {
