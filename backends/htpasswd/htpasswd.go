@@ -350,7 +350,8 @@ func parse(data []byte) (map[string]*entry, error) {
 }
 
 // checkLogin refuses logins that could not be typed back or would be
-// ambiguous: empty, too long, not UTF-8, control characters, surrounding spaces.
+// ambiguous: empty, too long, not UTF-8, control characters, surrounding
+// spaces, or that the file cannot hold (':', a leading '#').
 func checkLogin(login string) error {
 	switch {
 	case login == "":
@@ -365,6 +366,8 @@ func checkLogin(login string) error {
 		return fmt.Errorf("login %q has control characters", login)
 	case strings.ContainsRune(login, ':'):
 		return fmt.Errorf("login %q contains ':'", login)
+	case login[0] == '#':
+		return fmt.Errorf("login %q starts with '#' (a comment line)", login)
 	case fold(login) == "":
 		return fmt.Errorf("login %q is not a valid login (PRECIS UsernameCaseMapped, RFC 8265)", login)
 	}

@@ -418,3 +418,18 @@ func TestFileSizeBoundWhenStatSaysNothing(t *testing.T) {
 	}
 	<-done
 }
+
+// TestSetPasswordCommentLogin: a login starting with "#" would be written
+// as a comment line: SetPassword refuses it rather than report a user set
+// that the file does not hold.
+func TestSetPasswordCommentLogin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := SetPassword(path, "#ops", "ops-pw", bcrypt.MinCost); err == nil {
+		d, err := Open(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.VerifyPassword(t.Context(), "#ops", "ops-pw")
+		t.Errorf("SetPassword(%q) succeeded, and the file does not hold it: VerifyPassword = %v", "#ops", err)
+	}
+}
