@@ -87,7 +87,13 @@ type Directory struct {
 	snap      atomic.Pointer[snapshot]
 	nextCheck atomic.Int64 // unix nanoseconds
 	reloadMu  sync.Mutex
+	readAt    time.Time // wall clock at the last read, guarded by reloadMu
 }
+
+// racyWindow is the coarsest timestamp granularity allowed for (FAT: 2s):
+// a file modified this close before it was read may change again with the
+// same size and time, so it is read again at the next check.
+const racyWindow = 2 * time.Second
 
 var (
 	_ auth.Directory        = (*Directory)(nil)
@@ -134,6 +140,7 @@ func Open(path string, opts *Options) (*Directory, error) {
 	if d.interval == 0 {
 		d.interval = time.Second
 	}
+	d.readAt = time.Now()
 	s := d.read()
 	if s.err != nil {
 		return nil, s.err
@@ -211,7 +218,8 @@ func (d *Directory) current() *snapshot {
 	d.nextCheck.Store(now + int64(d.interval))
 	s = d.snap.Load()
 	st, err := os.Stat(d.path)
-	if err == nil && s.stat != nil && os.SameFile(st, s.stat) && st.ModTime().Equal(s.stat.ModTime()) && st.Size() == s.stat.Size() {
+	if err == nil && s.stat != nil && os.SameFile(st, s.stat) && st.ModTime().Equal(s.stat.ModTime()) && st.Size() == s.stat.Size() &&
+		st.ModTime().Before(d.readAt.Add(-racyWindow)) {
 		return s
 	}
 	if err != nil {
@@ -222,6 +230,7 @@ func (d *Directory) current() *snapshot {
 		d.snap.Store(s)
 		return s
 	}
+	d.readAt = time.Now()
 	s = d.read()
 	if s.err != nil {
 		d.log.Error("htpasswd: file changed and is now invalid, refusing every login until it is fixed", "error", s.err)

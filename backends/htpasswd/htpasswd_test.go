@@ -433,3 +433,36 @@ func TestSetPasswordCommentLogin(t *testing.T) {
 		t.Errorf("SetPassword(%q) succeeded, and the file does not hold it: VerifyPassword = %v", "#ops", err)
 	}
 }
+
+// TestReloadSameSecond: a file changed in place, to the same size, within
+// the timestamp granularity of its filesystem (a second on ext3, two on
+// FAT; simulated here by setting the modification time back) after it was
+// read, as a new password of the same length written by `htpasswd -b`
+// is: the change is still read, and the old password stops working.
+func TestReloadSameSecond(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	tick := time.Now().Truncate(time.Second) // what a coarse filesystem records
+	write := func(password string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("alice:"+bcryptHash(t, password)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, tick, tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old-pw")
+	clk := testkit.NewClock(time.Now())
+	d, err := Open(path, &Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("new-pw") // same size, same recorded time
+	clk.Add(time.Second)
+	if _, err := d.VerifyPassword(t.Context(), "alice", "old-pw"); err == nil {
+		t.Error("the old password still works after the file changed")
+	}
+	if _, err := d.VerifyPassword(t.Context(), "alice", "new-pw"); err != nil {
+		t.Errorf("the new password: %v", err)
+	}
+}
