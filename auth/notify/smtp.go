@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"net/textproto"
 	"time"
 )
 
@@ -146,8 +147,8 @@ func (s *SMTP) converse(conn net.Conn, to string, body []byte) error {
 		return err
 	}
 	if err := c.Rcpt(to); err != nil {
-		var te interface{ Temporary() bool }
-		if errors.As(err, &te) && !te.Temporary() {
+		var te *textproto.Error // the server's reply: 5xx is for good
+		if errors.As(err, &te) && te.Code >= 500 {
 			return &PermanentError{err}
 		}
 		return err
