@@ -62,6 +62,12 @@ type Message struct {
 	RemoteAddr   string    `json:"remote_addr,omitempty"` // the client's address
 	UserAgent    string    `json:"user_agent,omitempty"`  // the client's User-Agent, sanitised
 	SettingsURL  string    `json:"settings_url,omitempty"`
+
+	// emailErr is why Email could not be looked up (the directory failed:
+	// not "no such user"); login is whom to look up. Each transport's
+	// delivery looks the address up again before an attempt.
+	login    string
+	emailErr error
 }
 
 // Transport delivers a message. Send must honour ctx (the notifier gives
@@ -310,16 +316,30 @@ func (n *Notifier) message(e auth.Event) *Message {
 	}
 	u.sent = append(u.sent, now)
 	if n.opts.Directory != nil && e.Login != "" {
-		ctx, cancel := context.WithTimeout(n.ctx, n.opts.Timeout)
-		usr, err := n.opts.Directory.LookupUser(ctx, e.Login)
-		cancel()
-		if err != nil {
-			n.log.Warn("notify: no e-mail address", "user_id", e.UserID, "error", err.Error())
-		} else if usr.ID == e.UserID {
-			m.Email = usr.Email
-		}
+		m.login = e.Login
+		n.lookupEmail(m)
 	}
 	return m
+}
+
+// lookupEmail sets m.Email from the directory, or m.emailErr when the
+// directory fails.
+func (n *Notifier) lookupEmail(m *Message) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.Timeout)
+	usr, err := n.opts.Directory.LookupUser(ctx, m.login)
+	cancel()
+	m.emailErr = nil
+	switch {
+	case err == nil:
+		if usr.ID == m.UserID {
+			m.Email = usr.Email
+		}
+	case errors.Is(err, auth.ErrNotFound):
+		n.log.Warn("notify: no e-mail address", "user_id", m.UserID, "error", err.Error())
+	default:
+		m.emailErr = err
+		n.log.Warn("notify: no e-mail address", "user_id", m.UserID, "error", err.Error())
+	}
 }
 
 // user returns the state of userID, evicting the longest idle user when
@@ -402,8 +422,15 @@ func (n *Notifier) deliver(tr Transport, q chan *Message) {
 }
 
 func (n *Notifier) send(tr Transport, m *Message) {
+	if m.emailErr != nil {
+		c := *m // this transport's copy, to look the address up again
+		m = &c
+	}
 	wait := n.opts.RetryBase
 	for attempt := 1; ; attempt++ {
+		if m.emailErr != nil {
+			n.lookupEmail(m)
+		}
 		ctx, cancel := context.WithTimeout(n.ctx, n.opts.Timeout)
 		err := tr.Send(ctx, m)
 		cancel()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"net/textproto"
 	"time"
 )
 
@@ -77,6 +78,9 @@ func NewSMTP(o SMTPOptions) (*SMTP, error) {
 
 // Send delivers m to m.Email.
 func (s *SMTP) Send(ctx context.Context, m *Message) error {
+	if m.Email == "" && m.emailErr != nil {
+		return fmt.Errorf("notify: SMTP: user %s: e-mail address not known yet: %w", m.UserID, m.emailErr) // retried
+	}
 	if m.Email == "" {
 		return permanent("notify: SMTP: user %s has no e-mail address", m.UserID)
 	}
@@ -143,8 +147,8 @@ func (s *SMTP) converse(conn net.Conn, to string, body []byte) error {
 		return err
 	}
 	if err := c.Rcpt(to); err != nil {
-		var te interface{ Temporary() bool }
-		if errors.As(err, &te) && !te.Temporary() {
+		var te *textproto.Error // the server's reply: 5xx is for good
+		if errors.As(err, &te) && te.Code >= 500 {
 			return &PermanentError{err}
 		}
 		return err

@@ -47,7 +47,12 @@ type WebhookOptions struct {
 
 // Webhook posts messages as signed JSON ([Message]'s fields). A 2xx answer
 // is a delivery; anything else is retried.
-type Webhook struct{ o WebhookOptions }
+type Webhook struct {
+	o WebhookOptions
+	// dest names the receiver in errors: the URL's scheme and host only,
+	// since its user info, path or query may be its credential.
+	dest string
+}
 
 // NewWebhook checks o and returns the transport.
 func NewWebhook(o WebhookOptions) (*Webhook, error) {
@@ -73,7 +78,7 @@ func NewWebhook(o WebhookOptions) (*Webhook, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Webhook{o: o}, nil
+	return &Webhook{o: o, dest: u.Scheme + "://" + u.Host}, nil
 }
 
 // Send posts m.
@@ -93,12 +98,16 @@ func (w *Webhook) Send(ctx context.Context, m *Message) error {
 	req.Header.Set(HeaderSignature, "sha256="+hex.EncodeToString(sign(w.o.Secret, ts, body)))
 	resp, err := w.o.Client.Do(req)
 	if err != nil {
-		return fmt.Errorf("notify: webhook: %w", err)
+		var ue *url.Error // it quotes the whole URL
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("notify: webhook: POST %s: %w", w.dest, err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("notify: webhook: %s answered %s", w.o.URL, resp.Status)
+		return fmt.Errorf("notify: webhook: %s answered %s", w.dest, resp.Status)
 	}
 	return nil
 }

@@ -2,9 +2,9 @@
 // on an Apache htpasswd file: the zero-setup directory for small installs.
 //
 // Each line is "login:hash". Accepted hashes are bcrypt ($2y$, $2a$, $2b$,
-// as written by `htpasswd -B`) and SHA-crypt ($5$, $6$, as written by
-// `openssl passwd -5/-6` or `mkpasswd`), with rounds from 1,000 to
-// 10,000,000, which bounds a crafted entry to about two seconds per
+// as written by `htpasswd -B`, cost at most 17) and SHA-crypt ($5$, $6$,
+// as written by `openssl passwd -5/-6` or `mkpasswd`), with rounds from
+// 1,000 to 10,000,000, which bounds a crafted entry to seconds per
 // sign-in. Plaintext, crypt(3) DES, MD5 ($apr1$, $1$) and unsalted SHA-1
 // ({SHA}) entries are refused with an error naming the line. A hash prefixed with "!" (as `usermod -L` does in
 // /etc/shadow) marks a disabled account. Blank lines and lines starting
@@ -29,6 +29,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -52,6 +53,11 @@ const MaxPasswordLen = 512
 
 // maxLoginLen bounds a login, as the auth Manager does.
 const maxLoginLen = 256
+
+// bcryptMaxCost bounds the work one verify may cost, as
+// shaCryptMaxParsedRounds does: 17 is the most `htpasswd -C` writes
+// (bcrypt allows 31, days per check).
+const bcryptMaxCost = 17
 
 // maxFileSize bounds the file read, so a mistake cannot exhaust memory.
 const maxFileSize = 64 << 20
@@ -81,7 +87,13 @@ type Directory struct {
 	snap      atomic.Pointer[snapshot]
 	nextCheck atomic.Int64 // unix nanoseconds
 	reloadMu  sync.Mutex
+	readAt    time.Time // wall clock at the last read, guarded by reloadMu
 }
+
+// racyWindow is the coarsest timestamp granularity allowed for (FAT: 2s):
+// a file modified this close before it was read may change again with the
+// same size and time, so it is read again at the next check.
+const racyWindow = 2 * time.Second
 
 var (
 	_ auth.Directory        = (*Directory)(nil)
@@ -128,6 +140,7 @@ func Open(path string, opts *Options) (*Directory, error) {
 	if d.interval == 0 {
 		d.interval = time.Second
 	}
+	d.readAt = time.Now()
 	s := d.read()
 	if s.err != nil {
 		return nil, s.err
@@ -153,8 +166,12 @@ func (d *Directory) read() *snapshot {
 		return &snapshot{stat: st, err: fmt.Errorf("htpasswd: %s is larger than %d bytes", d.path, maxFileSize)}
 	}
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
+	// The size above may say nothing (a pipe, a device) or grow meanwhile.
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxFileSize+1)); err != nil {
 		return &snapshot{stat: st, err: fmt.Errorf("htpasswd: read %s: %w", d.path, err)}
+	}
+	if buf.Len() > maxFileSize {
+		return &snapshot{stat: st, err: fmt.Errorf("htpasswd: %s is larger than %d bytes", d.path, maxFileSize)}
 	}
 	users, err := parse(buf.Bytes())
 	if err != nil {
@@ -201,7 +218,8 @@ func (d *Directory) current() *snapshot {
 	d.nextCheck.Store(now + int64(d.interval))
 	s = d.snap.Load()
 	st, err := os.Stat(d.path)
-	if err == nil && s.stat != nil && os.SameFile(st, s.stat) && st.ModTime().Equal(s.stat.ModTime()) && st.Size() == s.stat.Size() {
+	if err == nil && s.stat != nil && os.SameFile(st, s.stat) && st.ModTime().Equal(s.stat.ModTime()) && st.Size() == s.stat.Size() &&
+		st.ModTime().Before(d.readAt.Add(-racyWindow)) {
 		return s
 	}
 	if err != nil {
@@ -212,6 +230,7 @@ func (d *Directory) current() *snapshot {
 		d.snap.Store(s)
 		return s
 	}
+	d.readAt = time.Now()
 	s = d.read()
 	if s.err != nil {
 		d.log.Error("htpasswd: file changed and is now invalid, refusing every login until it is fixed", "error", s.err)
@@ -340,7 +359,8 @@ func parse(data []byte) (map[string]*entry, error) {
 }
 
 // checkLogin refuses logins that could not be typed back or would be
-// ambiguous: empty, too long, not UTF-8, control characters, surrounding spaces.
+// ambiguous: empty, too long, not UTF-8, control characters, surrounding
+// spaces, or that the file cannot hold (':', a leading '#').
 func checkLogin(login string) error {
 	switch {
 	case login == "":
@@ -355,6 +375,8 @@ func checkLogin(login string) error {
 		return fmt.Errorf("login %q has control characters", login)
 	case strings.ContainsRune(login, ':'):
 		return fmt.Errorf("login %q contains ':'", login)
+	case login[0] == '#':
+		return fmt.Errorf("login %q starts with '#' (a comment line)", login)
 	case fold(login) == "":
 		return fmt.Errorf("login %q is not a valid login (PRECIS UsernameCaseMapped, RFC 8265)", login)
 	}
@@ -367,8 +389,12 @@ func (e *entry) setHash(h string) error {
 	case h == "":
 		return errors.New("empty hash (the account would have no password); refused")
 	case strings.HasPrefix(h, "$2y$"), strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"):
-		if _, err := bcrypt.Cost([]byte(h)); err != nil || len(h) != 60 {
+		cost, err := bcrypt.Cost([]byte(h))
+		if err != nil || len(h) != 60 {
 			return errors.New("malformed bcrypt hash")
+		}
+		if cost > bcryptMaxCost {
+			return fmt.Errorf("bcrypt cost %d is refused: at most %d (the most `htpasswd -C` writes)", cost, bcryptMaxCost)
 		}
 		e.bcrypt = []byte(h)
 		return nil

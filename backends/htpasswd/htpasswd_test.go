@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -365,5 +366,103 @@ func TestUsers(t *testing.T) {
 	}
 	if _, err := d.Users(t.Context()); !errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("Users on an invalid file: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestBcryptCostCap: bcrypt costs above 17, the most `htpasswd -C` writes,
+// are refused when the file is read, as SHA-crypt rounds above 10,000,000
+// are: at cost 31 one check takes days, and an unknown login may be checked
+// against that entry (its decoy), so anyone could stall sign-ins with it.
+func TestBcryptCostCap(t *testing.T) {
+	const rest = "$abcdefghijklmnopqrstuu5Xq9p5ThEL6Zt0vlLdE4F0nmjHB0D1m"
+	for cost, ok := range map[string]bool{"04": true, "17": true, "18": false, "31": false} {
+		if _, err := parse([]byte("alice:$2y$" + cost + rest + "\n")); (err == nil) != ok {
+			t.Errorf("bcrypt cost %s: %v, accepted %v", cost, err, ok)
+		} else if err != nil && !strings.Contains(err.Error(), "cost") {
+			t.Errorf("bcrypt cost %s: %v, want the cost named", cost, err)
+		}
+	}
+}
+
+// TestFileSizeBoundWhenStatSaysNothing: the bound on the file read holds
+// for a path whose size stat does not tell (a pipe, a device such as
+// /dev/zero given by mistake, a file still growing): Open refuses it
+// instead of reading on.
+func TestFileSizeBoundWhenStatSaysNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skip("no named pipes here:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer f.Close()
+		// Valid content beyond the bound: comments, then one user.
+		line := []byte("#" + strings.Repeat("x", 1<<16-2) + "\n")
+		for written := 0; written <= maxFileSize; written += len(line) {
+			if _, err := f.Write(line); err != nil {
+				done <- nil // the reader stopped: what the bound asks
+				return
+			}
+		}
+		_, err = f.Write([]byte("alice:" + bcryptHash(t, "pw") + "\n"))
+		done <- err
+	}()
+	_, err := Open(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Open read more than %d bytes: %v", maxFileSize, err)
+	}
+	<-done
+}
+
+// TestSetPasswordCommentLogin: a login starting with "#" would be written
+// as a comment line: SetPassword refuses it rather than report a user set
+// that the file does not hold.
+func TestSetPasswordCommentLogin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := SetPassword(path, "#ops", "ops-pw", bcrypt.MinCost); err == nil {
+		d, err := Open(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.VerifyPassword(t.Context(), "#ops", "ops-pw")
+		t.Errorf("SetPassword(%q) succeeded, and the file does not hold it: VerifyPassword = %v", "#ops", err)
+	}
+}
+
+// TestReloadSameSecond: a file changed in place, to the same size, within
+// the timestamp granularity of its filesystem (a second on ext3, two on
+// FAT; simulated here by setting the modification time back) after it was
+// read, as a new password of the same length written by `htpasswd -b`
+// is: the change is still read, and the old password stops working.
+func TestReloadSameSecond(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	tick := time.Now().Truncate(time.Second) // what a coarse filesystem records
+	write := func(password string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("alice:"+bcryptHash(t, password)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, tick, tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old-pw")
+	clk := testkit.NewClock(time.Now())
+	d, err := Open(path, &Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("new-pw") // same size, same recorded time
+	clk.Add(time.Second)
+	if _, err := d.VerifyPassword(t.Context(), "alice", "old-pw"); err == nil {
+		t.Error("the old password still works after the file changed")
+	}
+	if _, err := d.VerifyPassword(t.Context(), "alice", "new-pw"); err != nil {
+		t.Errorf("the new password: %v", err)
 	}
 }

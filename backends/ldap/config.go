@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
 )
 
 // Filters for [Config.UserFilter]. {login} is replaced by the login,
@@ -245,6 +247,17 @@ func (c *Config) validate() ([]server, error) {
 	}
 	if c.GroupFilter != "" && !strings.Contains(c.GroupFilter, "{dn}") && !strings.Contains(c.GroupFilter, "{login}") {
 		return nil, fmt.Errorf("ldap: GroupFilter %q has neither {dn} nor {login}", c.GroupFilter)
+	}
+	// A filter that does not compile fails every search, which would look
+	// like an outage (503) rather than the setting to fix.
+	fill := strings.NewReplacer("{login}", "x", "{dn}", "x")
+	for _, f := range []struct{ name, filter string }{{"UserFilter", c.UserFilter}, {"GroupFilter", c.GroupFilter}, {"Disabled.Filter", c.Disabled.Filter}} {
+		if f.filter == "" {
+			continue
+		}
+		if _, err := goldap.CompileFilter(fill.Replace(f.filter)); err != nil {
+			return nil, fmt.Errorf("ldap: %s %q: %w", f.name, f.filter, err)
+		}
 	}
 	if c.BindDN == "" && c.BindPassword != "" {
 		return nil, errors.New("ldap: BindPassword set without BindDN")

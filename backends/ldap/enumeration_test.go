@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/backends/ldap"
 	"github.com/appauth/appauth/internal/benchpair"
 	"github.com/appauth/appauth/internal/testenv"
 )
@@ -63,4 +64,37 @@ func BenchmarkVerifyPasswordUnknownLogin(b *testing.B) {
 		}
 		return benchpair.Pair{Baseline: wrong("alice"), Subject: wrong("nobody-by-this-name"), Close: func() {}}, nil
 	})
+}
+
+// TestUnknownLoginCostsTheSameSearches: with settings under which a found
+// entry costs more searches than the user search (a Disabled filter, groups
+// by GroupFilter as the Active Directory preset has), an unknown login
+// sends those searches too, so its requests and timing still match a known
+// login's with a wrong password.
+func TestUnknownLoginCostsTheSameSearches(t *testing.T) {
+	s := testenv.LDAP(t)
+	p := newProxy(t, hostOf(t, s.URL), false)
+	c := config(s, p.URL())
+	c.GroupsAttribute, c.GroupFilter, c.NestedGroups = "", ldap.GroupFilterMember, false
+	c.Disabled = ldap.DisabledRule{Filter: "(loginShell=/usr/sbin/nologin)"}
+	d := open(t, c)
+	ctx := t.Context()
+	if _, err := d.VerifyPassword(ctx, "alice", "alice-Secret-1"); err != nil {
+		t.Fatal(err)
+	}
+	cost := func(login string) (binds, searches int) {
+		t.Helper()
+		b0 := p.userBinds(s.BindDN)
+		_, _, f0 := p.counts()
+		if _, err := d.VerifyPassword(ctx, login, "wrong-Password-1"); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("VerifyPassword(%q, wrong) = %v; want ErrInvalidCredentials", login, err)
+		}
+		_, _, f1 := p.counts()
+		return p.userBinds(s.BindDN) - b0, len(f1) - len(f0)
+	}
+	kb, ks := cost("alice")
+	ub, us := cost("nobody-by-this-name")
+	if ks < 3 || ub != kb || us != ks {
+		t.Errorf("known login with a wrong password: %d binds, %d searches; unknown login: %d binds, %d searches; want the same (and 3 searches: user, Disabled filter, groups)", kb, ks, ub, us)
+	}
 }

@@ -171,8 +171,10 @@ func (d *Directory) VerifyPassword(ctx context.Context, login, password string) 
 	u, dn, err := d.find(ctx, login)
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
-		// An unknown login costs what a wrong password does: one search
-		// and one bind, so that timing does not tell which logins exist.
+		// An unknown login costs what a wrong password does: the same
+		// searches and one bind, so that timing does not tell which
+		// logins exist.
+		d.decoySearches(ctx, login)
 		d.bind(ctx, d.decoyDN, password)
 		return nil, denied
 	case err != nil:
@@ -186,6 +188,25 @@ func (d *Directory) VerifyPassword(ctx context.Context, login, password string) 
 		return nil, fmt.Errorf("ldap: verify password: %w", err)
 	}
 	return u, nil
+}
+
+// decoySearches sends, for a login that is not found, the searches that a
+// found entry costs after the user search (the Disabled filter, groups by
+// GroupFilter), with the decoy DN as the entry; their answers are ignored.
+func (d *Directory) decoySearches(ctx context.Context, login string) {
+	if d.cfg.Disabled.Filter == "" && (d.cfg.GroupsAttribute != "" || d.cfg.GroupFilter == "") {
+		return // a found entry costs no further search
+	}
+	c, _, err := d.search.get(ctx)
+	if err != nil {
+		return
+	}
+	e := &goldap.Entry{DN: d.decoyDN}
+	_, err = d.disabled(ctx, c, e)
+	if err == nil || !transient(err) {
+		_, err = d.userGroups(ctx, c, e, login)
+	}
+	d.search.put(c, err != nil && transient(err))
 }
 
 // bind checks password by binding as dn on a binding connection.
@@ -494,8 +515,8 @@ func (d *Directory) userGroups(ctx context.Context, c *conn, e *goldap.Entry, lo
 
 // searchGroups runs GroupFilter for a member (a user or, nested, a group).
 func (d *Directory) searchGroups(ctx context.Context, c *conn, memberDN, login string) ([]group, error) {
-	filter := strings.ReplaceAll(d.cfg.GroupFilter, "{dn}", goldap.EscapeFilter(memberDN))
-	filter = strings.ReplaceAll(filter, "{login}", goldap.EscapeFilter(login))
+	// One pass: a placeholder inside a value put in is not replaced.
+	filter := strings.NewReplacer("{dn}", goldap.EscapeFilter(memberDN), "{login}", goldap.EscapeFilter(login)).Replace(d.cfg.GroupFilter)
 	req := goldap.NewSearchRequest(d.cfg.GroupBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, maxGroups, 0, false, filter, []string{d.cfg.GroupNameAttribute}, nil)
 	var res *goldap.SearchResult
 	err := d.withTimeout(ctx, c, d.cfg.RequestTimeout, func() (err error) {

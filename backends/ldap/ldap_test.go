@@ -68,6 +68,11 @@ func TestConfigValidation(t *testing.T) {
 		"filter w/o login":    func(c *ldap.Config) { c.UserFilter = "(uid=*)" },
 		"missing CA file":     func(c *ldap.Config) { c.CAFile = "/nonexistent/ca.pem" },
 		"negative pool":       func(c *ldap.Config) { c.PoolSize = -1 },
+		// A filter that does not compile fails every search: an error at
+		// New, not 503 for every request as if the directory were down.
+		"malformed UserFilter":  func(c *ldap.Config) { c.UserFilter = "(&(objectClass=inetOrgPerson)(uid={login})" },
+		"malformed GroupFilter": func(c *ldap.Config) { c.GroupsAttribute, c.GroupFilter = "", "(member={dn}" },
+		"malformed Disabled":    func(c *ldap.Config) { c.Disabled = ldap.DisabledRule{Filter: "loginShell=/bin/false)"} },
 	} {
 		c := good
 		edit(&c)

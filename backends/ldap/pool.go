@@ -42,6 +42,8 @@ var errClosed = errors.New("ldap: directory closed")
 
 // get returns a connection and whether it came from the idle set (it may
 // then turn out to be stale). It waits for a free slot until ctx ends.
+// Idle connections to a server marked dead are closed, not used: the
+// server is skipped, and they may hang as the one that marked it did.
 func (p *pool) get(ctx context.Context) (*conn, bool, error) {
 	if p.closed.Load() {
 		return nil, false, errClosed
@@ -50,7 +52,7 @@ func (p *pool) get(ctx context.Context) (*conn, bool, error) {
 	for {
 		select {
 		case c := <-p.idle:
-			if c.IsClosing() {
+			if p.unusable(c) {
 				p.discard(c)
 				continue
 			}
@@ -62,7 +64,7 @@ func (p *pool) get(ctx context.Context) (*conn, bool, error) {
 	select {
 	case p.tokens <- struct{}{}:
 	case c := <-p.idle:
-		if c.IsClosing() {
+		if p.unusable(c) {
 			p.discard(c)
 			return p.get(ctx)
 		}
@@ -76,6 +78,12 @@ func (p *pool) get(ctx context.Context) (*conn, bool, error) {
 		return nil, false, err
 	}
 	return c, false, nil
+}
+
+// unusable reports whether idle connection c is closing or to a server
+// marked dead.
+func (p *pool) unusable(c *conn) bool {
+	return c.IsClosing() || p.d.deadUntil[c.server].Load() > time.Now().UnixNano()
 }
 
 // put returns c to the pool, or closes it if it is broken or the pool is.
