@@ -137,8 +137,9 @@ type Config struct {
 type DisabledRule struct {
 	// Attribute: disabled when the user entry has this attribute (with any
 	// value, or with one of Values, compared case-insensitively), e.g.
-	// "pwdAccountLockedTime" (OpenLDAP ppolicy) or "nsAccountLock" with
-	// Values ["true"] (389 DS).
+	// "pwdAccountLockedTime" with Values ["000001010000Z"] (OpenLDAP
+	// ppolicy's administrative lock) or "nsAccountLock" with Values
+	// ["true"] (389 DS).
 	Attribute string
 	Values    []string
 	// BitMask: Attribute holds an integer and the account is disabled
@@ -152,7 +153,12 @@ type DisabledRule struct {
 
 // OpenLDAP returns a Config for an OpenLDAP directory: users by uid,
 // entryUUID as ID, groups from memberOf (memberof overlay) with nesting,
-// accounts locked by the ppolicy overlay (pwdAccountLockedTime) disabled.
+// accounts an administrator locked (ppolicy's pwdAccountLockedTime
+// 000001010000Z) disabled. A lockout after failed binds (a
+// pwdAccountLockedTime of that time) is not: anyone who knows a login can
+// cause one by guessing its password on the web sign-in, and it should
+// stop the guesses, not the owner's devices. The directory still refuses
+// the account password while it lasts.
 func OpenLDAP(urls []string, baseDN string) Config {
 	return Config{
 		URLs:            urls,
@@ -162,7 +168,7 @@ func OpenLDAP(urls []string, baseDN string) Config {
 		LoginAttribute:  "uid",
 		GroupsAttribute: "memberOf",
 		NestedGroups:    true,
-		Disabled:        DisabledRule{Attribute: "pwdAccountLockedTime"},
+		Disabled:        DisabledRule{Attribute: "pwdAccountLockedTime", Values: []string{"000001010000Z"}},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	goldap "github.com/go-ldap/ldap/v3"
@@ -263,13 +264,27 @@ func addUser(t testing.TB, s *testenv.LDAPServer, password string) (login, dn st
 	return login, dn
 }
 
-// lock sets pwdAccountLockedTime on dn (as an administrator would; the
-// Relax Rules control lets the root DN write this operational attribute).
+// lock locks dn as an administrator does: pwdAccountLockedTime
+// 000001010000Z, ppolicy's "locked until an administrator unlocks it".
 func lock(t testing.TB, s *testenv.LDAPServer, dn string) {
+	t.Helper()
+	setLockedTime(t, s, dn, "000001010000Z")
+}
+
+// lockOut locks dn as ppolicy does after too many failed binds:
+// pwdAccountLockedTime is the time of the lockout.
+func lockOut(t testing.TB, s *testenv.LDAPServer, dn string) {
+	t.Helper()
+	setLockedTime(t, s, dn, time.Now().UTC().Format("20060102150405Z"))
+}
+
+// setLockedTime sets pwdAccountLockedTime on dn (the Relax Rules control
+// lets the root DN write this operational attribute).
+func setLockedTime(t testing.TB, s *testenv.LDAPServer, dn, value string) {
 	t.Helper()
 	c := admin(t, s)
 	req := goldap.NewModifyRequest(dn, []goldap.Control{goldap.NewControlString("1.3.6.1.4.1.4203.666.5.12", true, "")})
-	req.Add("pwdAccountLockedTime", []string{"000001010000Z"})
+	req.Replace("pwdAccountLockedTime", []string{value})
 	if err := c.Modify(req); err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,32 @@ func TestManagerOwnerChanges(t *testing.T) {
 	}
 }
 
+// TestLockoutKeepsDevices: a lockout that anyone can cause, ppolicy's
+// after too many failed binds (someone guessing the account password on
+// the web sign-in), refuses the account password and leaves the user's
+// app passwords working, through the owner re-check; only an
+// administrator's lock disables the user (TestManagerOwnerChanges).
+func TestLockoutKeepsDevices(t *testing.T) {
+	s := testenv.LDAP(t)
+	dir := open(t, config(s))
+	m, clk := newManager(t, dir)
+	ctx := t.Context()
+	login, dn := addUser(t, s, "tmp-Secret-1")
+	secret := issue(t, m, dir, login, "tmp-Secret-1")
+	creds := auth.Attempt{Username: login, Password: secret}
+	lockOut(t, s, dn)
+	if _, err := dir.VerifyPassword(ctx, login, "tmp-Secret-1"); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Fatalf("account password of a locked-out user: %v; want ErrInvalidCredentials", err)
+	}
+	if u, err := dir.LookupUser(ctx, login); err != nil || u.Disabled {
+		t.Fatalf("locked-out user: %+v, %v; want not disabled", u, err)
+	}
+	clk.Add(ownerCheck)
+	if _, err := m.Authenticate(ctx, creds); err != nil {
+		t.Fatalf("app password of a locked-out user, after the owner re-check: %v", err)
+	}
+}
+
 // TestManagerOutage: with slapd down, an app password keeps working within
 // the grace period, then fails with ErrUnavailable (never a 401); after
 // slapd is back it works again, and nothing was revoked.

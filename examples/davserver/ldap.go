@@ -14,7 +14,8 @@ import (
 
 // openLDAP opens the LDAP directory described by the -ldap-* flags: the
 // OpenLDAP preset of backends/ldap (uid logins, entryUUID, memberOf groups,
-// ppolicy lockouts) with the filter, TLS and service account from the flags.
+// ppolicy's administrative lock) with the filter, TLS and service account
+// from the flags.
 // It checks the settings with one connection and one search
 // ([ldap.Directory.Check]): a wrong bind DN or password, base DN, filter or
 // CA stops the start with the flag to fix, while a directory that is only
