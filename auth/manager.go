@@ -349,6 +349,7 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // oracle: only the exact secret hits the cache, and every other answer is
 // the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
+	c = c.clipped()
 	p, allowed, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
 	// Only attempts the Limiter allowed are reported: not one refused
@@ -739,6 +740,15 @@ func (m *Manager) touch(e *cacheEntry, c Attempt, now time.Time) {
 	}
 	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now,
 		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, m.opts.LastUsedInterval)
+}
+
+// clipped returns a with its address and user agent bounded, as they are
+// stored, before they reach the Limiter, the audit records or an event: an
+// edge may pass on a header of any size.
+func (a Attempt) clipped() Attempt {
+	a.RemoteAddr = safetext.Truncate(a.RemoteAddr, maxClientInfoLen)
+	a.UserAgent = safetext.Truncate(a.UserAgent, maxClientInfoLen)
+	return a
 }
 
 // deny records a refusal and returns ErrInvalidCredentials: the one answer
