@@ -2,9 +2,14 @@ package auth_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"github.com/appauth/appauth/internal/testkit"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/appauth/appauth/auth"
 )
@@ -53,5 +58,60 @@ func TestHugeClientInfoIsBounded(t *testing.T) {
 		if n := len(ev.Login) + len(ev.RemoteAddr) + len(ev.UserAgent); n > bound {
 			t.Errorf("a %s %s event holding %d bytes of client input", ev.Type, ev.Kind, n)
 		}
+	}
+}
+
+// contextDirectory is a memory directory that ends a lookup when its
+// context is done, as the LDAP directory does (it closes the connection).
+type contextDirectory struct{ *countingDirectory }
+
+func (d contextDirectory) LookupUser(ctx context.Context, login string) (*auth.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: search: %w", auth.ErrUnavailable, err)
+	}
+	return d.countingDirectory.LookupUser(ctx, login)
+}
+
+// TestClientLeavingIsNoDirectoryOutage: a client that hangs up while its
+// request re-checks the owner does not make the directory look down: the
+// owner's answer is not kept as the last good one for another ownerRetry
+// (which let a disabled user's device in for 30 more seconds, its holder
+// choosing when), and no outage is reported.
+func TestClientLeavingIsNoDirectoryOutage(t *testing.T) {
+	var mu sync.Mutex
+	var outages []auth.Event
+	e := newEnv(t, nil)
+	// A credential cached for longer than the owner's answer, so that the
+	// re-check is the request's only call.
+	m := testkit.NewManager(t, e.store, contextDirectory{e.dir}, &auth.Options{Peppers: []auth.Pepper{testPepper}, Now: e.clock.Now, CacheTTL: time.Hour,
+		OnEvent: func(ev auth.Event) {
+			if ev.Type == auth.EventUnavailable {
+				mu.Lock()
+				outages = append(outages, ev)
+				mu.Unlock()
+			}
+		}})
+	_, secret, err := m.IssueAppPassword(t.Context(), e.alice, auth.IssueRequest{Name: "phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.7"}
+	if _, err := m.Authenticate(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.dir.SetDisabled("alice", true); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(6 * time.Minute) // the owner is due for a re-check
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	m.Authenticate(gone, a) // the client has hung up meanwhile
+	if _, err := m.Authenticate(t.Context(), a); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("disabled owner after a client left mid re-check: %v, want ErrInvalidCredentials", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ev := range outages {
+		t.Errorf("outage reported: %s %s: %v", ev.Reason, ev.Kind, ev.Err)
 	}
 }

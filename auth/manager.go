@@ -684,8 +684,18 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event
 		case servable && !e.checking.CompareAndSwap(false, true):
 			// Another request is asking the directory: don't wait for it.
 		default:
+			// A client that hangs up says nothing about the directory: the
+			// lookup keeps the request's deadline, not its cancellation, so
+			// that a cancelled one is not kept as an outage (serving the
+			// old answer for ownerRetry).
+			dctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+			if d, ok := ctx.Deadline(); ok {
+				dctx, cancel = context.WithDeadline(dctx, d)
+			}
 			var err error
-			if e, err = m.checkOwner(ctx, cred.Login, e, now); err != nil {
+			e, err = m.checkOwner(dctx, cred.Login, e, now)
+			cancel()
+			if err != nil {
 				return nil, m.unavailable(ctx, *fail, "directory", fmt.Errorf("directory: %w", err))
 			}
 		}
