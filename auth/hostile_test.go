@@ -115,3 +115,31 @@ func TestClientLeavingIsNoDirectoryOutage(t *testing.T) {
 		t.Errorf("outage reported: %s %s: %v", ev.Reason, ev.Kind, ev.Err)
 	}
 }
+
+// TestActiveSessionNotIdleWithLongLastUsedInterval: a session used every
+// 10 minutes is not idle, whatever LastUsedInterval (how often its use is
+// written) says: the idle check read the write gate, which moved only
+// once per interval, so with an interval longer than SessionIdleTimeout
+// an active session was signed out once the timeout had passed since
+// sign-in.
+func TestActiveSessionNotIdleWithLongLastUsedInterval(t *testing.T) {
+	e := newEnv(t, func(o *auth.Options) {
+		o.SessionIdleTimeout = 30 * time.Minute
+		o.LastUsedInterval = time.Hour
+	})
+	ctx := t.Context()
+	_, busy, err := e.m.CreateSession(ctx, e.alice, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, idle, _ := e.m.CreateSession(ctx, e.alice, "", "")
+	for range 12 { // 2 h
+		e.clock.Add(10 * time.Minute)
+		if _, err := e.m.AuthenticateSession(ctx, busy, "", ""); err != nil {
+			t.Fatalf("session used every 10 minutes refused at %v: %v", e.clock.Now(), err)
+		}
+	}
+	if _, err := e.m.AuthenticateSession(ctx, idle, "", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Errorf("idle session: %v", err)
+	}
+}

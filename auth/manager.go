@@ -744,12 +744,25 @@ func (m *Manager) recheckOwner(login string, old *userEntry) {
 // touch queues a last-used update unless one was queued for this credential
 // within LastUsedInterval.
 func (m *Manager) touch(e *cacheEntry, c Attempt, now time.Time) {
+	m.touchEvery(e, c, now, m.opts.LastUsedInterval)
+}
+
+// sessionUseInterval is how often a session's use is queued: the idle
+// check reads the last one queued (or, on another server, written), which
+// lags the last request by up to this interval, so it must be short next
+// to SessionIdleTimeout, or an active session is signed out as idle.
+func (m *Manager) sessionUseInterval() time.Duration {
+	return min(m.opts.LastUsedInterval, m.opts.SessionIdleTimeout/10)
+}
+
+// touchEvery is touch with interval for LastUsedInterval.
+func (m *Manager) touchEvery(e *cacheEntry, c Attempt, now time.Time, interval time.Duration) {
 	last := e.lastUsed.Load()
-	if now.UnixNano()-last < int64(m.opts.LastUsedInterval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
+	if now.UnixNano()-last < int64(interval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
 	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now,
-		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, m.opts.LastUsedInterval)
+		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, interval)
 }
 
 // clipped returns a with its address and user agent bounded, as they are

@@ -112,7 +112,7 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	if err != nil {
 		return nil, err
 	}
-	m.touch(e, c, fail.Time)
+	m.touchEvery(e, c, fail.Time, m.sessionUseInterval())
 	return &Principal{User: *ue.user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt, Federation: cred.Federation}, nil
 }
 
