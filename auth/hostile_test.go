@@ -143,3 +143,31 @@ func TestActiveSessionNotIdleWithLongLastUsedInterval(t *testing.T) {
 		t.Errorf("idle session: %v", err)
 	}
 }
+
+// TestNegativeCacheAfterAStaleEntry: a password revoked on another server
+// (no change notification) is found gone once its cached entry is past
+// CacheTTL, and then its retries cost no store query for
+// NegativeCacheTTL, as any stale password's do: the stale entry left in
+// the cache hid the negative one, so every retry of the old phone reached
+// the store.
+func TestNegativeCacheAfterAStaleEntry(t *testing.T) {
+	e := newEnv(t, nil)
+	other := testkit.NewManager(t, e.store, e.dir, &auth.Options{Peppers: []auth.Pepper{testPepper}, Now: e.clock.Now})
+	ap, secret := e.issue(t, e.alice, "phone")
+	if _, err := e.auth(t, "alice", secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.RevokeAppPassword(t.Context(), e.alice.ID, ap.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(31 * time.Second) // past CacheTTL
+	before := e.store.Lookups.Load()
+	for range 100 {
+		if _, err := e.auth(t, "alice", secret); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("revoked elsewhere: %v", err)
+		}
+	}
+	if n := e.store.Lookups.Load() - before; n != 1 {
+		t.Errorf("100 retries of a password revoked elsewhere made %d store lookups, want 1", n)
+	}
+}
