@@ -282,6 +282,14 @@ func (c *credCache) putUnknown(k hashKey, now int64, gen uint64) {
 	if gen != c.gen.Load() {
 		return
 	}
+	// A stale entry for k (past ttl: revoked elsewhere) would hide the
+	// negative one from get.
+	t := s.table.Load()
+	if at, _ := t.find(&k); at >= 0 {
+		delete(s.byID, t.slots[at].Load().cred.ID)
+		t.remove(at)
+		c.n.Add(-1)
+	}
 	if _, ok := s.neg[k]; !ok {
 		if c.nNeg.Load() >= int64(c.max) && len(s.neg) > 0 {
 			for victim := range s.neg {

@@ -259,6 +259,10 @@ func (m *Manager) reanchor() {
 // emit writes e to the audit log and the event hook. It checks the log level
 // first so a discarded audit line costs nothing on the verify path.
 func (m *Manager) emit(ctx context.Context, e Event) {
+	// A refused login, and the client of an issue, may come unbounded.
+	e.Login = safetext.Truncate(e.Login, maxLoginLen)
+	e.RemoteAddr = safetext.Truncate(e.RemoteAddr, maxClientInfoLen)
+	e.UserAgent = safetext.Truncate(e.UserAgent, maxClientInfoLen)
 	m.hook(&e)
 	level := slog.LevelInfo
 	switch e.Type {

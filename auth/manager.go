@@ -349,6 +349,7 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // oracle: only the exact secret hits the cache, and every other answer is
 // the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
+	c = c.clipped()
 	p, allowed, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
 	// Only attempts the Limiter allowed are reported: not one refused
@@ -683,8 +684,18 @@ func (m *Manager) owner(ctx context.Context, cred *StoredCredential, fail *Event
 		case servable && !e.checking.CompareAndSwap(false, true):
 			// Another request is asking the directory: don't wait for it.
 		default:
+			// A client that hangs up says nothing about the directory: the
+			// lookup keeps the request's deadline, not its cancellation, so
+			// that a cancelled one is not kept as an outage (serving the
+			// old answer for ownerRetry).
+			dctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+			if d, ok := ctx.Deadline(); ok {
+				dctx, cancel = context.WithDeadline(dctx, d)
+			}
 			var err error
-			if e, err = m.checkOwner(ctx, cred.Login, e, now); err != nil {
+			e, err = m.checkOwner(dctx, cred.Login, e, now)
+			cancel()
+			if err != nil {
 				return nil, m.unavailable(ctx, *fail, "directory", fmt.Errorf("directory: %w", err))
 			}
 		}
@@ -733,12 +744,34 @@ func (m *Manager) recheckOwner(login string, old *userEntry) {
 // touch queues a last-used update unless one was queued for this credential
 // within LastUsedInterval.
 func (m *Manager) touch(e *cacheEntry, c Attempt, now time.Time) {
+	m.touchEvery(e, c, now, m.opts.LastUsedInterval)
+}
+
+// sessionUseInterval is how often a session's use is queued: the idle
+// check reads the last one queued (or, on another server, written), which
+// lags the last request by up to this interval, so it must be short next
+// to SessionIdleTimeout, or an active session is signed out as idle.
+func (m *Manager) sessionUseInterval() time.Duration {
+	return min(m.opts.LastUsedInterval, m.opts.SessionIdleTimeout/10)
+}
+
+// touchEvery is touch with interval for LastUsedInterval.
+func (m *Manager) touchEvery(e *cacheEntry, c Attempt, now time.Time, interval time.Duration) {
 	last := e.lastUsed.Load()
-	if now.UnixNano()-last < int64(m.opts.LastUsedInterval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
+	if now.UnixNano()-last < int64(interval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
 	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now,
-		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, m.opts.LastUsedInterval)
+		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, interval)
+}
+
+// clipped returns a with its address and user agent bounded, as they are
+// stored, before they reach the Limiter, the audit records or an event: an
+// edge may pass on a header of any size.
+func (a Attempt) clipped() Attempt {
+	a.RemoteAddr = safetext.Truncate(a.RemoteAddr, maxClientInfoLen)
+	a.UserAgent = safetext.Truncate(a.UserAgent, maxClientInfoLen)
+	return a
 }
 
 // deny records a refusal and returns ErrInvalidCredentials: the one answer

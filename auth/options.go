@@ -85,7 +85,9 @@ type Options struct {
 	// LastUsedInterval is the most often one credential's last-used time is
 	// written to the store, and the interval over which its successful uses
 	// are counted into one "auth used" audit line per client address and
-	// user agent (see [Event]). Default 60s.
+	// user agent (see [Event]). A session's use is written as often as
+	// every tenth of SessionIdleTimeout when that is shorter, since its
+	// idle check reads it. Default 60s.
 	LastUsedInterval time.Duration
 	// OwnerCheckInterval is how often an owner is looked up in the directory
 	// again; a deleted or disabled user loses access at the next check.

@@ -96,9 +96,9 @@ func (m *Manager) trimSessions(ctx context.Context, userID string, keep int) err
 // ErrInvalidCredentials for an unknown, revoked, expired or idle session or a
 // disabled owner, and ErrUnavailable when the store or directory cannot answer.
 func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
-	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}.clipped()
 	now, start := m.verifyNow()
-	fail := Event{Type: EventFailed, Time: now, Kind: KindSession, RemoteAddr: remoteAddr, UserAgent: userAgent,
+	fail := Event{Type: EventFailed, Time: now, Kind: KindSession, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
 		start: start}
 	h := m.hashers.Get().(*hasher)
 	e, err := m.verify(ctx, h, KindSession, c, &fail, nil)
@@ -112,7 +112,7 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	if err != nil {
 		return nil, err
 	}
-	m.touch(e, c, fail.Time)
+	m.touchEvery(e, c, fail.Time, m.sessionUseInterval())
 	return &Principal{User: *ue.user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt, Federation: cred.Federation}, nil
 }
 

@@ -44,5 +44,5 @@ func Example() {
 	n, _ := testutil.GatherAndCount(reg, "appauth_authentications_total")
 	fmt.Println("authentication series:", n)
 	// Output:
-	// authentication series: 68
+	// authentication series: 72
 }

@@ -51,14 +51,14 @@ import (
 // The fixed label values. Anything else becomes "other", the last.
 var (
 	kinds    = []string{string(auth.KindAppPassword), string(auth.KindSession), string(auth.KindAccountPassword), "other"}
-	reasons  = []string{"malformed", "unknown", "wrong_user", "wrong_kind", "expired", "idle", "owner_invalid", "account_password", "wrong_password", "invalid_login", "other"}
+	reasons  = []string{"malformed", "unknown", "wrong_user", "wrong_kind", "expired", "idle", "unused", "owner_invalid", "account_password", "wrong_password", "invalid_login", "other"}
 	backends = []string{"store", "directory", "limiter", "other"}
 	caches   = []string{"none", "hit", "miss"}
 )
 
 const (
 	nKinds    = 4
-	nReasons  = 11
+	nReasons  = 12
 	nBackends = 4
 	nCaches   = 3
 	// An outcome is success, throttled, a failure reason or an

@@ -273,3 +273,31 @@ func TestQuietHitsCountedFromStats(t *testing.T) {
 		}
 	}
 }
+
+// TestUnusedHasItsReason: an app password refused for having gone unused
+// (auth.Options.ExpireUnusedAfter) is counted under its own reason, as the
+// Manager's audit line names it, not as "other".
+func TestUnusedHasItsReason(t *testing.T) {
+	mt := metrics.New()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(mt)
+	clock := testkit.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{OnEvent: mt.Observe, Now: clock.Now, ExpireUnusedAfter: 24 * time.Hour})
+	_, secret, err := m.IssueAppPassword(t.Context(), &alice, auth.IssueRequest{Name: "old phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(25 * time.Hour)
+	if _, err := m.Authenticate(t.Context(), auth.Attempt{Username: "alice", Password: secret}); !errorsIs(err, auth.ErrInvalidCredentials) {
+		t.Fatalf("err = %v, want ErrInvalidCredentials", err)
+	}
+	got := scrape(t, reg)
+	if n := got[`appauth_authentications_total{kind=app_password,reason=unused,result=failure}`]; n != 1 {
+		t.Errorf("unused failures = %v, want 1 (other: %v)", n, got[`appauth_authentications_total{kind=app_password,reason=other,result=failure}`])
+	}
+}
