@@ -40,7 +40,7 @@ var errBusy = fmt.Errorf("%w: too many account-password checks in progress", Err
 // for 5 seconds (an overloaded server is an outage, not the client's fault,
 // so it is not counted against the client).
 func (m *Manager) VerifyAccountPassword(ctx context.Context, v PasswordVerifier, a Attempt) (*Principal, error) {
-	a = a.clipped()
+	a.clip()
 	now, start := m.verifyNow()
 	fail := Event{Type: EventFailed, Time: now, Kind: KindAccountPassword, Login: a.Username, RemoteAddr: a.RemoteAddr, UserAgent: a.UserAgent,
 		start: start}

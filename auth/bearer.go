@@ -24,7 +24,8 @@ func LooksLikeAppPassword(s string) bool { return appPasswordShape.Looks(s) }
 // errors. The Limiter sees the attempt with an empty Username, then, on
 // success, Done with the owner's login.
 func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
-	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}.clipped()
+	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	c.clip()
 	p, allowed, err := m.appPassword(ctx, c, false)
 	if err == nil {
 		c.Username = p.User.Login

@@ -349,7 +349,7 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // oracle: only the exact secret hits the cache, and every other answer is
 // the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
-	c = c.clipped()
+	c.clip()
 	p, allowed, err := m.appPassword(ctx, c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
 	// Only attempts the Limiter allowed are reported: not one refused
@@ -765,13 +765,14 @@ func (m *Manager) touchEvery(e *cacheEntry, c Attempt, now time.Time, interval t
 		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, interval)
 }
 
-// clipped returns a with its address and user agent bounded, as they are
+// clip bounds a's address and user agent, as they are
 // stored, before they reach the Limiter, the audit records or an event: an
 // edge may pass on a header of any size.
-func (a Attempt) clipped() Attempt {
-	a.RemoteAddr = safetext.Truncate(a.RemoteAddr, maxClientInfoLen)
-	a.UserAgent = safetext.Truncate(a.UserAgent, maxClientInfoLen)
-	return a
+func (a *Attempt) clip() {
+	if len(a.RemoteAddr) > maxClientInfoLen || len(a.UserAgent) > maxClientInfoLen {
+		a.RemoteAddr = safetext.Truncate(a.RemoteAddr, maxClientInfoLen)
+		a.UserAgent = safetext.Truncate(a.UserAgent, maxClientInfoLen)
+	}
 }
 
 // deny records a refusal and returns ErrInvalidCredentials: the one answer

@@ -96,7 +96,8 @@ func (m *Manager) trimSessions(ctx context.Context, userID string, keep int) err
 // ErrInvalidCredentials for an unknown, revoked, expired or idle session or a
 // disabled owner, and ErrUnavailable when the store or directory cannot answer.
 func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
-	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}.clipped()
+	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
+	c.clip()
 	now, start := m.verifyNow()
 	fail := Event{Type: EventFailed, Time: now, Kind: KindSession, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
 		start: start}
