@@ -765,9 +765,9 @@ func (m *Manager) touchEvery(e *cacheEntry, c Attempt, now time.Time, interval t
 		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, interval)
 }
 
-// clip bounds a's address and user agent, as they are
-// stored, before they reach the Limiter, the audit records or an event: an
-// edge may pass on a header of any size.
+// clip bounds a's address and user agent, as they are stored, before they
+// reach the Limiter, the audit records or an event: an edge may pass on a
+// header of any size.
 func (a *Attempt) clip() {
 	if len(a.RemoteAddr) > maxClientInfoLen || len(a.UserAgent) > maxClientInfoLen {
 		a.RemoteAddr = safetext.Truncate(a.RemoteAddr, maxClientInfoLen)
