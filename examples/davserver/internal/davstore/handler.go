@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	gowebdav "github.com/emersion/go-webdav"
 	"github.com/emersion/go-webdav/caldav"
@@ -117,11 +118,12 @@ func (s *Store) serveFiles(w http.ResponseWriter, r *http.Request, user User, ro
 		return
 	}
 	// A conditional write's check and the write itself are atomic
-	// among conditional writes (unconditional ones do not wait); reads,
+	// among the user's conditional writes (unconditional ones do not wait); reads,
 	// which checkFileConditions lets through, never take the lock.
 	if !readMethod(r.Method) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "") {
-		s.condMu.Lock()
-		defer s.condMu.Unlock()
+		mu := s.condLock(user.ID)
+		mu.Lock()
+		defer mu.Unlock()
 	}
 	if r.Method == "PROPFIND" {
 		r = withStatMemo(r)
@@ -300,6 +302,19 @@ func (s *Store) serveMkcalendar(w http.ResponseWriter, r *http.Request) {
 func serveError(w http.ResponseWriter, err error) {
 	code := statusOf(err)
 	http.Error(w, http.StatusText(code), code)
+}
+
+// condLock is the lock of the conditional file requests to the folder of
+// the user with this ID.
+func (s *Store) condLock(id string) *sync.Mutex {
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	mu := s.conds[id]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		s.conds[id] = mu
+	}
+	return mu
 }
 
 // filesHandler returns user's WebDAV handler at the URL path root, creating

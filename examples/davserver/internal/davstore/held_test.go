@@ -39,6 +39,32 @@ func putWithin(t *testing.T, srvURL, user, path, ctype, body string, d time.Dura
 	}
 }
 
+// TestSlowConditionalUploadHoldsNoOneElse: a conditional file upload whose
+// client sends slowly does not hold up another user's conditional writes.
+func TestSlowConditionalUploadHoldsNoOneElse(t *testing.T) {
+	srv, _, _ := newServer(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "PUT", srv.URL+"/dav/files/alice/big.bin", pr)
+	req.SetBasicAuth("alice", "x")
+	req.Header.Set("If-None-Match", "*")
+	req.ContentLength = 1 << 20
+	started := make(chan struct{})
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	go func() {
+		pw.Write([]byte("the first part of a slow upload"))
+		close(started)
+	}()
+	<-started
+	time.Sleep(200 * time.Millisecond) // the server is reading alice's body: her PUT holds whatever it holds
+	putWithin(t, srv.URL, "bob", "/dav/files/bob/a.txt", "text/plain", "bob's file", 5*time.Second)
+}
+
 // TestSyncReportUnreadHoldsNoOneElse: a client that asks for a large
 // sync-collection and never reads the answer does not hold up other
 // users' calendar writes.
