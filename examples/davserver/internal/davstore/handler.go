@@ -114,6 +114,12 @@ func (s *Store) serveFiles(w http.ResponseWriter, r *http.Request, user User, ro
 		http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
 		return
 	}
+	if r.Method == "COPY" && r.Header.Get("Depth") != "0" && insideSource(r.URL.Path, r.Header.Get("Destination")) {
+		// RFC 4918 9.8.3: x/net/webdav would copy the folder into itself
+		// a thousand levels deep, its files as many times over.
+		http.Error(w, "Forbidden: destination inside the source", http.StatusForbidden)
+		return
+	}
 	if !checkXMLNamespaces(w, r) {
 		return
 	}
@@ -196,6 +202,16 @@ func inFiles(destination, root string) bool {
 	}
 	rest, ok := strings.CutPrefix(u.Path, root)
 	return ok && !badPath("/"+rest)
+}
+
+// insideSource reports whether a COPY Destination is inside the source
+// at URL path src (a folder copied into itself).
+func insideSource(src, destination string) bool {
+	u, err := url.Parse(destination)
+	if err != nil {
+		return false
+	}
+	return strings.HasPrefix(strings.TrimSuffix(u.Path, "/"), strings.TrimSuffix(src, "/")+"/")
 }
 
 // badPath reports whether p has a ".", ".." or empty segment inside it, or a
