@@ -114,11 +114,16 @@ func limitBodies(store areaFinder, l bodyLimits, next http.Handler) http.Handler
 	})
 }
 
+// maxPrealloc bounds what readBody allocates before the bytes arrive: a
+// client's Content-Length alone, a few bytes of headers, must not make the
+// server hold the body limit.
+const maxPrealloc = 64 << 10
+
 // readBody reads r's body, at most limit bytes, in one allocation when the
-// length is known.
+// length is known and small.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
-	if r.ContentLength > 0 {
+	if r.ContentLength > 0 && r.ContentLength <= maxPrealloc {
 		b := make([]byte, r.ContentLength)
 		_, err := io.ReadFull(body, b)
 		return b, err
