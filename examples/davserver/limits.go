@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/appauth/appauth/auth/httpauth"
 )
 
 // bodyLimits bounds what a DAV request body may be. go-webdav parses XML
@@ -54,6 +56,15 @@ func limitBodiesIf(store areaFinder, l *bodyLimits, next http.Handler) http.Hand
 func limitBodies(store areaFinder, l bodyLimits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if _, ok := httpauth.PrincipalFromContext(r.Context()); !ok {
+			// An OPTIONS probe without credentials, which the middleware
+			// lets through and which is answered without its body: never
+			// read, so an anonymous client can neither fill memory with
+			// bodies nor hold the connection by sending one slowly.
+			r.Body, r.ContentLength = http.NoBody, 0
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -103,11 +114,16 @@ func limitBodies(store areaFinder, l bodyLimits, next http.Handler) http.Handler
 	})
 }
 
+// maxPrealloc bounds what readBody allocates before the bytes arrive: a
+// client's Content-Length alone, a few bytes of headers, must not make the
+// server hold the body limit.
+const maxPrealloc = 64 << 10
+
 // readBody reads r's body, at most limit bytes, in one allocation when the
-// length is known.
+// length is known and small.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
-	if r.ContentLength > 0 {
+	if r.ContentLength > 0 && r.ContentLength <= maxPrealloc {
 		b := make([]byte, r.ContentLength)
 		_, err := io.ReadFull(body, b)
 		return b, err

@@ -501,12 +501,21 @@ func openDAV(ctx context.Context, cfg *config, dir auth.Directory, logger *slog.
 	if err != nil {
 		return nil, err
 	}
+	// Once the directory is unavailable, the other folders wait for the
+	// next start rather than a lookup deadline each.
+	var down error
 	lookup := func(ctx context.Context, login string) (string, error) {
+		if down != nil {
+			return "", down
+		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		u, err := dir.LookupUser(ctx, login)
 		if errors.Is(err, auth.ErrNotFound) {
 			return "", davstore.ErrNoSuchUser
+		}
+		if errors.Is(err, auth.ErrUnavailable) {
+			down = err
 		}
 		if err != nil {
 			return "", err

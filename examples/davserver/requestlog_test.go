@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
@@ -75,3 +77,28 @@ func TestRequestLogCoalesces(t *testing.T) {
 type unwrapper struct{ http.ResponseWriter }
 
 func (u unwrapper) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// TestRequestLogBoundsPendingClients: a successful request's User-Agent
+// is kept between the coalesced writes cut short and copied, so that
+// anonymous clients sending huge User-Agent headers (status.php, the
+// settings page and OPTIONS need no credentials) cannot make the pending
+// lines hold up to maxPendingRequestLines times the header limit.
+func TestRequestLogBoundsPendingClients(t *testing.T) {
+	l := newRequestLog(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer l.Close()
+	h := l.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	ua := strings.Repeat("a", 512<<10)
+	r := httptest.NewRequest("GET", "/status.php", nil)
+	r.Header.Set("User-Agent", ua)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) != 1 {
+		t.Fatalf("%d pending lines, want 1", len(l.pending))
+	}
+	for k := range l.pending {
+		if len(k.client) > 1024 || unsafe.StringData(k.client) == unsafe.StringData(ua) {
+			t.Errorf("a pending line keeps a %d-byte User-Agent (sharing the header's memory: %v)", len(k.client), unsafe.StringData(k.client) == unsafe.StringData(ua))
+		}
+	}
+}

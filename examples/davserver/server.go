@@ -13,6 +13,7 @@ import (
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/httpauth"
 	"github.com/appauth/appauth/examples/davserver/internal/davstore"
+	"github.com/appauth/appauth/internal/safetext"
 )
 
 // davPrefix is where the DAV tree is served.
@@ -145,6 +146,10 @@ const requestLogInterval = time.Minute
 // past it, a successful request is logged at once, one line each.
 const maxPendingRequestLines = 10_000
 
+// maxPendingUserAgent bounds the User-Agent kept with a coalesced line:
+// anonymous requests (status.php, the settings page) are counted too.
+const maxPendingUserAgent = 256
+
 // requestLog is the example server's request log. A failed request (status
 // 400 or more) is one line at Info; successful requests are counted into
 // one "requests" line per user, address and client per
@@ -228,6 +233,7 @@ func (l *requestLog) count(k requestKey, bytes int64, now time.Time) bool {
 			return false
 		}
 		c = &requestCount{since: now}
+		k.client = strings.Clone(k.client) // not the header's memory
 		l.pending[k] = c
 	}
 	c.n++
@@ -248,7 +254,7 @@ func (l *requestLog) Wrap(next http.Handler) http.Handler {
 		if sw.status < 400 {
 			level = slog.LevelDebug
 			if l.logger.Enabled(r.Context(), slog.LevelInfo) &&
-				!l.count(requestKey{sw.user, r.RemoteAddr, r.UserAgent()}, sw.bytes, start) {
+				!l.count(requestKey{sw.user, r.RemoteAddr, safetext.Truncate(r.UserAgent(), maxPendingUserAgent)}, sw.bytes, start) {
 				level = slog.LevelInfo // no room to coalesce: a line of its own
 			}
 		}

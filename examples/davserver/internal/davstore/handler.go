@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	gowebdav "github.com/emersion/go-webdav"
 	"github.com/emersion/go-webdav/caldav"
@@ -113,15 +114,22 @@ func (s *Store) serveFiles(w http.ResponseWriter, r *http.Request, user User, ro
 		http.Error(w, "Forbidden: destination outside your files", http.StatusForbidden)
 		return
 	}
+	if r.Method == "COPY" && r.Header.Get("Depth") != "0" && insideSource(r.URL.Path, r.Header.Get("Destination")) {
+		// RFC 4918 9.8.3: x/net/webdav would copy the folder into itself
+		// a thousand levels deep, its files as many times over.
+		http.Error(w, "Forbidden: destination inside the source", http.StatusForbidden)
+		return
+	}
 	if !checkXMLNamespaces(w, r) {
 		return
 	}
 	// A conditional write's check and the write itself are atomic
-	// among conditional writes (unconditional ones do not wait); reads,
+	// among the user's conditional writes (unconditional ones do not wait); reads,
 	// which checkFileConditions lets through, never take the lock.
 	if !readMethod(r.Method) && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If") != "") {
-		s.condMu.Lock()
-		defer s.condMu.Unlock()
+		mu := s.condLock(user.ID)
+		mu.Lock()
+		defer mu.Unlock()
 	}
 	if r.Method == "PROPFIND" {
 		r = withStatMemo(r)
@@ -194,6 +202,16 @@ func inFiles(destination, root string) bool {
 	}
 	rest, ok := strings.CutPrefix(u.Path, root)
 	return ok && !badPath("/"+rest)
+}
+
+// insideSource reports whether a COPY Destination is inside the source
+// at URL path src (a folder copied into itself).
+func insideSource(src, destination string) bool {
+	u, err := url.Parse(destination)
+	if err != nil {
+		return false
+	}
+	return strings.HasPrefix(strings.TrimSuffix(u.Path, "/"), strings.TrimSuffix(src, "/")+"/")
 }
 
 // badPath reports whether p has a ".", ".." or empty segment inside it, or a
@@ -300,6 +318,19 @@ func (s *Store) serveMkcalendar(w http.ResponseWriter, r *http.Request) {
 func serveError(w http.ResponseWriter, err error) {
 	code := statusOf(err)
 	http.Error(w, http.StatusText(code), code)
+}
+
+// condLock is the lock of the conditional file requests to the folder of
+// the user with this ID.
+func (s *Store) condLock(id string) *sync.Mutex {
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	mu := s.conds[id]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		s.conds[id] = mu
+	}
+	return mu
 }
 
 // filesHandler returns user's WebDAV handler at the URL path root, creating

@@ -72,8 +72,10 @@ type shared struct {
 	filesMu sync.Mutex
 	files   map[filesKey]*webdav.Handler
 
-	// condMu makes a conditional file request's check and write atomic.
-	condMu sync.Mutex
+	// conds makes a conditional file request's check and write atomic,
+	// one lock per user's folder (by ID), so that a slow upload holds up
+	// no other user; guarded by filesMu.
+	conds map[string]*sync.Mutex
 }
 
 // filesKey names one user's files handler.
@@ -96,7 +98,7 @@ func New(root, prefix string, user UserFunc) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("davstore: %w", err)
 	}
-	return &Store{root: abs, prefix: prefix, user: user, shared: &shared{files: map[filesKey]*webdav.Handler{}}}, nil
+	return &Store{root: abs, prefix: prefix, user: user, shared: &shared{files: map[filesKey]*webdav.Handler{}, conds: map[string]*sync.Mutex{}}}, nil
 }
 
 // At returns the Store serving the same data under another prefix (such

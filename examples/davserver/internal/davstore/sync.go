@@ -133,9 +133,19 @@ func (s *Store) serveSyncCollection(w http.ResponseWriter, r *http.Request, area
 
 	// The token and the members are read under the write lock: a write
 	// records its change before it writes, so a token read unlocked could
-	// name a change whose object is not written yet.
+	// name a change whose object is not written yet. The lock is let go
+	// before the answer is written (the short error answers fit in the
+	// socket's buffer): a client that does not read it would otherwise
+	// hold up every write of every user.
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			s.mu.Unlock()
+		}
+	}
+	defer unlock()
 	l, err := loadChanges(dir)
 	if err != nil {
 		serveError(w, fsError(err))
@@ -192,6 +202,7 @@ func (s *Store) serveSyncCollection(w http.ResponseWriter, r *http.Request, area
 		out.WriteString(`</response>`)
 	}
 	out.WriteString(`<sync-token>` + escapeText(l.token()) + `</sync-token></multistatus>`)
+	unlock()
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(http.StatusMultiStatus)
 	w.Write(out.Bytes())
