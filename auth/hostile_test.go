@@ -5,14 +5,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/appauth/appauth/internal/testkit"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/testkit"
 )
+
+// TestClippedClientInfoKeepsNoHeader: what the Manager keeps of a
+// client's address and user agent until it writes them (the pending audit
+// records, one per credential, address and client, and the last-used
+// queue) is a copy of the clipped part, not a slice of the header: a
+// credential's holder sending a new 1 MiB User-Agent per request must not
+// pin a megabyte per pending record.
+func TestClippedClientInfoKeepsNoHeader(t *testing.T) {
+	e, _ := infoEnv(t, nil)
+	_, secret := e.issue(t, e.alice, "phone")
+	ctx := t.Context()
+	const uses, size = 64, 1 << 20
+	use := func(i int) {
+		ua := fmt.Sprintf("%d ", i) + strings.Repeat("x", size)
+		if _, err := e.m.Authenticate(ctx, auth.Attempt{Username: "alice", Password: secret, RemoteAddr: "192.0.2.1", UserAgent: ua}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use(-1) // the first verify caches the credential
+	before := testkit.LiveHeap()
+	for i := range uses {
+		use(i)
+	}
+	if grown := int64(testkit.LiveHeap()) - int64(before); grown > uses*size/8 {
+		t.Fatalf("%d uses with distinct %d-byte user agents left %d more bytes live (pending records pin the headers)", uses, size, grown)
+	}
+	e.m.FlushUses(ctx, true)
+}
 
 // TestHugeClientInfoIsBounded: the address, user agent and login a client
 // sends reach the audit log and the event hook bounded, whichever edge

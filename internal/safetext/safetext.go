@@ -22,7 +22,8 @@ func Escape(s string) string {
 	return q[1 : len(q)-1]
 }
 
-// Truncate cuts s to at most n bytes on a rune boundary.
+// Truncate cuts s to at most n bytes on a rune boundary. A cut s is a
+// copy: what is kept of a huge header must not keep the header.
 func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -30,5 +31,5 @@ func Truncate(s string, n int) string {
 	for n > 0 && s[n]&0xC0 == 0x80 {
 		n--
 	}
-	return s[:n]
+	return strings.Clone(s[:n])
 }

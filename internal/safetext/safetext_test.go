@@ -1,8 +1,10 @@
 package safetext
 
 import (
+	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 )
 
 func TestEscape(t *testing.T) {
@@ -39,5 +41,18 @@ func TestTruncate(t *testing.T) {
 		if got != tc.want || !utf8.ValidString(got) {
 			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestTruncateCopiesACut: a cut string shares no memory with the input (a
+// slice of a 1 MiB header kept in a record would keep the whole header);
+// an uncut one is the input itself.
+func TestTruncateCopiesACut(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	if got := Truncate(long, 10); unsafe.StringData(got) == unsafe.StringData(long) {
+		t.Error("Truncate(long, 10) is a slice of long, not a copy")
+	}
+	if got := Truncate(long, 1000); unsafe.StringData(got) != unsafe.StringData(long) {
+		t.Error("Truncate(s, len(s)) copied s")
 	}
 }
