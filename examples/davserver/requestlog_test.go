@@ -102,3 +102,19 @@ func TestRequestLogBoundsPendingClients(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestLogLineBounded: a refused request's line (one each, at Info)
+// holds a bounded part of the path and the User-Agent, so an anonymous
+// client sending megabyte headers cannot make megabyte log lines.
+func TestRequestLogLineBounded(t *testing.T) {
+	var out strings.Builder
+	l := newRequestLog(slog.New(slog.NewTextHandler(&out, nil)))
+	defer l.Close()
+	h := l.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusUnauthorized) }))
+	r := httptest.NewRequest("PROPFIND", "/dav/files/"+strings.Repeat("p", 256<<10), nil)
+	r.Header.Set("User-Agent", strings.Repeat("a", 512<<10))
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if n := len(out.String()); n == 0 || n > 4<<10 {
+		t.Fatalf("the line of a refused request with a 256 KiB path and a 512 KiB User-Agent: %d bytes, want 1-4096", n)
+	}
+}

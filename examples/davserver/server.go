@@ -146,9 +146,14 @@ const requestLogInterval = time.Minute
 // past it, a successful request is logged at once, one line each.
 const maxPendingRequestLines = 10_000
 
-// maxPendingUserAgent bounds the User-Agent kept with a coalesced line:
-// anonymous requests (status.php, the settings page) are counted too.
-const maxPendingUserAgent = 256
+// maxLoggedUserAgent bounds the User-Agent kept with a coalesced line
+// (anonymous requests, status.php and the settings page, are counted too)
+// and written in a line; maxLoggedPath bounds a line's path. A client
+// sending megabyte headers gets neither megabyte lines nor pending ones.
+const (
+	maxLoggedUserAgent = 256
+	maxLoggedPath       = 1024
+)
 
 // requestLog is the example server's request log. A failed request (status
 // 400 or more) is one line at Info; successful requests are counted into
@@ -254,7 +259,7 @@ func (l *requestLog) Wrap(next http.Handler) http.Handler {
 		if sw.status < 400 {
 			level = slog.LevelDebug
 			if l.logger.Enabled(r.Context(), slog.LevelInfo) &&
-				!l.count(requestKey{sw.user, r.RemoteAddr, safetext.Truncate(r.UserAgent(), maxPendingUserAgent)}, sw.bytes, start) {
+				!l.count(requestKey{sw.user, r.RemoteAddr, safetext.Truncate(r.UserAgent(), maxLoggedUserAgent)}, sw.bytes, start) {
 				level = slog.LevelInfo // no room to coalesce: a line of its own
 			}
 		}
@@ -263,12 +268,12 @@ func (l *requestLog) Wrap(next http.Handler) http.Handler {
 		}
 		l.logger.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method),
-			slog.String("path", logPath(r.URL.Path)),
+			slog.String("path", safetext.Truncate(logPath(r.URL.Path), maxLoggedPath)),
 			slog.Int("status", sw.status),
 			slog.Int64("bytes", sw.bytes),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote_addr", r.RemoteAddr),
-			slog.String("user_agent", r.UserAgent()),
+			slog.String("user_agent", safetext.Truncate(r.UserAgent(), maxLoggedUserAgent)),
 			slog.String("user", sw.user),
 		)
 	})
