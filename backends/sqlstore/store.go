@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"    // registers the "postgres" driver
@@ -417,6 +418,17 @@ func decodeScopes(s string) []string {
 	return strings.Fields(s)
 }
 
+// clientText makes a client's address or User-Agent storable: valid UTF-8
+// without NUL (PostgreSQL refuses anything else, which failed a whole
+// RecordUsage batch), each bad byte replaced by U+FFFD. Both come from the
+// client; they are shown, never compared.
+func clientText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // CreateCredential implements [auth.Store]. ID, Hash, UserID and CreatedAt
 // are required.
 func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) error {
@@ -431,7 +443,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) 
 	_, err = s.db.ExecContext(ctx, s.q.insert,
 		c.ID, string(c.Kind), c.UserID, c.Login, c.Name, scopes, c.Hash, c.KeyID, c.Hint,
 		d.timeArg(c.CreatedAt), d.nullTime(c.ExpiresAt), d.nullTime(c.AuthenticatedAt), d.nullTime(c.LastUsedAt),
-		c.LastUsedAddr, c.LastUsedClient, c.Federation.Issuer, c.Federation.Subject, c.Federation.SID)
+		clientText(c.LastUsedAddr), clientText(c.LastUsedClient), c.Federation.Issuer, c.Federation.Subject, c.Federation.SID)
 	return translate("create credential", err)
 }
 
@@ -646,6 +658,7 @@ func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 	us := make([]auth.Usage, 0, len(usage))
 	for _, u := range usage {
 		if !u.At.IsZero() && u.ID != "" {
+			u.Addr, u.Client = clientText(u.Addr), clientText(u.Client)
 			us = append(us, u)
 		}
 	}

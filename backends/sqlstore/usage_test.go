@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -313,6 +314,63 @@ func BenchmarkRecordUsage(b *testing.B) {
 			b.ReportMetric(float64(baseT)/float64(b.N), "baseline-ns")
 			b.ReportMetric(float64(subjT)/float64(b.N), "subject-ns")
 			b.ReportMetric(float64(baseT)/float64(subjT), "ratio")
+		})
+	}
+}
+
+// TestRecordUsageClientNotUTF8: a User-Agent or address that is not UTF-8
+// (net/http passes bytes 0x80-0xFF in a header), or that holds a NUL, is
+// what any client with a valid app password can send. PostgreSQL refuses
+// such text, and a batch is one statement: the whole flush failed, was put
+// back by the Manager and failed again with every flush, so no credential
+// in it (every other user's) had its last use written again. Each usage
+// must be written, the client's text made valid.
+func TestRecordUsageClientNotUTF8(t *testing.T) {
+	for _, d := range []struct {
+		name string
+		open func(t *testing.T) (*Store, error)
+	}{
+		{"sqlite", func(t *testing.T) (*Store, error) {
+			return OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "appauth.db"), nil)
+		}},
+		{"postgres", func(t *testing.T) (*Store, error) { return OpenPostgres(t.Context(), testenv.Postgres(t), nil) }},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			s, err := d.open(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			ctx := t.Context()
+			base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+			createAlices(t, s, 3, "id-%02d", base)
+			at := base.Add(time.Hour)
+			usage := []auth.Usage{
+				{UserID: "u-alice", ID: "id-00", At: at, Addr: "192.0.2.1", Client: "DAVx5"},
+				{UserID: "u-alice", ID: "id-01", At: at, Addr: "192.0.2.2", Client: "bad \xff\xfe client"},
+				{UserID: "u-alice", ID: "id-02", At: at, Addr: "192.0.2.3\x00", Client: "nul \x00 client"},
+			}
+			if err := s.RecordUsage(ctx, usage); err != nil {
+				t.Fatalf("RecordUsage with a client that is not UTF-8: %v", err)
+			}
+			// A sign-in stores its session with the client's address and
+			// User-Agent: the same text must not fail it.
+			session := &auth.StoredCredential{ID: "session", Kind: auth.KindSession, UserID: "u-alice", Login: "alice",
+				Hash: fakeHash(99), KeyID: "1", CreatedAt: base, LastUsedAt: at, LastUsedAddr: "192.0.2.4\x00", LastUsedClient: "bad \xff client"}
+			if err := s.CreateCredential(ctx, session); err != nil {
+				t.Fatalf("CreateCredential with a client that is not UTF-8: %v", err)
+			}
+			usage = append(usage, auth.Usage{UserID: "u-alice", ID: "session"})
+			for _, u := range usage {
+				c, err := s.Credential(ctx, "u-alice", u.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.LastUsedAt.Equal(at) || !utf8.ValidString(c.LastUsedClient) || !utf8.ValidString(c.LastUsedAddr) ||
+					strings.ContainsRune(c.LastUsedClient+c.LastUsedAddr, 0) {
+					t.Errorf("%s: last used %s from %q by %q, want %s and valid UTF-8 without NUL", u.ID, c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient, at)
+				}
+			}
 		})
 	}
 }
