@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lib/pq"
@@ -100,6 +101,9 @@ type Limiter struct {
 	// fingerprints are keyed by a per-process seed and never stored.
 	recent map[string]*[4]uint64
 	seed   maphash.Seed
+	// abandoned counts queries still running after their caller stopped
+	// waiting (see bounded).
+	abandoned atomic.Int64
 }
 
 // cleanFor is how long a read that found no failure is reused.
@@ -349,28 +353,67 @@ func (l *Limiter) remember(k keys, counts map[string]count, now time.Time) {
 }
 
 func (l *Limiter) counts(ctx context.Context, k keys) (map[string]count, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
-	defer cancel()
-	rows, err := l.s.db.QueryContext(ctx, l.read, pq.Array(k.list()))
+	out, err := bounded(l, ctx, func(ctx context.Context) (map[string]count, error) {
+		rows, err := l.s.db.QueryContext(ctx, l.read, pq.Array(k.list()))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := make(map[string]count, 4)
+		for rows.Next() {
+			var key string
+			var c count
+			var last dbTime
+			if err := rows.Scan(&key, &c.failures, &c.clearable, &last); err != nil {
+				return nil, err
+			}
+			c.last = last.t
+			out[key] = c
+		}
+		return out, rows.Err()
+	})
 	if err != nil {
 		return nil, translate("read throttle", err)
 	}
-	defer rows.Close()
-	out := make(map[string]count, 4)
-	for rows.Next() {
-		var key string
-		var c count
-		var last dbTime
-		if err := rows.Scan(&key, &c.failures, &c.clearable, &last); err != nil {
-			return nil, translate("read throttle", err)
-		}
-		c.last = last.t
-		out[key] = c
-	}
-	if err := rows.Err(); err != nil {
-		return nil, translate("read throttle", err)
-	}
 	return out, nil
+}
+
+// maxAbandoned bounds the queries of a Limiter still running after their
+// caller stopped waiting (see bounded).
+const maxAbandoned = 256
+
+// bounded runs f under LimiterOptions.Timeout. A Store that does not
+// honor its context (a PostgreSQL pool given to New: lib/pq waits for a
+// hung server whatever the context says) runs f on a goroutine of its own,
+// and the caller stops waiting at the deadline; past maxAbandoned such
+// queries still running, a query fails at once.
+func bounded[T any](l *Limiter, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
+	defer cancel()
+	if l.s.honorsContext {
+		return f(ctx)
+	}
+	var zero T
+	if n := l.abandoned.Load(); n >= maxAbandoned {
+		return zero, fmt.Errorf("%w: %d earlier queries have not returned", auth.ErrUnavailable, n)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		l.abandoned.Add(1)
+		go func() { <-done; l.abandoned.Add(-1) }()
+		return zero, ctx.Err()
+	}
 }
 
 // wait is how long a row with c makes the next attempt wait: the block of
@@ -440,10 +483,10 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 		if l.repeated(k, a) {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
-		defer cancel()
-		_, err := l.s.db.ExecContext(ctx, l.fail, k.addr, nullString(k.pair), nullString(k.login), nullString(k.trust),
-			now.UTC(), now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+		_, err := bounded(l, context.Background(), func(ctx context.Context) (sql.Result, error) {
+			return l.s.db.ExecContext(ctx, l.fail, k.addr, nullString(k.pair), nullString(k.login), nullString(k.trust),
+				now.UTC(), now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+		})
 		if err != nil {
 			l.o.Logger.Warn("sqlstore: limiter: cannot record a failure", "error", translate("record failure", err))
 		}
@@ -465,9 +508,9 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 	if fresh {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
-	defer cancel()
-	if _, err := l.s.db.ExecContext(ctx, l.ok, k.addr, k.pair, k.trust, now.UTC()); err != nil {
+	if _, err := bounded(l, context.Background(), func(ctx context.Context) (sql.Result, error) {
+		return l.s.db.ExecContext(ctx, l.ok, k.addr, k.pair, k.trust, now.UTC())
+	}); err != nil {
 		l.mu.Lock()
 		delete(l.trusted, k.pair)
 		l.mu.Unlock()

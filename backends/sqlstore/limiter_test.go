@@ -1,10 +1,13 @@
 package sqlstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/throttle"
@@ -302,4 +305,45 @@ func TestLimiterRepeatCountsOncePerServer(t *testing.T) {
 	if allowed != 10-3 {
 		t.Errorf("distinct failures from the address after 30 stale retries on 3 servers: %d allowed, want %d", allowed, 10-3)
 	}
+}
+
+// TestHungPostgresLimiterOnNewStore: a Limiter on a Store made with New
+// from a plain lib/pq pool (which waits for a hung server whatever its
+// context says) still ends each query at LimiterOptions.Timeout on a
+// paused PostgreSQL: Allow is ErrUnavailable (503), and Done returns, so a
+// hung database never holds a sign-in, and the request behind it,
+// forever. The Manager calls the Limiter on the request's goroutine.
+func TestHungPostgresLimiterOnNewStore(t *testing.T) {
+	srv := testenv.NewPostgres(t) // paused below: a server of its own
+	db, err := sqlx.Open("postgres", srv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := sqlstore.New(t.Context(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	const timeout = 500 * time.Millisecond
+	l, err := sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Key: testkit.Pepper().Key, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := auth.Attempt{Username: "alice", Password: "p", RemoteAddr: "192.0.2.1"}
+	if err := l.Allow(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	l.Done(a, false) // a failure: the next Allow must read the count
+
+	srv.Pause(t)
+	defer srv.Resume(t)
+	err, took := within(t, 20*timeout, "Limiter.Allow on a hung PostgreSQL", func() error { return l.Allow(context.Background(), a) })
+	if !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Allow on a hung PostgreSQL: %v, want ErrUnavailable", err)
+	}
+	t.Logf("Allow on a hung PostgreSQL: error after %s (Timeout %s): %v", took.Round(time.Millisecond), timeout, err)
+	b := auth.Attempt{Username: "bob", Password: "p", RemoteAddr: "192.0.2.2"}
+	_, took = within(t, 20*timeout, "Limiter.Done on a hung PostgreSQL", func() struct{} { l.Done(b, false); return struct{}{} })
+	t.Logf("Done on a hung PostgreSQL: returned after %s", took.Round(time.Millisecond))
 }
