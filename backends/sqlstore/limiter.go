@@ -192,11 +192,14 @@ func NewLimiter(s *Store, opts *LimiterOptions) (*Limiter, error) {
 			"clearable = CASE WHEN r.last_at <= $7 THEN EXCLUDED.clearable ELSE r.clearable + EXCLUDED.clearable END, " +
 			"last_at = EXCLUDED.last_at",
 		// A success trusts the prefix for the login and takes the login's
-		// failures from there off the prefix's count.
-		ok: "WITH p AS (SELECT clearable FROM " + t + " WHERE key = $2 FOR UPDATE), " +
-			"c AS (UPDATE " + t + " SET clearable = 0 WHERE key = $2 AND clearable > 0), " +
-			"a AS (UPDATE " + t + " SET failures = GREATEST(failures - (SELECT clearable FROM p), 0) " +
-			"WHERE key = $1 AND EXISTS (SELECT 1 FROM p WHERE clearable > 0)) " +
+		// failures from there off the prefix's count. It locks the
+		// prefix's row and then the pair's (p, read first by c), the order
+		// in which a failure's upsert takes them: in the other order, a
+		// failure and a success at once deadlocked.
+		ok: "WITH p AS (SELECT key, clearable FROM " + t + " WHERE key IN ($1, $2) ORDER BY key FOR UPDATE), " +
+			"c AS (UPDATE " + t + " SET clearable = 0 WHERE key = $2 AND EXISTS (SELECT 1 FROM p WHERE key = $2 AND clearable > 0)), " +
+			"a AS (UPDATE " + t + " SET failures = GREATEST(failures - (SELECT clearable FROM p WHERE key = $2), 0) " +
+			"WHERE key = $1 AND EXISTS (SELECT 1 FROM p WHERE key = $2 AND clearable > 0)) " +
 			"INSERT INTO " + t + " (key, failures, clearable, last_at) VALUES ($3, 0, 0, $4) " +
 			"ON CONFLICT (key) DO UPDATE SET last_at = EXCLUDED.last_at",
 		purg:    "DELETE FROM " + t + " WHERE (key LIKE 't:%' AND last_at <= $1) OR (key NOT LIKE 't:%' AND last_at <= $2)",
