@@ -429,6 +429,22 @@ func clientText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
+// unstorable reports whether one of texts is one PostgreSQL cannot hold
+// (not UTF-8, or with a NUL), and so names no credential there: a query
+// with it would fail, an outage's ErrUnavailable, where the answer is
+// ErrNotFound, as on SQLite and in the memory store.
+func (s *Store) unstorable(texts ...string) bool {
+	if s.dialect != postgresDialect {
+		return false
+	}
+	for _, t := range texts {
+		if !utf8.ValidString(t) || strings.IndexByte(t, 0) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // CreateCredential implements [auth.Store]. ID, Hash, UserID and CreatedAt
 // are required.
 func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) error {
@@ -519,6 +535,9 @@ func (s *Store) queryMany(ctx context.Context, hashes [][]byte) ([]row, error) {
 
 // Credential implements [auth.Store].
 func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.StoredCredential, error) {
+	if s.unstorable(userID, id) {
+		return nil, fmt.Errorf("sqlstore: credential: %w", auth.ErrNotFound)
+	}
 	var r row
 	if err := s.db.GetContext(ctx, &r, s.q.byID, id, userID); err != nil {
 		return nil, translate("credential", err)
@@ -528,6 +547,9 @@ func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Stored
 
 // ListCredentials implements [auth.Store].
 func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.StoredCredential, error) {
+	if s.unstorable(userID, string(kind)) {
+		return nil, nil
+	}
 	var rows []row
 	if err := s.db.SelectContext(ctx, &rows, s.q.list, userID, string(kind)); err != nil {
 		return nil, translate("list credentials", err)
@@ -581,6 +603,9 @@ func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) 
 	if err != nil {
 		return fmt.Errorf("sqlstore: update credential: %w", err)
 	}
+	if s.unstorable(c.UserID, c.ID) {
+		return fmt.Errorf("sqlstore: update credential: %w", auth.ErrNotFound)
+	}
 	res, err := s.db.ExecContext(ctx, s.q.update,
 		c.Name, scopes, s.dialect.nullTime(c.ExpiresAt), s.dialect.nullTime(c.AuthenticatedAt), c.ID, c.UserID)
 	return oneRow("update credential", res, err)
@@ -588,6 +613,9 @@ func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) 
 
 // DeleteCredential implements [auth.Store].
 func (s *Store) DeleteCredential(ctx context.Context, userID, id string) error {
+	if s.unstorable(userID, id) {
+		return fmt.Errorf("sqlstore: delete credential: %w", auth.ErrNotFound)
+	}
 	res, err := s.db.ExecContext(ctx, s.q.del, id, userID)
 	return oneRow("delete credential", res, err)
 }
@@ -609,6 +637,12 @@ func oneRow(op string, res interface{ RowsAffected() (int64, error) }, err error
 
 // DeleteCredentials implements [auth.Store].
 func (s *Store) DeleteCredentials(ctx context.Context, userID string, kind auth.Kind, except string) (int, error) {
+	if s.unstorable(userID, string(kind)) {
+		return 0, nil
+	}
+	if s.unstorable(except) {
+		except = "" // no credential's ID: none is kept
+	}
 	res, err := s.db.ExecContext(ctx, s.q.delAll, userID, string(kind), except)
 	if err != nil {
 		return 0, translate("delete credentials", err)
