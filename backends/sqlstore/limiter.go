@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lib/pq"
@@ -101,9 +100,6 @@ type Limiter struct {
 	// fingerprints are keyed by a per-process seed and never stored.
 	recent map[string]*[4]uint64
 	seed   maphash.Seed
-	// abandoned counts queries still running after their caller stopped
-	// waiting (see bounded).
-	abandoned atomic.Int64
 }
 
 // cleanFor is how long a read that found no failure is reused.
@@ -381,42 +377,12 @@ func (l *Limiter) counts(ctx context.Context, k keys) (map[string]count, error) 
 	return out, nil
 }
 
-// maxAbandoned bounds the queries of a Limiter still running after their
-// caller stopped waiting (see bounded).
-const maxAbandoned = 256
-
-// bounded runs f under LimiterOptions.Timeout. A Store that does not
-// honor its context (a PostgreSQL pool given to New: lib/pq waits for a
-// hung server whatever the context says) runs f on a goroutine of its own,
-// and the caller stops waiting at the deadline; past maxAbandoned such
-// queries still running, a query fails at once.
+// bounded runs f under LimiterOptions.Timeout, also on a Store that does
+// not honor its context (see waitBounded).
 func bounded[T any](l *Limiter, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
 	defer cancel()
-	if l.s.honorsContext {
-		return f(ctx)
-	}
-	var zero T
-	if n := l.abandoned.Load(); n >= maxAbandoned {
-		return zero, fmt.Errorf("%w: %d earlier queries have not returned", auth.ErrUnavailable, n)
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f(ctx)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		l.abandoned.Add(1)
-		go func() { <-done; l.abandoned.Add(-1) }()
-		return zero, ctx.Err()
-	}
+	return waitBounded(l.s, ctx, f)
 }
 
 // wait is how long a row with c makes the next attempt wait: the block of

@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -122,6 +123,9 @@ type Store struct {
 	// honorsContext: every call returns once its context's deadline has
 	// passed (see HonorsContext).
 	honorsContext bool
+	// abandoned counts calls still running after their caller stopped
+	// waiting (see waitBounded).
+	abandoned atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -317,6 +321,44 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 // a PostgreSQL *sqlx.DB given to [New]: lib/pq itself waits for its cancel
 // request, which a hung server never answers.
 func (s *Store) HonorsContext() bool { return s.honorsContext }
+
+// maxAbandoned bounds the calls of a Store that does not honor its context
+// still running after their caller stopped waiting (see waitBounded).
+const maxAbandoned = 256
+
+// waitBounded runs f under ctx. On a Store that does not honor its
+// context (a PostgreSQL pool given to New: lib/pq waits for a hung server
+// whatever the context says), f runs on a goroutine of its own and the
+// caller stops waiting once ctx is done, as a call on a pool from
+// OpenPostgres ends at its deadline; past maxAbandoned such calls still
+// running, a call fails at once. For the calls made by edges and the
+// Limiter, which the Manager does not bound.
+func waitBounded[T any](s *Store, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	if s.honorsContext {
+		return f(ctx)
+	}
+	var zero T
+	if n := s.abandoned.Load(); n >= maxAbandoned {
+		return zero, fmt.Errorf("%w: %d earlier calls have not returned", auth.ErrUnavailable, n)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		s.abandoned.Add(1)
+		go func() { <-done; s.abandoned.Add(-1) }()
+		return zero, ctx.Err()
+	}
+}
 
 // rebind turns ? placeholders into the dialect's.
 func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType, q) }
@@ -594,7 +636,8 @@ func (s *Store) CountCredentials(ctx context.Context) (int, error) {
 // error matching [auth.ErrUnavailable] when it does not. It is bounded by
 // ctx.
 func (s *Store) Ping(ctx context.Context) error {
-	return translate("ping", s.db.PingContext(ctx))
+	_, err := waitBounded(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.db.PingContext(ctx) })
+	return translate("ping", err)
 }
 
 // UpdateCredential implements [auth.Store].
