@@ -460,10 +460,11 @@ func decodeScopes(s string) []string {
 	return strings.Fields(s)
 }
 
-// clientText makes a client's address or User-Agent storable: valid UTF-8
-// without NUL (PostgreSQL refuses anything else, which failed a whole
-// RecordUsage batch), each bad byte replaced by U+FFFD. Both come from the
-// client; they are shown, never compared.
+// clientText makes a client's address or User-Agent (also a session's
+// name) storable: valid UTF-8 without NUL (PostgreSQL refuses anything
+// else, which failed a whole RecordUsage batch, and a sign-in), each bad
+// byte replaced by U+FFFD. They come from the client; they are shown,
+// never compared. (An app password's name is checked by the Manager.)
 func clientText(s string) string {
 	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
 		return s
@@ -499,7 +500,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) 
 	}
 	d := s.dialect
 	_, err = s.db.ExecContext(ctx, s.q.insert,
-		c.ID, string(c.Kind), c.UserID, c.Login, c.Name, scopes, c.Hash, c.KeyID, c.Hint,
+		c.ID, string(c.Kind), c.UserID, c.Login, clientText(c.Name), scopes, c.Hash, c.KeyID, c.Hint,
 		d.timeArg(c.CreatedAt), d.nullTime(c.ExpiresAt), d.nullTime(c.AuthenticatedAt), d.nullTime(c.LastUsedAt),
 		clientText(c.LastUsedAddr), clientText(c.LastUsedClient), c.Federation.Issuer, c.Federation.Subject, c.Federation.SID)
 	return translate("create credential", err)

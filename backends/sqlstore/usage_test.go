@@ -354,8 +354,8 @@ func TestRecordUsageClientNotUTF8(t *testing.T) {
 				t.Fatalf("RecordUsage with a client that is not UTF-8: %v", err)
 			}
 			// A sign-in stores its session with the client's address and
-			// User-Agent: the same text must not fail it.
-			session := &auth.StoredCredential{ID: "session", Kind: auth.KindSession, UserID: "u-alice", Login: "alice",
+			// User-Agent (also its name): the same text must not fail it.
+			session := &auth.StoredCredential{ID: "session", Kind: auth.KindSession, UserID: "u-alice", Login: "alice", Name: "bad \xff client",
 				Hash: fakeHash(99), KeyID: "1", CreatedAt: base, LastUsedAt: at, LastUsedAddr: "192.0.2.4\x00", LastUsedClient: "bad \xff client"}
 			if err := s.CreateCredential(ctx, session); err != nil {
 				t.Fatalf("CreateCredential with a client that is not UTF-8: %v", err)
@@ -366,8 +366,8 @@ func TestRecordUsageClientNotUTF8(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !c.LastUsedAt.Equal(at) || !utf8.ValidString(c.LastUsedClient) || !utf8.ValidString(c.LastUsedAddr) ||
-					strings.ContainsRune(c.LastUsedClient+c.LastUsedAddr, 0) {
+				if !c.LastUsedAt.Equal(at) || !utf8.ValidString(c.LastUsedClient+c.LastUsedAddr+c.Name) ||
+					strings.ContainsRune(c.LastUsedClient+c.LastUsedAddr+c.Name, 0) {
 					t.Errorf("%s: last used %s from %q by %q, want %s and valid UTF-8 without NUL", u.ID, c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient, at)
 				}
 			}
