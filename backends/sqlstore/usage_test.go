@@ -374,3 +374,81 @@ func TestRecordUsageClientNotUTF8(t *testing.T) {
 		})
 	}
 }
+
+// TestRevokeAllRacingFlush: revoking all of a user's app passwords while a
+// flush writes the last uses of some of them (on another server, or this
+// one) both succeed on PostgreSQL. The flush locks its rows in ID order;
+// the DELETE locked the user's rows in the order it found them (by
+// creation), so each could hold a row the other waited for, and
+// PostgreSQL failed one of them after a second: a "sign out everywhere"
+// answered 503. A third transaction holding a row of bob's, between
+// alice's two in ID order, lines the two up: the flush takes alice's first
+// row and waits for bob's, the DELETE takes alice's other row and waits.
+func TestRevokeAllRacingFlush(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s, err := OpenPostgres(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	// Created (and stored) in the order id-b, id-a: the DELETE meets id-b first.
+	for i, c := range []struct{ id, user string }{{"id-b", "u-alice"}, {"id-a", "u-alice"}, {"id-ab", "u-bob"}} {
+		if err := s.CreateCredential(ctx, &auth.StoredCredential{ID: c.id, Kind: auth.KindAppPassword, UserID: c.user, Login: c.user,
+			Name: "device", Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM appauth_credentials WHERE id = 'id-ab' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(n int) func() bool {
+		return func() bool {
+			var got int
+			err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&got)
+			return err == nil && got == n
+		}
+	}
+	var wg sync.WaitGroup
+	var flushErr, revokeErr error
+	at := base.Add(time.Hour)
+	wg.Go(func() {
+		flushErr = s.RecordUsage(ctx, []auth.Usage{
+			{UserID: "u-alice", ID: "id-a", At: at}, {UserID: "u-bob", ID: "id-ab", At: at}, {UserID: "u-alice", ID: "id-b", At: at}})
+	})
+	waitForCond(t, "the flush to wait for bob's row", waiting(1))
+	wg.Go(func() { _, revokeErr = s.DeleteCredentials(ctx, "u-alice", auth.KindAppPassword, "") })
+	waitForCond(t, "the revoke to wait too", waiting(2))
+	tx.Rollback()
+	wg.Wait()
+	if flushErr != nil {
+		t.Errorf("flush beside a revoke of all: %v", flushErr)
+	}
+	if revokeErr != nil {
+		t.Errorf("revoke of all beside a flush: %v", revokeErr)
+	}
+	if l, err := s.ListCredentials(ctx, "u-alice", auth.KindAppPassword); err != nil || len(l) != 0 {
+		t.Errorf("alice's app passwords after the revoke: %d, %v; want none", len(l), err)
+	}
+}
+
+// waitForCond polls cond for up to 10 s, a safety net, not a timing assertion.
+func waitForCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}
