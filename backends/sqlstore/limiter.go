@@ -528,10 +528,13 @@ func (l *Limiter) Cancel(a auth.Attempt) {
 }
 
 // Purge deletes counts whose last failure is forgotten and trusts older
-// than TrustFor, and returns how many rows it deleted.
+// than TrustFor, and returns how many rows it deleted. It ends once ctx is
+// done.
 func (l *Limiter) Purge(ctx context.Context) (int, error) {
 	now := l.o.Now()
-	res, err := l.s.db.ExecContext(ctx, l.purg, now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+	res, err := waitBounded(l.s, ctx, func(ctx context.Context) (sql.Result, error) {
+		return l.s.db.ExecContext(ctx, l.purg, now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+	})
 	if err != nil {
 		return 0, translate("purge throttle", err)
 	}

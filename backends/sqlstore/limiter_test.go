@@ -313,9 +313,10 @@ func TestLimiterRepeatCountsOncePerServer(t *testing.T) {
 // TestHungPostgresLimiterOnNewStore: a Limiter on a Store made with New
 // from a plain lib/pq pool (which waits for a hung server whatever its
 // context says) still ends each query at LimiterOptions.Timeout on a
-// paused PostgreSQL: Allow is ErrUnavailable (503), and Done returns, so a
-// hung database never holds a sign-in, and the request behind it,
-// forever. The Manager calls the Limiter on the request's goroutine.
+// paused PostgreSQL: Allow is ErrUnavailable (503), Done returns, and Purge
+// ends at its context's deadline, so a hung database never holds a
+// sign-in, and the request behind it, forever. The Manager calls the
+// Limiter on the request's goroutine.
 func TestHungPostgresLimiterOnNewStore(t *testing.T) {
 	srv := testenv.NewPostgres(t) // paused below: a server of its own
 	db, err := sqlx.Open("postgres", srv.Database(t))
@@ -349,6 +350,16 @@ func TestHungPostgresLimiterOnNewStore(t *testing.T) {
 	b := auth.Attempt{Username: "bob", Password: "p", RemoteAddr: "192.0.2.2"}
 	_, took = within(t, 20*timeout, "Limiter.Done on a hung PostgreSQL", func() struct{} { l.Done(b, false); return struct{}{} })
 	t.Logf("Done on a hung PostgreSQL: returned after %s", took.Round(time.Millisecond))
+	err, took = within(t, 20*timeout, "Limiter.Purge on a hung PostgreSQL", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := l.Purge(ctx)
+		return err
+	})
+	if !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Purge on a hung PostgreSQL: %v, want ErrUnavailable", err)
+	}
+	t.Logf("Purge on a hung PostgreSQL: error after %s: %v", took.Round(time.Millisecond), err)
 }
 
 // warnings is a slog.Handler that keeps every record's message and
