@@ -109,6 +109,15 @@ const credentialColumns = "id, kind, user_id, login, name, scopes, hash, key_id,
 
 func (d *dialect) queries(table string) queries {
 	q := func(s string) string { return sqlx.Rebind(d.bindType, strings.ReplaceAll(s, "{t}", table)) }
+	delAll := "DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"
+	if d == postgresDialect {
+		// The rows are locked in id order first, as a last-used flush
+		// locks them (usageBatch): in the order the DELETE met them, each
+		// could hold a row the other waited for, and PostgreSQL failed
+		// one of them (TestRevokeAllRacingFlush).
+		delAll = "WITH locked AS MATERIALIZED (SELECT id FROM {t} WHERE user_id = ? AND kind = ? AND id <> ? ORDER BY id FOR UPDATE) " +
+			"DELETE FROM {t} WHERE id IN (SELECT id FROM locked)"
+	}
 	return queries{
 		insert:  q("INSERT INTO {t} (" + credentialColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		byHash:  q("SELECT " + credentialColumns + " FROM {t} WHERE hash = ?"),
@@ -122,7 +131,7 @@ func (d *dialect) queries(table string) queries {
 			"AND (? = '' OR fed_subject = ?) AND (? = '' OR fed_sid = ?) ORDER BY created_at, id"),
 		update:     q("UPDATE {t} SET name = ?, scopes = ?, expires_at = ?, authenticated_at = ? WHERE id = ? AND user_id = ?"),
 		del:        q("DELETE FROM {t} WHERE id = ? AND user_id = ?"),
-		delAll:     q("DELETE FROM {t} WHERE user_id = ? AND kind = ? AND id <> ?"),
+		delAll:     q(delAll),
 		delExpired: q("DELETE FROM {t} WHERE expires_at IS NOT NULL AND expires_at <= ?"),
 		delUnused:  q("DELETE FROM {t} WHERE kind = ? AND COALESCE(last_used_at, created_at) <= ?"),
 		usage: q("UPDATE {t} SET last_used_at = ?, last_used_addr = ?, last_used_client = ? " +

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/backends/sqlstore"
@@ -250,4 +252,60 @@ func TestHungPostgresStoreCloseIsBounded(t *testing.T) {
 	defer srv.Resume(t)
 	err, took := within(t, 30*time.Second, "Store.Close on a hung PostgreSQL", store.Close)
 	t.Logf("Store.Close on a hung PostgreSQL: returned after %s: %v", took.Round(time.Millisecond), err)
+}
+
+// TestHungPostgresTransientOnNewStore: the transient records (shared
+// Login Flow v2 flows, which loginflow.SharedStore reads and writes on the
+// request's goroutine) of a Store made with New from a plain lib/pq pool
+// end at their context's deadline on a paused PostgreSQL, with
+// ErrUnavailable, as on a Store from OpenPostgres, and so does Ping (a
+// readiness probe): lib/pq alone waits for the hung server forever.
+func TestHungPostgresTransientOnNewStore(t *testing.T) {
+	srv := testenv.NewPostgres(t) // paused below: a server of its own
+	db, err := sqlx.Open("postgres", srv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := sqlstore.New(t.Context(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	now := time.Now()
+	key, value := []byte("key"), []byte("value")
+	if err := store.PutTransient(t.Context(), "test", key, value, now.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Pause(t)
+	defer srv.Resume(t)
+	const deadline = 500 * time.Millisecond
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"transient", func(ctx context.Context) error { _, err := store.Transient(ctx, "test", key, now); return err }},
+		{"put transient", func(ctx context.Context) error {
+			return store.PutTransient(ctx, "test", []byte("other"), value, now.Add(time.Hour), now)
+		}},
+		{"swap transient", func(ctx context.Context) error { return store.SwapTransient(ctx, "test", key, value, value, now) }},
+		{"take transient", func(ctx context.Context) error { _, err := store.TakeTransient(ctx, "test", key, now); return err }},
+		{"delete expired transients", func(ctx context.Context) error {
+			_, err := store.DeleteExpiredTransients(ctx, "test", now)
+			return err
+		}},
+		{"ping", store.Ping},
+	}
+	for _, tc := range calls {
+		err, took := within(t, 20*deadline, tc.name+" on a hung PostgreSQL", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			return tc.call(ctx)
+		})
+		if !errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("%s on a hung PostgreSQL: %v, want ErrUnavailable", tc.name, err)
+		}
+		t.Logf("%s on a hung PostgreSQL: error after %s (deadline %s): %v", tc.name, took.Round(time.Millisecond), deadline, err)
+	}
 }

@@ -188,11 +188,14 @@ func NewLimiter(s *Store, opts *LimiterOptions) (*Limiter, error) {
 			"clearable = CASE WHEN r.last_at <= $7 THEN EXCLUDED.clearable ELSE r.clearable + EXCLUDED.clearable END, " +
 			"last_at = EXCLUDED.last_at",
 		// A success trusts the prefix for the login and takes the login's
-		// failures from there off the prefix's count.
-		ok: "WITH p AS (SELECT clearable FROM " + t + " WHERE key = $2 FOR UPDATE), " +
-			"c AS (UPDATE " + t + " SET clearable = 0 WHERE key = $2 AND clearable > 0), " +
-			"a AS (UPDATE " + t + " SET failures = GREATEST(failures - (SELECT clearable FROM p), 0) " +
-			"WHERE key = $1 AND EXISTS (SELECT 1 FROM p WHERE clearable > 0)) " +
+		// failures from there off the prefix's count. It locks the
+		// prefix's row and then the pair's (p, read first by c), the order
+		// in which a failure's upsert takes them: in the other order, a
+		// failure and a success at once deadlocked.
+		ok: "WITH p AS (SELECT key, clearable FROM " + t + " WHERE key IN ($1, $2) ORDER BY key FOR UPDATE), " +
+			"c AS (UPDATE " + t + " SET clearable = 0 WHERE key = $2 AND EXISTS (SELECT 1 FROM p WHERE key = $2 AND clearable > 0)), " +
+			"a AS (UPDATE " + t + " SET failures = GREATEST(failures - (SELECT clearable FROM p WHERE key = $2), 0) " +
+			"WHERE key = $1 AND EXISTS (SELECT 1 FROM p WHERE key = $2 AND clearable > 0)) " +
 			"INSERT INTO " + t + " (key, failures, clearable, last_at) VALUES ($3, 0, 0, $4) " +
 			"ON CONFLICT (key) DO UPDATE SET last_at = EXCLUDED.last_at",
 		purg:    "DELETE FROM " + t + " WHERE (key LIKE 't:%' AND last_at <= $1) OR (key NOT LIKE 't:%' AND last_at <= $2)",
@@ -349,28 +352,37 @@ func (l *Limiter) remember(k keys, counts map[string]count, now time.Time) {
 }
 
 func (l *Limiter) counts(ctx context.Context, k keys) (map[string]count, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
-	defer cancel()
-	rows, err := l.s.db.QueryContext(ctx, l.read, pq.Array(k.list()))
+	out, err := bounded(l, ctx, func(ctx context.Context) (map[string]count, error) {
+		rows, err := l.s.db.QueryContext(ctx, l.read, pq.Array(k.list()))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := make(map[string]count, 4)
+		for rows.Next() {
+			var key string
+			var c count
+			var last dbTime
+			if err := rows.Scan(&key, &c.failures, &c.clearable, &last); err != nil {
+				return nil, err
+			}
+			c.last = last.t
+			out[key] = c
+		}
+		return out, rows.Err()
+	})
 	if err != nil {
 		return nil, translate("read throttle", err)
 	}
-	defer rows.Close()
-	out := make(map[string]count, 4)
-	for rows.Next() {
-		var key string
-		var c count
-		var last dbTime
-		if err := rows.Scan(&key, &c.failures, &c.clearable, &last); err != nil {
-			return nil, translate("read throttle", err)
-		}
-		c.last = last.t
-		out[key] = c
-	}
-	if err := rows.Err(); err != nil {
-		return nil, translate("read throttle", err)
-	}
 	return out, nil
+}
+
+// bounded runs f under LimiterOptions.Timeout, also on a Store that does
+// not honor its context (see waitBounded).
+func bounded[T any](l *Limiter, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout)
+	defer cancel()
+	return waitBounded(l.s, ctx, f)
 }
 
 // wait is how long a row with c makes the next attempt wait: the block of
@@ -440,10 +452,10 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 		if l.repeated(k, a) {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
-		defer cancel()
-		_, err := l.s.db.ExecContext(ctx, l.fail, k.addr, nullString(k.pair), nullString(k.login), nullString(k.trust),
-			now.UTC(), now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+		_, err := bounded(l, context.Background(), func(ctx context.Context) (sql.Result, error) {
+			return l.s.db.ExecContext(ctx, l.fail, k.addr, nullString(k.pair), nullString(k.login), nullString(k.trust),
+				now.UTC(), now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+		})
 		if err != nil {
 			l.o.Logger.Warn("sqlstore: limiter: cannot record a failure", "error", translate("record failure", err))
 		}
@@ -465,9 +477,9 @@ func (l *Limiter) Done(a auth.Attempt, success bool) {
 	if fresh {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
-	defer cancel()
-	if _, err := l.s.db.ExecContext(ctx, l.ok, k.addr, k.pair, k.trust, now.UTC()); err != nil {
+	if _, err := bounded(l, context.Background(), func(ctx context.Context) (sql.Result, error) {
+		return l.s.db.ExecContext(ctx, l.ok, k.addr, k.pair, k.trust, now.UTC())
+	}); err != nil {
 		l.mu.Lock()
 		delete(l.trusted, k.pair)
 		l.mu.Unlock()
@@ -516,10 +528,13 @@ func (l *Limiter) Cancel(a auth.Attempt) {
 }
 
 // Purge deletes counts whose last failure is forgotten and trusts older
-// than TrustFor, and returns how many rows it deleted.
+// than TrustFor, and returns how many rows it deleted. It ends once ctx is
+// done.
 func (l *Limiter) Purge(ctx context.Context) (int, error) {
 	now := l.o.Now()
-	res, err := l.s.db.ExecContext(ctx, l.purg, now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+	res, err := waitBounded(l.s, ctx, func(ctx context.Context) (sql.Result, error) {
+		return l.s.db.ExecContext(ctx, l.purg, now.Add(-l.o.TrustFor).UTC(), now.Add(-l.o.ForgetAfter).UTC())
+	})
 	if err != nil {
 		return 0, translate("purge throttle", err)
 	}

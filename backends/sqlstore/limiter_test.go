@@ -1,10 +1,16 @@
 package sqlstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/throttle"
@@ -301,5 +307,146 @@ func TestLimiterRepeatCountsOncePerServer(t *testing.T) {
 	}
 	if allowed != 10-3 {
 		t.Errorf("distinct failures from the address after 30 stale retries on 3 servers: %d allowed, want %d", allowed, 10-3)
+	}
+}
+
+// TestHungPostgresLimiterOnNewStore: a Limiter on a Store made with New
+// from a plain lib/pq pool (which waits for a hung server whatever its
+// context says) still ends each query at LimiterOptions.Timeout on a
+// paused PostgreSQL: Allow is ErrUnavailable (503), Done returns, and Purge
+// ends at its context's deadline, so a hung database never holds a
+// sign-in, and the request behind it, forever. The Manager calls the
+// Limiter on the request's goroutine.
+func TestHungPostgresLimiterOnNewStore(t *testing.T) {
+	srv := testenv.NewPostgres(t) // paused below: a server of its own
+	db, err := sqlx.Open("postgres", srv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := sqlstore.New(t.Context(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	const timeout = 500 * time.Millisecond
+	l, err := sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Key: testkit.Pepper().Key, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := auth.Attempt{Username: "alice", Password: "p", RemoteAddr: "192.0.2.1"}
+	if err := l.Allow(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	l.Done(a, false) // a failure: the next Allow must read the count
+
+	srv.Pause(t)
+	defer srv.Resume(t)
+	err, took := within(t, 20*timeout, "Limiter.Allow on a hung PostgreSQL", func() error { return l.Allow(context.Background(), a) })
+	if !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Allow on a hung PostgreSQL: %v, want ErrUnavailable", err)
+	}
+	t.Logf("Allow on a hung PostgreSQL: error after %s (Timeout %s): %v", took.Round(time.Millisecond), timeout, err)
+	b := auth.Attempt{Username: "bob", Password: "p", RemoteAddr: "192.0.2.2"}
+	_, took = within(t, 20*timeout, "Limiter.Done on a hung PostgreSQL", func() struct{} { l.Done(b, false); return struct{}{} })
+	t.Logf("Done on a hung PostgreSQL: returned after %s", took.Round(time.Millisecond))
+	err, took = within(t, 20*timeout, "Limiter.Purge on a hung PostgreSQL", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := l.Purge(ctx)
+		return err
+	})
+	if !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Purge on a hung PostgreSQL: %v, want ErrUnavailable", err)
+	}
+	t.Logf("Purge on a hung PostgreSQL: error after %s: %v", took.Round(time.Millisecond), err)
+}
+
+// warnings is a slog.Handler that keeps every record's message and
+// attributes, for a test to look for an error in them.
+type warnings struct {
+	mu   sync.Mutex
+	text []string
+}
+
+func (h *warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (h *warnings) Handle(_ context.Context, r slog.Record) error {
+	s := r.Message
+	r.Attrs(func(a slog.Attr) bool { s += " " + a.Key + "=" + a.Value.String(); return true })
+	h.mu.Lock()
+	h.text = append(h.text, s)
+	h.mu.Unlock()
+	return nil
+}
+func (h *warnings) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnings) WithGroup(string) slog.Handler      { return h }
+
+func (h *warnings) all() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.text)
+}
+
+// TestLimiterFailureRacingSuccess: a failure and a success of one login
+// from one address written at once (a device with a stale password beside
+// one with the new, behind the same address, on two servers or one) both
+// reach the table. The failure's upsert took the address's row and then
+// the pair's; the success took the pair's and then the address's: each
+// waited for the other, PostgreSQL broke the deadlock after a second by
+// failing one, and the failure was not counted (or the success's clearing
+// lost). The test orders the two with a third transaction holding the
+// address's row: the failure waits first, the success after it.
+func TestLimiterFailureRacingSuccess(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	log := &warnings{}
+	l, err := sqlstore.NewLimiter(mustOpen(t, sqlstore.OpenPostgres, dsn), &sqlstore.LimiterOptions{
+		Key: testkit.Pepper().Key, Logger: slog.New(log), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	first := auth.Attempt{Username: "alice", Password: "stale", RemoteAddr: "192.0.2.1"}
+	if err := l.Allow(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	l.Done(first, false) // the pair has a failure a success clears from the address
+
+	db := rawDB(t, "postgres", dsn)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM appauth_throttle WHERE key LIKE 'a:%' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(n int) func() bool {
+		return func() bool {
+			var got int
+			err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&got)
+			return err == nil && got == n
+		}
+	}
+	var wg sync.WaitGroup
+	failure := auth.Attempt{Username: "alice", Password: "stale too", RemoteAddr: "192.0.2.1"}
+	success := auth.Attempt{Username: "alice", Password: "right", RemoteAddr: "192.0.2.1"}
+	for _, a := range []auth.Attempt{failure, success} {
+		if err := l.Allow(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Go(func() { l.Done(failure, false) })
+	waitFor(t, "the failure to wait for the address's row", waiting(1))
+	wg.Go(func() { l.Done(success, true) })
+	waitFor(t, "the success to wait too", waiting(2))
+	tx.Rollback()
+	wg.Wait()
+	for _, w := range log.all() {
+		t.Errorf("a failure and a success at once: %s", w)
+	}
+	var failures int
+	if err := db.QueryRowContext(ctx, "SELECT failures FROM appauth_throttle WHERE key LIKE 'l:%'").Scan(&failures); err != nil || failures != 2 {
+		t.Errorf("the login's failures: %d (%v), want 2", failures, err)
 	}
 }

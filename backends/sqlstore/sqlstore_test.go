@@ -296,3 +296,43 @@ func TestRedactedDSN(t *testing.T) {
 		}
 	}
 }
+
+// TestIDsNotUTF8AreNotFound: an ID or owner that is not UTF-8, or holds a
+// NUL, names no credential: ErrNotFound as in the memory store and on
+// SQLite, not ErrUnavailable (PostgreSQL refuses such text, which made
+// the lookup of an ID taken from a request a 503, an outage).
+func TestIDsNotUTF8AreNotFound(t *testing.T) {
+	dialects(t, func(t *testing.T, open openFunc, driver, dsn string) {
+		s := mustOpen(t, open, dsn)
+		ctx := t.Context()
+		c := newCredential("alice")
+		if err := s.CreateCredential(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"\xff", "a\x00b", c.ID + "\x00"} {
+			for _, who := range [][2]string{{c.UserID, bad}, {bad, c.ID}} {
+				userID, id := who[0], who[1]
+				if _, err := s.Credential(ctx, userID, id); !errors.Is(err, auth.ErrNotFound) {
+					t.Errorf("Credential(%q, %q): %v, want ErrNotFound", userID, id, err)
+				}
+				u := *c
+				u.UserID, u.ID = userID, id
+				if err := s.UpdateCredential(ctx, &u); !errors.Is(err, auth.ErrNotFound) {
+					t.Errorf("UpdateCredential(%q, %q): %v, want ErrNotFound", userID, id, err)
+				}
+				if err := s.DeleteCredential(ctx, userID, id); !errors.Is(err, auth.ErrNotFound) {
+					t.Errorf("DeleteCredential(%q, %q): %v, want ErrNotFound", userID, id, err)
+				}
+			}
+			if n, err := s.DeleteCredentials(ctx, bad, auth.KindAppPassword, ""); n != 0 || err != nil {
+				t.Errorf("DeleteCredentials(%q): %d, %v; want 0, nil", bad, n, err)
+			}
+			if l, err := s.ListCredentials(ctx, bad, auth.KindAppPassword); len(l) != 0 || err != nil {
+				t.Errorf("ListCredentials(%q): %d, %v; want none", bad, len(l), err)
+			}
+		}
+		if _, err := s.Credential(ctx, c.UserID, c.ID); err != nil {
+			t.Errorf("the credential after all that: %v", err)
+		}
+	})
+}

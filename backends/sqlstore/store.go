@@ -31,8 +31,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"    // registers the "postgres" driver
@@ -121,6 +123,9 @@ type Store struct {
 	// honorsContext: every call returns once its context's deadline has
 	// passed (see HonorsContext).
 	honorsContext bool
+	// abandoned counts calls still running after their caller stopped
+	// waiting (see waitBounded).
+	abandoned atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -317,6 +322,44 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 // request, which a hung server never answers.
 func (s *Store) HonorsContext() bool { return s.honorsContext }
 
+// maxAbandoned bounds the calls of a Store that does not honor its context
+// still running after their caller stopped waiting (see waitBounded).
+const maxAbandoned = 256
+
+// waitBounded runs f under ctx. On a Store that does not honor its
+// context (a PostgreSQL pool given to New: lib/pq waits for a hung server
+// whatever the context says), f runs on a goroutine of its own and the
+// caller stops waiting once ctx is done, as a call on a pool from
+// OpenPostgres ends at its deadline; past maxAbandoned such calls still
+// running, a call fails at once. For the calls made by edges and the
+// Limiter, which the Manager does not bound.
+func waitBounded[T any](s *Store, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	if s.honorsContext {
+		return f(ctx)
+	}
+	var zero T
+	if n := s.abandoned.Load(); n >= maxAbandoned {
+		return zero, fmt.Errorf("%w: %d earlier calls have not returned", auth.ErrUnavailable, n)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		s.abandoned.Add(1)
+		go func() { <-done; s.abandoned.Add(-1) }()
+		return zero, ctx.Err()
+	}
+}
+
 // rebind turns ? placeholders into the dialect's.
 func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType, q) }
 
@@ -417,6 +460,34 @@ func decodeScopes(s string) []string {
 	return strings.Fields(s)
 }
 
+// clientText makes a client's address or User-Agent (also a session's
+// name) storable: valid UTF-8 without NUL (PostgreSQL refuses anything
+// else, which failed a whole RecordUsage batch, and a sign-in), each bad
+// byte replaced by U+FFFD. They come from the client; they are shown,
+// never compared. (An app password's name is checked by the Manager.)
+func clientText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// unstorable reports whether one of texts is one PostgreSQL cannot hold
+// (not UTF-8, or with a NUL), and so names no credential there: a query
+// with it would fail, an outage's ErrUnavailable, where the answer is
+// ErrNotFound, as on SQLite and in the memory store.
+func (s *Store) unstorable(texts ...string) bool {
+	if s.dialect != postgresDialect {
+		return false
+	}
+	for _, t := range texts {
+		if !utf8.ValidString(t) || strings.IndexByte(t, 0) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // CreateCredential implements [auth.Store]. ID, Hash, UserID and CreatedAt
 // are required.
 func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) error {
@@ -429,9 +500,9 @@ func (s *Store) CreateCredential(ctx context.Context, c *auth.StoredCredential) 
 	}
 	d := s.dialect
 	_, err = s.db.ExecContext(ctx, s.q.insert,
-		c.ID, string(c.Kind), c.UserID, c.Login, c.Name, scopes, c.Hash, c.KeyID, c.Hint,
+		c.ID, string(c.Kind), c.UserID, c.Login, clientText(c.Name), scopes, c.Hash, c.KeyID, c.Hint,
 		d.timeArg(c.CreatedAt), d.nullTime(c.ExpiresAt), d.nullTime(c.AuthenticatedAt), d.nullTime(c.LastUsedAt),
-		c.LastUsedAddr, c.LastUsedClient, c.Federation.Issuer, c.Federation.Subject, c.Federation.SID)
+		clientText(c.LastUsedAddr), clientText(c.LastUsedClient), c.Federation.Issuer, c.Federation.Subject, c.Federation.SID)
 	return translate("create credential", err)
 }
 
@@ -507,6 +578,9 @@ func (s *Store) queryMany(ctx context.Context, hashes [][]byte) ([]row, error) {
 
 // Credential implements [auth.Store].
 func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.StoredCredential, error) {
+	if s.unstorable(userID, id) {
+		return nil, fmt.Errorf("sqlstore: credential: %w", auth.ErrNotFound)
+	}
 	var r row
 	if err := s.db.GetContext(ctx, &r, s.q.byID, id, userID); err != nil {
 		return nil, translate("credential", err)
@@ -516,6 +590,9 @@ func (s *Store) Credential(ctx context.Context, userID, id string) (*auth.Stored
 
 // ListCredentials implements [auth.Store].
 func (s *Store) ListCredentials(ctx context.Context, userID string, kind auth.Kind) ([]*auth.StoredCredential, error) {
+	if s.unstorable(userID, string(kind)) {
+		return nil, nil
+	}
 	var rows []row
 	if err := s.db.SelectContext(ctx, &rows, s.q.list, userID, string(kind)); err != nil {
 		return nil, translate("list credentials", err)
@@ -560,7 +637,8 @@ func (s *Store) CountCredentials(ctx context.Context) (int, error) {
 // error matching [auth.ErrUnavailable] when it does not. It is bounded by
 // ctx.
 func (s *Store) Ping(ctx context.Context) error {
-	return translate("ping", s.db.PingContext(ctx))
+	_, err := waitBounded(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.db.PingContext(ctx) })
+	return translate("ping", err)
 }
 
 // UpdateCredential implements [auth.Store].
@@ -569,6 +647,9 @@ func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) 
 	if err != nil {
 		return fmt.Errorf("sqlstore: update credential: %w", err)
 	}
+	if s.unstorable(c.UserID, c.ID) {
+		return fmt.Errorf("sqlstore: update credential: %w", auth.ErrNotFound)
+	}
 	res, err := s.db.ExecContext(ctx, s.q.update,
 		c.Name, scopes, s.dialect.nullTime(c.ExpiresAt), s.dialect.nullTime(c.AuthenticatedAt), c.ID, c.UserID)
 	return oneRow("update credential", res, err)
@@ -576,6 +657,9 @@ func (s *Store) UpdateCredential(ctx context.Context, c *auth.StoredCredential) 
 
 // DeleteCredential implements [auth.Store].
 func (s *Store) DeleteCredential(ctx context.Context, userID, id string) error {
+	if s.unstorable(userID, id) {
+		return fmt.Errorf("sqlstore: delete credential: %w", auth.ErrNotFound)
+	}
 	res, err := s.db.ExecContext(ctx, s.q.del, id, userID)
 	return oneRow("delete credential", res, err)
 }
@@ -597,6 +681,12 @@ func oneRow(op string, res interface{ RowsAffected() (int64, error) }, err error
 
 // DeleteCredentials implements [auth.Store].
 func (s *Store) DeleteCredentials(ctx context.Context, userID string, kind auth.Kind, except string) (int, error) {
+	if s.unstorable(userID, string(kind)) {
+		return 0, nil
+	}
+	if s.unstorable(except) {
+		except = "" // no credential's ID: none is kept
+	}
 	res, err := s.db.ExecContext(ctx, s.q.delAll, userID, string(kind), except)
 	if err != nil {
 		return 0, translate("delete credentials", err)
@@ -646,6 +736,7 @@ func (s *Store) RecordUsage(ctx context.Context, usage []auth.Usage) error {
 	us := make([]auth.Usage, 0, len(usage))
 	for _, u := range usage {
 		if !u.At.IsZero() && u.ID != "" {
+			u.Addr, u.Client = clientText(u.Addr), clientText(u.Client)
 			us = append(us, u)
 		}
 	}

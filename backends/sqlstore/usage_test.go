@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -314,5 +315,140 @@ func BenchmarkRecordUsage(b *testing.B) {
 			b.ReportMetric(float64(subjT)/float64(b.N), "subject-ns")
 			b.ReportMetric(float64(baseT)/float64(subjT), "ratio")
 		})
+	}
+}
+
+// TestRecordUsageClientNotUTF8: a User-Agent or address that is not UTF-8
+// (net/http passes bytes 0x80-0xFF in a header), or that holds a NUL, is
+// what any client with a valid app password can send. PostgreSQL refuses
+// such text, and a batch is one statement: the whole flush failed, was put
+// back by the Manager and failed again with every flush, so no credential
+// in it (every other user's) had its last use written again. Each usage
+// must be written, the client's text made valid.
+func TestRecordUsageClientNotUTF8(t *testing.T) {
+	for _, d := range []struct {
+		name string
+		open func(t *testing.T) (*Store, error)
+	}{
+		{"sqlite", func(t *testing.T) (*Store, error) {
+			return OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "appauth.db"), nil)
+		}},
+		{"postgres", func(t *testing.T) (*Store, error) { return OpenPostgres(t.Context(), testenv.Postgres(t), nil) }},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			s, err := d.open(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			ctx := t.Context()
+			base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+			createAlices(t, s, 3, "id-%02d", base)
+			at := base.Add(time.Hour)
+			usage := []auth.Usage{
+				{UserID: "u-alice", ID: "id-00", At: at, Addr: "192.0.2.1", Client: "DAVx5"},
+				{UserID: "u-alice", ID: "id-01", At: at, Addr: "192.0.2.2", Client: "bad \xff\xfe client"},
+				{UserID: "u-alice", ID: "id-02", At: at, Addr: "192.0.2.3\x00", Client: "nul \x00 client"},
+			}
+			if err := s.RecordUsage(ctx, usage); err != nil {
+				t.Fatalf("RecordUsage with a client that is not UTF-8: %v", err)
+			}
+			// A sign-in stores its session with the client's address and
+			// User-Agent (also its name): the same text must not fail it.
+			session := &auth.StoredCredential{ID: "session", Kind: auth.KindSession, UserID: "u-alice", Login: "alice", Name: "bad \xff client",
+				Hash: fakeHash(99), KeyID: "1", CreatedAt: base, LastUsedAt: at, LastUsedAddr: "192.0.2.4\x00", LastUsedClient: "bad \xff client"}
+			if err := s.CreateCredential(ctx, session); err != nil {
+				t.Fatalf("CreateCredential with a client that is not UTF-8: %v", err)
+			}
+			usage = append(usage, auth.Usage{UserID: "u-alice", ID: "session"})
+			for _, u := range usage {
+				c, err := s.Credential(ctx, "u-alice", u.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.LastUsedAt.Equal(at) || !utf8.ValidString(c.LastUsedClient+c.LastUsedAddr+c.Name) ||
+					strings.ContainsRune(c.LastUsedClient+c.LastUsedAddr+c.Name, 0) {
+					t.Errorf("%s: last used %s from %q by %q, want %s and valid UTF-8 without NUL", u.ID, c.LastUsedAt, c.LastUsedAddr, c.LastUsedClient, at)
+				}
+			}
+		})
+	}
+}
+
+// TestRevokeAllRacingFlush: revoking all of a user's app passwords while a
+// flush writes the last uses of some of them (on another server, or this
+// one) both succeed on PostgreSQL. The flush locks its rows in ID order;
+// the DELETE locked the user's rows in the order it found them (by
+// creation), so each could hold a row the other waited for, and
+// PostgreSQL failed one of them after a second: a "sign out everywhere"
+// answered 503. A third transaction holding a row of bob's, between
+// alice's two in ID order, lines the two up: the flush takes alice's first
+// row and waits for bob's, the DELETE takes alice's other row and waits.
+func TestRevokeAllRacingFlush(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s, err := OpenPostgres(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	// Created (and stored) in the order id-b, id-a: the DELETE meets id-b first.
+	for i, c := range []struct{ id, user string }{{"id-b", "u-alice"}, {"id-a", "u-alice"}, {"id-ab", "u-bob"}} {
+		if err := s.CreateCredential(ctx, &auth.StoredCredential{ID: c.id, Kind: auth.KindAppPassword, UserID: c.user, Login: c.user,
+			Name: "device", Hash: fakeHash(i), KeyID: "1", Hint: "ABCD", CreatedAt: base.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM appauth_credentials WHERE id = 'id-ab' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(n int) func() bool {
+		return func() bool {
+			var got int
+			err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&got)
+			return err == nil && got == n
+		}
+	}
+	var wg sync.WaitGroup
+	var flushErr, revokeErr error
+	at := base.Add(time.Hour)
+	wg.Go(func() {
+		flushErr = s.RecordUsage(ctx, []auth.Usage{
+			{UserID: "u-alice", ID: "id-a", At: at}, {UserID: "u-bob", ID: "id-ab", At: at}, {UserID: "u-alice", ID: "id-b", At: at}})
+	})
+	waitForCond(t, "the flush to wait for bob's row", waiting(1))
+	wg.Go(func() { _, revokeErr = s.DeleteCredentials(ctx, "u-alice", auth.KindAppPassword, "") })
+	waitForCond(t, "the revoke to wait too", waiting(2))
+	tx.Rollback()
+	wg.Wait()
+	if flushErr != nil {
+		t.Errorf("flush beside a revoke of all: %v", flushErr)
+	}
+	if revokeErr != nil {
+		t.Errorf("revoke of all beside a flush: %v", revokeErr)
+	}
+	if l, err := s.ListCredentials(ctx, "u-alice", auth.KindAppPassword); err != nil || len(l) != 0 {
+		t.Errorf("alice's app passwords after the revoke: %d, %v; want none", len(l), err)
+	}
+}
+
+// waitForCond polls cond for up to 10 s, a safety net, not a timing assertion.
+func waitForCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
 	}
 }

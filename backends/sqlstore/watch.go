@@ -55,21 +55,28 @@ func (s *Store) WatchChanges(ctx context.Context, changed func(userID, id string
 		l.Close()
 	}()
 	channel := s.prefix + "credentials"
-	go func() { failed <- l.Listen(channel) }()
-	select {
-	case err := <-failed:
-		if err != nil {
-			return translate("listen", redactDSN(err, s.listenDSN))
-		}
-		changed("", "") // what was cached before now may have missed a change
-		s.logger.Info("sqlstore: change notification: listening", "channel", channel)
-	case <-ctx.Done():
-		return nil
-	}
 	// Ping now and then: a half-open connection, or a hung server, is
-	// found and replaced.
+	// found and replaced, also while the first LISTEN waits for its answer
+	// (its connection fails at the ping's deadline, and lib/pq dials
+	// another).
 	ping := time.NewTicker(s.listenPing)
 	defer ping.Stop()
+	go func() { failed <- l.Listen(channel) }()
+	for listening := false; !listening; {
+		select {
+		case err := <-failed:
+			if err != nil {
+				return translate("listen", redactDSN(err, s.listenDSN))
+			}
+			changed("", "") // what was cached before now may have missed a change
+			s.logger.Info("sqlstore: change notification: listening", "channel", channel)
+			listening = true
+		case <-ping.C:
+			go lc.ping(l, s.listenPing/3)
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():

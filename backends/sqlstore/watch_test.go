@@ -275,3 +275,45 @@ func TestWatcherConnectIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestWatcherReplacesAHungFirstListen: a server that hangs on the
+// watcher's first LISTEN (here a proxy that passes the startup and never
+// the LISTEN, on every connection) is pinged like a listening connection:
+// the watcher gives up on that connection and dials another instead of
+// waiting on it until its context ends. Meanwhile no change is heard, and
+// a Manager's cache would trust what it holds for all of CacheTTL.
+func TestWatcherReplacesAHungFirstListen(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan struct{}, 16)
+	u.Host = holdListenProxy(t, u.Host, held)
+	s, err := OpenPostgres(t.Context(), dsn, &Options{ListenDSN: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.listenPing = 300 * time.Millisecond
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- s.WatchChanges(ctx, func(string, string) {}) }()
+	for i := range 2 {
+		select {
+		case <-held:
+		case err := <-returned:
+			t.Fatalf("WatchChanges: %v", err)
+		case <-time.After(10 * time.Second): // a safety net, not a timing assertion
+			t.Fatalf("%d LISTEN held, and no other sent within 10s: the watcher waits on a hung connection", i)
+		}
+	}
+	cancel()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WatchChanges did not return within 10s of its context's cancel")
+	}
+}
