@@ -152,7 +152,7 @@ const maxPendingRequestLines = 10_000
 // sending megabyte headers gets neither megabyte lines nor pending ones.
 const (
 	maxLoggedUserAgent = 256
-	maxLoggedPath       = 1024
+	maxLoggedPath      = 1024
 )
 
 // requestLog is the example server's request log. A failed request (status
