@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
+
+	"github.com/appauth/appauth/internal/stopwait"
 )
 
 // boundedStore runs every call of a [Store] under [Options.StoreTimeout]
@@ -23,7 +24,7 @@ type boundedStore struct {
 	direct bool
 	// abandoned counts calls still running after their caller gave up;
 	// past maxAbandoned a call fails at once instead of adding another.
-	abandoned atomic.Int64
+	abandoned stopwait.Abandoned
 }
 
 // maxAbandoned bounds the goroutines a hung store can hold.
@@ -39,7 +40,7 @@ func newBoundedStore(s Store, timeout time.Duration) *boundedStore {
 // bounded runs f under s's deadline.
 func bounded[T any](ctx context.Context, s *boundedStore, op string, f func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if n := s.abandoned.Load(); n >= maxAbandoned {
+	if n := s.abandoned.Running(); n >= maxAbandoned {
 		return zero, fmt.Errorf("%w: store: %s: %d earlier calls have not returned", ErrUnavailable, op, n)
 	}
 	// A caller's deadline that comes first already bounds the call: a
@@ -49,36 +50,16 @@ func bounded[T any](ctx context.Context, s *boundedStore, op string, f func(cont
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.timeout {
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 	}
+	defer cancel()
 	if s.direct {
 		v, err := f(ctx)
-		cancel()
 		return v, storeError(op, err)
 	}
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f(ctx)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		cancel()
-		return r.v, storeError(op, r.err)
-	case <-ctx.Done():
-		select {
-		case r := <-done: // finished at the same moment
-			cancel()
-			return r.v, storeError(op, r.err)
-		default:
-		}
-		cancel()
-		s.abandoned.Add(1)
-		go func() { <-done; s.abandoned.Add(-1) }()
+	v, err, done := stopwait.Do(ctx, &s.abandoned, f)
+	if !done {
 		return zero, fmt.Errorf("%w: store: %s: %w", ErrUnavailable, op, context.Cause(ctx))
 	}
+	return v, storeError(op, err)
 }
 
 // storeError makes every failure that is not an answer ErrUnavailable.

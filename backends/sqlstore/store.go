@@ -31,7 +31,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -41,6 +40,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/appauth/appauth/auth"
+	"github.com/appauth/appauth/internal/stopwait"
 )
 
 // DefaultTablePrefix is the table-name prefix used when [Options.TablePrefix]
@@ -125,7 +125,7 @@ type Store struct {
 	honorsContext bool
 	// abandoned counts calls still running after their caller stopped
 	// waiting (see waitBounded).
-	abandoned atomic.Int64
+	abandoned stopwait.Abandoned
 
 	closeOnce sync.Once
 	closeErr  error
@@ -338,26 +338,14 @@ func waitBounded[T any](s *Store, ctx context.Context, f func(context.Context) (
 		return f(ctx)
 	}
 	var zero T
-	if n := s.abandoned.Load(); n >= maxAbandoned {
+	if n := s.abandoned.Running(); n >= maxAbandoned {
 		return zero, fmt.Errorf("%w: %d earlier calls have not returned", auth.ErrUnavailable, n)
 	}
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f(ctx)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		s.abandoned.Add(1)
-		go func() { <-done; s.abandoned.Add(-1) }()
+	v, err, done := stopwait.Do(ctx, &s.abandoned, f)
+	if !done {
 		return zero, ctx.Err()
 	}
+	return v, err
 }
 
 // rebind turns ? placeholders into the dialect's.
