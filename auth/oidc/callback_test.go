@@ -315,19 +315,12 @@ func TestTokenEndpointThrottled(t *testing.T) {
 // the first one after that fetches them, once, and signs in.
 func TestRotatedSigningKey(t *testing.T) {
 	s := newProxiedSSO(t)
-	signIn := func(what string, status, fetches int) {
-		t.Helper()
-		resp, _ := s.signIn(t, s.newBrowser(t), "alice")
-		if resp.StatusCode != status || s.proxy.count(s.jwksPath) != fetches {
-			t.Fatalf("%s: callback %d after %d requests for the keys, want %d after %d", what, resp.StatusCode, s.proxy.count(s.jwksPath), status, fetches)
-		}
-	}
-	signIn("first sign-in", http.StatusSeeOther, 1)
+	s.signInKeys(t, "first sign-in", http.StatusSeeOther, 1)
 	s.op.RotateKeys(t)
-	signIn("sign-in with a new key within the minute", http.StatusUnauthorized, 1)
+	s.signInKeys(t, "sign-in with a new key within the minute", http.StatusUnauthorized, 1)
 	s.clock.Add(61 * time.Second)
-	signIn("sign-in with a new key after the minute", http.StatusSeeOther, 2)
-	signIn("next sign-in", http.StatusSeeOther, 2)
+	s.signInKeys(t, "sign-in with a new key after the minute", http.StatusSeeOther, 2)
+	s.signInKeys(t, "next sign-in", http.StatusSeeOther, 2)
 }
 
 // TestKeyFetchFailureRetriedSoon: when the provider's keys cannot be
@@ -337,19 +330,12 @@ func TestRotatedSigningKey(t *testing.T) {
 // back, sign-ins work.
 func TestKeyFetchFailureRetriedSoon(t *testing.T) {
 	s := newProxiedSSO(t)
-	signIn := func(what string, status, fetches int) {
-		t.Helper()
-		resp, _ := s.signIn(t, s.newBrowser(t), "alice")
-		if resp.StatusCode != status || s.proxy.count(s.jwksPath) != fetches {
-			t.Fatalf("%s: callback %d after %d requests for the keys, want %d after %d", what, resp.StatusCode, s.proxy.count(s.jwksPath), status, fetches)
-		}
-	}
 	s.proxy.fail(s.jwksPath, fault{status: http.StatusBadGateway})
-	signIn("keys failing", http.StatusServiceUnavailable, 1)
+	s.signInKeys(t, "keys failing", http.StatusServiceUnavailable, 1)
 	s.proxy.fail(s.jwksPath, fault{})
 	s.clock.Add(time.Second)
-	signIn("a second later, provider back", http.StatusServiceUnavailable, 1)
+	s.signInKeys(t, "a second later, provider back", http.StatusServiceUnavailable, 1)
 	s.clock.Add(oidc.KeyRetryAfterFailure)
-	signIn("after the retry interval", http.StatusSeeOther, 2)
-	signIn("next sign-in", http.StatusSeeOther, 2)
+	s.signInKeys(t, "after the retry interval", http.StatusSeeOther, 2)
+	s.signInKeys(t, "next sign-in", http.StatusSeeOther, 2)
 }

@@ -133,6 +133,16 @@ func (s *proxiedSSO) signIn(t *testing.T, b *http.Client, login string) (*http.R
 	return resp, body
 }
 
+// signInKeys signs alice in with a new browser and checks the callback's
+// status and the requests for the provider's keys so far.
+func (s *proxiedSSO) signInKeys(t *testing.T, what string, status, fetches int) {
+	t.Helper()
+	resp, _ := s.signIn(t, s.newBrowser(t), "alice")
+	if resp.StatusCode != status || s.proxy.count(s.jwksPath) != fetches {
+		t.Fatalf("%s: callback %d after %d requests for the keys, want %d after %d", what, resp.StatusCode, s.proxy.count(s.jwksPath), status, fetches)
+	}
+}
+
 // endProviderSession signs out at the provider, which then posts a
 // back-channel logout token to the page.
 func (s *proxiedSSO) endProviderSession(t *testing.T, b *http.Client) {
