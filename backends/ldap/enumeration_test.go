@@ -23,18 +23,8 @@ func TestUnknownLoginCostsABind(t *testing.T) {
 	if _, err := d.VerifyPassword(ctx, "alice", "alice-Secret-1"); err != nil {
 		t.Fatal(err)
 	}
-	cost := func(login string) (binds, searches int) {
-		t.Helper()
-		b0 := p.userBinds(s.BindDN)
-		_, _, f0 := p.counts()
-		if _, err := d.VerifyPassword(ctx, login, "wrong-Password-1"); !errors.Is(err, auth.ErrInvalidCredentials) {
-			t.Fatalf("VerifyPassword(%q, wrong) = %v; want ErrInvalidCredentials", login, err)
-		}
-		_, _, f1 := p.counts()
-		return p.userBinds(s.BindDN) - b0, len(f1) - len(f0)
-	}
-	kb, ks := cost("alice")
-	ub, us := cost("nobody-by-this-name")
+	kb, ks := wrongPasswordCost(t, p, d, s.BindDN, "alice")
+	ub, us := wrongPasswordCost(t, p, d, s.BindDN, "nobody-by-this-name")
 	if kb != 1 || ub != kb || us != ks {
 		t.Errorf("known login with a wrong password: %d binds, %d searches; unknown login: %d binds, %d searches; want the same, one bind each", kb, ks, ub, us)
 	}
@@ -44,6 +34,20 @@ func TestUnknownLoginCostsABind(t *testing.T) {
 	if u, err := d.LookupUser(ctx, "alice"); err != nil || decoy == "" || decoy == s.BindDN {
 		t.Fatalf("decoy bind DN %q (alice: %+v, %v)", decoy, u, err)
 	}
+}
+
+// wrongPasswordCost counts the user binds (not as serviceDN) and searches
+// that one wrong-password VerifyPassword for login sends through p: the
+// enumeration tests compare a known login's cost with an unknown one's.
+func wrongPasswordCost(t *testing.T, p *proxy, d *ldap.Directory, serviceDN, login string) (binds, searches int) {
+	t.Helper()
+	b0 := p.userBinds(serviceDN)
+	_, _, f0 := p.counts()
+	if _, err := d.VerifyPassword(t.Context(), login, "wrong-Password-1"); !errors.Is(err, auth.ErrInvalidCredentials) {
+		t.Fatalf("VerifyPassword(%q, wrong) = %v; want ErrInvalidCredentials", login, err)
+	}
+	_, _, f1 := p.counts()
+	return p.userBinds(serviceDN) - b0, len(f1) - len(f0)
 }
 
 // BenchmarkVerifyPasswordUnknownLogin compares a wrong password for a
@@ -82,18 +86,8 @@ func TestUnknownLoginCostsTheSameSearches(t *testing.T) {
 	if _, err := d.VerifyPassword(ctx, "alice", "alice-Secret-1"); err != nil {
 		t.Fatal(err)
 	}
-	cost := func(login string) (binds, searches int) {
-		t.Helper()
-		b0 := p.userBinds(s.BindDN)
-		_, _, f0 := p.counts()
-		if _, err := d.VerifyPassword(ctx, login, "wrong-Password-1"); !errors.Is(err, auth.ErrInvalidCredentials) {
-			t.Fatalf("VerifyPassword(%q, wrong) = %v; want ErrInvalidCredentials", login, err)
-		}
-		_, _, f1 := p.counts()
-		return p.userBinds(s.BindDN) - b0, len(f1) - len(f0)
-	}
-	kb, ks := cost("alice")
-	ub, us := cost("nobody-by-this-name")
+	kb, ks := wrongPasswordCost(t, p, d, s.BindDN, "alice")
+	ub, us := wrongPasswordCost(t, p, d, s.BindDN, "nobody-by-this-name")
 	if ks < 3 || ub != kb || us != ks {
 		t.Errorf("known login with a wrong password: %d binds, %d searches; unknown login: %d binds, %d searches; want the same (and 3 searches: user, Disabled filter, groups)", kb, ks, ub, us)
 	}

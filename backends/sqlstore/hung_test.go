@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/backends/memory"
 	"github.com/appauth/appauth/backends/sqlstore"
@@ -105,6 +103,31 @@ func newDirectory() *memory.Directory {
 	return dir
 }
 
+// hungCall is one Store call that eachEndsAtDeadline makes on a paused
+// PostgreSQL.
+type hungCall struct {
+	name string
+	call func(ctx context.Context) error
+}
+
+// eachEndsAtDeadline makes each call under a context with deadline and
+// wants ErrUnavailable soon after it, not a wait for the paused server: the
+// check the hung tests make of every Store call the Manager does not bound.
+func eachEndsAtDeadline(t *testing.T, deadline time.Duration, calls []hungCall) {
+	t.Helper()
+	for _, tc := range calls {
+		err, took := within(t, 20*deadline, tc.name+" on a hung PostgreSQL", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			return tc.call(ctx)
+		})
+		if !errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("%s on a hung PostgreSQL: %v, want ErrUnavailable", tc.name, err)
+		}
+		t.Logf("%s on a hung PostgreSQL: error after %s (deadline %s): %v", tc.name, took.Round(time.Millisecond), deadline, err)
+	}
+}
+
 // TestHungPostgresCallEndsAtItsDeadline calls the Store directly on a paused
 // PostgreSQL with a context deadline: each call (a prepared lookup, a
 // write, a ping, and calls that must open a new connection, since a call
@@ -139,10 +162,7 @@ func TestHungPostgresCallEndsAtItsDeadline(t *testing.T) {
 		}
 	}()
 	const deadline = 500 * time.Millisecond
-	calls := []struct {
-		name string
-		call func(ctx context.Context) error
-	}{
+	calls := []hungCall{
 		{"credential by hash", func(ctx context.Context) error { _, err := store.CredentialByHash(ctx, c.Hash); return err }},
 		{"record usage", func(ctx context.Context) error {
 			return store.RecordUsage(ctx, []auth.Usage{{ID: c.ID, UserID: c.UserID, At: time.Now()}})
@@ -156,17 +176,7 @@ func TestHungPostgresCallEndsAtItsDeadline(t *testing.T) {
 			return err
 		}},
 	}
-	for _, tc := range calls {
-		err, took := within(t, 20*deadline, tc.name+" on a hung PostgreSQL", func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), deadline)
-			defer cancel()
-			return tc.call(ctx)
-		})
-		if !errors.Is(err, auth.ErrUnavailable) {
-			t.Errorf("%s on a hung PostgreSQL: %v, want ErrUnavailable", tc.name, err)
-		}
-		t.Logf("%s on a hung PostgreSQL: error after %s (deadline %s): %v", tc.name, took.Round(time.Millisecond), deadline, err)
-	}
+	eachEndsAtDeadline(t, deadline, calls)
 
 	srv.Resume(t)
 	resumed = true
@@ -254,6 +264,19 @@ func TestHungPostgresStoreCloseIsBounded(t *testing.T) {
 	t.Logf("Store.Close on a hung PostgreSQL: returned after %s: %v", took.Round(time.Millisecond), err)
 }
 
+// newOnPlainPool returns a Store made with New from a plain lib/pq pool on
+// dsn (no connector bounding each call, as OpenPostgres has), closed with
+// the pool when the test ends: the New tests' store.
+func newOnPlainPool(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	store, err := sqlstore.New(t.Context(), rawDB(t, "postgres", dsn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
 // TestHungPostgresTransientOnNewStore: the transient records (shared
 // Login Flow v2 flows, which loginflow.SharedStore reads and writes on the
 // request's goroutine) of a Store made with New from a plain lib/pq pool
@@ -262,16 +285,7 @@ func TestHungPostgresStoreCloseIsBounded(t *testing.T) {
 // readiness probe): lib/pq alone waits for the hung server forever.
 func TestHungPostgresTransientOnNewStore(t *testing.T) {
 	srv := testenv.NewPostgres(t) // paused below: a server of its own
-	db, err := sqlx.Open("postgres", srv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := sqlstore.New(t.Context(), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := newOnPlainPool(t, srv.Database(t))
 	now := time.Now()
 	key, value := []byte("key"), []byte("value")
 	if err := store.PutTransient(t.Context(), "test", key, value, now.Add(time.Hour), now); err != nil {
@@ -281,10 +295,7 @@ func TestHungPostgresTransientOnNewStore(t *testing.T) {
 	srv.Pause(t)
 	defer srv.Resume(t)
 	const deadline = 500 * time.Millisecond
-	calls := []struct {
-		name string
-		call func(ctx context.Context) error
-	}{
+	calls := []hungCall{
 		{"transient", func(ctx context.Context) error { _, err := store.Transient(ctx, "test", key, now); return err }},
 		{"put transient", func(ctx context.Context) error {
 			return store.PutTransient(ctx, "test", []byte("other"), value, now.Add(time.Hour), now)
@@ -297,15 +308,5 @@ func TestHungPostgresTransientOnNewStore(t *testing.T) {
 		}},
 		{"ping", store.Ping},
 	}
-	for _, tc := range calls {
-		err, took := within(t, 20*deadline, tc.name+" on a hung PostgreSQL", func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), deadline)
-			defer cancel()
-			return tc.call(ctx)
-		})
-		if !errors.Is(err, auth.ErrUnavailable) {
-			t.Errorf("%s on a hung PostgreSQL: %v, want ErrUnavailable", tc.name, err)
-		}
-		t.Logf("%s on a hung PostgreSQL: error after %s (deadline %s): %v", tc.name, took.Round(time.Millisecond), deadline, err)
-	}
+	eachEndsAtDeadline(t, deadline, calls)
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/auth/throttle"
 	"github.com/appauth/appauth/backends/sqlstore"
@@ -319,16 +317,7 @@ func TestLimiterRepeatCountsOncePerServer(t *testing.T) {
 // Limiter on the request's goroutine.
 func TestHungPostgresLimiterOnNewStore(t *testing.T) {
 	srv := testenv.NewPostgres(t) // paused below: a server of its own
-	db, err := sqlx.Open("postgres", srv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := sqlstore.New(t.Context(), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := newOnPlainPool(t, srv.Database(t))
 	const timeout = 500 * time.Millisecond
 	l, err := sqlstore.NewLimiter(store, &sqlstore.LimiterOptions{Key: testkit.Pepper().Key, Timeout: timeout})
 	if err != nil {
@@ -413,21 +402,7 @@ func TestLimiterFailureRacingSuccess(t *testing.T) {
 	l.Done(first, false) // the pair has a failure a success clears from the address
 
 	db := rawDB(t, "postgres", dsn)
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM appauth_throttle WHERE key LIKE 'a:%' FOR UPDATE"); err != nil {
-		t.Fatal(err)
-	}
-	waiting := func(n int) func() bool {
-		return func() bool {
-			var got int
-			err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&got)
-			return err == nil && got == n
-		}
-	}
+	tx, waiting := sqlstore.HoldRowLock(t, db, "SELECT 1 FROM appauth_throttle WHERE key LIKE 'a:%' FOR UPDATE")
 	var wg sync.WaitGroup
 	failure := auth.Attempt{Username: "alice", Password: "stale too", RemoteAddr: "192.0.2.1"}
 	success := auth.Attempt{Username: "alice", Password: "right", RemoteAddr: "192.0.2.1"}

@@ -405,21 +405,7 @@ func TestRevokeAllRacingFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM appauth_credentials WHERE id = 'id-ab' FOR UPDATE"); err != nil {
-		t.Fatal(err)
-	}
-	waiting := func(n int) func() bool {
-		return func() bool {
-			var got int
-			err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&got)
-			return err == nil && got == n
-		}
-	}
+	tx, waiting := HoldRowLock(t, db, "SELECT 1 FROM appauth_credentials WHERE id = 'id-ab' FOR UPDATE")
 	var wg sync.WaitGroup
 	var flushErr, revokeErr error
 	at := base.Add(time.Hour)
@@ -440,6 +426,31 @@ func TestRevokeAllRacingFlush(t *testing.T) {
 	}
 	if l, err := s.ListCredentials(ctx, "u-alice", auth.KindAppPassword); err != nil || len(l) != 0 {
 		t.Errorf("alice's app passwords after the revoke: %d, %v; want none", len(l), err)
+	}
+}
+
+// HoldRowLock runs lockQuery (a SELECT ... FOR UPDATE) on db in a
+// transaction that holds its rows until rolled back (at the latest when the
+// test ends), and returns it with waiting(n), true once n sessions of db's
+// database wait for a lock: the PostgreSQL race tests line two calls up
+// behind the held row with it. Exported for the sqlstore_test tests too.
+func HoldRowLock(t *testing.T, db *sqlx.DB, lockQuery string) (tx *sql.Tx, waiting func(n int) func() bool) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	if _, err := tx.ExecContext(ctx, lockQuery); err != nil {
+		t.Fatal(err)
+	}
+	return tx, func(n int) func() bool {
+		return func() bool {
+			var got int
+			err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&got)
+			return err == nil && got == n
+		}
 	}
 }
 
