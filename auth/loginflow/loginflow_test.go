@@ -39,13 +39,7 @@ type fixture struct {
 // so tests can speak for many client addresses with X-Forwarded-For.
 func newFixture(t *testing.T, opts *loginflow.Options) *fixture {
 	t.Helper()
-	dir := memory.NewDirectory()
-	alice := auth.User{ID: "u-alice", Login: "alice"}
-	if err := dir.AddUser(alice, "alice's account password"); err != nil {
-		t.Fatal(err)
-	}
-	clock := testkit.NewClock(start)
-	m := testkit.NewManager(t, memory.NewStore(), dir, &auth.Options{Now: clock.Now})
+	m, clock, alice := aliceManager(t, memory.NewStore())
 	var o loginflow.Options
 	if opts != nil {
 		o = *opts
@@ -61,6 +55,34 @@ func newFixture(t *testing.T, opts *loginflow.Options) *fixture {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return &fixture{m: m, f: f, store: store, clock: clock, srv: srv, alice: alice}
+}
+
+// aliceManager is a Manager on store and a memory directory holding alice,
+// on a clock at start: what every fixture of these tests serves Flows with.
+func aliceManager(t *testing.T, store auth.Store) (*auth.Manager, *testkit.Clock, auth.User) {
+	t.Helper()
+	dir := memory.NewDirectory()
+	alice := auth.User{ID: "u-alice", Login: "alice"}
+	if err := dir.AddUser(alice, "alice's account password"); err != nil {
+		t.Fatal(err)
+	}
+	clock := testkit.NewClock(start)
+	return testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now}), clock, alice
+}
+
+// grantedFlow starts a flow on srv as DAVx5 and grants it to alice through
+// f, for the tests of what becomes of a granted flow; it returns the client
+// that started it, to poll.
+func grantedFlow(t *testing.T, f *loginflow.Flows, srv *httptest.Server, alice *auth.User) *testkit.LoginFlowClient {
+	t.Helper()
+	c := &testkit.LoginFlowClient{HTTP: srv.Client(), UserAgent: davx5UA}
+	if err := c.Initiate(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Grant(t.Context(), loginToken(t, c.Login), alice, "alice", auth.IssueRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func (x *fixture) client() *flowClient {
@@ -500,13 +522,7 @@ func TestStoreHoldsNoSecret(t *testing.T) {
 	defer f.Close()
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	c := &testkit.LoginFlowClient{HTTP: srv.Client(), UserAgent: davx5UA}
-	if err := c.Initiate(srv.URL); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Grant(t.Context(), loginToken(t, c.Login), &x.alice, "alice", auth.IssueRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	c := grantedFlow(t, f, srv, &x.alice)
 	rec.mu.Lock()
 	seen := bytes.Join(rec.seen, []byte("|"))
 	rec.mu.Unlock()

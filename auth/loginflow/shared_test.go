@@ -299,13 +299,7 @@ func (s *faultyTransients) DeleteExpiredTransients(ctx context.Context, kind str
 // sharedFixture is one server on a SharedStore over ts, with alice.
 func sharedFixture(t *testing.T, store *memory.Store, ts auth.TransientStore) (*auth.Manager, *loginflow.Flows, *httptest.Server, *testkit.Clock, auth.User) {
 	t.Helper()
-	dir := memory.NewDirectory()
-	alice := auth.User{ID: "u-alice", Login: "alice"}
-	if err := dir.AddUser(alice, "alice's account password"); err != nil {
-		t.Fatal(err)
-	}
-	clock := testkit.NewClock(start)
-	m := testkit.NewManager(t, store, dir, &auth.Options{Now: clock.Now})
+	m, clock, alice := aliceManager(t, store)
 	f, err := loginflow.New(m, &loginflow.Options{Key: bytes.Repeat([]byte("k"), 32), Store: loginflow.NewSharedStore(ts),
 		Now: clock.Now, PurgeInterval: -1})
 	if err != nil {
@@ -325,13 +319,7 @@ func TestSharedPurgeRevokesWhatItRemoved(t *testing.T) {
 	store := memory.NewStore()
 	ts := &faultyTransients{TransientStore: store, fails: "DeleteExpiredTransients loginflow/poll"}
 	m, f, srv, clock, alice := sharedFixture(t, store, ts)
-	c := &testkit.LoginFlowClient{HTTP: srv.Client(), UserAgent: davx5UA}
-	if err := c.Initiate(srv.URL); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	grantedFlow(t, f, srv, &alice)
 	clock.Add(21 * time.Minute)
 	ts.fail.Store(true)
 	if _, err := f.Purge(t.Context()); !errors.Is(err, auth.ErrUnavailable) {
@@ -355,13 +343,7 @@ func TestSharedPollDeliversATakenFlow(t *testing.T) {
 	store := memory.NewStore()
 	ts := &faultyTransients{TransientStore: store, fails: "TakeTransient loginflow/poll"}
 	m, f, srv, _, alice := sharedFixture(t, store, ts)
-	c := &testkit.LoginFlowClient{HTTP: srv.Client(), UserAgent: davx5UA}
-	if err := c.Initiate(srv.URL); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Grant(t.Context(), loginToken(t, c.Login), &alice, "alice", auth.IssueRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	c := grantedFlow(t, f, srv, &alice)
 	ts.fail.Store(true)
 	status, res, err := c.Poll()
 	if status != http.StatusOK || err != nil || res.AppPassword == "" {
