@@ -82,13 +82,13 @@ func (m *Manager) create(ctx context.Context, codec *token.Codec, cred *StoredCr
 	if err != nil {
 		return "", err
 	}
-	h := m.hashers.Get().(*hasher)
-	defer m.hashers.Put(h)
-	canonical, err := codec.AppendNormalized(h.buf[:0], secret)
+	var buf tokenBuf
+	canonical, err := codec.AppendNormalized(buf[:0], secret)
 	if err != nil {
 		return "", err
 	}
-	key := *m.mac(h, m.newest(), canonical)
+	var key hashKey
+	m.macKeys[m.newest()].sum(&key, canonical)
 	cred.ID = newID()
 	cred.Hash = key[:]
 	cred.KeyID = m.opts.Peppers[m.newest()].ID

@@ -26,7 +26,7 @@ func LooksLikeAppPassword(s string) bool { return appPasswordShape.Looks(s) }
 func (m *Manager) AuthenticateToken(ctx context.Context, secret, remoteAddr, userAgent string) (*Principal, error) {
 	c := Attempt{Password: secret, RemoteAddr: remoteAddr, UserAgent: userAgent}
 	c.clip()
-	p, allowed, err := m.appPassword(ctx, c, false)
+	p, allowed, err := m.appPassword(ctx, &c, false)
 	if err == nil {
 		c.Username = p.User.Login
 	}

@@ -47,7 +47,7 @@ func hotManager(b *testing.B, n int) (*auth.Manager, []auth.Attempt) {
 // has many devices) and the reported ratio is the median over the pairs of
 // blocks of verify time / HMAC time (target at most about 1.2);
 // hash-ratio is the same for the part of the verify before its cache
-// probe (a pooled hasher, the secret's copy, the HMAC). Run it at
+// probe (the copy of the secret, the HMAC). Run it at
 // -cpu 1,2,4: ns/op of verify-parallel at 2 against 1 is the scaling, and
 // hmac-scaling the same for the baseline alone, the machine's own limit.
 //

@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,10 @@ type cacheEntry struct {
 	key     hashKey
 	cred    *StoredCredential
 	fetched int64 // unix nanos
+	// quickUntil is when a cache hit stops answering for this credential
+	// alone (unix nanos): never for a session, exactMargin before an
+	// expiry, where the exact clock decides (see hotNow).
+	quickUntil int64
 	// lastUsed is the newest use already queued for the store (unix nanos);
 	// the gate that coalesces last-used writes.
 	lastUsed atomic.Int64
@@ -52,6 +57,23 @@ type credShard struct {
 	byID map[string]hashKey
 	neg  map[hashKey]int64 // expiry, unix nanos
 	_    [64]byte
+}
+
+func quickUntil(cred *StoredCredential) int64 {
+	switch {
+	case cred.Kind != KindAppPassword:
+		return math.MinInt64
+	case cred.ExpiresAt.IsZero():
+		return math.MaxInt64
+	}
+	until := cred.ExpiresAt.Add(-exactMargin)
+	if until.After(time.Unix(0, math.MaxInt64)) {
+		return math.MaxInt64 // beyond what UnixNano can say
+	}
+	if until.Before(time.Unix(0, math.MinInt64)) {
+		return math.MinInt64
+	}
+	return until.UnixNano()
 }
 
 // credTable is an open-addressing hash table of cache entries that readers
@@ -201,7 +223,7 @@ func (c *credCache) generation() uint64 { return c.gen.Load() }
 // put caches cred under k unless an invalidation happened since gen, and
 // returns the entry to use for this request either way.
 func (c *credCache) put(k hashKey, cred *StoredCredential, now int64, gen uint64) *cacheEntry {
-	e := &cacheEntry{key: k, cred: cred, fetched: now}
+	e := &cacheEntry{key: k, cred: cred, fetched: now, quickUntil: quickUntil(cred)}
 	e.lastUsed.Store(cred.LastUsedAt.UnixNano())
 	if c.max <= 0 {
 		return e

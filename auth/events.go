@@ -150,29 +150,29 @@ func (m *Manager) startNow() verifyStart {
 	return verifyStart{a, time.Since(a.mono)}
 }
 
-// hotNow is the time of an app-password verify: the coarse clock, one
+// hotNow is the time of an app-password verify (unix nanoseconds): the coarse clock, one
 // atomic load, while it runs, else the exact clock (and it wakes the
 // coarse one). The coarse clock lags the exact one by a tick (plus the
 // ticker's scheduling delay); nothing it decides needs better: the cache
 // and owner-check intervals are seconds and minutes, the last-used and
 // audit times are for people. Only an expiry decides at an instant, and
 // verify reads the exact clock for it when it is within exactMargin.
-func (m *Manager) hotNow() time.Time {
+func (m *Manager) hotNow() int64 {
 	if !m.monoClock {
-		return m.now()
+		return m.now().UnixNano()
 	}
 	if n := m.coarse.now.Load(); n != 0 {
 		if !m.coarse.read.Load() {
 			m.coarse.read.Store(true) // one write per tick, not per verify
 		}
-		return time.Unix(0, n).UTC()
+		return n
 	}
 	select {
 	case m.coarse.wake <- struct{}{}:
 	default:
 	}
 	now, _ := m.verifyNow()
-	return now
+	return now.UnixNano()
 }
 
 // Coarse clock parameters: the tick, how many idle ticks stop it (an idle

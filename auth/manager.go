@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/maphash"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -46,7 +44,7 @@ type Manager struct {
 	audits bool
 
 	appCodec, sessionCodec *token.Codec
-	hashers                sync.Pool // *hasher
+	macKeys                []macKey // of opts.Peppers
 	audit                  auditQueue
 
 	cache     *credCache
@@ -133,7 +131,9 @@ func NewManager(store Store, directory Directory, opts *Options) (*Manager, erro
 	m.reanchor()
 	m.audit.max = max(maxPendingUses, o.CacheSize)
 	m.refreshCtx, m.refreshCancel = context.WithCancel(context.Background())
-	m.hashers.New = func() any { return &hasher{macs: make([]hash.Hash, len(m.opts.Peppers)), n: mrand.Uint32()} }
+	for _, p := range o.Peppers {
+		m.macKeys = append(m.macKeys, newMacKey(p.Key))
+	}
 	go m.flushLoop()
 	m.clockDone = make(chan struct{})
 	if m.monoClock {
@@ -302,31 +302,14 @@ func (m *Manager) purgeExpired(ctx context.Context) (int, error) {
 	return n + u, errors.Join(err, uerr)
 }
 
-// hasher is per-goroutine scratch space, pooled so that a verify does not
-// allocate: one HMAC state per pepper and a buffer for the canonical token.
-type hasher struct {
-	macs []hash.Hash
-	buf  [64]byte
-	sum  [sha256.Size]byte
-	n    uint32 // app-password verifies with this hasher, for sampling
-}
-
 // hitSample is how many cache hits one measured duration stands for: one
-// app-password verify in hitSample per pooled hasher is measured from its
+// app-password verify in hitSample, chosen at random, is measured from its
 // start.
 const hitSample = 64
 
-// mac returns HMAC-SHA256 of canonical under pepper i, in h (valid until
-// h's next mac).
-func (m *Manager) mac(h *hasher, i int, canonical []byte) *hashKey {
-	if h.macs[i] == nil {
-		h.macs[i] = hmac.New(sha256.New, m.opts.Peppers[i].Key)
-	}
-	mac := h.macs[i]
-	mac.Reset()
-	mac.Write(canonical)
-	return (*hashKey)(mac.Sum(h.sum[:0]))
-}
+// tokenBuf holds a canonical token, on the stack of the verify that
+// writes it.
+type tokenBuf [64]byte
 
 func (m *Manager) newest() int { return len(m.opts.Peppers) - 1 }
 
@@ -350,7 +333,7 @@ func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Micr
 // the same 429.
 func (m *Manager) Authenticate(ctx context.Context, c Attempt) (*Principal, error) {
 	c.clip()
-	p, allowed, err := m.appPassword(ctx, c, true)
+	p, allowed, err := m.appPassword(ctx, &c, true)
 	// Only a refusal counts against the client; an outage is not its fault.
 	// Only attempts the Limiter allowed are reported: not one refused
 	// before it was asked (a malformed one, which costs nothing), nor one
@@ -385,25 +368,19 @@ func (m *Manager) settle(c Attempt, err error) {
 //
 // allowed reports that the Limiter allowed the attempt, so its outcome
 // must be reported to it.
-func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
-	h := m.hashers.Get().(*hasher)
-	defer m.hashers.Put(h)
-	now := m.hotNow()
-	// One verify in hitSample is measured from its start, counted per
-	// pooled hasher (no state shared between cores; a new hasher starts at
-	// a random count, so one the pool drops early still samples one in
-	// hitSample on average); a miss is measured from its cache lookup if
-	// not (see verify).
-	sampled := false
-	if m.opts.OnEvent != nil {
-		h.n++
-		sampled = h.n%hitSample == 0
-	}
+func (m *Manager) appPassword(ctx context.Context, c *Attempt, byUsername bool) (p *Principal, allowed bool, err error) {
+	nowNs := m.hotNow()
+	// One verify in hitSample is measured from its start (a random choice:
+	// no state shared between cores); a miss is measured from its cache
+	// lookup if not (see verify).
+	sampled := m.opts.OnEvent != nil && mrand.Uint32N(hitSample) == 0
+	var buf tokenBuf
 	if !sampled && (m.opts.OnEvent == nil || m.opts.QuietHits) {
-		if p := m.cachedHit(ctx, h, c, byUsername, now); p != nil {
+		if p := m.cachedHit(ctx, &buf, c, byUsername, nowNs); p != nil {
 			return p, false, nil
 		}
 	}
+	now := time.Unix(0, nowNs).UTC()
 	fail := Event{Type: EventFailed, Time: now, Kind: KindAppPassword, Login: c.Username, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent}
 	if sampled {
 		fail.start = m.startNow()
@@ -419,31 +396,31 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 	// through; any failure is the refusal. A cache hit asks the Limiter
 	// only when it fails after all (see verify).
 	var lim limiterState
-	e, err := m.verify(ctx, h, KindAppPassword, c, &fail, &lim)
+	e, err := m.verify(ctx, &buf, KindAppPassword, *c, &fail, &lim)
 	if err != nil {
-		return m.refuse(ctx, c, &fail, &lim, err)
+		return m.refuse(ctx, *c, &fail, &lim, err)
 	}
 	cred := e.cred
 	if !byUsername {
 		fail.Login = cred.Login
 	} else if cred.Login != login && !SameLogin(cred.Login, login) {
-		return m.refuse(ctx, c, &fail, &lim, m.deny(ctx, fail, "wrong_user"))
+		return m.refuse(ctx, *c, &fail, &lim, m.deny(ctx, fail, "wrong_user"))
 	}
 	// The Principal of the last success, while the owner answer it was
 	// built from is the cached one and due for no re-check, is shared: a
 	// cached verify allocates nothing. Otherwise owner decides, as always.
 	hp := e.hot.Load()
-	if !hp.current(now.UnixNano()) {
+	if !hp.current(nowNs) {
 		ue, err := m.owner(ctx, cred, &fail)
 		if err != nil {
-			return m.refuse(ctx, c, &fail, &lim, err)
+			return m.refuse(ctx, *c, &fail, &lim, err)
 		}
 		if hp == nil || hp.owner != ue {
 			hp = &hotPrincipal{owner: ue, p: &Principal{User: *ue.user, Method: MethodAppPassword, CredentialID: cred.ID, Scopes: cred.Scopes}}
 			e.hot.Store(hp)
 		}
 	}
-	m.touch(e, c, fail.Time)
+	m.touch(e, c, nowNs)
 	fail.Type, fail.UserID, fail.Login, fail.CredentialID = EventAuthenticated, cred.UserID, cred.Login, cred.ID
 	m.succeeded(ctx, e, &fail)
 	return hp.p, lim.allowed, nil
@@ -458,28 +435,28 @@ func (m *Manager) appPassword(ctx context.Context, c Attempt, byUsername bool) (
 // miss, another spelling of the login, an expiry within exactMargin, an
 // owner answer due, an audit line of its own), and has then done nothing:
 // appPassword decides all.
-func (m *Manager) cachedHit(ctx context.Context, h *hasher, c Attempt, byUsername bool, now time.Time) *Principal {
-	canonical, ok := m.appCodec.AppendUsual(h.buf[:0], c.Password)
+func (m *Manager) cachedHit(ctx context.Context, buf *tokenBuf, c *Attempt, byUsername bool, now int64) *Principal {
+	canonical, ok := m.appCodec.AppendUsual(buf[:0], c.Password)
 	if !ok {
 		return nil
 	}
-	key := m.mac(h, m.newest(), canonical)
-	nowNs := now.UnixNano()
-	e, _ := m.cache.get(key, nowNs)
-	if e == nil || e.cred.Kind != KindAppPassword || (byUsername && e.cred.Login != c.Username) ||
-		expiresSoon(e.cred, now) || (m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now)) {
+	var key hashKey
+	m.macKeys[m.newest()].sum(&key, canonical)
+	e, _ := m.cache.get(&key, now)
+	if e == nil || now >= e.quickUntil || (byUsername && e.cred.Login != c.Username) ||
+		(m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now)) {
 		return nil
 	}
 	hp := e.hot.Load()
 	audit := m.audits && m.log.Enabled(ctx, slog.LevelInfo)
-	if !hp.current(nowNs) || (audit && m.log.Enabled(ctx, slog.LevelDebug)) {
+	if !hp.current(now) || (audit && m.log.Enabled(ctx, slog.LevelDebug)) {
 		return nil
 	}
 	m.touch(e, c, now)
 	m.cache.hit(e)
 	if audit && !m.usedAgain(e, c.RemoteAddr, c.UserAgent) {
-		ev := Event{Type: EventAuthenticated, Time: now, Kind: KindAppPassword, UserID: e.cred.UserID, Login: e.cred.Login,
-			CredentialID: e.cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent, Cache: CacheHit}
+		ev := Event{Type: EventAuthenticated, Time: time.Unix(0, now).UTC(), Kind: KindAppPassword, UserID: e.cred.UserID,
+			Login: e.cred.Login, CredentialID: e.cred.ID, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent, Cache: CacheHit}
 		m.used(ctx, e, &ev)
 	}
 	return hp.p
@@ -524,14 +501,14 @@ func (m *Manager) refuse(ctx context.Context, c Attempt, fail *Event, lim *limit
 // is an exact hit in the cache of verified credentials, verify goes on and
 // sets lim.refused to the Limiter's error: the caller must turn any later
 // failure into it. lim.allowed reports that the Limiter allowed it.
-func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
+func (m *Manager) verify(ctx context.Context, buf *tokenBuf, kind Kind, c Attempt, fail *Event, lim *limiterState) (*cacheEntry, error) {
 	codec := m.appCodec
 	if kind == KindSession {
 		codec = m.sessionCodec
 	}
 	// The shape now, the check character only if the cache does not know
 	// the secret (below): a cached one passed it when first verified.
-	canonical, err := codec.AppendShape(h.buf[:0], c.Password)
+	canonical, err := codec.AppendShape(buf[:0], c.Password)
 	if err != nil {
 		reason := "malformed"
 		if kind == KindAppPassword && c.Password != "" && !LooksLikeAppPassword(c.Password) {
@@ -542,7 +519,8 @@ func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, f
 		return nil, m.deny(ctx, *fail, reason)
 	}
 	now := fail.Time
-	key := *m.mac(h, m.newest(), canonical)
+	var key hashKey
+	m.macKeys[m.newest()].sum(&key, canonical)
 	e, unknown := m.cache.get(&key, now.UnixNano())
 	if e == nil && !unknown && !codec.Checked(canonical) {
 		// A typo: refused before the Limiter or the store is asked.
@@ -579,7 +557,7 @@ func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, f
 	}
 	if e == nil {
 		gen := m.cache.generation()
-		cred, err := m.lookup(ctx, h, canonical, key)
+		cred, err := m.lookup(ctx, canonical, key)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			m.cache.putUnknown(key, now.UnixNano(), gen)
@@ -600,7 +578,7 @@ func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, f
 			return nil, m.deny(ctx, *fail, "expired")
 		}
 	}
-	if kind == KindAppPassword && m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now) {
+	if kind == KindAppPassword && m.opts.ExpireUnusedAfter > 0 && m.unusedExpired(e, now.UnixNano()) {
 		return nil, m.deny(ctx, *fail, "unused")
 	}
 	if kind == KindSession {
@@ -615,12 +593,12 @@ func (m *Manager) verify(ctx context.Context, h *hasher, kind Kind, c Attempt, f
 // unusedExpired reports whether the app password in e has gone unused for
 // Options.ExpireUnusedAfter at now. A use still queued for the store (the
 // entry was evicted and read again) counts.
-func (m *Manager) unusedExpired(e *cacheEntry, now time.Time) bool {
+func (m *Manager) unusedExpired(e *cacheEntry, now int64) bool {
 	idleSince := max(e.lastUsed.Load(), e.cred.CreatedAt.UnixNano())
-	if now.UnixNano()-idleSince < int64(m.opts.ExpireUnusedAfter) {
+	if now-idleSince < int64(m.opts.ExpireUnusedAfter) {
 		return false
 	}
-	if u, ok := m.usage.peek(e.cred.ID); ok && now.Sub(u.At) < m.opts.ExpireUnusedAfter {
+	if u, ok := m.usage.peek(e.cred.ID); ok && now-u.At.UnixNano() < int64(m.opts.ExpireUnusedAfter) {
 		return false
 	}
 	return true
@@ -636,11 +614,11 @@ type limiterState struct {
 // lookup finds the credential for canonical, trying every pepper (newest
 // first, whose hash is already in key) and checking the stored hash in
 // constant time.
-func (m *Manager) lookup(ctx context.Context, h *hasher, canonical []byte, key hashKey) (*StoredCredential, error) {
+func (m *Manager) lookup(ctx context.Context, canonical []byte, key hashKey) (*StoredCredential, error) {
 	for i := m.newest(); i >= 0; i-- {
 		k := key
 		if i != m.newest() {
-			k = *m.mac(h, i, canonical)
+			m.macKeys[i].sum(&k, canonical)
 		}
 		cred, err := m.store.CredentialByHash(ctx, k[:])
 		if errors.Is(err, ErrNotFound) {
@@ -743,7 +721,7 @@ func (m *Manager) recheckOwner(login string, old *userEntry) {
 
 // touch queues a last-used update unless one was queued for this credential
 // within LastUsedInterval.
-func (m *Manager) touch(e *cacheEntry, c Attempt, now time.Time) {
+func (m *Manager) touch(e *cacheEntry, c *Attempt, now int64) {
 	m.touchEvery(e, c, now, m.opts.LastUsedInterval)
 }
 
@@ -756,12 +734,12 @@ func (m *Manager) sessionUseInterval() time.Duration {
 }
 
 // touchEvery is touch with interval for LastUsedInterval.
-func (m *Manager) touchEvery(e *cacheEntry, c Attempt, now time.Time, interval time.Duration) {
+func (m *Manager) touchEvery(e *cacheEntry, c *Attempt, now int64, interval time.Duration) {
 	last := e.lastUsed.Load()
-	if now.UnixNano()-last < int64(interval) || !e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
+	if now-last < int64(interval) || !e.lastUsed.CompareAndSwap(last, now) {
 		return
 	}
-	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: now,
+	m.usage.add(Usage{UserID: e.cred.UserID, ID: e.cred.ID, At: time.Unix(0, now).UTC(),
 		Addr: safetext.Truncate(c.RemoteAddr, maxClientInfoLen), Client: safetext.Truncate(c.UserAgent, maxClientInfoLen)}, interval)
 }
 

@@ -101,9 +101,8 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	now, start := m.verifyNow()
 	fail := Event{Type: EventFailed, Time: now, Kind: KindSession, RemoteAddr: c.RemoteAddr, UserAgent: c.UserAgent,
 		start: start}
-	h := m.hashers.Get().(*hasher)
-	e, err := m.verify(ctx, h, KindSession, c, &fail, nil)
-	m.hashers.Put(h)
+	var buf tokenBuf
+	e, err := m.verify(ctx, &buf, KindSession, c, &fail, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +112,7 @@ func (m *Manager) AuthenticateSession(ctx context.Context, secret, remoteAddr, u
 	if err != nil {
 		return nil, err
 	}
-	m.touchEvery(e, c, fail.Time, m.sessionUseInterval())
+	m.touchEvery(e, &c, fail.Time.UnixNano(), m.sessionUseInterval())
 	return &Principal{User: *ue.user, Method: MethodSession, CredentialID: cred.ID, AuthTime: cred.AuthenticatedAt, Federation: cred.Federation}, nil
 }
 
