@@ -22,6 +22,9 @@ type boundedStore struct {
 	// direct: the store honours its context (see ContextBounded), so calls
 	// run on the caller's goroutine.
 	direct bool
+	// watch ends the contexts of calls at their deadline (or their
+	// caller's end) without a timer per call.
+	watch *watchdog
 	// abandoned counts calls still running after their caller gave up;
 	// past maxAbandoned a call fails at once instead of adding another.
 	abandoned stopwait.Abandoned
@@ -34,32 +37,67 @@ var _ Store = (*boundedStore)(nil)
 
 func newBoundedStore(s Store, timeout time.Duration) *boundedStore {
 	cb, ok := s.(ContextBounded)
-	return &boundedStore{s: s, timeout: timeout, direct: ok && cb.HonorsContext()}
+	return &boundedStore{s: s, timeout: timeout, direct: ok && cb.HonorsContext(), watch: newWatchdog(timeout)}
 }
 
 // bounded runs f under s's deadline.
 func bounded[T any](ctx context.Context, s *boundedStore, op string, f func(context.Context) (T, error)) (T, error) {
-	var zero T
-	if n := s.abandoned.Running(); n >= maxAbandoned {
-		return zero, fmt.Errorf("%w: store: %s: %d earlier calls have not returned", ErrUnavailable, op, n)
-	}
-	// A caller's deadline that comes first already bounds the call: a
-	// context and a timer of its own would cost the verify path for
-	// nothing.
-	cancel := func() {}
-	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.timeout {
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-	}
-	defer cancel()
 	if s.direct {
-		v, err := f(ctx)
-		return v, storeError(op, err)
+		return direct(ctx, s, op, f)
+	}
+	var zero T
+	ctx, c, err := s.begin(ctx, op)
+	if err != nil {
+		return zero, err
+	}
+	if c != nil {
+		defer s.watch.stop(c)
 	}
 	v, err, done := stopwait.Do(ctx, &s.abandoned, f)
 	if !done {
-		return zero, fmt.Errorf("%w: store: %s: %w", ErrUnavailable, op, context.Cause(ctx))
+		cause := context.Cause(ctx)
+		if c != nil {
+			cause = c.Err() // Cause would ask the caller's context
+		}
+		return zero, fmt.Errorf("%w: store: %s: %w", ErrUnavailable, op, cause)
 	}
 	return v, storeError(op, err)
+}
+
+// direct is bounded for a store that honours its context: f runs on the
+// caller's goroutine. f does not escape, so a caller's closure can stay
+// on its stack (bounded's goroutine path makes its f escape).
+func direct[T any](ctx context.Context, s *boundedStore, op string, f func(context.Context) (T, error)) (T, error) {
+	ctx, c, err := s.begin(ctx, op)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	if c != nil {
+		defer s.watch.stop(c)
+	}
+	v, err := f(ctx)
+	return v, storeError(op, err)
+}
+
+// begin returns the context a call runs under: the caller's when its
+// deadline comes first (a context of its own would cost the verify path
+// for nothing), else a callCtx that the watchdog ends (see deadline.go),
+// returned as c too: stop it when the call returns. It fails a call whose
+// caller has given up already, or that would be one goroutine too many
+// left on a hung store.
+func (s *boundedStore) begin(ctx context.Context, op string) (_ context.Context, c *callCtx, err error) {
+	if n := s.abandoned.Running(); n >= maxAbandoned {
+		return nil, nil, fmt.Errorf("%w: store: %s: %d earlier calls have not returned", ErrUnavailable, op, n)
+	}
+	if ctx.Err() != nil {
+		return nil, nil, fmt.Errorf("%w: store: %s: %w", ErrUnavailable, op, context.Cause(ctx))
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.timeout {
+		return ctx, nil, nil
+	}
+	c = s.watch.start(ctx)
+	return c, c, nil
 }
 
 // storeError makes every failure that is not an answer ErrUnavailable.
@@ -79,6 +117,11 @@ func (b *boundedStore) CreateCredential(ctx context.Context, c *StoredCredential
 }
 
 func (b *boundedStore) CredentialByHash(ctx context.Context, hash []byte) (*StoredCredential, error) {
+	if b.direct { // the verify path: its closure stays on the stack
+		return direct(ctx, b, "credential by hash", func(ctx context.Context) (*StoredCredential, error) {
+			return b.s.CredentialByHash(ctx, hash)
+		})
+	}
 	return bounded(ctx, b, "credential by hash", func(ctx context.Context) (*StoredCredential, error) {
 		return b.s.CredentialByHash(ctx, hash)
 	})
