@@ -19,7 +19,9 @@ import (
 // closes its Done channel once the deadline has passed or the caller's
 // context has ended: at most one tick late (tickFor), never early.
 
-// callCtx is the context of one bounded store call.
+// callCtx is the context of one bounded store call. Its Value is its
+// caller's, for every key: context.Cause of a callCtx is its caller's
+// cause, so ask its Err for why it ended.
 type callCtx struct {
 	parent   context.Context
 	deadline time.Time
