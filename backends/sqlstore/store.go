@@ -409,42 +409,6 @@ func (r *row) dest() []any {
 		&r.FedIssuer, &r.FedSubject, &r.FedSID}
 }
 
-// credScan is the scratch space of scanCredential: the columns that are
-// not a StoredCredential's own fields, and the destinations of the Scan.
-type credScan struct {
-	kind, scopes                      string
-	created, expires, authn, lastUsed dbTime
-	dest                              [18]any
-}
-
-// credScans keeps credScans for reuse: a lookup on the verify path then
-// allocates what it returns and no row besides (a row and its []any of
-// destinations cost a cold verify 424 bytes more than the raw SELECT it is
-// measured against, TestCredentialByHashAllocatesLikeItsSelect).
-var credScans = sync.Pool{New: func() any { return new(credScan) }}
-
-// scanCredential scans a row of credentialColumns straight into a new
-// credential, as row.credential would make it.
-func scanCredential(r *sql.Row) (*auth.StoredCredential, error) {
-	s := credScans.Get().(*credScan)
-	c := new(auth.StoredCredential)
-	s.dest = [...]any{&c.ID, &s.kind, &c.UserID, &c.Login, &c.Name, &s.scopes, &c.Hash, &c.KeyID, &c.Hint,
-		&s.created, &s.expires, &s.authn, &s.lastUsed, &c.LastUsedAddr, &c.LastUsedClient,
-		&c.Federation.Issuer, &c.Federation.Subject, &c.Federation.SID}
-	err := r.Scan(s.dest[:]...)
-	if err == nil {
-		c.Kind = auth.Kind(s.kind)
-		c.Scopes = decodeScopes(s.scopes)
-		c.CreatedAt, c.ExpiresAt, c.AuthenticatedAt, c.LastUsedAt = s.created.t, s.expires.t, s.authn.t, s.lastUsed.t
-	}
-	*s = credScan{} // holds nothing of c
-	credScans.Put(s)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 func (r *row) credential() *auth.StoredCredential {
 	return &auth.StoredCredential{
 		ID:              r.ID,
@@ -556,11 +520,11 @@ func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Stored
 		// SELECT, twice per lookup, on every cache miss.
 		s.lookups.lookups.Add(1)
 		s.lookups.queries.Add(1)
-		c, err := scanCredential(s.byHash.QueryRowContext(ctx, hash))
-		if err != nil {
+		var r row
+		if err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); err != nil {
 			return nil, translate("credential by hash", err)
 		}
-		return c, nil
+		return r.credential(), nil
 	}
 	c, err := s.lookups.get(ctx, hash)
 	if err != nil {
