@@ -145,3 +145,21 @@ func TestBoundedStoreCallAllocs(t *testing.T) {
 		t.Errorf("a bounded direct call allocates %v times, want at most 2", n)
 	}
 }
+
+// TestBoundedStoreCallContextEnds checks that a store call's own context
+// ends when the call returns, as a context.WithTimeout's cancel ends it: a
+// Store that leaves something waiting on ctx.Done() (a goroutine of its
+// own) must not wait forever.
+func TestBoundedStoreCallContextEnds(t *testing.T) {
+	s := &ctxStore{}
+	b := newBoundedStore(s, time.Hour)
+	b.CredentialByHash(t.Context(), nil)
+	select {
+	case <-s.got.Done():
+	default:
+		t.Fatal("the store call's context is still live after the call returned")
+	}
+	if s.got.Err() == nil {
+		t.Error("the store call's context has ended with no error")
+	}
+}

@@ -130,13 +130,16 @@ func (w *watchdog) start(parent context.Context) *callCtx {
 	return c
 }
 
-// stop forgets c: its call has returned.
+// stop forgets c and ends it, as a context.WithTimeout's cancel would:
+// its call has returned (or its caller gave up), and whatever the store
+// left waiting on c.Done() must not wait forever.
 func (w *watchdog) stop(c *callCtx) {
 	w.mu.Lock()
 	if c.idx >= 0 {
 		w.remove(c.idx)
 	}
 	w.mu.Unlock()
+	c.cancel(context.Canceled)
 }
 
 // remove takes calls[i] out, under w.mu.
