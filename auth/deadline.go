@@ -17,7 +17,7 @@ import (
 // on their socket, see sqlstore's pgconn) and its caller's values, and one
 // watchdog per bounded store, ticking only while calls are in flight,
 // closes its Done channel once the deadline has passed or the caller's
-// context has ended: at most one tick late (tickFor), never early.
+// context has ended: at most one tick late (maxTick), never early.
 
 // callCtx is the context of one bounded store call. Its Value is its
 // caller's, for every key: context.Cause of a callCtx is its caller's

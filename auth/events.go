@@ -150,9 +150,9 @@ func (m *Manager) startNow() verifyStart {
 	return verifyStart{a, time.Since(a.mono)}
 }
 
-// hotNow is the time of an app-password verify (unix nanoseconds): the coarse clock, one
-// atomic load, while it runs, else the exact clock (and it wakes the
-// coarse one). The coarse clock lags the exact one by a tick (plus the
+// hotNow is the time of an app-password verify, in unix nanoseconds: the
+// coarse clock, one atomic load, while it runs, else the exact clock (and
+// it wakes the coarse one). The coarse clock lags the exact one by a tick (plus the
 // ticker's scheduling delay); nothing it decides needs better: the cache
 // and owner-check intervals are seconds and minutes, the last-used and
 // audit times are for people. Only an expiry decides at an instant, and

@@ -14,11 +14,9 @@ package token
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // MaxInputLen bounds the input [Codec.AppendNormalized] and [Codec.Looks]
@@ -242,30 +240,13 @@ func (c *Codec) AppendUsual(dst []byte, input string) ([]byte, bool) {
 		if rest[0] != '-' || rest[groupLen+1] != '-' || rest[2*(groupLen+1)] != '-' || rest[3*(groupLen+1)] != '-' {
 			return dst, false
 		}
-		n := len(dst)
-		dst = slices.Grow(dst, p+BodyLen)[:n+p+BodyLen]
-		body := (*[BodyLen]byte)(dst[n+copy(dst[n:], c.prefix):])
-		// Eight bytes at a time: one load and one store per group, where
-		// an append of each would call memmove.
-		for g := range BodyLen / groupLen {
-			binary.LittleEndian.PutUint64(body[g*groupLen:], load64(rest[1+g*(groupLen+1):]))
+		dst = append(dst, c.prefix...)
+		for at := 1; at < groupedLen; at += groupLen + 1 {
+			dst = append(dst, rest[at:at+groupLen]...)
 		}
 		return dst, true
 	}
 	return dst, false
-}
-
-// load64 is the first eight bytes of s, little-endian (one load: the
-// compiler merges the bytes' loads).
-//
-// AppendUsual copies a group with it: groupLen must be 8, or this index is
-// out of range and the package does not build.
-var _ = [1]int{}[groupLen-8]
-
-func load64(s string) uint64 {
-	_ = s[7]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // groupedLen is the length of a body as shown: groups of groupLen, each
