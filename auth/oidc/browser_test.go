@@ -339,6 +339,9 @@ func TestBrowserSSOUserStory(t *testing.T) {
 	// token; the browser session here ends, the app password keeps working.
 	browser.Do(t, ctx, "sign out at the provider", chromedp.Navigate(s.op.Issuer+"/session/end"),
 		chromedp.Click(`button[name="logout"][value="yes"]`))
+	// The provider's own page first: a navigation started while its
+	// logout still loads is aborted (net::ERR_ABORTED).
+	waitLocation(t, ctx, s.op.Issuer+"/session/end/success")
 	waitBackChannel(t, ctx, s, "alice")
 	browser.Do(t, ctx, "the page after back-channel logout", chromedp.Navigate(s.srv.URL+"/account/security"), chromedp.WaitVisible(`#sso-signin`))
 	if status := s.dav(t, login, secret); status != http.StatusMultiStatus && status != http.StatusOK {
