@@ -419,3 +419,42 @@ func TestSharedLookupsOnTheDatabase(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteLookupWaitsForASlotUnderItsContext: with every lookup slot
+// taken, a lookup waits for one only until its context ends (an outage,
+// ErrUnavailable), and takes the next one freed.
+func TestSQLiteLookupWaitsForASlotUnderItsContext(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "appauth.db"), &Options{MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hash := fakeHash(1)
+	if err := s.CreateCredential(t.Context(), &auth.StoredCredential{ID: "c1", Kind: auth.KindAppPassword, UserID: "alice", Login: "alice",
+		Hash: hash, KeyID: "k1", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	slots := s.sqliteLookups.slots
+	for range cap(slots) {
+		slots <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.CredentialByHash(ctx, hash); !errors.Is(err, auth.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("lookup with every slot taken: %v, want ErrUnavailable at its deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CredentialByHash(t.Context(), hash)
+		done <- err
+	}()
+	<-slots
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("lookup after a slot was freed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lookup did not take the slot freed for it")
+	}
+}

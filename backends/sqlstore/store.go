@@ -89,7 +89,9 @@ type Options struct {
 	// [DefaultMaxConcurrentLookups] on PostgreSQL and no bound on SQLite,
 	// whose queries need no round trip and run in this process, on as many
 	// cores as there are lookups: there, sharing made verifies slower. It
-	// applies to a Store made with [New] too.
+	// applies to a Store made with [New] too. Unless it is set, the lookups
+	// of a Store from [OpenSQLite] have a pool of their own, of
+	// MaxOpenConns connections: they never wait for one behind writers.
 	MaxConcurrentLookups int
 }
 
@@ -109,6 +111,8 @@ type Store struct {
 	prefix  string
 	q       queries
 	byHash  *sqlx.Stmt // the hot path, prepared once
+	// sqliteLookups, when not nil, runs byHash instead (OpenSQLite).
+	sqliteLookups *sqliteLookups
 	// byHashes[i] looks up batchSizes[i] hashes (see coalescer).
 	byHashes   []*sqlx.Stmt
 	batchSizes []int
@@ -228,6 +232,12 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 		db.Close()
 		return nil, err
 	}
+	if s.lookups.slots == math.MaxInt { // not coalesced: see sqliteLookups
+		if s.sqliteLookups, err = openSQLiteLookups(ctx, path, opts, s.q.byHash); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -315,7 +325,9 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 
 // HonorsContext implements [auth.ContextBounded]: true on SQLite, whose
 // driver interrupts a statement, and a wait for the write lock, once its
-// context is done, and on a PostgreSQL pool opened by [OpenPostgres],
+// context is done (a credential lookup of a Store from [OpenSQLite] waits
+// under its context for a connection of its own, and its query, which
+// waits for no writer, for at most a second for a lock), and on a PostgreSQL pool opened by [OpenPostgres],
 // whose connections end a call at its context's deadline even on a hung
 // server (a context cancelled earlier ends it at that deadline). False on
 // a PostgreSQL *sqlx.DB given to [New]: lib/pq itself waits for its cancel
@@ -357,6 +369,9 @@ func (s *Store) rebind(q string) string { return sqlx.Rebind(s.dialect.bindType,
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		err := s.closeStatements()
+		if s.sqliteLookups != nil {
+			err = errors.Join(err, s.sqliteLookups.close())
+		}
 		if s.ownDB {
 			err = errors.Join(err, s.db.Close())
 		}
@@ -521,7 +536,13 @@ func (s *Store) CredentialByHash(ctx context.Context, hash []byte) (*auth.Stored
 		s.lookups.lookups.Add(1)
 		s.lookups.queries.Add(1)
 		var r row
-		if err := s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...); err != nil {
+		var err error
+		if s.sqliteLookups != nil {
+			err = s.sqliteLookups.get(ctx, hash, r.dest()...)
+		} else {
+			err = s.byHash.QueryRowContext(ctx, hash).Scan(r.dest()...)
+		}
+		if err != nil {
 			return nil, translate("credential by hash", err)
 		}
 		return r.credential(), nil
