@@ -17,7 +17,7 @@ func TestMacKeyIsHMAC(t *testing.T) {
 			key[i] = byte(i*7 + keyLen)
 		}
 		k := newMacKey(key)
-		for _, msgLen := range []int{0, 1, 33, 55, 56, 64, 100, 128} {
+		for _, msgLen := range []int{0, 1, 33, 55, 56, 63, 64, 100, 119, 120, 128, 200} {
 			msg := bytes.Repeat([]byte{byte(msgLen)}, msgLen)
 			want := hmac.New(sha256.New, key)
 			want.Write(msg)
