@@ -19,9 +19,11 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: test bench bench-peers fuzz vet install
 
-# The checks, then go test -race against real services.
+# The checks, then go test -race against real services, then the
+# allocation tests without the race detector, which changes what allocates.
 test: install vet
 	APPAUTH_TEST_STRICT=1 go test -race -count=1 $(GOTESTFLAGS) $(PKGS)
+	go test -count=1 -run 'Alloc' ./auth/ ./internal/token/
 
 # Benchmarks, each with its baseline in the same run (see BENCHMARKS.md).
 bench: install

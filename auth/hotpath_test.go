@@ -20,7 +20,7 @@ import (
 // owner answer, so it allocates nothing (issue 15: 1 allocation or none).
 func TestCachedVerifyAllocatesNothing(t *testing.T) {
 	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector (sync.Pool drops items); make bench measures them")
+		t.Skip("allocation counts are meaningless under the race detector (sync.Pool drops items); make test runs this without it")
 	}
 	e := newEnv(t, func(o *auth.Options) { o.Logger = nil })
 	_, secret := e.issue(t, e.alice, "phone")
