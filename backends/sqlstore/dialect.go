@@ -278,37 +278,66 @@ const (
 	errStmtClosed = "sql: statement is closed"
 )
 
-// translate maps a driver error to the auth sentinels, wrapped with the
-// package prefix and op: sql.ErrNoRows is auth.ErrNotFound, a unique
-// violation auth.ErrAlreadyExists, and anything that means "cannot answer
-// now" auth.ErrUnavailable. Other errors are wrapped as they are.
 // beginImmediate takes a connection of db and runs BEGIN IMMEDIATE on it.
 // While another process is creating the database file or switching it to
-// WAL, SQLite can answer SQLITE_BUSY at once (opening a connection runs the
-// journal_mode pragma), without calling the busy handler: it does not wait
-// where waiting could deadlock. So a busy answer is retried for up to 10 s.
+// WAL, SQLite can answer SQLITE_BUSY at once, without calling the busy
+// handler: it does not wait where waiting could deadlock. So a busy answer
+// is retried for up to 10 s.
 func beginImmediate(ctx context.Context, db *sqlx.DB) (*sql.Conn, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := db.Conn(ctx)
-		if err == nil {
-			if _, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err == nil {
-				return conn, nil
-			}
-			conn.Close()
+	var conn *sql.Conn
+	err := retryBusy(ctx, 10*time.Second, func() error {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return err
 		}
-		e, ok := errors.AsType[*sqlite.Error](err)
-		if !ok || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
-			return nil, err
+		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			c.Close()
+			return err
+		}
+		conn = c
+		return nil
+	})
+	return conn, err
+}
+
+// retryBusy calls f until it returns anything but SQLITE_BUSY, waiting a
+// little longer each time (1 ms, doubling up to 25 ms: about the schedule
+// of SQLite's own busy handler), and gives up, returning f's last error,
+// once ctx is done or, if limit is not zero, limit has passed.
+func retryBusy(ctx context.Context, limit time.Duration, f func() error) error {
+	var by time.Time
+	if limit > 0 {
+		by = time.Now().Add(limit)
+	}
+	var timer *time.Timer
+	for wait := time.Millisecond; ; wait = min(2*wait, 25*time.Millisecond) {
+		err := f()
+		if !isBusy(err) || (!by.IsZero() && time.Now().After(by)) {
+			return err
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
-		case <-time.After(10 * time.Millisecond):
+			timer.Stop()
+			return err
+		case <-timer.C:
 		}
 	}
 }
 
+func isBusy(err error) bool {
+	e, ok := errors.AsType[*sqlite.Error](err)
+	return ok && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// translate maps a driver error to the auth sentinels, wrapped with the
+// package prefix and op: sql.ErrNoRows is auth.ErrNotFound, a unique
+// violation auth.ErrAlreadyExists, and anything that means "cannot answer
+// now" auth.ErrUnavailable. Other errors are wrapped as they are.
 func translate(op string, err error) error {
 	switch {
 	case err == nil:

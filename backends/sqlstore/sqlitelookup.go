@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -19,19 +18,19 @@ import (
 //     database/sql and the driver a goroutine each to watch it (a tenth of
 //     a cold verify). What they would interrupt does not happen here: a WAL
 //     reader takes no lock a writer holds, and a lookup by a unique index
-//     has no long run to cut short. Its only wait, while another
-//     connection recovers the WAL index, ends at lookupBusyTimeout.
+//     has no long run to cut short. A lock it cannot take (another process
+//     on its way to an exclusive lock refuses new readers, another
+//     connection recovers the WAL index) makes it wait as long as its own
+//     context allows: these connections have no busy timeout, so SQLite
+//     answers SQLITE_BUSY at once and the lookup tries again (retryBusy).
 type sqliteLookups struct {
 	db     *sqlx.DB
 	byHash *sqlx.Stmt
 	slots  chan struct{}
 }
 
-// lookupBusyTimeout bounds a lookup's wait for SQLite's locks.
-const lookupBusyTimeout = 1000 // milliseconds
-
 func openSQLiteLookups(ctx context.Context, path string, opts *Options, byHash string) (*sqliteLookups, error) {
-	db, err := sqlx.Open("sqlite", fmt.Sprintf("%s?_busy_timeout=%d&_query_only=1", path, lookupBusyTimeout))
+	db, err := sqlx.Open("sqlite", path+"?_query_only=1")
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +61,9 @@ func (l *sqliteLookups) get(ctx context.Context, hash []byte, dest ...any) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return l.byHash.QueryRowContext(context.Background(), hash).Scan(dest...)
+	return retryBusy(ctx, 0, func() error {
+		return l.byHash.QueryRowContext(context.Background(), hash).Scan(dest...)
+	})
 }
 
 func (l *sqliteLookups) close() error {

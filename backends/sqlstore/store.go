@@ -36,8 +36,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"    // registers the "postgres" driver
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/lib/pq"
+	"modernc.org/sqlite"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/internal/stopwait"
@@ -189,8 +189,9 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error
 // "file:" URI: every pooled connection must see the same database.
 //
 // A new database file, and with it its -wal and -shm files, is created
-// mode 0600. The database is put in WAL journal mode with synchronous=FULL (a
-// committed revocation survives a power loss) and foreign keys on.
+// mode 0600. The database is put in WAL journal mode (OpenSQLite fails if
+// the file cannot be) with synchronous=FULL (a committed revocation
+// survives a power loss) and foreign keys on.
 func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %q is not a plain file path", path)
@@ -218,14 +219,25 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
-	dsn := path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
-	db, err := sqlx.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
-	}
+	// The pragmas that read the file run under a context (sqliteConnector).
+	db := sqlx.NewDb(sql.OpenDB(&sqliteConnector{
+		drv:   &sqlite.Driver{},
+		dsn:   path + "?_busy_timeout=10000&_foreign_keys=1&_txlock=immediate",
+		setup: "PRAGMA synchronous = FULL",
+	}), "sqlite")
 	if err := ConfigurePool(db.DB, opts); err != nil {
 		db.Close()
 		return nil, err
+	}
+	var mode string
+	if err := retryBusy(ctx, 10*time.Second, func() error {
+		return db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlstore: open sqlite: WAL journal mode: %w", err)
+	} else if mode != "wal" {
+		db.Close()
+		return nil, fmt.Errorf("sqlstore: open sqlite: journal mode is %q, not WAL", mode)
 	}
 	s, err := newStore(ctx, db, true, opts)
 	if err != nil {
@@ -324,10 +336,10 @@ func newStore(ctx context.Context, db *sqlx.DB, own bool, opts *Options) (*Store
 }
 
 // HonorsContext implements [auth.ContextBounded]: true on SQLite, whose
-// driver interrupts a statement, and a wait for the write lock, once its
-// context is done (a credential lookup of a Store from [OpenSQLite] waits
-// under its context for a connection of its own, and its query, which
-// waits for no writer, for at most a second for a lock), and on a PostgreSQL pool opened by [OpenPostgres],
+// driver interrupts a statement, and a wait for a lock, once its context
+// is done (a credential lookup of a Store from [OpenSQLite] waits under its
+// context for a connection of its own, and for a lock its query cannot
+// take: see sqliteLookups), and on a PostgreSQL pool opened by [OpenPostgres],
 // whose connections end a call at its context's deadline even on a hung
 // server (a context cancelled earlier ends it at that deadline). False on
 // a PostgreSQL *sqlx.DB given to [New]: lib/pq itself waits for its cancel
