@@ -303,29 +303,27 @@ func beginImmediate(ctx context.Context, db *sqlx.DB) (*sql.Conn, error) {
 // retryBusy calls f until it returns anything but SQLITE_BUSY, waiting a
 // little longer each time (1 ms, doubling up to 25 ms: about the schedule
 // of SQLite's own busy handler), and gives up, returning f's last error,
-// once ctx is done or, if limit is not zero, limit has passed.
+// once ctx is done or limit has passed since the first busy answer.
 func retryBusy(ctx context.Context, limit time.Duration, f func() error) error {
-	var by time.Time
-	if limit > 0 {
-		by = time.Now().Add(limit)
+	err := f()
+	if !isBusy(err) {
+		return err
 	}
-	var timer *time.Timer
-	for wait := time.Millisecond; ; wait = min(2*wait, 25*time.Millisecond) {
-		err := f()
-		if !isBusy(err) || (!by.IsZero() && time.Now().After(by)) {
-			return err
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
+	by := time.Now().Add(limit)
+	wait := time.Millisecond
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return err
 		case <-timer.C:
 		}
+		if err = f(); !isBusy(err) || time.Now().After(by) {
+			return err
+		}
+		wait = min(2*wait, 25*time.Millisecond)
+		timer.Reset(wait)
 	}
 }
 

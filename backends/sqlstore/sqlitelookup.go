@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -21,13 +22,18 @@ import (
 //     has no long run to cut short. A lock it cannot take (another process
 //     on its way to an exclusive lock refuses new readers, another
 //     connection recovers the WAL index) makes it wait as long as its own
-//     context allows: these connections have no busy timeout, so SQLite
-//     answers SQLITE_BUSY at once and the lookup tries again (retryBusy).
+//     context allows, and at most lookupLockWait: these connections have
+//     no busy timeout, so SQLite answers SQLITE_BUSY at once and the lookup
+//     tries again (retryBusy).
 type sqliteLookups struct {
 	db     *sqlx.DB
 	byHash *sqlx.Stmt
 	slots  chan struct{}
 }
+
+// lookupLockWait bounds a lookup's wait for a lock when its context does
+// not: the busy timeout of the Store's other connections.
+const lookupLockWait = 10 * time.Second
 
 func openSQLiteLookups(ctx context.Context, path string, opts *Options, byHash string) (*sqliteLookups, error) {
 	db, err := sqlx.Open("sqlite", path+"?_query_only=1")
@@ -38,8 +44,11 @@ func openSQLiteLookups(ctx context.Context, path string, opts *Options, byHash s
 		db.Close()
 		return nil, err
 	}
-	stmt, err := db.PreparexContext(ctx, byHash)
-	if err != nil {
+	var stmt *sqlx.Stmt
+	if err := retryBusy(ctx, lookupLockWait, func() (err error) {
+		stmt, err = db.PreparexContext(ctx, byHash)
+		return err
+	}); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -61,7 +70,7 @@ func (l *sqliteLookups) get(ctx context.Context, hash []byte, dest ...any) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return retryBusy(ctx, 0, func() error {
+	return retryBusy(ctx, lookupLockWait, func() error {
 		return l.byHash.QueryRowContext(context.Background(), hash).Scan(dest...)
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -335,4 +337,41 @@ func TestIDsNotUTF8AreNotFound(t *testing.T) {
 			t.Errorf("the credential after all that: %v", err)
 		}
 	})
+}
+
+// TestSQLiteStaysInWAL: a tool that takes the file out of WAL while the
+// Store has no connection open does not leave it there: the Store's next
+// connection puts it back (its lookups' promise, readers beside the
+// writer, needs WAL).
+func TestSQLiteStaysInWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "appauth.db")
+	s, err := sqlstore.OpenSQLite(t.Context(), path, &sqlstore.Options{ConnMaxIdleTime: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tool := rawDB(t, "sqlite", path)
+	// Once the Store's idle connections are closed, the switch succeeds.
+	waitFor(t, "the tool to switch the file out of WAL", func() bool {
+		var mode string
+		tool.QueryRowContext(t.Context(), "PRAGMA journal_mode = DELETE").Scan(&mode)
+		return mode == "delete"
+	})
+	if err := s.CreateCredential(t.Context(), newCredential("alice")); err != nil {
+		t.Fatal(err)
+	}
+	// The header's file format versions (bytes 18 and 19): 2 in WAL mode, 1
+	// out of it. (The tool's connection would answer its own idea.)
+	header := make([]byte, 20)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.ReadFull(f, header); err != nil {
+		t.Fatal(err)
+	}
+	if header[18] != 2 || header[19] != 2 {
+		t.Errorf("file format versions after the Store's next call: %d, %d; want 2, 2 (WAL)", header[18], header[19])
+	}
 }

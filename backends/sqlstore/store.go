@@ -37,7 +37,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
-	"modernc.org/sqlite"
 
 	"github.com/appauth/appauth/auth"
 	"github.com/appauth/appauth/internal/stopwait"
@@ -189,9 +188,9 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Store, error
 // "file:" URI: every pooled connection must see the same database.
 //
 // A new database file, and with it its -wal and -shm files, is created
-// mode 0600. The database is put in WAL journal mode (OpenSQLite fails if
-// the file cannot be) with synchronous=FULL (a committed revocation
-// survives a power loss) and foreign keys on.
+// mode 0600. Every connection is in WAL journal mode (one that cannot be
+// fails) with synchronous=FULL (a committed revocation survives a power
+// loss) and foreign keys on.
 func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %q is not a plain file path", path)
@@ -220,24 +219,14 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
 	// The pragmas that read the file run under a context (sqliteConnector).
-	db := sqlx.NewDb(sql.OpenDB(&sqliteConnector{
-		drv:   &sqlite.Driver{},
-		dsn:   path + "?_busy_timeout=10000&_foreign_keys=1&_txlock=immediate",
-		setup: "PRAGMA synchronous = FULL",
-	}), "sqlite")
+	connector, err := newSQLiteConnector(path + "?_busy_timeout=10000&_foreign_keys=1&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), "sqlite")
 	if err := ConfigurePool(db.DB, opts); err != nil {
 		db.Close()
 		return nil, err
-	}
-	var mode string
-	if err := retryBusy(ctx, 10*time.Second, func() error {
-		return db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
-	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlstore: open sqlite: WAL journal mode: %w", err)
-	} else if mode != "wal" {
-		db.Close()
-		return nil, fmt.Errorf("sqlstore: open sqlite: journal mode is %q, not WAL", mode)
 	}
 	s, err := newStore(ctx, db, true, opts)
 	if err != nil {
@@ -256,8 +245,9 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Store, error)
 // New returns a Store on db, whose DriverName must be "postgres"
 // (github.com/lib/pq) or "sqlite" (modernc.org/sqlite), after applying the
 // schema migrations. The caller keeps ownership of db: [Store.Close] does
-// not close it. A SQLite db should be opened like [OpenSQLite] does (a file,
-// WAL, _busy_timeout and _txlock=immediate). The pool is the caller's:
+// not close it. A SQLite db should be opened like [OpenSQLite] does (a file;
+// journal_mode=WAL, synchronous=FULL, foreign_keys=1, _busy_timeout and
+// _txlock=immediate). The pool is the caller's:
 // size it with [ConfigurePool]; New refuses the pool fields of Options
 // rather than ignore them.
 func New(ctx context.Context, db *sqlx.DB, opts *Options) (*Store, error) {
