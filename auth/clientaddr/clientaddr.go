@@ -68,12 +68,12 @@ func New(opts *Options) (*Resolver, error) {
 // sender's choosing. A peer that is not an IP address (a Unix socket) is
 // returned unchanged.
 func (res *Resolver) Addr(r *http.Request) string {
-	peer, ok := parsePeer(r.RemoteAddr)
+	peer, text, ok := parsePeer(r.RemoteAddr)
 	if !ok {
 		return r.RemoteAddr
 	}
 	if !res.trusts(peer) {
-		return peerString(r.RemoteAddr, peer)
+		return text
 	}
 	client := peer
 	for hop := range rightToLeft(r.Header.Values(res.header)) {
@@ -165,24 +165,22 @@ func forwardedParam(elem, key string) string {
 
 // parsePeer is parseHop for a connection's RemoteAddr, which net/http
 // gives as "host:port": that form is tried first, so the common case
-// makes no error value (an allocation) on the way.
-func parsePeer(s string) (netip.Addr, bool) {
+// makes no error value (an allocation) on the way. It also returns the
+// address's text: for an IPv4 peer its host part, the only form of IPv4
+// that ParseAddrPort takes, so the common case neither formats nor
+// allocates.
+func parsePeer(s string) (a netip.Addr, text string, ok bool) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
+		if a = ap.Addr(); a.Is4() {
+			return a, s[:strings.LastIndexByte(s, ':')], true
+		}
+		a = a.Unmap().WithZone("")
+		return a, a.String(), true
 	}
-	return parseHop(s)
-}
-
-// peerString returns a's text, taken from remoteAddr ("host:port") when it
-// is already written there that way, as it is for IPv4: no allocation per
-// request.
-func peerString(remoteAddr string, a netip.Addr) string {
-	var buf [64]byte
-	text := a.AppendTo(buf[:0])
-	if len(remoteAddr) > len(text) && remoteAddr[len(text)] == ':' && remoteAddr[:len(text)] == string(text) {
-		return remoteAddr[:len(text)]
+	if a, ok = parseHop(s); !ok {
+		return a, "", false
 	}
-	return string(text)
+	return a, a.String(), true
 }
 
 // parseHop parses "192.0.2.1", "192.0.2.1:80", "2001:db8::1",

@@ -49,6 +49,21 @@ func TestAddr(t *testing.T) {
 	}
 }
 
+// TestAddrOfIPv4PeerAllocatesNothing: the common case, a direct IPv4
+// peer, is answered with a slice of RemoteAddr (the middleware asks on
+// every request).
+func TestAddrOfIPv4PeerAllocatesNothing(t *testing.T) {
+	res, err := clientaddr.New(&clientaddr.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &http.Request{RemoteAddr: "198.51.100.7:54321"}
+	var got string
+	if n := testing.AllocsPerRun(100, func() { got = res.Addr(r) }); n != 0 || got != "198.51.100.7" {
+		t.Errorf("Addr = %q with %v allocations, want 198.51.100.7 with none", got, n)
+	}
+}
+
 func TestNilResolverTrustsNoProxy(t *testing.T) {
 	var res *clientaddr.Resolver
 	r := &http.Request{RemoteAddr: "10.0.0.1:1", Header: http.Header{"X-Forwarded-For": {"203.0.113.9"}, "X-Forwarded-Proto": {"https"}}}
